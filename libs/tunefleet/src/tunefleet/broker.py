@@ -1,0 +1,114 @@
+"""Connecting to RabbitMQ, confirmed publishing and dead-lettering, shared by every process."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel
+from tenacity import (
+    Retrying,
+    before_sleep_log,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
+
+from tunefleet.settings import BrokerSettings
+from tunefleet.topology import Topology, declare
+
+__all__ = [
+    "CONNECTION_ERRORS",
+    "REASON_HEADER",
+    "connect",
+    "dead_letter",
+    "persistent",
+    "publish",
+    "topology_of",
+]
+
+log = logging.getLogger(__name__)
+
+REASON_HEADER = "x-tunefleet-reason"
+SOURCE_HEADER = "x-tunefleet-queue"
+
+# What a lost or refused connection looks like to pika's blocking adapter.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    pika.exceptions.AMQPConnectionError,
+    pika.exceptions.AMQPChannelError,
+    pika.exceptions.StreamLostError,
+    ConnectionError,
+)
+
+
+def topology_of(settings: BrokerSettings) -> Topology:
+    return Topology(settings.tunefleet_namespace, settings.tunefleet_delivery_limit)
+
+
+def connect(
+    settings: BrokerSettings, *, retry_for_s: float = 300.0
+) -> tuple[pika.BlockingConnection, BlockingChannel]:
+    """Connect (retrying with exponential backoff), declare the topology, enable confirms."""
+    params = pika.URLParameters(str(settings.rabbitmq_url))
+    params.heartbeat = settings.tunefleet_heartbeat_s
+    params.blocked_connection_timeout = 300
+    params.connection_attempts = 1
+    params.socket_timeout = 10
+
+    def attempt() -> tuple[pika.BlockingConnection, BlockingChannel]:
+        connection = pika.BlockingConnection(params)
+        channel = connection.channel()
+        declare(channel, topology_of(settings))
+        channel.confirm_delivery()
+        return connection, channel
+
+    retrying = Retrying(
+        retry=retry_if_exception_type(CONNECTION_ERRORS),
+        wait=wait_exponential(multiplier=0.2, max=10),
+        stop=stop_after_delay(retry_for_s),
+        before_sleep=before_sleep_log(log, logging.WARNING),
+        reraise=True,
+    )
+    return retrying(attempt)
+
+
+def persistent(headers: Mapping[str, Any] | None = None) -> pika.BasicProperties:
+    return pika.BasicProperties(
+        delivery_mode=pika.DeliveryMode.Persistent,
+        content_type="application/json",
+        headers=dict(headers) if headers else None,
+    )
+
+
+def publish(
+    channel: BlockingChannel,
+    exchange: str,
+    routing_key: str,
+    body: bytes,
+    headers: Mapping[str, Any] | None = None,
+) -> None:
+    """Publish persistently and wait for the broker's confirm (raises if unroutable/nacked)."""
+    channel.basic_publish(
+        exchange, routing_key, body, properties=persistent(headers), mandatory=True
+    )
+
+
+def dead_letter(
+    channel: BlockingChannel,
+    topology: Topology,
+    body: bytes,
+    properties: pika.BasicProperties | None,
+    reason: str,
+    queue: str,
+) -> None:
+    """Send a message that cannot be processed to the DLX, saying why; the caller then acks it."""
+    headers = dict((properties.headers or {}) if properties else {})
+    headers[REASON_HEADER] = reason[:2000]
+    headers[SOURCE_HEADER] = queue
+    headers["x-tunefleet-dead-at"] = time.time()
+    log.warning("dead-lettering a message from %s: %s", queue, reason[:500])
+    publish(channel, topology.dead_letter_exchange, queue, body, headers)

@@ -1,0 +1,83 @@
+"""`make demo`: start local services and the three services, run a real study, show results.
+
+Everything it starts it stops again, also on Ctrl-C; the results stay in the local MongoDB
+data directory it prints.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from tunefleet.client import Client
+from tunefleet.devservices import Pipeline, running
+from tunefleet.settings import ClientSettings
+from tunefleet.spec import load_spec
+
+SPEC = Path(__file__).resolve().parents[4] / "examples" / "demo.yaml"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    spec_path = Path(args[0]) if args else SPEC
+    console = Console()
+    spec = load_spec(spec_path)
+    root = Path(tempfile.mkdtemp(prefix="tunefleet-demo-"))
+    console.print(
+        f"[bold]tunefleet demo[/]: {spec.n_trials()} trials of "
+        f"{', '.join(spec.search)} on {spec_path.name}; working in {root}"
+    )
+    with running(root / "services") as services:
+        console.print(
+            f"services ({services.origin}): {services.rabbitmq_url} {services.mongodb_url}"
+        )
+        with Pipeline(services, root / "logs") as pipeline:
+            pipeline.start_all(workers=2)
+            client = Client(
+                ClientSettings(rabbitmq_url=services.rabbitmq_url, mongodb_url=services.mongodb_url)
+            )
+            started = time.monotonic()
+            study_id = client.submit(spec)
+            console.print(f"submitted study [bold]{study_id}[/]")
+            last = -1
+
+            def progress(status: object) -> None:
+                nonlocal last
+                finished = status.finished  # type: ignore[attr-defined]
+                if finished != last:
+                    last = finished
+                    best = status.best_score  # type: ignore[attr-defined]
+                    console.print(
+                        f"  {finished}/{status.n_trials} trials"  # type: ignore[attr-defined]
+                        + (f", best {best:.5f}" if best is not None else "")
+                    )
+
+            status = client.wait(study_id, timeout_s=1800, on_progress=progress)
+            elapsed = time.monotonic() - started
+            table = Table(
+                title=f"best trial per library ({status.metric}, {elapsed:.1f} s, "
+                f"{status.done} done, {status.failed} failed)"
+            )
+            for column in ("library", "score", "std", "params", "worker"):
+                table.add_column(column)
+            for library in spec.search:
+                for row in client.best(study_id, 1, library=library):
+                    table.add_row(
+                        library,
+                        f"{row['score']:.5f}",
+                        f"{row['score_std']:.4f}",
+                        ", ".join(f"{k}={v}" for k, v in sorted(row["params"].items())),
+                        row["worker"],
+                    )
+            console.print(table)
+    console.print(f"stopped every process; logs and data under {root}")
+    return 0 if status.failed == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,192 @@
+"""The wire contract: every message that crosses the broker, as JSON with a schema version.
+
+Each message class has `encode() -> bytes` and `decode(bytes)`; decoding is strict (unknown
+fields, wrong types and other schema versions are refused with `DecodeError`) so that a bad
+message is dead-lettered with a reason instead of half-processed. Never pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tunefleet.params import Scalar
+from tunefleet.spec import DatasetSpec, StudySpec, Task
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "DecodeError",
+    "Message",
+    "StudyRegistered",
+    "StudyRequest",
+    "TrialMessage",
+    "TrialResult",
+    "TrialSpec",
+    "TrialsStarted",
+    "decode_event",
+    "finite_or_none",
+]
+
+SCHEMA_VERSION = 1
+
+TrialId = Annotated[str, Field(pattern=r"^[0-9a-f]{24}$")]
+StudyId = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class DecodeError(ValueError):
+    """The bytes are not a valid message of the expected kind; the text says why."""
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: ClassVar[str]
+    schema_version: Literal[1] = 1
+
+    def encode(self) -> bytes:
+        payload = self.model_dump(mode="json")
+        payload["kind"] = self.kind
+        # allow_nan=False: FerretDB stores no NaN, and JSON has none; sanitize before encoding.
+        return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+
+    @classmethod
+    def decode(cls, body: bytes) -> Self:
+        payload = _load(body)
+        kind = payload.pop("kind", None)
+        if kind != cls.kind:
+            raise DecodeError(f"expected a {cls.kind!r} message, got kind={kind!r}")
+        return _validate(cls, payload)
+
+
+def _load(body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(body, parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
+        raise DecodeError(f"not JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise DecodeError(f"expected a JSON object, got {type(payload).__name__}")
+    version = payload.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise DecodeError(f"schema_version {version!r} is not supported (this is {SCHEMA_VERSION})")
+    return payload
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not allowed")
+
+
+M = TypeVar("M", bound="Message")
+
+
+def _validate(cls: type[M], payload: dict[str, Any]) -> M:
+    try:
+        return cls.model_validate(payload)
+    except ValidationError as exc:
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise DecodeError(f"invalid {cls.kind!r} message: {details}") from None
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """NaN and infinities become None: JSON and FerretDB store neither."""
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+class StudyRequest(Message):
+    """CLI/API → publisher: run this study."""
+
+    kind: ClassVar[str] = "study.request"
+    study_id: StudyId
+    spec: StudySpec
+    submitted_at: float
+    only_trials: list[TrialId] | None = Field(
+        default=None, description="Publish just these trials (resume); all when None."
+    )
+
+
+class TrialSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    trial_id: TrialId
+    library: str
+    params: dict[str, Scalar]
+
+
+class TrialMessage(Message):
+    """Publisher → workers: a chunk of trials of one study, with what is needed to run them."""
+
+    kind: ClassVar[str] = "trial.batch"
+    study_id: StudyId
+    dataset: DatasetSpec
+    task: Task | None
+    metric: str | None
+    folds: int = Field(ge=2, le=100)
+    seed: int = Field(ge=0)
+    trials: list[TrialSpec] = Field(min_length=1)
+
+
+class StudyRegistered(Message):
+    """Publisher → collector: the study exists and has this many trials."""
+
+    kind: ClassVar[str] = "study.registered"
+    study_id: StudyId
+    spec: StudySpec
+    n_trials: int = Field(ge=0)
+    submitted_at: float
+    published_at: float
+
+
+class TrialsStarted(Message):
+    """Worker → collector: a worker has begun these trials (delivery `attempt`)."""
+
+    kind: ClassVar[str] = "trial.started"
+    study_id: StudyId
+    trial_ids: list[TrialId] = Field(min_length=1)
+    worker: str
+    attempt: int = Field(ge=1)
+    started_at: float
+
+
+class TrialResult(Message):
+    """Worker (or collector, for dead-lettered trials) → store: how one trial ended."""
+
+    kind: ClassVar[str] = "trial.result"
+    study_id: StudyId
+    trial_id: TrialId
+    library: str
+    params: dict[str, Scalar]
+    status: Literal["done", "failed"]
+    metric: str | None = None
+    task: Task | None = None
+    score: float | None = None
+    score_std: float | None = None
+    fold_scores: list[float | None] = Field(default_factory=list)
+    fit_time_s: float | None = None
+    score_time_s: float | None = None
+    library_version: str | None = None
+    worker: str = ""
+    attempts: int = Field(default=1, ge=1)
+    error: str | None = Field(default=None, max_length=10_000)
+    reason: str | None = None
+    finished_at: float
+
+
+EVENT_KINDS: dict[str, type[Message]] = {
+    cls.kind: cls for cls in (StudyRegistered, TrialsStarted, TrialResult)
+}
+
+
+def decode_event(body: bytes) -> StudyRegistered | TrialsStarted | TrialResult:
+    """Decode any message published on the events exchange."""
+    payload = _load(body)
+    kind = payload.pop("kind", None)
+    cls = EVENT_KINDS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise DecodeError(f"unknown event kind {kind!r}")
+    return _validate(cls, payload)  # type: ignore[return-value]

@@ -1,0 +1,46 @@
+"""What the three services' `__main__` modules share: settings errors, signals, logging."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from types import FrameType
+from typing import TypeVar
+
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
+
+from tunefleet.logs import configure_logging
+
+__all__ = ["load_settings", "on_shutdown", "start_service"]
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load_settings(cls: type[S]) -> S:
+    """Read settings once; on a bad environment say which variable is wrong and exit 2."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = ".".join(str(p) for p in error["loc"]).upper()
+            print(f"configuration error: {name}: {error['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def on_shutdown(callback: Callable[[], None]) -> None:
+    """SIGTERM (Kubernetes, spot preemption) and SIGINT both mean: stop gracefully."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        logging.getLogger("tunefleet").info("signal %d: shutting down", signum)
+        callback()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def start_service(name: str, cls: type[S]) -> S:
+    configure_logging(name)
+    return load_settings(cls)

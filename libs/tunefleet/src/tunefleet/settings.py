@@ -1,0 +1,98 @@
+"""Typed settings, read once per process from the environment.
+
+Every service builds exactly one of these at start-up. Credentials live inside the URLs and have
+no default here: the only default credentials are those of the local development services that
+`tunefleet.devservices` starts itself, and it passes them explicitly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AnyUrl, Field, UrlConstraints, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+AmqpUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["amqp", "amqps"])]
+MongoUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["mongodb", "mongodb+srv"])]
+
+__all__ = [
+    "BrokerSettings",
+    "ClientSettings",
+    "CollectorSettings",
+    "PublisherSettings",
+    "StoreSettings",
+    "WorkerSettings",
+]
+
+
+class _Base(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
+
+
+class BrokerSettings(_Base):
+    """What every process that talks to RabbitMQ needs."""
+
+    rabbitmq_url: AmqpUrl = Field(description="amqp://user:password@host:port/vhost")
+    tunefleet_namespace: str = Field(
+        default="tunefleet",
+        pattern=r"^[a-z][a-z0-9-]{0,40}$",
+        description="Prefix of every exchange and queue, so several installations share a broker.",
+    )
+    tunefleet_delivery_limit: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Deliveries of one trial message before it is dead-lettered (preemptions).",
+    )
+    tunefleet_heartbeat_s: int = Field(default=30, ge=1, le=600)
+    tunefleet_max_message_bytes: int = Field(default=1_000_000, ge=1_024, le=128_000_000)
+
+
+class StoreSettings(_Base):
+    """What every process that reads MongoDB needs."""
+
+    mongodb_url: MongoUrl
+    mongodb_database: str = Field(default="tunefleet", pattern=r"^[A-Za-z0-9_-]{1,60}$")
+
+
+class PublisherSettings(BrokerSettings):
+    tunefleet_publish_batch: int = Field(
+        default=500, ge=1, le=100_000, description="Messages published per confirm wait."
+    )
+    tunefleet_max_trials: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Largest study accepted without allow_large in the spec.",
+    )
+
+
+class WorkerSettings(BrokerSettings):
+    tunefleet_worker_threads: int = Field(default=1, ge=1, le=256)
+    tunefleet_max_worker_threads: int = Field(
+        default=64, ge=1, le=1024, description="Highest n_jobs a spec may ask for."
+    )
+    tunefleet_grace_period_s: float = Field(
+        default=10.0, ge=0, le=3600, description="How long SIGTERM waits for the trial in hand."
+    )
+    tunefleet_data_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Colon-separated directories that file datasets may be read from.",
+    )
+    tunefleet_worker_name: str = Field(default="", max_length=200)
+
+    @field_validator("tunefleet_data_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [Path(p).resolve() for p in value.split(":") if p]
+        return value
+
+
+class CollectorSettings(BrokerSettings, StoreSettings):
+    tunefleet_collector_batch: int = Field(default=500, ge=1, le=50_000)
+    tunefleet_collector_flush_s: float = Field(default=0.2, gt=0, le=60)
+
+
+class ClientSettings(BrokerSettings, StoreSettings):
+    """The CLI and the Python API: submit through the broker, read from the store."""

@@ -1,0 +1,284 @@
+"""The study spec: what a user submits, validated before anything is published."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tunefleet.params import LIBRARIES, ParamError, Scalar, check_param
+
+__all__ = [
+    "BUILTIN_DATASETS",
+    "LARGE_STUDY",
+    "BuiltinDataset",
+    "CVSpec",
+    "DatasetSpec",
+    "FileDataset",
+    "LibrarySearch",
+    "SpecError",
+    "StudySpec",
+    "SyntheticDataset",
+    "load_spec",
+    "parse_spec",
+]
+
+# Studies above this many trials are refused unless the spec says `allow_large: true`: a typo in
+# a grid (one list too many) should cost a message, not a day of cluster time.
+LARGE_STUDY = 100_000
+HARD_LIMIT = 20_000_000
+
+BUILTIN_DATASETS: Mapping[str, Literal["classification", "regression"]] = {
+    "breast_cancer": "classification",
+    "wine": "classification",
+    "iris": "classification",
+    "digits": "classification",
+    "diabetes": "regression",
+}
+
+Task = Literal["classification", "regression"]
+
+
+class SpecError(ValueError):
+    """A spec that cannot be run; the message names each field and what is wrong with it."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class BuiltinDataset(_Model):
+    kind: Literal["builtin"] = "builtin"
+    name: Literal["breast_cancer", "wine", "iris", "digits", "diabetes"]
+
+
+class SyntheticDataset(_Model):
+    kind: Literal["make_classification", "make_regression"]
+    n_samples: int = Field(default=1000, ge=10, le=50_000_000)
+    n_features: int = Field(default=20, ge=1, le=100_000)
+    n_informative: int | None = Field(default=None, ge=1, le=100_000)
+    n_redundant: int | None = Field(default=None, ge=0, le=100_000)
+    n_classes: int | None = Field(default=None, ge=2, le=1000)
+    noise: float | None = Field(default=None, ge=0)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> SyntheticDataset:
+        if self.kind == "make_regression" and (
+            self.n_classes is not None or self.n_redundant is not None
+        ):
+            raise ValueError("n_classes and n_redundant apply to make_classification only")
+        if self.kind == "make_classification" and self.noise is not None:
+            raise ValueError("noise applies to make_regression only")
+        return self
+
+
+class FileDataset(_Model):
+    kind: Literal["file"] = "file"
+    path: str = Field(min_length=1, max_length=4096)
+    target: str = Field(min_length=1, max_length=1000)
+
+    @field_validator("path")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if Path(value).suffix.lower() not in {".csv", ".parquet", ".pq"}:
+            raise ValueError("must end in .csv or .parquet")
+        return value
+
+
+DatasetSpec = Annotated[
+    BuiltinDataset | SyntheticDataset | FileDataset, Field(discriminator="kind")
+]
+
+
+class CVSpec(_Model):
+    folds: int = Field(default=5, ge=2, le=100)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+
+
+ParamGridDict = dict[str, Annotated[list[Scalar], Field(min_length=1, max_length=100_000)]]
+
+
+class LibrarySearch(_Model):
+    """One library's part of a study: fixed parameters plus a scikit-learn ParameterGrid."""
+
+    fixed: dict[str, Scalar] = Field(default_factory=dict)
+    grid: ParamGridDict | list[ParamGridDict] = Field(default_factory=dict)
+
+    def grids(self) -> list[ParamGridDict]:
+        return self.grid if isinstance(self.grid, list) else [self.grid]
+
+    def size(self) -> int:
+        total = 0
+        for grid in self.grids():
+            count = 1
+            for values in grid.values():
+                count *= len(values)
+            total += count
+        return total
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class StudySpec(_Model):
+    name: str = Field(default="study", pattern=_NAME.pattern)
+    dataset: DatasetSpec
+    task: Task | None = None
+    metric: str | None = None
+    cv: CVSpec = Field(default_factory=CVSpec)
+    search: dict[str, LibrarySearch] = Field(min_length=1)
+    chunk_size: int = Field(default=1, ge=1, le=10_000)
+    allow_large: bool = False
+
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        # `dataset: iris` is the common case; spell it out for the discriminated union.
+        if isinstance(value, str):
+            return {"kind": "builtin", "name": value}
+        return value
+
+    @field_validator("search")
+    @classmethod
+    def _known_params(cls, value: dict[str, LibrarySearch]) -> dict[str, LibrarySearch]:
+        problems: list[str] = []
+        for library, part in value.items():
+            if library not in LIBRARIES:
+                problems.append(f"{library}: unknown library; choose from {', '.join(LIBRARIES)}")
+                continue
+            for name, scalar in part.fixed.items():
+                _collect(problems, f"{library}.fixed", library, name, scalar)
+            for i, grid in enumerate(part.grids()):
+                where = f"{library}.grid" + (f"[{i}]" if isinstance(part.grid, list) else "")
+                for name, values in grid.items():
+                    if name in part.fixed:
+                        problems.append(f"{where}.{name}: also given in fixed")
+                    for scalar in values:
+                        _collect(problems, where, library, name, scalar)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> StudySpec:
+        task = self.resolved_task()
+        if self.task is not None and task is not None and self.task != task:
+            raise ValueError(f"task: the dataset is a {task} dataset, not {self.task}")
+        if self.metric is not None:
+            metric_task = _metric_task(self.metric)
+            if task is not None and metric_task is not None and metric_task != task:
+                raise ValueError(f"metric: {self.metric!r} is a {metric_task} metric")
+        total = self.n_trials()
+        if total > HARD_LIMIT or (total > LARGE_STUDY and not self.allow_large):
+            raise ValueError(
+                f"search: {total:,} trials is over the {LARGE_STUDY:,} limit; "
+                "set allow_large: true to run it anyway"
+                if total <= HARD_LIMIT
+                else f"search: {total:,} trials is over the hard limit of {HARD_LIMIT:,}"
+            )
+        return self
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str | None) -> str | None:
+        if value is not None and value not in _scorer_tasks():
+            near = difflib.get_close_matches(value, list(_scorer_tasks()), n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ValueError(f"unknown scikit-learn scorer {value!r}{hint}")
+        return value
+
+    def resolved_task(self) -> Task | None:
+        """The task, where the spec or the dataset tells it; None means infer from the file."""
+        if self.task is not None:
+            return self.task
+        match self.dataset:
+            case BuiltinDataset(name=name):
+                return BUILTIN_DATASETS[name]
+            case SyntheticDataset(kind=kind):
+                return "classification" if kind == "make_classification" else "regression"
+            case _:
+                return _metric_task(self.metric) if self.metric else None
+
+    def resolved_metric(self, task: Task) -> str:
+        return self.metric or ("accuracy" if task == "classification" else "r2")
+
+    def n_trials(self) -> int:
+        return sum(part.size() for part in self.search.values())
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def study_id(self) -> str:
+        """Same spec, same id: resubmitting a study addresses the same trials."""
+        digest = hashlib.sha256(self.canonical_json().encode()).hexdigest()[:12]
+        return f"{self.name}-{digest}"
+
+
+def _collect(problems: list[str], where: str, library: str, name: str, value: Scalar) -> None:
+    try:
+        check_param(library, name, value)
+    except ParamError as exc:
+        problems.append(f"{where}.{exc}")
+
+
+@cache
+def _scorer_tasks() -> dict[str, Task | None]:
+    """Every scikit-learn scorer name, with the task its metric belongs to."""
+    from sklearn.metrics import get_scorer, get_scorer_names
+
+    tasks: dict[str, Task | None] = {}
+    for name in get_scorer_names():
+        module = getattr(getattr(get_scorer(name), "_score_func", None), "__module__", "")
+        if "cluster" in module:
+            continue  # clustering scores compare labelings, not predictions to a target
+        tasks[name] = "regression" if "_regression" in module else "classification"
+    return tasks
+
+
+def _metric_task(metric: str) -> Task | None:
+    return _scorer_tasks().get(metric)
+
+
+def _format(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        loc = ".".join(str(p) for p in item["loc"] if not str(p).startswith("function-"))
+        # The discriminated union adds the variant's tag to the path; users never wrote it.
+        loc = re.sub(r"\.(builtin|file|make_classification|make_regression)\b", "", loc)
+        msg = item["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
+def parse_spec(data: object) -> StudySpec:
+    """Validate a spec given as a mapping (the Python API's form)."""
+    if not isinstance(data, Mapping):
+        raise SpecError(f"a spec is a mapping of fields, not {type(data).__name__}")
+    try:
+        return StudySpec.model_validate(dict(data))
+    except ValidationError as exc:
+        raise SpecError(_format(exc)) from None
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    """Read a YAML or JSON spec file."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{file}: cannot read: {exc}") from None
+    try:
+        # JSON is YAML, but a JSON file deserves JSON's error messages.
+        data = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise SpecError(f"{file}: not valid {file.suffix.lstrip('.') or 'YAML'}: {exc}") from None
+    return parse_spec(data)

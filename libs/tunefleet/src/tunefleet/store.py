@@ -1,0 +1,191 @@
+"""MongoDB layout, writes (the collector's only) and the queries the CLI and API run.
+
+Written to work on MongoDB and FerretDB alike: no transactions, `$group` with `$sum` only,
+best scores by `$sort` + `$limit`, no NaN, no nested arrays, plain keys.
+
+    studies  _id = study id      the spec, the number of trials, when it was submitted
+    trials   _id = trial id      one result per trial, first write wins (11000 = already there)
+    starts   _id = trial:attempt a worker began a trial (for "running" and redeliveries)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, MongoClient
+from pymongo.database import Database
+from pymongo.errors import BulkWriteError
+
+from tunefleet.messages import StudyRegistered, TrialResult, TrialsStarted
+from tunefleet.settings import StoreSettings
+
+__all__ = [
+    "DUPLICATE_KEY",
+    "StudyStatus",
+    "connect_store",
+    "ensure_indexes",
+    "leaderboard",
+    "list_studies",
+    "study_status",
+    "trial_documents",
+    "write_events",
+]
+
+DUPLICATE_KEY = 11000
+Doc = dict[str, Any]
+
+
+def connect_store(settings: StoreSettings, *, timeout_ms: int = 5000) -> Database[Doc]:
+    client: MongoClient[Doc] = MongoClient(
+        str(settings.mongodb_url),
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
+        tz_aware=True,
+    )
+    return client[settings.mongodb_database]
+
+
+def ensure_indexes(db: Database[Doc]) -> None:
+    db.trials.create_index([("study_id", ASCENDING), ("score", DESCENDING)], name="leaderboard")
+    db.trials.create_index(
+        [("study_id", ASCENDING), ("library", ASCENDING), ("score", DESCENDING)],
+        name="leaderboard_by_library",
+    )
+    db.trials.create_index([("study_id", ASCENDING), ("status", ASCENDING)], name="by_status")
+    db.starts.create_index([("study_id", ASCENDING)], name="by_study")
+    db.studies.create_index([("submitted_at", DESCENDING)], name="recent")
+
+
+def _insert_new(db: Database[Doc], collection: str, docs: Sequence[Doc]) -> int:
+    """Insert, treating an already-present _id as success; returns how many were new."""
+    if not docs:
+        return 0
+    try:
+        return len(db[collection].insert_many(list(docs), ordered=False).inserted_ids)
+    except BulkWriteError as exc:
+        others = [e for e in exc.details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
+        if others:
+            raise
+        return int(exc.details.get("nInserted", 0))
+
+
+def write_events(
+    db: Database[Doc], events: Iterable[StudyRegistered | TrialsStarted | TrialResult]
+) -> dict[str, int]:
+    """Store a batch idempotently; raises (and the caller must not ack) on any real failure."""
+    studies: list[Doc] = []
+    starts: list[Doc] = []
+    results: dict[str, Doc] = {}
+    now = time.time()
+    for event in events:
+        if isinstance(event, StudyRegistered):
+            doc = event.model_dump(mode="json")
+            studies.append({"_id": event.study_id, **doc, "stored_at": now})
+        elif isinstance(event, TrialsStarted):
+            starts.extend(
+                {
+                    "_id": f"{tid}:{event.attempt}",
+                    "study_id": event.study_id,
+                    "trial_id": tid,
+                    "worker": event.worker,
+                    "attempt": event.attempt,
+                    "started_at": event.started_at,
+                }
+                for tid in event.trial_ids
+            )
+        else:
+            # Within one batch the first result of a trial wins, as it does across batches.
+            results.setdefault(
+                event.trial_id, {"_id": event.trial_id, **event.model_dump(), "stored_at": now}
+            )
+    return {
+        "studies": _insert_new(db, "studies", studies),
+        "starts": _insert_new(db, "starts", starts),
+        "trials": _insert_new(db, "trials", list(results.values())),
+    }
+
+
+@dataclass(frozen=True)
+class StudyStatus:
+    study_id: str
+    name: str
+    n_trials: int
+    done: int
+    failed: int
+    running: int
+    queued: int
+    redelivered: int
+    workers: int
+    best_score: float | None
+    best_trial: Doc | None
+    metric: str | None
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.failed
+
+    @property
+    def complete(self) -> bool:
+        return self.n_trials > 0 and self.finished >= self.n_trials
+
+
+def study_status(db: Database[Doc], study_id: str) -> StudyStatus | None:
+    study = db.studies.find_one({"_id": study_id})
+    if study is None:
+        return None
+    counts = {
+        row["_id"]: row["n"]
+        for row in db.trials.aggregate(
+            [{"$match": {"study_id": study_id}}, {"$group": {"_id": "$status", "n": {"$sum": 1}}}]
+        )
+    }
+    finished = {d["_id"] for d in db.trials.find({"study_id": study_id}, {"_id": 1})}
+    started: dict[str, int] = {}
+    workers: set[str] = set()
+    for start in db.starts.find({"study_id": study_id}, {"trial_id": 1, "worker": 1}):
+        started[start["trial_id"]] = started.get(start["trial_id"], 0) + 1
+        workers.add(start["worker"])
+    running = sum(1 for tid in started if tid not in finished)
+    redelivered = {tid for tid, n in started.items() if n > 1} | {
+        d["_id"] for d in db.trials.find({"study_id": study_id, "attempts": {"$gt": 1}}, {"_id": 1})
+    }
+    best = next(iter(leaderboard(db, study_id, limit=1)), None)
+    n_trials = int(study["n_trials"])
+    done, failed = counts.get("done", 0), counts.get("failed", 0)
+    return StudyStatus(
+        study_id=study_id,
+        name=study["spec"]["name"],
+        n_trials=n_trials,
+        done=done,
+        failed=failed,
+        running=running,
+        queued=max(0, n_trials - done - failed - running),
+        redelivered=len(redelivered),
+        workers=len(workers),
+        best_score=best["score"] if best else None,
+        best_trial=best,
+        metric=best["metric"] if best else study["spec"].get("metric"),
+    )
+
+
+def leaderboard(
+    db: Database[Doc], study_id: str, *, limit: int = 10, library: str | None = None
+) -> list[Doc]:
+    """Best trials first (scikit-learn scorers are all greater-is-better)."""
+    query: Doc = {"study_id": study_id, "status": "done", "score": {"$ne": None}}
+    if library is not None:
+        query["library"] = library
+    return list(db.trials.find(query).sort("score", DESCENDING).limit(limit))
+
+
+def trial_documents(db: Database[Doc], study_id: str) -> list[Doc]:
+    return list(db.trials.find({"study_id": study_id}).sort("score", DESCENDING))
+
+
+def list_studies(db: Database[Doc], limit: int = 50) -> list[Doc]:
+    return list(
+        db.studies.find({}, {"spec.search": 0}).sort("submitted_at", DESCENDING).limit(limit)
+    )

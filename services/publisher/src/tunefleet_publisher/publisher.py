@@ -1,0 +1,138 @@
+"""Study requests in, confirmed trial messages out."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
+from tunefleet.broker import CONNECTION_ERRORS, connect, dead_letter, publish, topology_of
+from tunefleet.messages import DecodeError, StudyRegistered, StudyRequest, TrialMessage
+from tunefleet.settings import PublisherSettings
+from tunefleet.trials import chunked, expand
+
+__all__ = ["Publisher", "expand_request"]
+
+log = logging.getLogger(__name__)
+
+
+def expand_request(request: StudyRequest) -> tuple[int, list[TrialMessage]]:
+    """The trial messages of a study request; also the study's full size."""
+    spec = request.spec
+    wanted = set(request.only_trials) if request.only_trials is not None else None
+    total = 0
+    messages: list[TrialMessage] = []
+    trials = []
+    for trial in expand(spec, request.study_id):
+        total += 1
+        if wanted is None or trial.trial_id in wanted:
+            trials.append(trial)
+    task = spec.resolved_task()
+    for chunk in chunked(iter(trials), spec.chunk_size):
+        messages.append(
+            TrialMessage(
+                study_id=request.study_id,
+                dataset=spec.dataset,
+                task=task,
+                metric=spec.resolved_metric(task) if task else spec.metric,
+                folds=spec.cv.folds,
+                seed=spec.cv.seed,
+                trials=chunk,
+            )
+        )
+    return total, messages
+
+
+class Publisher:
+    def __init__(self, settings: PublisherSettings) -> None:
+        self.settings = settings
+        self.topology = topology_of(settings)
+        self._stopping = False
+
+    def stop(self, *_: object) -> None:
+        self._stopping = True
+
+    def run(self) -> None:
+        while not self._stopping:
+            try:
+                self._serve()
+            except CONNECTION_ERRORS as exc:
+                if self._stopping:
+                    break
+                log.warning("broker connection lost (%s); reconnecting", exc)
+                time.sleep(0.5)
+
+    def _serve(self) -> None:
+        connection, channel = connect(self.settings)
+        channel.basic_qos(prefetch_count=1)
+        try:
+            for method, properties, body in channel.consume(
+                self.topology.studies_queue, inactivity_timeout=0.5
+            ):
+                if self._stopping:
+                    break
+                if method is None:
+                    continue
+                self._handle(channel, method, properties, body)
+        finally:
+            if connection.is_open:
+                connection.close()
+
+    def _handle(
+        self,
+        channel: BlockingChannel,
+        method: pika.spec.Basic.Deliver,
+        properties: pika.BasicProperties,
+        body: bytes,
+    ) -> None:
+        if len(body) > self.settings.tunefleet_max_message_bytes:
+            reason = f"message of {len(body):,} bytes is over the limit"
+            dead_letter(
+                channel, self.topology, body, properties, reason, self.topology.studies_queue
+            )
+            channel.basic_ack(method.delivery_tag)
+            return
+        try:
+            request = StudyRequest.decode(body)
+            self._check_size(request)
+        except DecodeError as exc:
+            dead_letter(
+                channel, self.topology, body, properties, str(exc), self.topology.studies_queue
+            )
+            channel.basic_ack(method.delivery_tag)
+            return
+        started = time.monotonic()
+        total, messages = expand_request(request)
+        # The study first: the collector then knows the total before any result arrives.
+        publish(
+            channel,
+            self.topology.events_exchange,
+            "study.registered",
+            StudyRegistered(
+                study_id=request.study_id,
+                spec=request.spec,
+                n_trials=total,
+                submitted_at=request.submitted_at,
+                published_at=time.time(),
+            ).encode(),
+        )
+        for message in messages:
+            publish(channel, self.topology.trials_exchange, "trial", message.encode())
+        # Only now: a crash before this ack republishes the same trial ids, which is harmless.
+        channel.basic_ack(method.delivery_tag)
+        log.info(
+            "published study %s: %d trials in %d messages in %.2f s",
+            request.study_id,
+            sum(len(m.trials) for m in messages),
+            len(messages),
+            time.monotonic() - started,
+        )
+
+    def _check_size(self, request: StudyRequest) -> None:
+        n = request.spec.n_trials()
+        if n > self.settings.tunefleet_max_trials:
+            raise DecodeError(
+                f"study has {n:,} trials, over this publisher's limit of "
+                f"{self.settings.tunefleet_max_trials:,} (TUNEFLEET_MAX_TRIALS)"
+            )

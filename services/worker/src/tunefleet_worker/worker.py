@@ -1,0 +1,225 @@
+"""The worker: one trial message at a time, trained in a thread while pika keeps heartbeats.
+
+pika's BlockingConnection only talks to the broker while its loop runs, so training happens in
+a daemon thread and everything it wants done on the connection (publish a result, ack) is handed
+back with `add_callback_threadsafe`. The message is acked only after every result it carries
+was confirmed by the broker: a crash at any moment means redelivery, never a lost trial.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel
+from tunefleet.broker import CONNECTION_ERRORS, connect, dead_letter, publish, topology_of
+from tunefleet.messages import DecodeError, TrialMessage, TrialResult, TrialsStarted
+from tunefleet.params import THREAD_PARAM, ParamError, check_param
+from tunefleet.settings import WorkerSettings
+
+from tunefleet_worker.datasets import DatasetError, load_dataset
+from tunefleet_worker.training import TrialContext, run_trial
+
+__all__ = ["Worker", "check_message"]
+
+log = logging.getLogger(__name__)
+
+
+def check_message(message: TrialMessage, max_threads: int) -> None:
+    """Refuse what the publisher would have refused: the message may not come from it."""
+    for trial in message.trials:
+        for name, value in trial.params.items():
+            try:
+                check_param(trial.library, name, value)
+            except ParamError as exc:
+                raise DecodeError(f"trial {trial.trial_id}: {exc}") from None
+        threads = trial.params.get(THREAD_PARAM[trial.library])
+        if isinstance(threads, int) and threads > max_threads:
+            raise DecodeError(
+                f"trial {trial.trial_id}: {THREAD_PARAM[trial.library]}={threads} is over this "
+                f"worker's limit of {max_threads} threads"
+            )
+
+
+@dataclass
+class _Job:
+    """One delivery in hand."""
+
+    connection: pika.BlockingConnection
+    channel: BlockingChannel
+    delivery_tag: int
+    body: bytes
+    properties: pika.BasicProperties
+    message: TrialMessage
+    attempts: int
+    abandon: threading.Event = field(default_factory=threading.Event)
+    finished: threading.Event = field(default_factory=threading.Event)
+
+
+class Worker:
+    def __init__(self, settings: WorkerSettings) -> None:
+        self.settings = settings
+        self.topology = topology_of(settings)
+        self.name = settings.tunefleet_worker_name or f"{socket.gethostname()}-{os.getpid()}"
+        self._stopping = threading.Event()
+        self._job: _Job | None = None
+        self.trials_done = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop taking trials; the one in hand gets the grace period (see `run`)."""
+        self._stopping.set()
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._serve()
+            except CONNECTION_ERRORS as exc:
+                self._abandon_job()
+                if self._stopping.is_set():
+                    break
+                log.warning("broker connection lost (%s); reconnecting", exc)
+                time.sleep(0.5)
+        log.info("worker %s stopped after %d trials", self.name, self.trials_done)
+
+    def _serve(self) -> None:
+        connection, channel = connect(self.settings)
+        try:
+            channel.basic_qos(prefetch_count=1)
+            tag = channel.basic_consume(
+                self.topology.trials_queue,
+                on_message_callback=functools.partial(self._on_message, connection),
+            )
+            log.info("worker %s consuming %s", self.name, self.topology.trials_queue)
+            while not self._stopping.is_set():
+                connection.process_data_events(time_limit=0.2)
+            channel.basic_cancel(tag)
+            self._drain(connection)
+        finally:
+            if connection.is_open:
+                # Closing with a delivery unacked hands it back to the broker for redelivery.
+                connection.close()
+
+    def _drain(self, connection: pika.BlockingConnection) -> None:
+        job = self._job
+        if job is None:
+            return
+        deadline = time.monotonic() + self.settings.tunefleet_grace_period_s
+        while not job.finished.is_set() and time.monotonic() < deadline:
+            connection.process_data_events(time_limit=0.1)
+        if job.finished.is_set():
+            return
+        log.info("abandoning the trials in hand after the grace period; the broker redelivers")
+        self._abandon_job()
+
+    def _abandon_job(self) -> None:
+        if self._job is not None:
+            self._job.abandon.set()
+            self._job = None
+
+    # -- on the connection's thread --------------------------------------------------------
+
+    def _on_message(
+        self,
+        connection: pika.BlockingConnection,
+        channel: BlockingChannel,
+        method: pika.spec.Basic.Deliver,
+        properties: pika.BasicProperties,
+        body: bytes,
+    ) -> None:
+        queue = self.topology.trials_queue
+        try:
+            if len(body) > self.settings.tunefleet_max_message_bytes:
+                raise DecodeError(f"message of {len(body):,} bytes is over the size limit")
+            message = TrialMessage.decode(body)
+            check_message(message, self.settings.tunefleet_max_worker_threads)
+        except DecodeError as exc:
+            dead_letter(channel, self.topology, body, properties, str(exc), queue)
+            channel.basic_ack(method.delivery_tag)
+            return
+        attempts = int((properties.headers or {}).get("x-delivery-count", 0)) + 1
+        job = _Job(connection, channel, method.delivery_tag, body, properties, message, attempts)
+        self._job = job
+        publish(
+            channel,
+            self.topology.events_exchange,
+            "trial.started",
+            TrialsStarted(
+                study_id=message.study_id,
+                trial_ids=[t.trial_id for t in message.trials],
+                worker=self.name,
+                attempt=attempts,
+                started_at=time.time(),
+            ).encode(),
+        )
+        threading.Thread(target=self._train, args=(job,), daemon=True, name="train").start()
+
+    def _publish_result(self, job: _Job, result: TrialResult) -> None:
+        if job.abandon.is_set():
+            return
+        publish(job.channel, self.topology.events_exchange, "trial.result", result.encode())
+        self.trials_done += 1
+
+    def _ack(self, job: _Job) -> None:
+        if job.abandon.is_set():
+            return
+        job.channel.basic_ack(job.delivery_tag)
+        job.finished.set()
+        if self._job is job:
+            self._job = None
+
+    def _reject(self, job: _Job, reason: str) -> None:
+        if job.abandon.is_set():
+            return
+        dead_letter(
+            job.channel, self.topology, job.body, job.properties, reason, self.topology.trials_queue
+        )
+        self._ack(job)
+
+    # -- on the training thread ------------------------------------------------------------
+
+    def _call(self, job: _Job, fn: Callable[..., None], *args: object) -> bool:
+        try:
+            job.connection.add_callback_threadsafe(functools.partial(fn, job, *args))
+        except (pika.exceptions.ConnectionWrongStateError, *CONNECTION_ERRORS):
+            job.abandon.set()  # the connection is gone; the broker redelivers this message
+            return False
+        return True
+
+    def _train(self, job: _Job) -> None:
+        message = job.message
+        try:
+            dataset = load_dataset(message.dataset, self.settings.tunefleet_data_roots)
+            task = message.task or dataset.task
+            if message.task is not None and message.task != dataset.task:
+                raise DatasetError(f"the study says {message.task}, the data is {dataset.task}")
+            ctx = TrialContext(
+                study_id=message.study_id,
+                dataset=dataset,
+                metric=message.metric or ("accuracy" if task == "classification" else "r2"),
+                folds=message.folds,
+                seed=message.seed,
+                worker=self.name,
+                attempts=job.attempts,
+                threads=self.settings.tunefleet_worker_threads,
+                sleep=job.abandon.wait,
+            )
+        except (DatasetError, ValueError) as exc:
+            self._call(job, self._reject, f"dataset: {exc}")
+            return
+        for trial in message.trials:
+            if job.abandon.is_set():
+                return
+            result = run_trial(ctx, trial)
+            if job.abandon.is_set() or not self._call(job, self._publish_result, result):
+                return
+        self._call(job, self._ack)
