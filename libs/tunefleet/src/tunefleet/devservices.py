@@ -70,7 +70,9 @@ def _wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None =
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise ServiceUnavailableError(f"process exited with {proc.returncode} before port {port}")
+            raise ServiceUnavailableError(
+                f"process exited with {proc.returncode} before port {port}"
+            )
         if _port_open(port):
             return
         time.sleep(0.1)
