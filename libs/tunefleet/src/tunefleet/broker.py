@@ -18,6 +18,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from tunefleet import observability
 from tunefleet.settings import BrokerSettings
 from tunefleet.topology import Topology, declare
 
@@ -64,6 +65,7 @@ def connect(
         channel = connection.channel()
         declare(channel, topology_of(settings))
         channel.confirm_delivery()
+        observability.watch(connection)
         return connection, channel
 
     retrying = Retrying(
@@ -81,6 +83,7 @@ def persistent(headers: Mapping[str, Any] | None = None) -> pika.BasicProperties
         delivery_mode=pika.DeliveryMode.Persistent,
         content_type="application/json",
         headers=dict(headers) if headers else None,
+        timestamp=int(time.time()),  # whole seconds by AMQP; feeds the queue-lag metric
     )
 
 

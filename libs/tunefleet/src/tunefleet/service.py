@@ -12,7 +12,9 @@ from typing import TypeVar
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
+from tunefleet import observability
 from tunefleet.logs import configure_logging
+from tunefleet.settings import BrokerSettings
 
 __all__ = ["load_settings", "on_shutdown", "start_service"]
 
@@ -43,4 +45,7 @@ def on_shutdown(callback: Callable[[], None]) -> None:
 
 def start_service(name: str, cls: type[S]) -> S:
     configure_logging(name)
-    return load_settings(cls)
+    settings = load_settings(cls)
+    if isinstance(settings, BrokerSettings):
+        observability.serve(settings.tunefleet_metrics_port)
+    return settings

@@ -47,6 +47,12 @@ class BrokerSettings(_Base):
     )
     tunefleet_heartbeat_s: int = Field(default=30, ge=1, le=600)
     tunefleet_max_message_bytes: int = Field(default=1_000_000, ge=1_024, le=128_000_000)
+    tunefleet_metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port of /livez, /readyz and /metrics (tunefleet.observability); 0 = off.",
+    )
 
 
 class StoreSettings(_Base):
