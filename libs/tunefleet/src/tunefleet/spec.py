@@ -22,8 +22,10 @@ __all__ = [
     "BuiltinDataset",
     "CVSpec",
     "DatasetSpec",
+    "Distribution",
     "FileDataset",
     "LibrarySearch",
+    "RandomSearch",
     "SpecError",
     "StudySpec",
     "SyntheticDataset",
@@ -105,18 +107,131 @@ class CVSpec(_Model):
 
 
 ParamGridDict = dict[str, Annotated[list[Scalar], Field(min_length=1, max_length=100_000)]]
+Bounds = Annotated[list[float], Field(min_length=2, max_length=2)]
+IntBounds = Annotated[list[int], Field(min_length=2, max_length=2)]
+
+
+class Distribution(_Model):
+    """One parameter of a random search: exactly one of uniform, loguniform, int or choice.
+
+    `when` makes it conditional: the parameter is sampled only when every named parameter
+    (sampled earlier in the same draw, or fixed) has the given value or one of the listed values.
+    """
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    uniform: Bounds | None = None
+    loguniform: Bounds | None = None
+    integer: IntBounds | None = Field(default=None, alias="int")
+    log: bool = Field(default=False, description="int only: sample log-uniformly")
+    choice: Annotated[list[Scalar], Field(min_length=1, max_length=100_000)] | None = None
+    when: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Distribution:
+        given = [k for k in ("uniform", "loguniform", "int", "choice") if self.bounds_of(k)]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of uniform: [low, high], loguniform: [low, high], "
+                f"int: [low, high] or choice: [values...] (got {', '.join(given) or 'none'})"
+            )
+        if self.log and self.integer is None:
+            raise ValueError("log: true applies to int only (use loguniform for floats)")
+        for kind in ("uniform", "loguniform", "int"):
+            bounds = self.bounds_of(kind)
+            if bounds is not None and not bounds[0] <= bounds[1]:
+                raise ValueError(f"{kind}: low {bounds[0]} is above high {bounds[1]}")
+        if self.loguniform is not None and self.loguniform[0] <= 0:
+            raise ValueError("loguniform: low must be > 0")
+        if self.integer is not None and self.log and self.integer[0] < 1:
+            raise ValueError("int with log: true: low must be >= 1")
+        return self
+
+    def bounds_of(self, kind: str) -> list[Any] | None:
+        return {
+            "uniform": self.uniform,
+            "loguniform": self.loguniform,
+            "int": self.integer,
+            "choice": self.choice,
+        }[kind]
+
+    @property
+    def kind(self) -> Literal["uniform", "loguniform", "int", "choice"]:
+        if self.uniform is not None:
+            return "uniform"
+        if self.loguniform is not None:
+            return "loguniform"
+        return "int" if self.integer is not None else "choice"
+
+    def condition(self) -> dict[str, list[Scalar]]:
+        return {k: v if isinstance(v, list) else [v] for k, v in self.when.items()}
+
+    def cardinality(self) -> int | None:
+        """How many distinct values it can take (None: continuous)."""
+        if self.choice is not None:
+            return len(set(map(_hashable, self.choice)))
+        if self.integer is not None:
+            return self.integer[1] - self.integer[0] + 1
+        return None
+
+
+def _hashable(value: Scalar) -> tuple[str, Scalar]:
+    # 1, 1.0 and True are equal in Python and distinct in a spec (and in a trial id).
+    return (type(value).__name__, value)
+
+
+class RandomSearch(_Model):
+    """`n_trials` distinct points drawn from `space`, seeded (by default with cv.seed)."""
+
+    n_trials: int = Field(ge=1, le=HARD_LIMIT)
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    space: dict[str, Distribution] = Field(min_length=1)
+
+    def order(self) -> list[str]:
+        """The space's parameters, each after the parameters its `when` names (sorted ties)."""
+        placed: list[str] = []
+        pending = dict(sorted(self.space.items()))
+        while pending:
+            ready = [
+                name
+                for name, dist in pending.items()
+                if all(dep in placed or dep not in self.space for dep in dist.when)
+            ]
+            if not ready:
+                raise ValueError(f"when: conditions form a cycle among {', '.join(pending)}")
+            placed.extend(ready)
+            for name in ready:
+                del pending[name]
+        return placed
+
+    def max_distinct(self) -> int | None:
+        """An upper bound on distinct points (None: unbounded, some parameter is continuous)."""
+        total = 1
+        for dist in self.space.values():
+            count = dist.cardinality()
+            if count is None:
+                return None
+            # A conditional parameter may also be absent: one more outcome.
+            total *= count + (1 if dist.when else 0)
+        return total
 
 
 class LibrarySearch(_Model):
-    """One library's part of a study: fixed parameters plus a scikit-learn ParameterGrid."""
+    """One library's part of a study: fixed parameters, a scikit-learn ParameterGrid and/or a
+    random search. Without `random`, an empty grid is one trial of the fixed parameters."""
 
     fixed: dict[str, Scalar] = Field(default_factory=dict)
     grid: ParamGridDict | list[ParamGridDict] = Field(default_factory=dict)
+    random: RandomSearch | None = None
 
     def grids(self) -> list[ParamGridDict]:
-        return self.grid if isinstance(self.grid, list) else [self.grid]
+        """The grids that contribute trials (none when only a random search is given)."""
+        grids = self.grid if isinstance(self.grid, list) else [self.grid]
+        if self.random is not None and all(not grid for grid in grids):
+            return []
+        return grids
 
-    def size(self) -> int:
+    def grid_size(self) -> int:
         total = 0
         for grid in self.grids():
             count = 1
@@ -124,6 +239,11 @@ class LibrarySearch(_Model):
                 count *= len(values)
             total += count
         return total
+
+    def size(self) -> int:
+        """Trials at most: a list of grids naming a point twice, or a random search in a
+        small discrete space, yields fewer distinct trials."""
+        return self.grid_size() + (self.random.n_trials if self.random else 0)
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -164,6 +284,8 @@ class StudySpec(_Model):
                         problems.append(f"{where}.{name}: also given in fixed")
                     for scalar in values:
                         _collect(problems, where, library, name, scalar)
+            if part.random is not None:
+                _check_random(problems, f"{library}.random", library, part)
         if problems:
             raise ValueError("; ".join(problems))
         return value
@@ -171,8 +293,9 @@ class StudySpec(_Model):
     @model_validator(mode="after")
     def _coherent(self) -> StudySpec:
         task = self.resolved_task()
-        if self.task is not None and task is not None and self.task != task:
-            raise ValueError(f"task: the dataset is a {task} dataset, not {self.task}")
+        known = self.dataset_task()
+        if self.task is not None and known is not None and self.task != known:
+            raise ValueError(f"task: the dataset is a {known} dataset, not {self.task}")
         if self.metric is not None:
             metric_task = _metric_task(self.metric)
             if task is not None and metric_task is not None and metric_task != task:
@@ -200,13 +323,17 @@ class StudySpec(_Model):
         """The task, where the spec or the dataset tells it; None means infer from the file."""
         if self.task is not None:
             return self.task
+        return self.dataset_task() or (_metric_task(self.metric) if self.metric else None)
+
+    def dataset_task(self) -> Task | None:
+        """The task that the dataset alone implies (None for files: read the target first)."""
         match self.dataset:
             case BuiltinDataset(name=name):
                 return BUILTIN_DATASETS[name]
             case SyntheticDataset(kind=kind):
                 return "classification" if kind == "make_classification" else "regression"
             case _:
-                return _metric_task(self.metric) if self.metric else None
+                return None
 
     def resolved_metric(self, task: Task) -> str:
         return self.metric or ("accuracy" if task == "classification" else "r2")
@@ -228,6 +355,51 @@ def _collect(problems: list[str], where: str, library: str, name: str, value: Sc
         check_param(library, name, value)
     except ParamError as exc:
         problems.append(f"{where}.{exc}")
+
+
+def _check_random(problems: list[str], where: str, library: str, part: LibrarySearch) -> None:
+    """Every value a distribution can produce must pass the catalogue: checking both ends of a
+    range suffices (the catalogue's ranges are intervals), plus one non-integral value for
+    uniform/loguniform, which an integer parameter must refuse."""
+    assert part.random is not None
+    space = part.random.space
+    for name, dist in space.items():
+        at = f"{where}.space"
+        if name in part.fixed:
+            problems.append(f"{at}.{name}: also given in fixed")
+        if dist.choice is not None:
+            for scalar in dist.choice:
+                _collect(problems, at, library, name, scalar)
+        else:
+            rule = LIBRARIES[library].get(name)
+            if rule is not None and rule.kind is not float and dist.kind != "int":
+                what = "an integer" if rule.kind is int else f"a {rule.kind.__name__}"
+                problems.append(
+                    f"{at}.{name}: {what} parameter; use "
+                    + ("int: [low, high]" if rule.kind is int else "choice: [values...]")
+                )
+                continue
+            for scalar in dist.bounds_of(dist.kind) or []:
+                _collect(problems, at, library, name, scalar)
+        for other, values in dist.condition().items():
+            if other == name:
+                problems.append(f"{at}.{name}.when: a parameter cannot depend on itself")
+            elif other in part.fixed:
+                for scalar in values:
+                    _collect(problems, f"{at}.{name}.when", library, other, scalar)
+            elif other not in space:
+                problems.append(f"{at}.{name}.when: {other!r} is neither in the space nor fixed")
+    try:
+        part.random.order()
+    except ValueError as exc:
+        problems.append(f"{where}.space.{exc}")
+        return
+    bound = part.random.max_distinct()
+    if bound is not None and part.random.n_trials > bound:
+        problems.append(
+            f"{where}.n_trials: {part.random.n_trials} is more than the at most {bound} "
+            "distinct points of this space (use a grid to run them all)"
+        )
 
 
 @cache

@@ -102,6 +102,9 @@ def _load(spec_json: str, roots: tuple[Path, ...]) -> Dataset:
         task = BUILTIN_DATASETS[spec.name]
     X = np.ascontiguousarray(X, dtype=np.float64)
     y = _classes(y) if task == "classification" else np.asarray(y, dtype=np.float64)
+    # Shared by every trial of this process: nothing may change it in place.
+    X.flags.writeable = False
+    y.flags.writeable = False
     return Dataset(X=X, y=y, task=task)
 
 

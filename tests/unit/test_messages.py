@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from tunefleet.messages import (
+    DecodeError,
+    StudyRegistered,
+    StudyRequest,
+    TrialMessage,
+    TrialResult,
+    TrialsStarted,
+    decode_event,
+    finite_or_none,
+)
+from tunefleet.spec import parse_spec
+from tunefleet.trials import expand
+
+SPEC = parse_spec({"dataset": "iris", "search": {"xgboost": {"grid": {"max_depth": [2, 3]}}}})
+TRIALS = list(expand(SPEC, "s"))
+
+
+def result(**fields: object) -> TrialResult:
+    base: dict[str, object] = {
+        "study_id": "s",
+        "trial_id": TRIALS[0].trial_id,
+        "library": "xgboost",
+        "params": {"max_depth": 2},
+        "status": "done",
+        "score": 0.9,
+        "fold_scores": [0.8, 1.0],
+        "finished_at": 1.0,
+    }
+    base.update(fields)
+    return TrialResult.model_validate(base)
+
+
+MESSAGES = [
+    StudyRequest(study_id="s", spec=SPEC, submitted_at=1.0),
+    TrialMessage(
+        study_id="s",
+        dataset=SPEC.dataset,
+        task="classification",
+        metric="accuracy",
+        folds=3,
+        seed=0,
+        trials=TRIALS,
+    ),
+    StudyRegistered(study_id="s", spec=SPEC, n_trials=2, submitted_at=1.0, published_at=2.0),
+    TrialsStarted(
+        study_id="s", trial_ids=[TRIALS[0].trial_id], worker="w", attempt=1, started_at=1.0
+    ),
+    result(),
+]
+
+
+@pytest.mark.parametrize("message", MESSAGES, ids=lambda m: m.kind)
+def test_round_trip(message: object) -> None:
+    body = message.encode()  # type: ignore[attr-defined]
+    assert json.loads(body)["schema_version"] == 1
+    assert type(message).decode(body) == message  # type: ignore[attr-defined]
+
+
+def test_decode_event_dispatches_on_kind() -> None:
+    for event in MESSAGES[2:]:
+        assert decode_event(event.encode()) == event
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"{not json", "not JSON"),
+        (b"[1, 2]", "expected a JSON object"),
+        (b'{"schema_version": 2, "kind": "trial.batch"}', "schema_version 2 is not supported"),
+        (b'{"schema_version": 1, "kind": "trial.result"}', "expected a 'trial.batch' message"),
+        (b'{"schema_version": 1, "kind": "trial.batch", "study_id": "s"}', "invalid 'trial.batch'"),
+        (b'{"schema_version": 1, "kind": "trial.batch", "x": NaN}', "NaN is not allowed"),
+        (b"\xff\xfe", "not JSON"),
+    ],
+)
+def test_bad_bodies_raise_decode_error(body: bytes, expected: str) -> None:
+    with pytest.raises(DecodeError, match=expected):
+        TrialMessage.decode(body)
+
+
+def test_unknown_fields_and_bad_ids_refused() -> None:
+    payload = json.loads(MESSAGES[1].encode())
+    payload["pickle"] = "gASV"
+    with pytest.raises(DecodeError, match="pickle"):
+        TrialMessage.decode(json.dumps(payload).encode())
+    payload = json.loads(MESSAGES[1].encode())
+    payload["trials"][0]["trial_id"] = "../../etc"
+    with pytest.raises(DecodeError, match="trial_id"):
+        TrialMessage.decode(json.dumps(payload).encode())
+
+
+def test_unknown_event_kind() -> None:
+    with pytest.raises(DecodeError, match="unknown event kind"):
+        decode_event(b'{"schema_version": 1, "kind": "trial.exploded"}')
+
+
+def test_non_finite_values_cannot_be_encoded_and_are_sanitized() -> None:
+    assert finite_or_none(float("nan")) is None
+    assert finite_or_none(float("inf")) is None
+    assert finite_or_none(0.5) == 0.5
+    with pytest.raises(ValueError):
+        result(score=float("nan")).encode()
