@@ -1,17 +1,24 @@
-"""Turning a spec into trials: scikit-learn ParameterGrid semantics, deterministic ids."""
+"""Turning a spec into trials: scikit-learn ParameterGrid semantics, seeded random search,
+deterministic ids."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import random
 from collections.abc import Iterator
 from typing import TypeVar
 
 from tunefleet.messages import TrialSpec
-from tunefleet.params import Scalar
-from tunefleet.spec import StudySpec
+from tunefleet.params import ParamError, Scalar, check_param
+from tunefleet.spec import Distribution, LibrarySearch, RandomSearch, SpecError, StudySpec
 
-__all__ = ["chunked", "expand", "trial_id"]
+__all__ = ["chunked", "expand", "sample_space", "trial_id"]
+
+# Draws per wanted trial before a random search gives up finding new distinct points (a small
+# discrete space, or conditions that make most combinations impossible).
+_DRAWS_PER_TRIAL = 50
 
 
 def trial_id(study_id: str, library: str, params: dict[str, Scalar]) -> str:
@@ -42,10 +49,80 @@ def _grid_points(grid: dict[str, list[Scalar]]) -> Iterator[dict[str, Scalar]]:
             return
 
 
+def _draw(dist: Distribution, u: float) -> Scalar:
+    # Only Random.random() is used: its sequence for a given seed is guaranteed stable across
+    # Python versions, unlike randrange/choice, so a spec samples the same trials everywhere.
+    if dist.uniform is not None:
+        low, high = dist.uniform
+        return low + (high - low) * u
+    if dist.loguniform is not None:
+        low, high = dist.loguniform
+        return math.exp(math.log(low) + (math.log(high) - math.log(low)) * u)
+    if dist.integer is not None:
+        low_i, high_i = dist.integer
+        if dist.log:
+            value = math.exp(math.log(low_i) + (math.log(high_i + 1) - math.log(low_i)) * u)
+            return min(high_i, max(low_i, math.floor(value)))
+        return min(high_i, low_i + math.floor((high_i - low_i + 1) * u))
+    assert dist.choice is not None
+    return dist.choice[min(len(dist.choice) - 1, math.floor(len(dist.choice) * u))]
+
+
+def _same(a: Scalar, b: Scalar) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def _active(dist: Distribution, point: dict[str, Scalar]) -> bool:
+    return all(
+        name in point and any(_same(point[name], v) for v in values)
+        for name, values in dist.condition().items()
+    )
+
+
+def sample_space(
+    search: RandomSearch, fixed: dict[str, Scalar], seed: int, library: str
+) -> Iterator[dict[str, Scalar]]:
+    """Endless seeded draws (fixed parameters included); the caller keeps the distinct ones.
+
+    The stream depends only on the seed, the library's name and its space: adding a library to
+    a study does not change another library's trials.
+    """
+    rng = random.Random(f"tunefleet:{seed}:{library}")
+    order = search.order()
+    while True:
+        point: dict[str, Scalar] = dict(fixed)
+        for name in order:
+            dist = search.space[name]
+            if _active(dist, point):
+                point[name] = _draw(dist, rng.random())
+        yield point
+
+
+def _random_points(
+    library: str, part: LibrarySearch, spec: StudySpec
+) -> Iterator[dict[str, Scalar]]:
+    search = part.random
+    if search is None:
+        return
+    seed = search.seed if search.seed is not None else spec.cv.seed
+    for point in sample_space(search, part.fixed, seed, library):
+        # The spec's bounds were checked against the catalogue; this checks what was drawn.
+        for name, value in point.items():
+            try:
+                check_param(library, name, value)
+            except ParamError as exc:
+                raise SpecError(f"search.{library}.random drew an invalid value: {exc}") from None
+        yield point
+
+
 def expand(spec: StudySpec, study_id: str) -> Iterator[TrialSpec]:
-    """Every trial of the study, lazily: a 10^6-point grid never sits in memory at once."""
-    seen: set[str] = set()
+    """Every trial of the study, lazily: a 10^6-point grid never sits in memory at once.
+
+    Per library, in the spec's order: the grid points (ParameterGrid's order), then the random
+    search's first `n_trials` distinct draws that are not grid points.
+    """
     for library, part in spec.search.items():
+        seen: set[str] = set()
         for grid in part.grids():
             for point in _grid_points(grid):
                 params = {**part.fixed, **point}
@@ -55,6 +132,23 @@ def expand(spec: StudySpec, study_id: str) -> Iterator[TrialSpec]:
                     continue
                 seen.add(tid)
                 yield TrialSpec(trial_id=tid, library=library, params=params)
+        if part.random is None:
+            continue
+        wanted = part.random.n_trials
+        budget = wanted * _DRAWS_PER_TRIAL + 1000
+        found = 0
+        for params in _random_points(library, part, spec):
+            budget -= 1
+            if budget < 0:
+                break
+            tid = trial_id(study_id, library, params)
+            if tid in seen:
+                continue
+            seen.add(tid)
+            found += 1
+            yield TrialSpec(trial_id=tid, library=library, params=params)
+            if found == wanted:
+                break
 
 
 T = TypeVar("T")
