@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -15,8 +16,10 @@ from tenacity import (
     before_sleep_log,
     retry_if_exception_type,
     stop_after_delay,
+    stop_when_event_set,
     wait_exponential,
 )
+from tenacity.stop import stop_base
 
 from tunefleet import observability
 from tunefleet.settings import BrokerSettings
@@ -25,6 +28,7 @@ from tunefleet.topology import Topology, declare
 __all__ = [
     "CONNECTION_ERRORS",
     "REASON_HEADER",
+    "SOURCE_HEADER",
     "connect",
     "dead_letter",
     "persistent",
@@ -51,9 +55,16 @@ def topology_of(settings: BrokerSettings) -> Topology:
 
 
 def connect(
-    settings: BrokerSettings, *, retry_for_s: float = 300.0
+    settings: BrokerSettings,
+    *,
+    retry_for_s: float = 300.0,
+    stopping: threading.Event | None = None,
 ) -> tuple[pika.BlockingConnection, BlockingChannel]:
-    """Connect (retrying with exponential backoff), declare the topology, enable confirms."""
+    """Connect (retrying with exponential backoff), declare the topology, enable confirms.
+
+    `stopping`, when given, ends the retries early: a service told to shut down during a broker
+    outage must exit within its grace period, not after `retry_for_s`.
+    """
     params = pika.URLParameters(str(settings.rabbitmq_url))
     params.heartbeat = settings.tunefleet_heartbeat_s
     params.blocked_connection_timeout = 300
@@ -68,10 +79,22 @@ def connect(
         observability.watch(connection)
         return connection, channel
 
+    stop: stop_base = stop_after_delay(retry_for_s)
+    if stopping is not None:
+        stop = stop | stop_when_event_set(stopping)
+
+    def sleep(seconds: float) -> None:
+        # Waiting on the event, not time.sleep: a shutdown interrupts the backoff at once.
+        if stopping is None:
+            time.sleep(seconds)
+        else:
+            stopping.wait(seconds)
+
     retrying = Retrying(
         retry=retry_if_exception_type(CONNECTION_ERRORS),
         wait=wait_exponential(multiplier=0.2, max=10),
-        stop=stop_after_delay(retry_for_s),
+        stop=stop,
+        sleep=sleep,
         before_sleep=before_sleep_log(log, logging.WARNING),
         reraise=True,
     )
@@ -112,6 +135,6 @@ def dead_letter(
     headers = dict((properties.headers or {}) if properties else {})
     headers[REASON_HEADER] = reason[:2000]
     headers[SOURCE_HEADER] = queue
-    headers["x-tunefleet-dead-at"] = time.time()
+    headers["x-tunefleet-dead-at"] = int(time.time())  # AMQP tables carry no floats
     log.warning("dead-lettering a message from %s: %s", queue, reason[:500])
     publish(channel, topology.dead_letter_exchange, queue, body, headers)

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pika.adapters.blocking_connection import BlockingChannel
+from tunefleet.broker import REASON_HEADER, publish
+from tunefleet.client import Client
+from tunefleet.messages import StudyRegistered, TrialMessage, decode_event
+from tunefleet.settings import ClientSettings, PublisherSettings
+from tunefleet.spec import parse_spec
+from tunefleet.topology import Topology
+from tunefleet.trials import expand
+from tunefleet_publisher.publisher import Publisher
+
+from tests.support.broker import Running, queue_depth, take
+
+SPEC = {
+    "name": "pub",
+    "dataset": "iris",
+    "chunk_size": 3,
+    "search": {
+        "xgboost": {"fixed": {"n_estimators": 5}, "grid": {"max_depth": [2, 3, 4, 5]}},
+        "lightgbm": {"grid": {"num_leaves": [4, 8, 16]}},
+    },
+}
+
+
+def publisher_settings(settings: ClientSettings) -> PublisherSettings:
+    return PublisherSettings(**settings.model_dump())
+
+
+def test_study_becomes_confirmed_chunks_with_deterministic_ids(
+    settings: ClientSettings,
+    channel: BlockingChannel,
+    topology: Topology,
+    run_service: Callable[[Any], Running],
+) -> None:
+    run_service(Publisher(publisher_settings(settings)))
+    study_id = Client(settings).submit(SPEC)
+
+    registered = decode_event(take(channel, topology.events_queue, 1)[0][2])
+    assert isinstance(registered, StudyRegistered)
+    assert registered.study_id == study_id and registered.n_trials == 7
+
+    messages = [TrialMessage.decode(body) for _, _, body in take(channel, topology.trials_queue, 3)]
+    # 7 trials, chunks of 3: the last chunk of each library is short (chunks never mix studies).
+    assert sorted(len(m.trials) for m in messages) == [1, 3, 3]
+    expected = {t.trial_id for t in expand(parse_spec(SPEC), study_id)}
+    assert {t.trial_id for m in messages for t in m.trials} == expected
+    assert all(m.task == "classification" and m.metric == "accuracy" for m in messages)
+    assert all(m.folds == 5 and m.dataset.kind == "builtin" for m in messages)
+
+
+def test_resubmitting_publishes_the_same_trial_ids(
+    settings: ClientSettings,
+    channel: BlockingChannel,
+    topology: Topology,
+    run_service: Callable[[Any], Running],
+) -> None:
+    run_service(Publisher(publisher_settings(settings)))
+    client = Client(settings)
+    first, second = client.submit(SPEC), client.submit(SPEC)
+    assert first == second
+    ids = [
+        t.trial_id
+        for _, _, body in take(channel, topology.trials_queue, 6)
+        for t in TrialMessage.decode(body).trials
+    ]
+    assert len(ids) == 14 and len(set(ids)) == 7  # the store keeps one result per id
+
+
+def test_bad_request_is_dead_lettered_and_publisher_keeps_going(
+    settings: ClientSettings,
+    channel: BlockingChannel,
+    topology: Topology,
+    run_service: Callable[[Any], Running],
+) -> None:
+    running = run_service(Publisher(publisher_settings(settings)))
+    publish(channel, topology.studies_exchange, "study", b'{"schema_version": 1, "kind": "x"}')
+    _, props, body = take(channel, topology.dead_letter_queue, 1)[0]
+    assert body == b'{"schema_version": 1, "kind": "x"}'
+    assert "expected a 'study.request' message" in props.headers[REASON_HEADER]
+    assert running.alive
+    Client(settings).submit(SPEC)
+    take(channel, topology.trials_queue, 3)
+    assert queue_depth(channel, topology.studies_queue) == 0
