@@ -1,0 +1,93 @@
+# syntax=docker/dockerfile:1.7
+# One Dockerfile, three targets: publisher, worker, collector.
+#   docker build --target worker -t tunefleet-worker .
+# Each image holds only its own service's dependencies, installed from uv.lock (frozen) in a
+# layer that only changes when the lock does; the code comes in a later, small layer.
+
+ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
+ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.9
+
+FROM ${UV_IMAGE} AS uv
+
+# ---- build: a virtual environment per service, dependencies first -------------------------
+FROM ${PYTHON_IMAGE} AS build-base
+COPY --from=uv /uv /usr/local/bin/uv
+ENV UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/app/.venv
+WORKDIR /src
+# The workspace's metadata only: every member's pyproject.toml is needed to read the lock.
+COPY pyproject.toml uv.lock ./
+COPY libs/tunefleet/pyproject.toml libs/tunefleet/
+COPY services/publisher/pyproject.toml services/publisher/
+COPY services/worker/pyproject.toml services/worker/
+COPY services/collector/pyproject.toml services/collector/
+
+FROM build-base AS build-publisher
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-install-workspace --package tunefleet-publisher
+COPY libs/tunefleet/src libs/tunefleet/src
+COPY services/publisher/src services/publisher/src
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-editable --package tunefleet-publisher
+
+FROM build-base AS build-worker
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-install-workspace --package tunefleet-worker
+COPY libs/tunefleet/src libs/tunefleet/src
+COPY services/worker/src services/worker/src
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-editable --package tunefleet-worker
+
+FROM build-base AS build-collector
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-install-workspace --package tunefleet-collector
+COPY libs/tunefleet/src libs/tunefleet/src
+COPY services/collector/src services/collector/src
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-editable --package tunefleet-collector
+
+# ---- runtime: the same slim base, no uv, no sources, a non-root user ----------------------
+FROM ${PYTHON_IMAGE} AS runtime
+# libgomp1: the OpenMP runtime XGBoost and LightGBM link against (absent from slim images).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1=12.2.0-14+deb12u1 \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 tunefleet \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin tunefleet
+ENV PATH=/app/.venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp
+WORKDIR /app
+USER 10001:10001
+EXPOSE 9100
+
+FROM runtime AS publisher
+COPY --from=build-publisher --chown=0:0 /app/.venv /app/.venv
+CMD ["python", "-m", "tunefleet_publisher"]
+
+FROM runtime AS collector
+COPY --from=build-collector --chown=0:0 /app/.venv /app/.venv
+CMD ["python", "-m", "tunefleet_collector"]
+
+FROM runtime AS worker
+COPY --from=build-worker --chown=0:0 /app/.venv /app/.venv
+CMD ["python", "-m", "tunefleet_worker"]
+
+# ---- test: the whole suite with dev tools, for `docker compose --profile test` ------------
+FROM build-base AS test
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-install-workspace
+COPY libs/tunefleet/src libs/tunefleet/src
+COPY services services
+COPY examples examples
+COPY tests tests
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen \
+    && groupadd --system --gid 10001 tunefleet \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home tunefleet
+ENV PATH=/app/.venv/bin:$PATH HOME=/tmp
+USER 10001:10001
+CMD ["pytest", "-q", "-ra", "-p", "no:cacheprovider", "tests"]
