@@ -65,15 +65,21 @@ USER 10001:10001
 EXPOSE 9100
 
 FROM runtime AS publisher
-COPY --from=build-publisher --chown=0:0 /app/.venv /app/.venv
+# Root-owned code; the Tilt dev loop passes 10001:10001 so that live_update can sync into it.
+ARG VENV_OWNER=0:0
+COPY --from=build-publisher --chown=${VENV_OWNER} /app/.venv /app/.venv
 CMD ["python", "-m", "tunefleet_publisher"]
 
 FROM runtime AS collector
-COPY --from=build-collector --chown=0:0 /app/.venv /app/.venv
+# Root-owned code; the Tilt dev loop passes 10001:10001 so that live_update can sync into it.
+ARG VENV_OWNER=0:0
+COPY --from=build-collector --chown=${VENV_OWNER} /app/.venv /app/.venv
 CMD ["python", "-m", "tunefleet_collector"]
 
 FROM runtime AS worker
-COPY --from=build-worker --chown=0:0 /app/.venv /app/.venv
+# Root-owned code; the Tilt dev loop passes 10001:10001 so that live_update can sync into it.
+ARG VENV_OWNER=0:0
+COPY --from=build-worker --chown=${VENV_OWNER} /app/.venv /app/.venv
 CMD ["python", "-m", "tunefleet_worker"]
 
 # ---- test: the whole suite with dev tools, for `docker compose --profile test` ------------

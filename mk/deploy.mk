@@ -1,0 +1,95 @@
+# Deployment: compose on a laptop, Tilt on kind, GKE. docs/deploy.md walks through all three.
+.PHONY: k8s-credentials up down compose-demo compose-test images dev dev-down test-cluster \
+	cluster-demo deploy-gke scale status test-deploy
+
+KUBECTL ?= kubectl
+COMPOSE ?= docker compose
+KIND_CLUSTER ?= tunefleet
+K8S_NAMESPACE ?= tunefleet
+# deploy-gke: where the images go and which cluster gets them.
+PROJECT ?=
+REGISTRY ?=
+CLUSTER ?= tunefleet
+REGION ?= europe-west4
+TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+KEDA ?=
+N ?=
+
+.env:
+	@echo "no .env: copy .env.example to .env and set the passwords (openssl rand -hex 24)" >&2
+	@exit 2
+
+k8s-credentials: .env ## Write the k8s Secret inputs (git-ignored) from .env
+	$(UV) run --frozen python deploy/credentials.py .env k8s
+
+up: .env ## docker compose: build images, start broker, database and the pipeline (WORKERS=3)
+	$(COMPOSE) up -d --build --wait
+
+down: ## docker compose: stop everything (data volumes stay; add -v by hand to drop them)
+	$(COMPOSE) --profile demo --profile test down
+
+compose-demo: up ## docker compose: run the demo study against the compose pipeline
+	$(COMPOSE) run --rm demo
+
+compose-test: .env ## docker compose: run the test suite in a container against compose services
+	$(COMPOSE) --profile test run --build --rm tests
+
+images: ## Build the three service images (TAG=...; REGISTRY=... prefixes them)
+	for s in publisher worker collector; do \
+		docker build --target $$s -t $(if $(REGISTRY),$(REGISTRY)/,)tunefleet-$$s:$(TAG) . || exit 1; \
+	done
+
+dev: k8s-credentials ## Tilt on a local kind cluster (created if missing): live-updating dev loop
+	@command -v kind >/dev/null || { echo "make dev needs kind (https://kind.sigs.k8s.io)" >&2; exit 2; }
+	@command -v tilt >/dev/null || { echo "make dev needs tilt (https://tilt.dev)" >&2; exit 2; }
+	kind get clusters | grep -qx '$(KIND_CLUSTER)' || kind create cluster --name '$(KIND_CLUSTER)'
+	tilt up --context 'kind-$(KIND_CLUSTER)'
+
+dev-down: ## Stop Tilt's resources and delete the kind cluster
+	tilt down --context 'kind-$(KIND_CLUSTER)' || true
+	kind delete cluster --name '$(KIND_CLUSTER)'
+
+# Tilt's `tests` and `demo` resources: the cluster's broker and database via port-forwards.
+CLUSTER_ENV = set -a && . ./.env && set +a && \
+	export RABBITMQ_URL="amqp://$$RABBITMQ_USER:$$RABBITMQ_PASSWORD@127.0.0.1:5672/%2F" \
+	MONGODB_URL="mongodb://$$MONGO_USER:$$MONGO_PASSWORD@127.0.0.1:27017/?authSource=admin"
+
+test-cluster: .env ## The integration and e2e tests against the dev cluster (port-forwarded)
+	$(CLUSTER_ENV) && CI=true $(UV) run --frozen pytest -q -ra tests/integration tests/e2e
+
+cluster-demo: .env ## Submit the demo study to the dev cluster and follow it
+	$(CLUSTER_ENV) && $(UV) run --frozen tunefleet submit examples/demo.yaml --wait
+
+deploy-gke: k8s-credentials ## Build, push and deploy to GKE (PROJECT=... REGISTRY=... [TAG=] [KEDA=1])
+	@test -n '$(PROJECT)' || { echo "deploy-gke: set PROJECT=<gcp project id>" >&2; exit 2; }
+	@test -n '$(REGISTRY)' || { echo "deploy-gke: set REGISTRY=<region>-docker.pkg.dev/<project>/<repo>" >&2; exit 2; }
+	@test -n '$(TAG)' || { echo "deploy-gke: set TAG=<image tag> (no git commit to default to)" >&2; exit 2; }
+	gcloud container clusters get-credentials '$(CLUSTER)' --region '$(REGION)' --project '$(PROJECT)'
+	$(MAKE) images REGISTRY='$(REGISTRY)' TAG='$(TAG)'
+	for s in publisher worker collector; do docker push '$(REGISTRY)'/tunefleet-$$s:'$(TAG)' || exit 1; done
+	printf '%s\n' \
+		'apiVersion: kustomize.config.k8s.io/v1beta1' \
+		'kind: Kustomization' \
+		'resources: [../$(if $(KEDA),gke-keda,gke)]' \
+		'images:' \
+		'  - {name: tunefleet-publisher, newName: $(REGISTRY)/tunefleet-publisher, newTag: "$(TAG)"}' \
+		'  - {name: tunefleet-worker, newName: $(REGISTRY)/tunefleet-worker, newTag: "$(TAG)"}' \
+		'  - {name: tunefleet-collector, newName: $(REGISTRY)/tunefleet-collector, newTag: "$(TAG)"}' \
+		> k8s/release/kustomization.yaml
+	$(KUBECTL) apply -k k8s/release
+	for r in statefulset/rabbitmq statefulset/mongodb deployment/collector deployment/publisher; do \
+		$(KUBECTL) -n $(K8S_NAMESPACE) rollout status $$r --timeout=10m || exit 1; \
+	done
+
+scale: ## Set the number of workers in the current cluster: make scale N=40
+	@test -n '$(N)' || { echo "scale: set N=<workers>, e.g. make scale N=40" >&2; exit 2; }
+	$(KUBECTL) -n $(K8S_NAMESPACE) scale deployment/worker --replicas='$(N)'
+
+status: ## Pods, workers ready, queue depths (current cluster)
+	$(KUBECTL) -n $(K8S_NAMESPACE) get pods -o wide
+	$(KUBECTL) -n $(K8S_NAMESPACE) get deployment/worker
+	$(KUBECTL) -n $(K8S_NAMESPACE) exec statefulset/rabbitmq -- \
+		rabbitmqctl list_queues name messages_ready messages_unacknowledged consumers
+
+test-deploy: install ## Static deployment checks only (kustomize, schemas, policies, contract, Tilt, compose, hadolint)
+	$(UV) run --frozen pytest -q tests/deploy
