@@ -1,0 +1,125 @@
+"""docker-compose.yml against the compose specification; the Dockerfile against hadolint."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import ROOT, SERVICES
+
+SCHEMA = Path(__file__).parent / "schemas" / "compose-spec.json"
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name, path=str(Path(sys.executable).parent))
+    assert found, f"{name} is a dev dependency: run `uv sync`"
+    return found
+
+
+def _check_compose(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_tool("check-jsonschema"), "--schemafile", str(SCHEMA), str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_compose_file_validates_against_the_vendored_compose_spec() -> None:
+    result = _check_compose(ROOT / "docker-compose.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_schema_check_rejects_a_broken_compose_file(tmp_path: Path) -> None:
+    broken = tmp_path / "compose.yml"
+    broken.write_text("services:\n  worker:\n    image: x\n    replicas_typo: 3\n")
+    assert _check_compose(broken).returncode != 0
+
+
+def test_compose_gates_on_health_and_requires_credentials(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, service in services.items():
+        for dependency, condition in service.get("depends_on", {}).items():
+            assert condition == {"condition": "service_healthy"}, (name, dependency)
+            assert "healthcheck" in services[dependency], dependency
+    assert compose["volumes"].keys() == {"rabbitmq-data", "mongodb-data"}
+    text = (ROOT / "docker-compose.yml").read_text()
+    for variable in ("RABBITMQ_USER", "RABBITMQ_PASSWORD", "MONGO_USER", "MONGO_PASSWORD"):
+        # `:?` makes compose refuse to start without it: no default credentials anywhere.
+        uses = re.findall(rf"\$\{{{variable}(:?[?-][^}}]*)?\}}", text)
+        assert uses and all(u.startswith(":?") for u in uses), variable
+    assert services["worker"]["deploy"]["replicas"] == "${WORKERS:-3}"
+    assert {"demo"} == set(services["demo"]["profiles"])
+    assert {"test"} == set(services["tests"]["profiles"])
+    for name in SERVICES:
+        assert services[name]["build"]["target"] == name
+        assert services[name]["user"] == "10001:10001"
+        assert services[name]["read_only"] is True
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    result = subprocess.run(
+        [_tool("hadolint"), "--failure-threshold", "info", str(ROOT / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _stages(text: str) -> dict[str, list[str]]:
+    """Stage name -> its instructions (continuation lines joined)."""
+    stages: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in text.replace("\\\n", " ").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = re.match(r"FROM\s+(\S+)(?:\s+AS\s+(\S+))?", line, re.I)
+        if match:
+            current = stages.setdefault(match.group(2) or match.group(1), [])
+        current.append(line)
+    return stages
+
+
+def test_images_build_dependencies_first_and_run_as_non_root() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    base = re.search(r"ARG PYTHON_IMAGE=(\S+)", text)
+    assert base and re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", base.group(1))
+    stages = _stages(text)
+    runtime = stages["runtime"]
+    assert any(re.fullmatch(r"USER [1-9]\d*:[1-9]\d*", line) for line in runtime)
+    for service in SERVICES:
+        assert stages[service][0] == f"FROM runtime AS {service}"
+        assert not any(line.startswith("USER") for line in stages[service])
+        build = stages[f"build-{service}"]
+        steps = [line.split()[0] for line in build]
+        deps = next(i for i, line in enumerate(build) if "--no-install-workspace" in line)
+        code = next(i for i, line in enumerate(build) if line.startswith("COPY") and "src" in line)
+        assert deps < code, f"{service}: code is copied before the dependency layer"
+        assert "COPY" not in steps[:deps]
+        assert f"--frozen --no-dev --no-install-workspace --package tunefleet-{service}" in (
+            build[deps]
+        )
+        assert f"--frozen --no-dev --no-editable --package tunefleet-{service}" in build[-1]
+        assert f'CMD ["python", "-m", "tunefleet_{service}"]' in stages[service]
+
+
+def test_dockerignore_keeps_the_context_to_what_is_copied() -> None:
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    assert lines[lines.index("*")] == "*", "everything is excluded unless listed"
+    assert "!.env" not in lines
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_worker_image_uses_cpu_only_xgboost(service: str) -> None:
+    pyproject = (ROOT / "services" / service / "pyproject.toml").read_text()
+    if service == "worker":
+        assert '"xgboost-cpu' in pyproject
+    assert '"xgboost>' not in pyproject and '"xgboost"' not in pyproject

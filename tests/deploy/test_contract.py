@@ -1,0 +1,106 @@
+"""Configuration contract: what each service reads is exactly what compose and k8s give it.
+
+The names come from the pydantic settings classes (tunefleet.settings), so adding a setting
+without providing it everywhere, or leaving a stale variable behind, fails here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic_settings import BaseSettings
+from tunefleet.settings import (
+    ClientSettings,
+    CollectorSettings,
+    PublisherSettings,
+    WorkerSettings,
+)
+
+from .conftest import ROOT, SERVICES, container_env, find
+
+READS: dict[str, type[BaseSettings]] = {
+    "publisher": PublisherSettings,
+    "worker": WorkerSettings,
+    "collector": CollectorSettings,
+}
+# Values that come from the pod itself (downward API) rather than a ConfigMap or Secret.
+FROM_POD = {"worker": {"TUNEFLEET_WORKER_NAME"}}
+
+
+def env_names(cls: type[BaseSettings]) -> set[str]:
+    names = set()
+    for name, field in cls.model_fields.items():
+        alias = field.validation_alias if isinstance(field.validation_alias, str) else None
+        names.add((alias or field.alias or name).upper())
+    return names
+
+
+def test_setting_names_are_derived_from_the_classes() -> None:
+    worker = env_names(WorkerSettings)
+    assert {"RABBITMQ_URL", "TUNEFLEET_GRACE_PERIOD_S", "TUNEFLEET_METRICS_PORT"} <= worker
+    assert "MONGODB_URL" not in worker
+    assert "MONGODB_URL" in env_names(CollectorSettings)
+
+
+@pytest.mark.parametrize("overlay", ["base", "gke", "gke-keda"])
+@pytest.mark.parametrize("service", SERVICES)
+def test_k8s_provides_exactly_what_each_service_reads(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str, service: str
+) -> None:
+    env = container_env(rendered[overlay], service)
+    assert set(env) == env_names(READS[service]), (
+        f"missing: {env_names(READS[service]) - set(env)}, "
+        f"not read: {set(env) - env_names(READS[service])}"
+    )
+    from_pod = {name for name, value in env.items() if value is None}
+    assert from_pod == FROM_POD.get(service, set())
+
+
+def test_every_tunefleet_configmap_and_secret_is_used(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    docs = rendered["base"]
+    referenced = set()
+    for service in SERVICES:
+        container = find(docs, "Deployment", service)["spec"]["template"]["spec"]["containers"][0]
+        for source in container.get("envFrom", []):
+            referenced.add(next(iter(source.values()))["name"])
+    ours = {
+        d["metadata"]["name"]
+        for d in docs
+        if d["kind"] in {"ConfigMap", "Secret"} and d["metadata"]["name"].startswith("tunefleet-")
+    }
+    assert ours == referenced
+
+
+def _compose_env(service: dict[str, Any]) -> set[str]:
+    names = set(service.get("environment", {}))
+    for path in service.get("env_file", []):
+        for line in (ROOT / path).read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                names.add(line.partition("=")[0].strip())
+    return names
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_compose_provides_exactly_what_each_service_reads(
+    compose: dict[str, Any], service: str
+) -> None:
+    provided = _compose_env(compose["services"][service])
+    assert provided == env_names(READS[service]), (
+        f"missing: {env_names(READS[service]) - provided}, "
+        f"not read: {provided - env_names(READS[service])}"
+    )
+
+
+def test_compose_demo_client_gets_the_client_settings(compose: dict[str, Any]) -> None:
+    assert _compose_env(compose["services"]["demo"]) == env_names(ClientSettings)
+
+
+def test_compose_and_k8s_share_the_config_files(compose: dict[str, Any]) -> None:
+    kustomization = (ROOT / "k8s/base/kustomization.yaml").read_text()
+    for service in SERVICES:
+        for path in compose["services"][service]["env_file"]:
+            assert path.startswith("k8s/base/config/")
+            assert path.removeprefix("k8s/base/") in kustomization

@@ -1,0 +1,141 @@
+"""The Tiltfile, evaluated as Starlark against stubs of Tilt's builtins.
+
+Each stub records its call; the test then checks that every image, path, Dockerfile target,
+Kubernetes resource and make target the Tiltfile names exists.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from typing import Any
+
+import pytest
+import starlark_go
+
+from .conftest import ROOT, SERVICES, find
+
+# Tilt's builtins as Starlark functions that append their arguments to CALLS. (Python
+# callables passed into starlark-go crash the interpreter, so the stubs are Starlark too.)
+STUBS = '''
+CALLS = []
+TRIGGER_MODE_MANUAL = "manual"
+TRIGGER_MODE_AUTO = "auto"
+def _record(fn, args, kwargs):
+    CALLS.append({"fn": fn, "args": list(args), "kwargs": kwargs})
+def allow_k8s_contexts(*args, **kwargs): _record("allow_k8s_contexts", args, kwargs)
+def update_settings(*args, **kwargs): _record("update_settings", args, kwargs)
+def k8s_yaml(*args, **kwargs): _record("k8s_yaml", args, kwargs)
+def kustomize(path, **kwargs):
+    _record("kustomize", [path], kwargs)
+    return "kustomize:" + path
+def docker_build(*args, **kwargs): _record("docker_build", args, kwargs)
+def docker_build_with_restart(*args, **kwargs): _record("docker_build_with_restart", args, kwargs)
+def sync(src, dest): return {"sync": [src, dest]}
+def run(cmd, trigger=[]): return {"run": cmd, "trigger": trigger}
+def fall_back_on(files): return {"fall_back_on": files}
+def k8s_resource(*args, **kwargs): _record("k8s_resource", args, kwargs)
+def local_resource(*args, **kwargs): _record("local_resource", args, kwargs)
+'''
+KNOWN_EXTENSIONS = {"ext://restart_process": {"docker_build_with_restart"}}
+LOAD = re.compile(r"^load\((['\"])(?P<ext>[^'\"]+)\1,\s*(?P<names>[^)]*)\)\s*$", re.M)
+
+
+def evaluate(text: str) -> list[dict[str, Any]]:
+    for match in LOAD.finditer(text):
+        names = {n.strip().strip("'\"") for n in match.group("names").split(",")}
+        assert names <= KNOWN_EXTENSIONS.get(match.group("ext"), set()), match.group(0)
+    program = STUBS + LOAD.sub("", text)
+    # Tilt's dialect: top-level for/if and reassignment allowed, as in Tilt itself.
+    starlark_go.configure_starlark(allow_set=True, allow_global_reassign=True)
+    interpreter = starlark_go.Starlark()
+    interpreter.exec(program, filename="Tiltfile")
+    calls: list[dict[str, Any]] = interpreter.get("CALLS")
+    return calls
+
+
+@pytest.fixture(scope="module")
+def calls() -> list[dict[str, Any]]:
+    return evaluate((ROOT / "Tiltfile").read_text())
+
+
+def _of(calls: list[dict[str, Any]], *fns: str) -> list[dict[str, Any]]:
+    return [c for c in calls if c["fn"] in fns]
+
+
+def test_tiltfile_evaluates_and_deploys_the_dev_overlay(calls: list[dict[str, Any]]) -> None:
+    (contexts,) = _of(calls, "allow_k8s_contexts")
+    assert contexts["args"] == ["kind-tunefleet"]
+    make = (ROOT / "mk" / "deploy.mk").read_text()
+    assert "KIND_CLUSTER ?= tunefleet" in make
+    (deploy,) = _of(calls, "k8s_yaml")
+    assert deploy["args"] == ["kustomize:k8s/dev"]
+    assert (ROOT / "k8s" / "dev" / "kustomization.yaml").exists()
+
+
+def test_images_paths_and_targets_exist(
+    calls: list[dict[str, Any]], rendered: dict[str, list[dict[str, Any]]]
+) -> None:
+    builds = _of(calls, "docker_build", "docker_build_with_restart")
+    images_in_manifests = {
+        c["image"].partition(":")[0]
+        for d in rendered["dev"]
+        if d["kind"] in {"Deployment", "StatefulSet"}
+        for c in d["spec"]["template"]["spec"]["containers"]
+    }
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert {b["args"][0] for b in builds} == {f"tunefleet-{s}" for s in SERVICES}
+    for build in builds:
+        ref, context = build["args"][:2]
+        kwargs = build["kwargs"]
+        assert ref in images_in_manifests, f"{ref} is built but no manifest uses it"
+        assert (ROOT / context / kwargs["dockerfile"]).is_file()
+        assert re.search(rf"^FROM \S+ AS {kwargs['target']}$", dockerfile, re.M)
+        for arg in kwargs.get("build_args", {}):
+            assert f"ARG {arg}=" in dockerfile
+        for path in kwargs["only"]:
+            assert (ROOT / context / path).exists(), path
+        for step in kwargs["live_update"]:
+            if "sync" in step:
+                source, dest = step["sync"]
+                assert (ROOT / source).is_dir(), source
+                assert dest.startswith("/app/.venv/lib/python3.11/site-packages/")
+                assert any(source.startswith(p) for p in kwargs["only"]), source
+            if "fall_back_on" in step:
+                assert all((ROOT / f).exists() for f in step["fall_back_on"])
+        module = kwargs["entrypoint"][-1]
+        assert f'CMD ["python", "-m", "{module}"]' in dockerfile
+
+
+def test_resources_exist_and_are_grouped(
+    calls: list[dict[str, Any]], rendered: dict[str, list[dict[str, Any]]]
+) -> None:
+    docs = rendered["dev"]
+    workload_names = {
+        d["metadata"]["name"] for d in docs if d["kind"] in {"Deployment", "StatefulSet"}
+    }
+    resources = {c["args"][0]: c["kwargs"] for c in _of(calls, "k8s_resource")}
+    assert set(resources) == workload_names
+    local = {c["args"][0]: c["kwargs"] for c in _of(calls, "local_resource")}
+    every = set(resources) | set(local)
+    for name, kwargs in {**resources, **local}.items():
+        assert kwargs.get("labels"), f"{name} has no label group"
+        assert set(kwargs.get("resource_deps", [])) <= every, name
+    forwards = {f for kw in resources.values() for f in kw.get("port_forwards", [])}
+    assert {"15672:15672", "27017:27017"} <= forwards
+    service = {p["port"] for p in find(docs, "Service", "rabbitmq")["spec"]["ports"]}
+    assert {5672, 15672} <= service
+    assert "tests" in local
+    for kwargs in local.values():
+        target = kwargs.get("cmd", "").removeprefix("make ")
+        dry = subprocess.run(
+            ["make", "-n", target], cwd=ROOT, capture_output=True, text=True, check=False
+        )
+        assert dry.returncode == 0 or ".env" in dry.stderr, dry.stderr
+
+
+def test_the_stubs_catch_an_unknown_builtin() -> None:
+    with pytest.raises(starlark_go.StarlarkError):
+        evaluate("helm_resource('x', 'chart')\n")
+    with pytest.raises(AssertionError):
+        evaluate("load('ext://helm_resource', 'helm_resource')\n")
