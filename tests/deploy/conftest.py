@@ -35,8 +35,7 @@ def k8s_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
             target = tree / config.relative_to(ROOT / "k8s")
             shutil.copy(config, target)
     subprocess.run(
-        [sys.executable, str(ROOT / "deploy" / "credentials.py"), str(ROOT / ".env.example")]
-        + [str(tree)],
+        [sys.executable, str(ROOT / "deploy/credentials.py"), str(ROOT / ".env.example"), tree],
         check=True,
         capture_output=True,
     )

@@ -104,8 +104,9 @@ def test_images_build_dependencies_first_and_run_as_non_root() -> None:
         code = next(i for i, line in enumerate(build) if line.startswith("COPY") and "src" in line)
         assert deps < code, f"{service}: code is copied before the dependency layer"
         assert "COPY" not in steps[:deps]
-        assert f"--frozen --no-dev --no-install-workspace --package tunefleet-{service}" in (
-            build[deps]
+        assert (
+            f"--frozen --no-dev --no-install-workspace --package tunefleet-{service}"
+            in (build[deps])
         )
         assert f"--frozen --no-dev --no-editable --package tunefleet-{service}" in build[-1]
         assert f'CMD ["python", "-m", "tunefleet_{service}"]' in stages[service]

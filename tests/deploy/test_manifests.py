@@ -144,7 +144,8 @@ def test_stateful_parts_have_volumes_and_disruption_budgets(
         assert pdb["spec"]["minAvailable"] == 1
     mongo = _pod(find(docs, "StatefulSet", "mongodb"))["containers"][0]
     (source,) = mongo["envFrom"]
-    assert source["secretRef"]["name"] == find(docs, "Secret", "mongodb-credentials")["metadata"]["name"]
+    secret = find(docs, "Secret", "mongodb-credentials")
+    assert source["secretRef"]["name"] == secret["metadata"]["name"]
     assert set(data_of(docs, "Secret", "mongodb-credentials")) == {
         "MONGO_INITDB_ROOT_USERNAME",
         "MONGO_INITDB_ROOT_PASSWORD",
@@ -162,7 +163,9 @@ def test_only_the_services_reach_the_broker_and_only_the_collector_the_database(
     policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
     deny = find(docs, "NetworkPolicy", "default-deny-ingress")["spec"]
     assert deny == {"podSelector": {}, "policyTypes": ["Ingress"]}
-    pods = {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"] for d in workloads(docs)}
+    pods = {
+        d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"] for d in workloads(docs)
+    }
 
     def allowed(target: str, port: int) -> set[str]:
         who: set[str] = set()

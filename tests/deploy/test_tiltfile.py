@@ -17,7 +17,7 @@ from .conftest import ROOT, SERVICES, find
 
 # Tilt's builtins as Starlark functions that append their arguments to CALLS. (Python
 # callables passed into starlark-go crash the interpreter, so the stubs are Starlark too.)
-STUBS = '''
+STUBS = """
 CALLS = []
 TRIGGER_MODE_MANUAL = "manual"
 TRIGGER_MODE_AUTO = "auto"
@@ -36,7 +36,7 @@ def run(cmd, trigger=[]): return {"run": cmd, "trigger": trigger}
 def fall_back_on(files): return {"fall_back_on": files}
 def k8s_resource(*args, **kwargs): _record("k8s_resource", args, kwargs)
 def local_resource(*args, **kwargs): _record("local_resource", args, kwargs)
-'''
+"""
 KNOWN_EXTENSIONS = {"ext://restart_process": {"docker_build_with_restart"}}
 LOAD = re.compile(r"^load\((['\"])(?P<ext>[^'\"]+)\1,\s*(?P<names>[^)]*)\)\s*$", re.M)
 
