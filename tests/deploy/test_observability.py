@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -105,3 +106,27 @@ def test_metrics_are_exposed_in_prometheus_format(server: HealthServer) -> None:
     ):
         assert name in text, name
     assert _get(server.port, "/nope")[0] == 404
+
+
+def test_worker_events_feed_the_counters() -> None:
+    from tunefleet import observability as obs
+
+    started, redelivered = obs.TRIALS_STARTED._value.get(), obs.REDELIVERIES._value.get()
+    lag_count = _sample("tunefleet_queue_lag_seconds_count")
+    obs.delivery_started(4, attempt=2, published_at=int(time.time()) - 30)
+    obs.delivery_started(1, attempt=1, published_at=None)
+    assert obs.TRIALS_STARTED._value.get() == started + 5
+    assert obs.REDELIVERIES._value.get() == redelivered + 1
+    assert _sample("tunefleet_queue_lag_seconds_count") == lag_count + 1
+    failed = obs.TRIALS_FAILED._value.get()
+    obs.result_published("failed", None)
+    obs.result_published("done", 2.5)
+    assert obs.TRIALS_FAILED._value.get() == failed + 1
+    assert _sample("tunefleet_trials_finished_total", {"status": "done"}) >= 1
+
+
+def _sample(name: str, labels: dict[str, str] | None = None) -> float:
+    from prometheus_client import REGISTRY
+
+    value = REGISTRY.get_sample_value(name, labels or {})
+    return value or 0.0

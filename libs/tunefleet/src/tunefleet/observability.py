@@ -35,7 +35,9 @@ __all__ = [
     "WRITE_BATCH_SIZE",
     "Health",
     "HealthServer",
+    "delivery_started",
     "health",
+    "result_published",
     "serve",
     "watch",
 ]
@@ -73,6 +75,24 @@ WRITE_BATCH_SIZE = Histogram(
     buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 5000),
 )
 _BROKER_CONNECTED = Gauge("tunefleet_broker_connected", "1 while a watched connection is open.")
+
+
+def delivery_started(trials: int, attempt: int, published_at: int | None) -> None:
+    """A worker took a trial message: `attempt` counts from 1, `published_at` is AMQP's
+    timestamp property (whole seconds; None from publishers that do not set it)."""
+    TRIALS_STARTED.inc(trials)
+    if attempt > 1:
+        REDELIVERIES.inc()
+    if published_at:
+        QUEUE_LAG_SECONDS.observe(max(0.0, time.time() - published_at))
+
+
+def result_published(status: str, fit_time_s: float | None) -> None:
+    TRIALS_FINISHED.labels(status).inc()
+    if status == "failed":
+        TRIALS_FAILED.inc()
+    if fit_time_s is not None:
+        TRAINING_SECONDS.observe(fit_time_s)
 
 
 class _Connection(Protocol):

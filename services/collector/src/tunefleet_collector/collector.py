@@ -12,6 +12,7 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
+from tunefleet import observability
 from tunefleet.broker import CONNECTION_ERRORS, REASON_HEADER, connect, dead_letter, topology_of
 from tunefleet.messages import (
     DecodeError,
@@ -154,6 +155,7 @@ class Collector:
                 # Everything delivered on this channel and not yet acked is in this batch.
                 channel.basic_ack(batch.last_tag, multiple=True)
                 self.stored += counts["trials"]
+                observability.WRITE_BATCH_SIZE.observe(len(batch.events))
                 log.debug("stored %s from %d deliveries", counts, batch.deliveries)
                 batch.clear()
         finally:

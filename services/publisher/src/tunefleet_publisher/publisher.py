@@ -7,6 +7,7 @@ import time
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
+from tunefleet import observability
 from tunefleet.broker import CONNECTION_ERRORS, connect, dead_letter, publish, topology_of
 from tunefleet.messages import DecodeError, StudyRegistered, StudyRequest, TrialMessage
 from tunefleet.settings import PublisherSettings
@@ -119,6 +120,7 @@ class Publisher:
         )
         for message in messages:
             publish(channel, self.topology.trials_exchange, "trial", message.encode())
+            observability.TRIALS_PUBLISHED.inc(len(message.trials))
         # Only now: a crash before this ack republishes the same trial ids, which is harmless.
         channel.basic_ack(method.delivery_tag)
         log.info(

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
+from tunefleet import observability
 from tunefleet.broker import CONNECTION_ERRORS, connect, dead_letter, publish, topology_of
 from tunefleet.messages import DecodeError, TrialMessage, TrialResult, TrialsStarted
 from tunefleet.params import THREAD_PARAM, ParamError, check_param
@@ -161,6 +162,7 @@ class Worker:
                 started_at=time.time(),
             ).encode(),
         )
+        observability.delivery_started(len(message.trials), attempts, properties.timestamp)
         threading.Thread(target=self._train, args=(job,), daemon=True, name="train").start()
 
     def _publish_result(self, job: _Job, result: TrialResult) -> None:
@@ -168,6 +170,7 @@ class Worker:
             return
         publish(job.channel, self.topology.events_exchange, "trial.result", result.encode())
         self.trials_done += 1
+        observability.result_published(result.status, result.fit_time_s)
 
     def _ack(self, job: _Job) -> None:
         if job.abandon.is_set():
