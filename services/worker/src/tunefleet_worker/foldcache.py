@@ -1,0 +1,144 @@
+"""Per-fold arrays and training structures, built once per worker and shared by trials.
+
+scikit-learn's GridSearchCV slices every fold again for every fit, and the estimators then bin
+the features again (XGBoost's QuantileDMatrix, LightGBM's Dataset, CatBoost's quantized Pool):
+for a small model that preparation costs as much as the boosting. A worker keeps the slices of
+the folds it has seen, and each library's prepared training set under a key made of the fold and
+every parameter that could change it, so that only trials that would build the very same
+structure share it. Scores stay identical to GridSearchCV's (tests/unit/test_parity.py).
+
+Everything here is used from the worker's single training thread.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from tunefleet_worker.datasets import Dataset
+
+__all__ = ["Fold", "FoldSet", "clear", "fold_set"]
+
+T = TypeVar("T")
+
+# Fold slices take about `folds` times the dataset's size; above this the worker slices per
+# fit as scikit-learn does, trading speed for memory.
+FOLD_ARRAY_BUDGET_BYTES = 1 << 30
+# Binned training sets are about one byte per cell; this bounds how many of them are kept.
+STRUCTURE_BUDGET_BYTES = 512 << 20
+MAX_STRUCTURES = 256
+# Folds of this many (dataset, folds, seed) combinations are kept: a worker usually serves one
+# study at a time, and a study has one dataset and one splitter.
+MAX_FOLD_SETS = 2
+
+
+@dataclass(frozen=True)
+class Fold:
+    index: int
+    train: npt.NDArray[np.intp]
+    test: npt.NDArray[np.intp]
+    X_train: npt.NDArray[np.float64]
+    y_train: npt.NDArray[np.generic]
+    X_test: npt.NDArray[np.float64]
+    y_test: npt.NDArray[np.generic]
+
+
+def _read_only(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    # Shared across trials: a library writing into its input must fail, not poison the cache.
+    array.setflags(write=False)
+    return array
+
+
+@dataclass
+class FoldSet:
+    """The folds of one dataset under one splitter, and the structures built on them."""
+
+    dataset: Dataset
+    splits: list[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]]
+    keep_arrays: bool
+    max_structures: int
+    hits: int = 0
+    misses: int = 0
+    _folds: dict[int, Fold] = field(default_factory=dict)
+    _structures: OrderedDict[Hashable, Any] = field(default_factory=OrderedDict)
+
+    def fold(self, index: int) -> Fold:
+        cached = self._folds.get(index)
+        if cached is not None:
+            return cached
+        train, test = self.splits[index]
+        X, y = self.dataset.X, self.dataset.y
+        fold = Fold(
+            index=index,
+            train=train,
+            test=test,
+            X_train=_read_only(X[train]),
+            y_train=_read_only(y[train]),
+            X_test=_read_only(X[test]),
+            y_test=_read_only(y[test]),
+        )
+        if self.keep_arrays:
+            self._folds[index] = fold
+        return fold
+
+    def __iter__(self) -> Any:
+        return (self.fold(i) for i in range(len(self.splits)))
+
+    def structure(self, key: Hashable, build: Callable[[], T]) -> T:
+        """The structure under `key`, built by `build` on the first request (LRU)."""
+        if key in self._structures:
+            self.hits += 1
+            self._structures.move_to_end(key)
+            return self._structures[key]  # type: ignore[no-any-return]
+        self.misses += 1
+        value = build()
+        self._structures[key] = value
+        while len(self._structures) > self.max_structures:
+            self._structures.popitem(last=False)
+        return value
+
+
+_SETS: OrderedDict[tuple[int, int, int], FoldSet] = OrderedDict()
+
+
+def _splits(
+    dataset: Dataset, folds: int, seed: int
+) -> list[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]]:
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    splitter = (StratifiedKFold if dataset.task == "classification" else KFold)(
+        n_splits=folds, shuffle=True, random_state=seed
+    )
+    return list(splitter.split(dataset.X, dataset.y))
+
+
+def fold_set(dataset: Dataset, folds: int, seed: int) -> FoldSet:
+    """The folds of `dataset` for a study's splitter, from this process's cache when it can."""
+    key = (id(dataset), folds, seed)
+    cached = _SETS.get(key)
+    # The id of a dataset that was freed can come back for another one: check identity.
+    if cached is not None and cached.dataset is dataset:
+        _SETS.move_to_end(key)
+        return cached
+    n_rows, n_features = dataset.X.shape if dataset.X.ndim == 2 else (len(dataset.X), 1)
+    binned_bytes = max(1, n_rows * n_features)
+    fresh = FoldSet(
+        dataset=dataset,
+        splits=_splits(dataset, folds, seed),
+        keep_arrays=folds * dataset.X.nbytes <= FOLD_ARRAY_BUDGET_BYTES,
+        max_structures=min(MAX_STRUCTURES, max(folds, STRUCTURE_BUDGET_BYTES // binned_bytes)),
+    )
+    _SETS[key] = fresh
+    while len(_SETS) > MAX_FOLD_SETS:
+        _SETS.popitem(last=False)
+    return fresh
+
+
+def clear() -> None:
+    """Forget every fold and structure (tests; a worker never needs to)."""
+    _SETS.clear()

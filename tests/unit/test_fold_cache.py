@@ -1,0 +1,128 @@
+"""The fold cache's fast path: reused training structures give GridSearchCV's scores exactly.
+
+test_parity.py checks the worker against GridSearchCV; here the grids also vary the binning
+parameters, so trials must share a structure only where the binning agrees, and the test checks
+that they did share (cache hits), with scores bit-for-bit equal to a from-scratch fit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
+from tunefleet.spec import parse_spec
+from tunefleet.trials import expand
+from tunefleet_worker import foldcache
+from tunefleet_worker.datasets import load_dataset
+from tunefleet_worker.training import TrialContext, make_estimator, run_trial
+
+GRIDS: dict[str, tuple[dict[str, Any], dict[str, list[Any]]]] = {
+    "xgboost": (
+        {"n_estimators": 6},
+        {"max_bin": [16, 256], "max_depth": [2, 4], "subsample": [0.7, 1.0]},
+    ),
+    "lightgbm": (
+        {"n_estimators": 6, "subsample_freq": 1},
+        {
+            "max_bin": [15, 255],
+            "min_child_samples": [5, 20],
+            "num_leaves": [4, 15],
+            "subsample": [0.7, 1.0],
+        },
+    ),
+    "catboost": (
+        {"iterations": 6},
+        {"border_count": [16, 254], "depth": [2, 4], "rsm": [0.5, 1.0]},
+    ),
+}
+
+DATASETS = [
+    ({"kind": "make_classification", "n_samples": 600, "n_features": 8, "seed": 3}, "roc_auc"),
+    ({"kind": "make_regression", "n_samples": 600, "n_features": 8, "seed": 3}, "r2"),
+]
+
+
+def _context(spec: Any, reuse: bool) -> TrialContext:
+    return TrialContext(
+        study_id="cache",
+        dataset=load_dataset(spec.dataset),
+        metric=spec.metric,
+        folds=3,
+        seed=11,
+        worker="test",
+        attempts=1,
+        threads=1,
+        reuse_structures=reuse,
+    )
+
+
+@pytest.mark.parametrize("library", sorted(GRIDS))
+@pytest.mark.parametrize(("dataset", "metric"), DATASETS)
+def test_reused_structures_score_exactly_like_gridsearchcv(
+    library: str, dataset: dict[str, Any], metric: str
+) -> None:
+    foldcache.clear()
+    fixed, grid = GRIDS[library]
+    spec = parse_spec(
+        {
+            "dataset": dataset,
+            "metric": metric,
+            "cv": {"folds": 3, "seed": 11},
+            "search": {library: {"fixed": fixed, "grid": grid}},
+        }
+    )
+    trials = list(expand(spec, "cache"))
+    fast_ctx, plain_ctx = _context(spec, reuse=True), _context(spec, reuse=False)
+    fast = {t.trial_id: run_trial(fast_ctx, t) for t in trials}
+    plain = {t.trial_id: run_trial(plain_ctx, t) for t in trials}
+
+    # Two binning values x 3 folds are built once each; every other fit reuses one.
+    binning_keys = 4 if library == "lightgbm" else 2  # min_child_samples pre-filters features
+    assert fast_ctx.fold_set.misses == binning_keys * 3
+    assert fast_ctx.fold_set.hits == len(trials) * 3 - binning_keys * 3
+    for tid, result in fast.items():
+        assert result.status == "done", result.error
+        assert result.fold_scores == plain[tid].fold_scores  # bit for bit
+
+    data = fast_ctx.dataset
+    splitter = (StratifiedKFold if data.task == "classification" else KFold)(
+        n_splits=3, shuffle=True, random_state=11
+    )
+    search = GridSearchCV(
+        make_estimator(library, data.task, fixed),
+        grid,
+        scoring=metric,
+        cv=splitter,
+        refit=False,
+        n_jobs=1,
+    )
+    search.fit(data.X, data.y)
+    by_params = {tuple(sorted(t.params.items())): fast[t.trial_id] for t in trials}
+    for params, expected in zip(
+        search.cv_results_["params"], search.cv_results_["mean_test_score"], strict=True
+    ):
+        result = by_params[tuple(sorted({**fixed, **params}.items()))]
+        assert result.score is not None
+        assert abs(result.score - float(expected)) <= 1e-9
+
+
+def test_a_library_error_after_a_reused_structure_is_a_failed_result() -> None:
+    foldcache.clear()
+    spec = parse_spec(
+        {
+            "dataset": DATASETS[0][0],
+            "metric": "accuracy",
+            "cv": {"folds": 3, "seed": 11},
+            "search": {
+                "lightgbm": {"grid": {"n_estimators": [3], "boosting_type": ["gbdt", "rf"]}}
+            },
+        }
+    )
+    ctx = _context(spec, reuse=True)
+    results = {t.params["boosting_type"]: run_trial(ctx, t) for t in expand(spec, "cache")}
+    assert results["gbdt"].status == "done"
+    assert results["rf"].status == "failed" and "bagging" in (results["rf"].error or "")
+    # The structure survived the failed fit and serves the next trial.
+    again = run_trial(ctx, next(iter(expand(spec, "cache"))))
+    assert again.fold_scores == results["gbdt"].fold_scores
