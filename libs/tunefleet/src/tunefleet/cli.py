@@ -1,21 +1,33 @@
-"""`tunefleet`: submit studies, watch them, read their results."""
+"""`tunefleet`: submit studies, watch them, read, export and report their results.
+
+Exit codes: 0 success; 1 the operation failed (service unreachable, unknown study or trial,
+timeout); 2 bad usage, configuration or spec; 3 `--wait` saw the study end with failed trials;
+4 `--wait` saw it cancelled. Human output goes to stdout (progress to stderr); `--json` prints
+one JSON document (or JSON lines for lists) to stdout for scripts.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
+from pymongo.errors import PyMongoError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.live import Live
 from rich.table import Table
 
 from tunefleet.broker import CONNECTION_ERRORS
-from tunefleet.client import Client
+from tunefleet.client import Client, Study, StudyNotFoundError, format_duration
+from tunefleet.progress import Progress
 from tunefleet.settings import ClientSettings
 from tunefleet.spec import SpecError, load_spec
 from tunefleet.store import StudyStatus
@@ -28,15 +40,41 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 out = Console()
 err = Console(stderr=True)
 
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_TRIALS_FAILED = 3
+EXIT_CANCELLED = 4
 
-def _fail(message: str, code: int = 1) -> NoReturn:
+StudyArg = Annotated[str, typer.Argument(help="Study id (as `submit` and `studies` print it).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     one_line = re.sub(r"\s+", " ", message).strip()
     err.print(f"error: {one_line}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    """The failures every command can meet, as one-line messages and exit codes."""
+    try:
+        yield
+    except StudyNotFoundError as exc:
+        _fail(str(exc))
+    except SpecError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    except CONNECTION_ERRORS as exc:
+        _fail(f"cannot reach RabbitMQ: {exc or type(exc).__name__}")
+    except PyMongoError as exc:
+        _fail(f"cannot read MongoDB: {str(exc).split(',')[0]}")
+    except TimeoutError as exc:
+        _fail(str(exc))
 
 
 def _client() -> Client:
@@ -46,115 +84,433 @@ def _client() -> Client:
         names = ", ".join(".".join(map(str, e["loc"])).upper() for e in exc.errors())
         _fail(
             f"configuration: set {names} (e.g. RABBITMQ_URL=amqp://..., MONGODB_URL=mongodb://...)",
-            2,
+            EXIT_USAGE,
         )
 
 
-def _status_line(status: StudyStatus) -> str:
-    best = f"{status.best_score:.6g}" if status.best_score is not None else "-"
-    return (
-        f"{status.study_id}: {status.done} done, {status.failed} failed, {status.running} running, "
-        f"{status.queued} queued of {status.n_trials}; redelivered {status.redelivered}; "
-        f"best {status.metric or 'score'} {best}"
+def _json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, default=_jsonable, allow_nan=False) + "\n")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy / pandas scalars
+        return value.item()
+    return str(value)
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _score(value: Any, digits: int = 6) -> str:
+    return "-" if value is None or value != value else f"{value:.{digits}f}"
+
+
+def _params(params: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(params.items())
     )
 
 
-def _wait(client: Client, study_id: str, timeout: float | None) -> StudyStatus:
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=False,
-    ) as progress:
-        bar = progress.add_task(study_id, total=None, detail="")
+def _state(p: Progress) -> str:
+    if p.cancelled:
+        return "cancelled"
+    if not p.registered:
+        return "submitted (not registered yet)"
+    return "complete" if p.finished >= p.n_trials > 0 else "running"
 
-        def show(status: StudyStatus) -> None:
-            best = f"best {status.best_score:.5g}" if status.best_score is not None else ""
-            progress.update(
-                bar,
-                total=status.n_trials,
-                completed=status.finished,
-                detail=f"{status.failed} failed {best}",
-            )
 
-        try:
-            return client.wait(study_id, timeout_s=timeout, on_progress=show)
-        except TimeoutError as exc:
-            _fail(str(exc))
+def _status_table(p: Progress) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("study", p.study_id)
+    table.add_row("state", _state(p))
+    table.add_row(
+        "trials",
+        f"{p.finished}/{p.n_trials} finished: {p.done} done, {p.failed} failed; "
+        f"{p.running} running, {p.queued} {'left' if p.cancelled else 'queued'}",
+    )
+    table.add_row("redelivered", str(p.redelivered))
+    table.add_row("workers seen", str(p.workers))
+    table.add_row("throughput", f"{p.throughput:.2f} trials/s" if p.throughput else "-")
+    eta = p.eta_s if p.eta_s is not None and p.finished < p.n_trials else None
+    table.add_row("ETA", format_duration(eta) if eta is not None else "-")
+    best = "-"
+    if p.best_score is not None:
+        best = f"{p.metric or 'score'} {p.best_score:.6f} (trial {p.best_trial_id})"
+    table.add_row("best so far", best)
+    return table
+
+
+def _finish(status: StudyStatus, as_json: bool) -> None:
+    """After --wait: the summary line and the exit code it deserves."""
+    summary = {
+        "study_id": status.study_id,
+        "n_trials": status.n_trials,
+        "done": status.done,
+        "failed": status.failed,
+        "cancelled": status.cancelled,
+        "best_score": status.best_score,
+        "metric": status.metric,
+    }
+    if as_json:
+        _json(summary)
+    else:
+        best = f"{status.best_score:.6f}" if status.best_score is not None else "-"
+        out.print(
+            f"{status.study_id}: {status.done} done, {status.failed} failed of "
+            f"{status.n_trials}{' (cancelled)' if status.cancelled else ''}; "
+            f"best {status.metric or 'score'} {best}",
+            highlight=False,
+        )
+    if status.cancelled:
+        raise typer.Exit(EXIT_CANCELLED)
+    if status.failed:
+        raise typer.Exit(EXIT_TRIALS_FAILED)
+
+
+def _wait(client: Client, study_id: str, timeout: float | None, as_json: bool) -> None:
+    if as_json:
+        status = client.wait(study_id, timeout_s=timeout)
+    else:
+        # Not client.study(): the study may not be registered yet, right after submit.
+        status = Study(study_id, client).wait(progress=True, timeout_s=timeout)
+    _finish(status, as_json)
+
+
+TimeoutOpt = Annotated[
+    float | None, typer.Option(help="With --wait: give up after this many seconds (exit 1).")
+]
 
 
 @app.command()
 def submit(
-    spec: Annotated[Path, typer.Argument(help="Study spec, YAML or JSON.")],
+    spec: Annotated[Path, typer.Argument(help="Study spec, YAML or JSON (see docs/spec.md).")],
     wait: Annotated[
-        bool, typer.Option("--wait", help="Show progress until the study ends.")
+        bool, typer.Option("--wait", help="Show live progress until the study ends.")
     ] = False,
-    timeout: Annotated[
-        float | None, typer.Option(help="Give up waiting after this many seconds.")
-    ] = None,
+    timeout: TimeoutOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Validate a study spec and publish it; nothing is published if it is invalid."""
-    try:
+    with _errors():
         study = load_spec(spec)
-    except SpecError as exc:
-        _fail(str(exc), 2)
-    client = _client()
-    try:
+        client = _client()
         study_id = client.submit(study)
-    except CONNECTION_ERRORS as exc:
-        _fail(f"cannot reach RabbitMQ: {exc}")
-    out.print(f"submitted {study_id} ({study.n_trials()} trials)", highlight=False)
-    if wait:
-        status = _wait(client, study_id, timeout)
-        out.print(_status_line(status), highlight=False)
+        if as_json:
+            _json({"study_id": study_id, "n_trials": study.n_trials()})
+        else:
+            out.print(f"submitted {study_id} ({study.n_trials()} trials)", highlight=False)
+        if wait:
+            _wait(client, study_id, timeout, as_json)
+
+
+def _latest(client: Client) -> str:
+    frame = client.studies(limit=1)
+    if frame.empty:
+        _fail("no studies yet; submit one with `tunefleet submit SPEC`")
+    return str(frame["study_id"].iloc[0])
 
 
 @app.command()
-def status(study: Annotated[str, typer.Argument(help="Study id.")]) -> None:
-    """Trials done, failed, running and queued, and the best score so far."""
-    result = _client().status(study)
-    if result is None:
-        _fail(f"no study {study!r}")
-    out.print(_status_line(result), highlight=False)
+def status(
+    study: Annotated[
+        str | None, typer.Argument(help="Study id; the most recent study when omitted.")
+    ] = None,
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="Keep updating from the live event stream.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Queued, running, done, failed, redelivered, workers seen, throughput, ETA, best so far."""
+    with _errors():
+        client = _client()
+        study_id = study or _latest(client)
+        client.study(study_id)  # an unknown id fails here, before any watching
+        if not watch:
+            snapshot = client.snapshot(study_id)
+            if as_json:
+                _json(snapshot.as_dict())
+            else:
+                out.print(_status_table(snapshot))
+            return
+        if as_json:
+            # JSON lines, one per update, for scripts that follow a study.
+            for snapshot in client.progress(study_id, until=lambda p: p.complete):
+                _json(snapshot.as_dict())
+            return
+        with Live(console=out, refresh_per_second=4, transient=False) as live:
+            for snapshot in client.progress(
+                study_id, until=lambda p: p.complete or (p.cancelled and p.running == 0)
+            ):
+                live.update(_status_table(snapshot))
+
+
+@app.command()
+def top(
+    study: StudyArg,
+    n: Annotated[int, typer.Option("-n", min=1, help="How many trials (per library).")] = 10,
+    by_library: Annotated[
+        bool, typer.Option("--by-library", help="The best n of each library.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """The leaderboard: best trials first."""
+    with _errors():
+        client = _client()
+        client.study(study)
+        rows: list[dict[str, Any]] = []
+        if by_library:
+            for library in client.stored_spec(study).search:
+                rows.extend(client.best(study, n, library=library))
+        else:
+            rows = client.best(study, n)
+        if as_json:
+            for row in rows:
+                row["trial_id"] = row.pop("_id")
+                _json(row)
+            return
+        table = Table(title=f"{study}: best {n}{' per library' if by_library else ''}")
+        for column in ("#", "trial", "library", "score", "std", "fit s", "params"):
+            table.add_column(
+                column, justify="right" if column in {"#", "score", "std", "fit s"} else "left"
+            )
+        for rank, row in enumerate(rows, 1):
+            table.add_row(
+                str(rank),
+                row["_id"][:10],
+                row["library"],
+                _score(row.get("score")),
+                _score(row.get("score_std"), 4),
+                f"{row.get('fit_time_s') or 0:.2f}",
+                _params(row["params"]),
+            )
+        out.print(table)
+
+
+@app.command()
+def show(
+    trial: Annotated[str, typer.Argument(help="Trial id, or its first 6+ hex digits.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """One trial: parameters, score per fold, timings, worker, every delivery attempt."""
+    with _errors():
+        try:
+            doc = _client().trial(trial)
+        except ValueError as exc:
+            _fail(str(exc), EXIT_USAGE)
+        if doc is None:
+            _fail(f"no trial {trial!r} has started or finished")
+        doc["trial_id"] = doc.pop("_id")
+        doc.pop("stored_at", None)
+        if as_json:
+            _json(doc)
+            return
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold")
+        table.add_column()
+        for key in ("trial_id", "study_id", "library", "status", "reason", "metric"):
+            if doc.get(key) is not None:
+                table.add_row(key, str(doc[key]))
+        if doc.get("score") is not None:
+            table.add_row("score", f"{_score(doc['score'])} ± {_score(doc.get('score_std'), 4)}")
+            folds = ", ".join(_score(s, 4) for s in doc.get("fold_scores") or [])
+            table.add_row("fold scores", folds)
+        for key, value in sorted((doc.get("params") or {}).items()):
+            table.add_row(f"  {key}", str(value))
+        if doc.get("fit_time_s") is not None:
+            table.add_row(
+                "fit / score s", f"{doc['fit_time_s']:.3f} / {doc.get('score_time_s') or 0:.3f}"
+            )
+        if doc.get("library_version"):
+            table.add_row("library version", doc["library_version"])
+        if doc.get("worker"):
+            table.add_row("worker", doc["worker"])
+        table.add_row("finished", _when(doc.get("finished_at")))
+        for start in doc["starts"]:
+            table.add_row(
+                f"attempt {start['attempt']}", f"{start['worker']} at {_when(start['started_at'])}"
+            )
+        if doc.get("error"):
+            table.add_row("error", doc["error"])
+        out.print(table)
 
 
 @app.command()
 def results(
-    study: Annotated[str, typer.Argument(help="Study id.")],
+    study: StudyArg,
     n: Annotated[int, typer.Option("-n", min=1, help="Show this many trials.")] = 20,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON lines, for scripts.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
-    """The study's trials, best first."""
-    client = _client()
-    if client.status(study) is None:
-        _fail(f"no study {study!r}")
-    rows = client.trials(study)[:n]
-    if as_json:
-        for row in rows:
-            sys.stdout.write(json.dumps(row, default=str) + "\n")
-        return
-    table = Table(title=study)
-    for column in ("rank", "library", "score", "std", "status", "fit s", "params"):
-        table.add_column(
-            column, justify="right" if column in {"rank", "score", "std", "fit s"} else "left"
-        )
-    for rank, row in enumerate(rows, 1):
-        score = row.get("score")
-        std = row.get("score_std")
-        params = ", ".join(f"{k}={v}" for k, v in sorted(row["params"].items()))
-        table.add_row(
-            str(rank),
-            row["library"],
-            "-" if score is None else f"{score:.6f}",
-            "-" if std is None else f"{std:.4f}",
-            row["status"] if row["status"] == "done" else f"{row['status']}: {row.get('reason')}",
-            f"{row.get('fit_time_s') or 0:.2f}",
-            params,
-        )
-    out.print(table)
+    """The study's trials with a result, best first (failed ones last)."""
+    with _errors():
+        client = _client()
+        client.study(study)
+        rows = client.trials(study)[:n]
+        if as_json:
+            for row in rows:
+                _json(row)
+            return
+        table = Table(title=study)
+        for column in ("rank", "library", "score", "std", "status", "fit s", "params"):
+            table.add_column(
+                column, justify="right" if column in {"rank", "score", "std", "fit s"} else "left"
+            )
+        for rank, row in enumerate(rows, 1):
+            table.add_row(
+                str(rank),
+                row["library"],
+                _score(row.get("score")),
+                _score(row.get("score_std"), 4),
+                row["status"]
+                if row["status"] == "done"
+                else f"{row['status']}: {row.get('reason')}",
+                f"{row.get('fit_time_s') or 0:.2f}",
+                _params(row["params"]),
+            )
+        out.print(table)
+
+
+class ExportFormat(StrEnum):
+    csv = "csv"
+    parquet = "parquet"
+    json = "json"
+
+
+@app.command()
+def export(
+    study: StudyArg,
+    fmt: Annotated[
+        ExportFormat, typer.Option("--format", "-f", help="csv, parquet or json (records).")
+    ] = ExportFormat.csv,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="File to write; default <study>.<format>; - is stdout."
+        ),
+    ] = None,
+) -> None:
+    """Every trial with a result, one row each, parameters as param_<name> columns."""
+    with _errors():
+        frame = _client().results(study)
+        target = output or Path(f"{study}.{fmt.value}")
+        if str(target) == "-":
+            if fmt is ExportFormat.parquet:
+                _fail("parquet is binary: give a file with -o", EXIT_USAGE)
+            text = frame.to_csv(index=False) if fmt is ExportFormat.csv else _records(frame)
+            sys.stdout.write(text)
+            return
+        if fmt is ExportFormat.csv:
+            frame.to_csv(target, index=False)
+        elif fmt is ExportFormat.parquet:
+            frame.to_parquet(target, index=False)
+        else:
+            target.write_text(_records(frame), encoding="utf-8")
+        err.print(f"wrote {len(frame)} trials to {target}", highlight=False)
+
+
+def _records(frame: Any) -> str:
+    return str(frame.to_json(orient="records", date_format="iso", indent=1)) + "\n"
+
+
+@app.command()
+def report(
+    study: StudyArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = Path(
+        "report.html"
+    ),
+) -> None:
+    """One self-contained HTML file (opens offline): plots, importance, top trials, spec."""
+    from tunefleet.report import write_report
+
+    with _errors():
+        client = _client()
+        size = write_report(client, study, output)
+        err.print(f"wrote {output} ({size / 1e6:.1f} MB)", highlight=False)
+
+
+@app.command()
+def cancel(
+    study: StudyArg,
+    reason: Annotated[str | None, typer.Option(help="Recorded with the cancel.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop a study: queued trials are skipped by workers; results so far are kept."""
+    with _errors():
+        client = _client()
+        client.cancel(study, reason=reason)
+        left = len(client.missing_trials(study))
+        if as_json:
+            _json({"study_id": study, "cancelled": True, "trials_without_result": left})
+        else:
+            out.print(
+                f"cancelled {study}: {left} trials without a result will be skipped "
+                f"(`tunefleet resume {study}` runs them)",
+                highlight=False,
+            )
+
+
+@app.command()
+def resume(
+    study: StudyArg,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Show live progress until the study ends.")
+    ] = False,
+    timeout: TimeoutOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Publish again only the trials without a result (after a crash, a cancel or a purge)."""
+    with _errors():
+        client = _client()
+        count = client.resume(study)
+        if as_json:
+            _json({"study_id": study, "republished": count})
+        elif count:
+            out.print(
+                f"resumed {study}: republished {count} trials without a result", highlight=False
+            )
+        else:
+            out.print(f"{study}: every trial has a result; nothing to resume", highlight=False)
+        if wait and count:
+            _wait(client, study, timeout, as_json)
+
+
+@app.command()
+def studies(
+    n: Annotated[int, typer.Option("-n", min=1, help="How many, newest first.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recent studies and how far each has got."""
+    with _errors():
+        frame = _client().studies(limit=n)
+        if as_json:
+            for row in frame.to_dict(orient="records"):
+                _json(row)
+            return
+        table = Table()
+        for column in ("study", "submitted", "state", "trials", "done", "failed", "best"):
+            table.add_column(
+                column,
+                justify="right" if column in {"trials", "done", "failed", "best"} else "left",
+                no_wrap=column == "study",  # an id cut short is no id at all
+            )
+        for row in frame.to_dict(orient="records"):
+            best = row["best_score"]
+            table.add_row(
+                str(row["study_id"]),
+                row["submitted_at"].strftime("%Y-%m-%d %H:%M:%S"),
+                str(row["state"]),
+                str(row["n_trials"]),
+                str(row["done"]),
+                str(row["failed"]),
+                "-" if best is None or best != best else f"{row['metric']} {best:.4f}",
+            )
+        out.print(table)
 
 
 def main() -> None:

@@ -1,19 +1,134 @@
-"""Submitting studies and reading their results: what the CLI and notebooks use."""
+"""Submitting studies and reading their results: what the CLI and notebooks use.
+
+    client = Client()                      # RABBITMQ_URL, MONGODB_URL from the environment
+    study = client.submit("spec.yaml")     # a Study (also the study id, as a str)
+    study.wait(progress=True)              # live, from the broker's event stream
+    study.results()                        # pandas DataFrame, one row per trial
+    study.best(5, by_library=True)
+
+The client writes only through the broker (requests, cancels, resumes); it reads MongoDB.
+"""
 
 from __future__ import annotations
 
+import getpass
+import importlib
+import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tunefleet.broker import connect, publish, topology_of
-from tunefleet.messages import StudyRequest
+from tunefleet.messages import StudyCancelled, StudyRequest, StudyResumed
+from tunefleet.progress import Progress, from_store, watch
 from tunefleet.settings import ClientSettings
 from tunefleet.spec import StudySpec, load_spec, parse_spec
-from tunefleet.store import StudyStatus, connect_store, leaderboard, study_status, trial_documents
+from tunefleet.store import (
+    StudyStatus,
+    connect_store,
+    leaderboard,
+    list_studies,
+    study_status,
+    trial_documents,
+)
+from tunefleet.trials import expand
 
-__all__ = ["Client"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Client", "Study", "StudyNotFoundError"]
+
+SpecLike = StudySpec | Mapping[str, Any] | str | Path
+
+# The columns of `results()` besides the parameters, in this order.
+RESULT_COLUMNS = [
+    "trial_id",
+    "library",
+    "status",
+    "score",
+    "score_std",
+    "metric",
+    "fit_time_s",
+    "score_time_s",
+    "attempts",
+    "worker",
+    "finished_at",
+    "reason",
+    "error",
+]
+# Like scikit-learn's cv_results_: `param_<name>`, so a parameter never shadows a column.
+PARAM_PREFIX = "param_"
+
+
+class StudyNotFoundError(LookupError):
+    """No study with this id has been registered (yet)."""
+
+
+def _who() -> str:
+    try:
+        return f"{getpass.getuser()}@{socket.gethostname()}"
+    except (KeyError, OSError):
+        return socket.gethostname()
+
+
+class Study(str):
+    """A handle on one study. It *is* its id (a `str`), so it goes wherever an id goes."""
+
+    client: Client
+    _spec: StudySpec | None
+
+    def __new__(cls, study_id: str, client: Client, spec: StudySpec | None = None) -> Study:
+        self = super().__new__(cls, study_id)
+        self.client = client
+        self._spec = spec
+        return self
+
+    @property
+    def id(self) -> str:
+        return str(self)
+
+    @property
+    def spec(self) -> StudySpec:
+        if self._spec is None:
+            self._spec = self.client.stored_spec(self)
+        return self._spec
+
+    def status(self) -> StudyStatus | None:
+        return self.client.status(self)
+
+    def wait(self, progress: bool = True, *, timeout_s: float | None = None) -> StudyStatus:
+        """Block until every trial has a result (or the study is cancelled); `progress` shows
+        a live bar (rich in a terminal, an updating HTML bar in Jupyter)."""
+        if not progress:
+            return self.client.wait(self, timeout_s=timeout_s)
+        with progress_display(self) as show:
+            return self.client.wait(self, timeout_s=timeout_s, on_progress=show)
+
+    def results(self) -> pd.DataFrame:
+        return self.client.results(self)
+
+    def best(self, n: int = 10, by_library: bool = False) -> pd.DataFrame:
+        """The `n` best trials, or the `n` best of each library."""
+        frame = self.results()
+        frame = frame[(frame["status"] == "done") & frame["score"].notna()]
+        frame = frame.sort_values("score", ascending=False, kind="stable")
+        if by_library:
+            frame = frame.groupby("library", sort=True, group_keys=False).head(n)
+            frame = frame.sort_values(["library", "score"], ascending=[True, False])
+        else:
+            frame = frame.head(n)
+        # Parameters that none of these trials has (another library's) are noise here.
+        return frame.dropna(axis="columns", how="all").reset_index(drop=True)
+
+    def cancel(self, reason: str | None = None) -> None:
+        self.client.cancel(self, reason=reason)
+
+    def resume(self) -> int:
+        return self.client.resume(self)
+
+    def __repr__(self) -> str:
+        return f"Study({str(self)!r})"
 
 
 class Client:
@@ -22,7 +137,7 @@ class Client:
         self._db = connect_store(self.settings)
 
     @staticmethod
-    def spec(spec: StudySpec | Mapping[str, Any] | str | Path) -> StudySpec:
+    def spec(spec: SpecLike) -> StudySpec:
         """Validate a spec given as a model, a mapping or a path to a YAML/JSON file."""
         if isinstance(spec, StudySpec):
             return spec
@@ -30,51 +145,308 @@ class Client:
             return load_spec(spec)
         return parse_spec(spec)
 
-    def submit(
-        self,
-        spec: StudySpec | Mapping[str, Any] | str | Path,
-        *,
-        only_trials: list[str] | None = None,
-    ) -> str:
-        """Publish the study request (confirmed by the broker); returns the study id."""
+    # -- writing, through the broker ---------------------------------------------------------
+
+    def _publish(self, exchange: Callable[[Any], str], routing_key: str, body: bytes) -> None:
+        connection, channel = connect(self.settings, retry_for_s=10)
+        try:
+            publish(channel, exchange(topology_of(self.settings)), routing_key, body)
+        finally:
+            connection.close()
+
+    def submit(self, spec: SpecLike, *, only_trials: list[str] | None = None) -> Study:
+        """Publish the study request (confirmed by the broker); returns the study."""
         study = self.spec(spec)
         study_id = study.study_id()
         request = StudyRequest(
             study_id=study_id, spec=study, submitted_at=time.time(), only_trials=only_trials
         )
-        connection, channel = connect(self.settings, retry_for_s=10)
-        try:
-            topology = topology_of(self.settings)
-            publish(channel, topology.studies_exchange, "study", request.encode())
-        finally:
-            connection.close()
-        return study_id
+        self._publish(lambda t: t.studies_exchange, "study", request.encode())
+        return Study(study_id, self, study)
+
+    def cancel(self, study_id: str, *, reason: str | None = None) -> None:
+        """Cancel: the collector records it; workers skip the study's trials still queued
+        (they stay without a result, so `resume` runs them)."""
+        self._require(study_id)
+        event = StudyCancelled(
+            study_id=study_id, cancelled_at=time.time(), by=_who(), reason=reason
+        )
+        self._publish(lambda t: t.events_exchange, event.kind, event.encode())
+
+    def missing_trials(self, study_id: str) -> list[str]:
+        """The study's trials that have no result, in the order they would be published."""
+        spec = self.stored_spec(study_id)
+        have = {d["_id"] for d in self._db.trials.find({"study_id": study_id}, {"_id": 1})}
+        return [t.trial_id for t in expand(spec, study_id) if t.trial_id not in have]
+
+    def resume(self, study_id: str) -> int:
+        """Publish again the trials without a result (all of them: crashed, lost, cancelled);
+        lifts a cancel first. Returns how many; 0 publishes nothing."""
+        spec = self.stored_spec(study_id)
+        missing = self.missing_trials(study_id)
+        if not missing:
+            return 0
+        event = StudyResumed(
+            study_id=study_id, resumed_at=time.time(), by=_who(), n_trials=len(missing)
+        )
+        self._publish(lambda t: t.events_exchange, event.kind, event.encode())
+        request = StudyRequest(
+            study_id=study_id, spec=spec, submitted_at=time.time(), only_trials=missing
+        )
+        self._publish(lambda t: t.studies_exchange, "study", request.encode())
+        return len(missing)
+
+    # -- reading, from the store -------------------------------------------------------------
+
+    def study(self, study_id: str) -> Study:
+        self._require(study_id)
+        return Study(study_id, self)
+
+    def _require(self, study_id: str) -> dict[str, Any]:
+        doc = self._db.studies.find_one({"_id": str(study_id)})
+        if doc is None:
+            raise StudyNotFoundError(f"no study {str(study_id)!r}")
+        return doc
+
+    def stored_spec(self, study_id: str) -> StudySpec:
+        return StudySpec.model_validate(self._require(study_id)["spec"])
+
+    def study_document(self, study_id: str) -> dict[str, Any]:
+        return self._require(study_id)
 
     def status(self, study_id: str) -> StudyStatus | None:
-        return study_status(self._db, study_id)
+        return study_status(self._db, str(study_id))
+
+    def snapshot(self, study_id: str) -> Progress:
+        """Where the study stands, read once from the store (throughput over 5 minutes)."""
+        return from_store(self._db, str(study_id))
+
+    def progress(self, study_id: str, **kwargs: Any) -> Iterator[Progress]:
+        """Live snapshots from the event stream (see `tunefleet.progress.watch`)."""
+        return watch(self.settings, self._db, str(study_id), **kwargs)
 
     def wait(
         self,
         study_id: str,
         *,
         timeout_s: float | None = None,
-        poll_s: float = 0.5,
-        on_progress: Any = None,
+        on_progress: Callable[[Progress], object] | None = None,
+        tick_s: float = 1.0,
     ) -> StudyStatus:
-        """Block until every trial of the study has a result."""
+        """Block until every trial of the study has a stored result, or it is cancelled.
+
+        Driven by the event stream; raises TimeoutError after `timeout_s`.
+        """
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while True:
-            status = self.status(study_id)
-            if on_progress is not None and status is not None:
-                on_progress(status)
-            if status is not None and status.complete:
-                return status
+
+        def over(p: Progress) -> bool:
             if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"study {study_id} did not finish within {timeout_s} s")
-            time.sleep(poll_s)
+                return True
+            return p.complete or (p.cancelled and p.running == 0)
+
+        last: Progress | None = None
+        for snapshot in self.progress(study_id, tick_s=tick_s, until=over):
+            last = snapshot
+            if on_progress is not None:
+                on_progress(snapshot)
+        status = self.status(study_id)
+        if last is None or status is None or not (last.complete or last.cancelled):
+            raise TimeoutError(f"study {study_id} did not finish within {timeout_s} s")
+        return status
 
     def best(self, study_id: str, n: int = 10, library: str | None = None) -> list[dict[str, Any]]:
-        return leaderboard(self._db, study_id, limit=n, library=library)
+        return leaderboard(self._db, str(study_id), limit=n, library=library)
 
     def trials(self, study_id: str) -> list[dict[str, Any]]:
-        return trial_documents(self._db, study_id)
+        return trial_documents(self._db, str(study_id))
+
+    def trial(self, trial_id: str) -> dict[str, Any] | None:
+        """One trial's result with its delivery attempts; a unique id prefix is enough.
+
+        A trial that has started but has no result yet comes back with status `running`.
+        """
+        if len(trial_id) < 24:
+            if len(trial_id) < 6 or not all(c in "0123456789abcdef" for c in trial_id):
+                raise ValueError("give at least 6 hex digits of a trial id")
+            ids = {
+                d["trial_id"]
+                for d in self._db.starts.find(
+                    {"trial_id": {"$regex": f"^{trial_id}"}}, {"trial_id": 1}
+                ).limit(3)
+            } | {
+                d["_id"]
+                for d in self._db.trials.find(
+                    {"_id": {"$regex": f"^{trial_id}"}}, {"_id": 1}
+                ).limit(3)
+            }
+            if len(ids) > 1:
+                raise ValueError(f"{trial_id} is the start of several trial ids")
+            if not ids:
+                return None
+            trial_id = ids.pop()
+        doc = self._db.trials.find_one({"_id": trial_id})
+        starts = list(self._db.starts.find({"trial_id": trial_id}).sort("attempt", 1))
+        if doc is None and not starts:
+            return None
+        doc = doc or {"_id": trial_id, "study_id": starts[0]["study_id"], "status": "running"}
+        doc["starts"] = [
+            {"attempt": s["attempt"], "worker": s["worker"], "started_at": s["started_at"]}
+            for s in starts
+        ]
+        return doc
+
+    def results(self, study_id: str) -> pd.DataFrame:
+        """One row per trial with a result; parameters as `param_<name>` columns."""
+        import pandas as pd
+
+        self._require(study_id)
+        rows = []
+        for doc in self._db.trials.find({"study_id": str(study_id)}).sort("_id", 1):
+            row = {column: doc.get(column) for column in RESULT_COLUMNS}
+            row["trial_id"] = doc["_id"]
+            for name, value in sorted(doc.get("params", {}).items()):
+                row[PARAM_PREFIX + name] = value
+            rows.append(row)
+        frame = pd.DataFrame(rows, columns=None if rows else RESULT_COLUMNS)
+        if not rows:
+            return frame
+        frame["finished_at"] = pd.to_datetime(frame["finished_at"], unit="s", utc=True)
+        frame = frame.sort_values("finished_at", kind="stable").reset_index(drop=True)
+        params = sorted(c for c in frame.columns if c.startswith(PARAM_PREFIX))
+        return frame[RESULT_COLUMNS + params]
+
+    def studies(self, limit: int = 50) -> pd.DataFrame:
+        """The most recent studies, newest first, with how far each has got."""
+        import pandas as pd
+
+        rows = []
+        for doc in list_studies(self._db, limit=limit):
+            status = self.status(doc["_id"])
+            rows.append(
+                {
+                    "study_id": doc["_id"],
+                    "name": doc["spec"]["name"],
+                    "submitted_at": doc["submitted_at"],
+                    "n_trials": doc["n_trials"],
+                    "done": status.done if status else 0,
+                    "failed": status.failed if status else 0,
+                    "best_score": status.best_score if status else None,
+                    "metric": status.metric if status else None,
+                    "state": _state(status, doc),
+                }
+            )
+        columns = [
+            "study_id",
+            "name",
+            "submitted_at",
+            "n_trials",
+            "done",
+            "failed",
+            "best_score",
+            "metric",
+            "state",
+        ]
+        frame = pd.DataFrame(rows, columns=columns)
+        frame["submitted_at"] = pd.to_datetime(frame["submitted_at"], unit="s", utc=True)
+        return frame
+
+
+def _state(status: StudyStatus | None, doc: Mapping[str, Any]) -> str:
+    if doc.get("cancelled_at") is not None:
+        return "cancelled"
+    if status is None:
+        return "registered"
+    if status.complete:
+        return "complete"
+    return "running" if status.finished or status.running else "queued"
+
+
+class progress_display:  # noqa: N801 - used as a context manager, like `open`
+    """A live progress bar: rich in a terminal, an updating HTML bar in Jupyter (through
+    IPython's display handles, so it needs no widget extension)."""
+
+    def __init__(self, study_id: str) -> None:
+        self.study_id = study_id
+        self._handle: Any = None
+        self._rich: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> Callable[[Progress], None]:
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        if console.is_jupyter:
+            # IPython has no type hints; only Jupyter ever takes this branch.
+            self._ipython: Any = importlib.import_module("IPython.display")
+            self._handle = self._ipython.display(
+                self._ipython.HTML(self._html(None)), display_id=True
+            )
+        else:
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as RichProgress
+
+            self._rich = RichProgress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[detail]}"),
+                TimeElapsedColumn(),
+                console=console,
+            )
+            self._rich.start()
+            self._task = self._rich.add_task(self.study_id, total=None, detail="")
+        return self.update
+
+    def update(self, p: Progress) -> None:
+        if self._handle is not None:
+            self._handle.update(self._ipython.HTML(self._html(p)))
+        elif self._rich is not None:
+            self._rich.update(
+                self._task,
+                total=p.n_trials or None,
+                completed=p.finished,
+                detail=describe(p),
+            )
+
+    def _html(self, p: Progress | None) -> str:
+        import html
+
+        total = p.n_trials if p else 0
+        value = p.finished if p else 0
+        text = describe(p) if p else "waiting for the study to register"
+        return (
+            f"<div><b>{html.escape(self.study_id)}</b> "
+            f'<progress max="{max(total, 1)}" value="{value}" style="width:40%"></progress> '
+            f"{value}/{total} {html.escape(text)}</div>"
+        )
+
+    def __exit__(self, *_: object) -> None:
+        if self._rich is not None:
+            self._rich.stop()
+
+
+def describe(p: Progress) -> str:
+    """One line: what the bar shows next to the counts."""
+    parts = [f"{p.running} running", f"{p.failed} failed"]
+    if p.redelivered:
+        parts.append(f"{p.redelivered} redelivered")
+    if p.workers:
+        parts.append(f"{p.workers} workers")
+    if p.throughput:
+        parts.append(f"{p.throughput:.2f}/s")
+    if p.eta_s is not None and not p.complete:
+        parts.append(f"ETA {format_duration(p.eta_s)}")
+    if p.best_score is not None:
+        parts.append(f"best {p.metric or 'score'} {p.best_score:.5g}")
+    if p.cancelled:
+        parts.append("CANCELLED")
+    return ", ".join(parts)
+
+
+def format_duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

@@ -19,9 +19,12 @@ from tunefleet.spec import DatasetSpec, StudySpec, Task
 __all__ = [
     "SCHEMA_VERSION",
     "DecodeError",
+    "Event",
     "Message",
+    "StudyCancelled",
     "StudyRegistered",
     "StudyRequest",
+    "StudyResumed",
     "TrialMessage",
     "TrialResult",
     "TrialSpec",
@@ -177,12 +180,36 @@ class TrialResult(Message):
     finished_at: float
 
 
+class StudyCancelled(Message):
+    """CLI/API → collector (records it) and workers (skip the study's trials still queued)."""
+
+    kind: ClassVar[str] = "study.cancelled"
+    study_id: StudyId
+    cancelled_at: float
+    by: str = Field(default="", max_length=200)
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class StudyResumed(Message):
+    """CLI/API → collector and workers: a cancelled study runs again (before its re-request)."""
+
+    kind: ClassVar[str] = "study.resumed"
+    study_id: StudyId
+    resumed_at: float
+    by: str = Field(default="", max_length=200)
+    n_trials: int = Field(ge=0, description="Trials republished: those without a result.")
+
+
+# Routing keys on the events exchange are the kinds: watchers and the control stream bind them.
 EVENT_KINDS: dict[str, type[Message]] = {
-    cls.kind: cls for cls in (StudyRegistered, TrialsStarted, TrialResult)
+    cls.kind: cls
+    for cls in (StudyRegistered, TrialsStarted, TrialResult, StudyCancelled, StudyResumed)
 }
 
+Event = StudyRegistered | TrialsStarted | TrialResult | StudyCancelled | StudyResumed
 
-def decode_event(body: bytes) -> StudyRegistered | TrialsStarted | TrialResult:
+
+def decode_event(body: bytes) -> Event:
     """Decode any message published on the events exchange."""
     payload = _load(body)
     kind = payload.pop("kind", None)

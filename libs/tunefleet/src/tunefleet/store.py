@@ -19,7 +19,14 @@ from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
-from tunefleet.messages import StudyRegistered, TrialResult, TrialsStarted
+from tunefleet.messages import (
+    Event,
+    StudyCancelled,
+    StudyRegistered,
+    StudyResumed,
+    TrialResult,
+    TrialsStarted,
+)
 from tunefleet.settings import StoreSettings
 
 __all__ = [
@@ -72,18 +79,19 @@ def _insert_new(db: Database[Doc], collection: str, docs: Sequence[Doc]) -> int:
         return int(exc.details.get("nInserted", 0))
 
 
-def write_events(
-    db: Database[Doc], events: Iterable[StudyRegistered | TrialsStarted | TrialResult]
-) -> dict[str, int]:
+def write_events(db: Database[Doc], events: Iterable[Event]) -> dict[str, int]:
     """Store a batch idempotently; raises (and the caller must not ack) on any real failure."""
     studies: list[Doc] = []
     starts: list[Doc] = []
     results: dict[str, Doc] = {}
+    control: list[StudyCancelled | StudyResumed] = []
     now = time.time()
     for event in events:
         if isinstance(event, StudyRegistered):
             doc = event.model_dump(mode="json")
             studies.append({"_id": event.study_id, **doc, "stored_at": now})
+        elif isinstance(event, StudyCancelled | StudyResumed):
+            control.append(event)
         elif isinstance(event, TrialsStarted):
             starts.extend(
                 {
@@ -101,11 +109,30 @@ def write_events(
             results.setdefault(
                 event.trial_id, {"_id": event.trial_id, **event.model_dump(), "stored_at": now}
             )
-    return {
+    counts = {
         "studies": _insert_new(db, "studies", studies),
         "starts": _insert_new(db, "starts", starts),
         "trials": _insert_new(db, "trials", list(results.values())),
     }
+    # In arrival order, after the inserts: a study registered in this batch exists by now.
+    # Setting fields is idempotent, so a redelivered batch ends in the same state.
+    for change in control:
+        if isinstance(change, StudyCancelled):
+            update: Doc = {
+                "$set": {
+                    "cancelled_at": change.cancelled_at,
+                    "cancelled_by": change.by,
+                    "cancel_reason": change.reason,
+                }
+            }
+        else:
+            update = {
+                "$set": {"resumed_at": change.resumed_at, "resumed_by": change.by},
+                "$unset": {"cancelled_at": "", "cancelled_by": "", "cancel_reason": ""},
+            }
+        db.studies.update_one({"_id": change.study_id}, update)
+    counts["control"] = len(control)
+    return counts
 
 
 @dataclass(frozen=True)
@@ -122,6 +149,7 @@ class StudyStatus:
     best_score: float | None
     best_trial: Doc | None
     metric: str | None
+    cancelled: bool = False
 
     @property
     def finished(self) -> int:
@@ -168,6 +196,7 @@ def study_status(db: Database[Doc], study_id: str) -> StudyStatus | None:
         best_score=best["score"] if best else None,
         best_trial=best,
         metric=best["metric"] if best else study["spec"].get("metric"),
+        cancelled=study.get("cancelled_at") is not None,
     )
 
 

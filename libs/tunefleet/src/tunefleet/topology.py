@@ -3,6 +3,7 @@
     studies exchange (direct) ──▶ studies queue ──▶ publisher
     trials exchange (direct)  ──▶ trials queue  ──▶ workers      (delivery-limit → DLX)
     events exchange (topic)   ──▶ events queue  ──▶ collector    (+ any live watcher's queue)
+    events ─ study.cancelled|resumed ─▶ control stream ──▶ every worker reads it from the start
     dead-letter exchange (fanout) ──▶ dead-letters (kept for `tunefleet dead-letters`)
                                   ──▶ dead-letters.collector (records dead trials as failed)
 
@@ -15,7 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Topology", "declare"]
+__all__ = ["CONTROL_KINDS", "Topology", "declare", "declare_watch_queue"]
+
+# The events whose routing keys the control stream binds: what workers must learn of.
+CONTROL_KINDS = ("study.cancelled", "study.resumed")
+# A live watcher's queue holds at most this many events; a stalled one drops the oldest
+# rather than growing without bound (the watcher re-reads the store now and then).
+WATCH_QUEUE_MAX = 100_000
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,10 @@ class Topology:
     def dead_letter_collector_queue(self) -> str:
         return f"{self.namespace}.dead-letters.collector"
 
+    @property
+    def control_queue(self) -> str:
+        return f"{self.namespace}.control"
+
     def queue_arguments(self, *, delivery_limit: bool = False) -> dict[str, Any]:
         args: dict[str, Any] = {
             "x-queue-type": "quorum",
@@ -91,3 +102,30 @@ def declare(channel: Any, topology: Topology) -> None:
     channel.exchange_declare(t.events_exchange, exchange_type="topic", durable=True)
     channel.queue_declare(t.events_queue, durable=True, arguments=t.queue_arguments())
     channel.queue_bind(t.events_queue, t.events_exchange, routing_key="#")
+
+    # A stream, not a queue: consuming does not remove, so a worker that starts after a cancel
+    # reads every cancel and resume from the first offset (kept 7 days; streams have no DLX).
+    channel.queue_declare(
+        t.control_queue,
+        durable=True,
+        arguments={"x-queue-type": "stream", "x-max-age": "7D"},
+    )
+    for kind in CONTROL_KINDS:
+        channel.queue_bind(t.control_queue, t.events_exchange, routing_key=kind)
+
+
+def declare_watch_queue(channel: Any, topology: Topology, routing_key: str = "#") -> str:
+    """A live watcher's own queue on the events exchange (CLI progress, `study.wait`).
+
+    Exclusive and auto-deleted: it lives exactly as long as the watcher's connection, so a
+    crashed watcher leaves nothing behind. Classic, because quorum queues cannot be exclusive.
+    """
+    result = channel.queue_declare(
+        "",
+        exclusive=True,
+        auto_delete=True,
+        arguments={"x-max-length": WATCH_QUEUE_MAX, "x-overflow": "drop-head"},
+    )
+    queue: str = result.method.queue
+    channel.queue_bind(queue, topology.events_exchange, routing_key=routing_key)
+    return queue

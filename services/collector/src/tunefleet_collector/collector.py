@@ -16,10 +16,9 @@ from tunefleet import observability
 from tunefleet.broker import CONNECTION_ERRORS, REASON_HEADER, connect, dead_letter, topology_of
 from tunefleet.messages import (
     DecodeError,
-    StudyRegistered,
+    Event,
     TrialMessage,
     TrialResult,
-    TrialsStarted,
     decode_event,
 )
 from tunefleet.settings import CollectorSettings
@@ -28,8 +27,6 @@ from tunefleet.store import connect_store, ensure_indexes, write_events
 __all__ = ["Collector", "dead_trial_results"]
 
 log = logging.getLogger(__name__)
-
-Event = StudyRegistered | TrialsStarted | TrialResult
 
 
 def _death_reason(properties: pika.BasicProperties) -> str:

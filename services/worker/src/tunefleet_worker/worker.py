@@ -22,6 +22,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from tunefleet import observability
 from tunefleet.broker import CONNECTION_ERRORS, connect, dead_letter, publish, topology_of
+from tunefleet.control import CancelledStudies
 from tunefleet.messages import DecodeError, TrialMessage, TrialResult, TrialsStarted
 from tunefleet.params import THREAD_PARAM, ParamError, check_param
 from tunefleet.settings import WorkerSettings
@@ -73,6 +74,8 @@ class Worker:
         self._stopping = threading.Event()
         self._job: _Job | None = None
         self.trials_done = 0
+        self.cancelled = CancelledStudies()
+        self.trials_skipped = 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -95,6 +98,9 @@ class Worker:
     def _serve(self) -> None:
         connection, channel = connect(self.settings)
         try:
+            # Catch up on cancels before taking trials (best effort: channels are not ordered).
+            self.cancelled.follow(connection, self.topology)
+            connection.process_data_events(time_limit=0.2)
             channel.basic_qos(prefetch_count=1)
             tag = channel.basic_consume(
                 self.topology.trials_queue,
@@ -146,6 +152,11 @@ class Worker:
         except DecodeError as exc:
             dead_letter(channel, self.topology, body, properties, str(exc), queue)
             channel.basic_ack(method.delivery_tag)
+            return
+        if message.study_id in self.cancelled:
+            # Cancelled: drop without a result, so that a resume runs these trials.
+            channel.basic_ack(method.delivery_tag)
+            self.trials_skipped += len(message.trials)
             return
         attempts = int((properties.headers or {}).get("x-delivery-count", 0)) + 1
         job = _Job(connection, channel, method.delivery_tag, body, properties, message, attempts)
@@ -222,6 +233,8 @@ class Worker:
         for trial in message.trials:
             if job.abandon.is_set():
                 return
+            if message.study_id in self.cancelled:
+                break  # the rest of the chunk stays without results, for a resume
             result = run_trial(ctx, trial)
             if job.abandon.is_set() or not self._call(job, self._publish_result, result):
                 return

@@ -1,0 +1,69 @@
+"""Which studies are cancelled, as a worker learns it from the control stream.
+
+`tunefleet cancel` publishes `StudyCancelled` on the events exchange; the collector records it and
+the control stream (see topology) keeps it. Every worker reads the stream from its first offset
+on each connect, so a worker started after the cancel knows it too, then skips (acks without
+running) the study's trials still queued. A later `StudyResumed` lifts it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
+
+from tunefleet.messages import DecodeError, StudyCancelled, StudyResumed, decode_event
+from tunefleet.topology import Topology
+
+__all__ = ["CancelledStudies"]
+
+log = logging.getLogger(__name__)
+
+
+class CancelledStudies:
+    """A set of cancelled study ids, kept current from the control stream (thread-safe reads)."""
+
+    def __init__(self) -> None:
+        self._cancelled: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __contains__(self, study_id: object) -> bool:
+        with self._lock:
+            return study_id in self._cancelled
+
+    def apply(self, event: StudyCancelled | StudyResumed) -> None:
+        with self._lock:
+            if isinstance(event, StudyCancelled):
+                self._cancelled.add(event.study_id)
+            else:
+                self._cancelled.discard(event.study_id)
+
+    def follow(self, connection: pika.BlockingConnection, topology: Topology) -> BlockingChannel:
+        """Consume the control stream on a channel of its own (call on the connection's thread;
+        the connection's event loop delivers). Replays from the start: the set is rebuilt."""
+        channel = connection.channel()
+        channel.basic_qos(prefetch_count=1000)  # streams require a prefetch limit
+
+        def on_event(
+            ch: BlockingChannel,
+            method: pika.spec.Basic.Deliver,
+            _properties: pika.BasicProperties,
+            body: bytes,
+        ) -> None:
+            try:
+                event = decode_event(body)
+            except DecodeError as exc:
+                log.warning("ignoring an undecodable control event: %s", exc)
+            else:
+                if isinstance(event, StudyCancelled | StudyResumed):
+                    self.apply(event)
+                    log.info("study %s: %s", event.study_id, event.kind)
+            # Stream acks only grant credit; nothing is removed.
+            ch.basic_ack(method.delivery_tag)
+
+        channel.basic_consume(
+            topology.control_queue, on_event, arguments={"x-stream-offset": "first"}
+        )
+        return channel

@@ -1,0 +1,268 @@
+"""Live progress of a study, from the broker's event stream.
+
+A watcher binds an exclusive, auto-deleted queue to the events exchange *before* it reads the
+store once; from then on every `trial.started`, `trial.result` and `study.cancelled` event
+updates its counts as workers publish them, seconds before the collector has stored them. It
+re-reads the store only every `resync_s` (default 15 s) to pick up what never crosses the events
+exchange: trials the collector fails itself from the dead-letter queue, and events dropped while
+the watcher was stalled.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo.database import Database
+
+from tunefleet.broker import connect, topology_of
+from tunefleet.messages import (
+    DecodeError,
+    StudyCancelled,
+    StudyRegistered,
+    StudyResumed,
+    TrialResult,
+    TrialsStarted,
+    decode_event,
+)
+from tunefleet.settings import ClientSettings
+from tunefleet.topology import declare_watch_queue
+
+__all__ = ["Progress", "from_store", "watch"]
+
+# Throughput is measured over this trailing window of results seen live.
+_RATE_WINDOW_S = 60.0
+
+
+@dataclass
+class Progress:
+    """One snapshot of a study; the names match `store.StudyStatus` where both have them."""
+
+    study_id: str
+    n_trials: int = 0
+    done: int = 0
+    failed: int = 0
+    running: int = 0
+    redelivered: int = 0
+    workers: int = 0
+    best_score: float | None = None
+    best_trial_id: str | None = None
+    metric: str | None = None
+    cancelled: bool = False
+    registered: bool = False
+    throughput: float | None = None  # trials per second, over the last minute
+    eta_s: float | None = None
+    events: int = 0  # events seen live (0 means: only the store's snapshot so far)
+    stored: int = 0  # results the store held at the last read
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.failed
+
+    @property
+    def queued(self) -> int:
+        return max(0, self.n_trials - self.finished - self.running)
+
+    @property
+    def complete(self) -> bool:
+        """Every trial has a result, and the store has them all (not only the events)."""
+        return (
+            self.registered
+            and self.n_trials > 0
+            and self.finished >= self.n_trials
+            and self.stored >= self.n_trials
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "study_id": self.study_id,
+            "n_trials": self.n_trials,
+            "done": self.done,
+            "failed": self.failed,
+            "running": self.running,
+            "queued": self.queued,
+            "redelivered": self.redelivered,
+            "workers": self.workers,
+            "best_score": self.best_score,
+            "best_trial_id": self.best_trial_id,
+            "metric": self.metric,
+            "cancelled": self.cancelled,
+            "complete": self.complete,
+            "throughput_per_s": self.throughput,
+            "eta_s": self.eta_s,
+        }
+
+
+@dataclass
+class _State:
+    study_id: str
+    n_trials: int = 0
+    registered: bool = False
+    metric: str | None = None
+    cancelled: bool = False
+    results: dict[str, str] = field(default_factory=dict)  # trial id -> done/failed
+    attempts: dict[str, int] = field(default_factory=dict)  # trial id -> highest attempt
+    workers: set[str] = field(default_factory=set)
+    best: tuple[float, str] | None = None
+    recent: collections.deque[float] = field(default_factory=collections.deque)
+    events: int = 0
+    stored: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def load(self, db: Database[dict[str, Any]]) -> None:
+        """Merge the store's view (results are write-once, so merging never goes back)."""
+        study = db.studies.find_one({"_id": self.study_id}, {"n_trials": 1, "spec.metric": 1})
+        if study is not None:
+            self.registered = True
+            self.n_trials = int(study["n_trials"])
+            self.metric = self.metric or (study.get("spec") or {}).get("metric")
+            full = db.studies.find_one({"_id": self.study_id}, {"cancelled_at": 1})
+            self.cancelled = bool(full and full.get("cancelled_at") is not None)
+        stored = 0
+        for doc in db.trials.find(
+            {"study_id": self.study_id},
+            {"_id": 1, "status": 1, "score": 1, "metric": 1, "attempts": 1, "worker": 1},
+        ):
+            self._result(doc["_id"], doc["status"], doc.get("score"), doc.get("metric"))
+            self.attempts[doc["_id"]] = max(self.attempts.get(doc["_id"], 0), doc["attempts"])
+            if doc.get("worker"):
+                self.workers.add(doc["worker"])
+            stored += 1
+        self.stored = stored
+        for start in db.starts.find(
+            {"study_id": self.study_id}, {"trial_id": 1, "worker": 1, "attempt": 1}
+        ):
+            tid = start["trial_id"]
+            self.attempts[tid] = max(self.attempts.get(tid, 0), int(start["attempt"]))
+            self.workers.add(start["worker"])
+
+    def _result(self, tid: str, status: str, score: float | None, metric: str | None) -> bool:
+        if tid in self.results:
+            return False
+        self.results[tid] = status
+        if metric:
+            self.metric = metric
+        if status == "done" and score is not None and (self.best is None or score > self.best[0]):
+            self.best = (score, tid)
+        return True
+
+    def apply(self, event: object) -> None:
+        if getattr(event, "study_id", None) != self.study_id:
+            return
+        self.events += 1
+        if isinstance(event, TrialResult):
+            if self._result(event.trial_id, event.status, event.score, event.metric):
+                self.recent.append(time.monotonic())
+            self.attempts[event.trial_id] = max(
+                self.attempts.get(event.trial_id, 0), event.attempts
+            )
+        elif isinstance(event, TrialsStarted):
+            self.workers.add(event.worker)
+            for tid in event.trial_ids:
+                self.attempts[tid] = max(self.attempts.get(tid, 0), event.attempt)
+        elif isinstance(event, StudyRegistered):
+            self.registered = True
+            self.n_trials = event.n_trials
+            self.metric = self.metric or event.spec.metric
+        elif isinstance(event, StudyCancelled):
+            self.cancelled = True
+        elif isinstance(event, StudyResumed):
+            self.cancelled = False
+
+    def snapshot(self) -> Progress:
+        now = time.monotonic()
+        while self.recent and now - self.recent[0] > _RATE_WINDOW_S:
+            self.recent.popleft()
+        window = min(_RATE_WINDOW_S, now - self.started)
+        rate = len(self.recent) / window if self.recent and window > 1.0 else None
+        done = sum(1 for s in self.results.values() if s == "done")
+        failed = len(self.results) - done
+        running = sum(1 for tid in self.attempts if tid not in self.results)
+        remaining = max(0, self.n_trials - done - failed)
+        return Progress(
+            study_id=self.study_id,
+            n_trials=self.n_trials,
+            done=done,
+            failed=failed,
+            running=min(running, remaining),
+            redelivered=sum(1 for n in self.attempts.values() if n > 1),
+            workers=len(self.workers),
+            best_score=self.best[0] if self.best else None,
+            best_trial_id=self.best[1] if self.best else None,
+            metric=self.metric,
+            cancelled=self.cancelled,
+            registered=self.registered,
+            throughput=rate,
+            eta_s=remaining / rate if rate else None,
+            events=self.events,
+            stored=self.stored,
+        )
+
+
+def from_store(db: Database[dict[str, Any]], study_id: str, *, window_s: float = 300.0) -> Progress:
+    """A snapshot read from the store alone (for one-shot `status`): throughput is measured
+    over results stored in the last `window_s` seconds."""
+    state = _State(study_id)
+    state.load(db)
+    snapshot = state.snapshot()
+    since = time.time() - window_s
+    recent = db.trials.count_documents({"study_id": study_id, "finished_at": {"$gt": since}})
+    if recent:
+        first = db.trials.find_one({"study_id": study_id}, sort=[("finished_at", 1)])
+        span = min(window_s, time.time() - float(first["finished_at"])) if first else window_s
+        snapshot.throughput = recent / max(span, 1.0)
+        remaining = max(0, snapshot.n_trials - snapshot.finished)
+        snapshot.eta_s = remaining / snapshot.throughput if remaining else None
+    return snapshot
+
+
+def watch(
+    settings: ClientSettings,
+    db: Database[dict[str, Any]],
+    study_id: str,
+    *,
+    tick_s: float = 1.0,
+    resync_s: float = 15.0,
+    until: Callable[[Progress], bool] | None = None,
+) -> Iterator[Progress]:
+    """Yield a snapshot at least every `tick_s` seconds, and after events, until `until` is
+    true of one (the last one yielded) or the caller stops iterating."""
+    connection, channel = connect(settings, retry_for_s=10)
+    try:
+        queue = declare_watch_queue(channel, topology_of(settings))
+        # Bound before the store is read: every result is either in the snapshot or an event.
+        state = _State(study_id)
+        state.load(db)
+        last_sync = time.monotonic()
+        snapshot = state.snapshot()
+        yield snapshot
+        if until is not None and until(snapshot):
+            return
+        for _method, _properties, body in channel.consume(
+            queue, auto_ack=True, inactivity_timeout=tick_s
+        ):
+            if body is not None:
+                # Not ours to judge: the collector dead-letters bad events.
+                with contextlib.suppress(DecodeError):
+                    state.apply(decode_event(body))
+            current = state.snapshot()
+            events_say_done = current.registered and current.finished >= current.n_trials > 0
+            if time.monotonic() - last_sync > resync_s or (
+                events_say_done and body is None and not current.complete
+            ):
+                # Completion is confirmed by the store, so results() right after sees them all.
+                state.load(db)
+                last_sync = time.monotonic()
+            snapshot = state.snapshot()
+            if body is not None and channel.get_waiting_message_count() > 0:
+                continue  # drain a burst before redrawing
+            yield snapshot
+            if until is not None and until(snapshot):
+                return
+    finally:
+        if connection.is_open:
+            connection.close()
