@@ -1,0 +1,92 @@
+"""A multi-library study through the three services as separate processes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
+from tunefleet.client import Client
+from tunefleet.devservices import Pipeline
+from tunefleet.settings import ClientSettings
+from tunefleet.spec import parse_spec
+from tunefleet.store import connect_store
+from tunefleet.trials import expand
+from tunefleet_worker.datasets import load_dataset
+from tunefleet_worker.training import make_estimator
+
+SEARCH: dict[str, dict[str, Any]] = {
+    "xgboost": {
+        "fixed": {"n_estimators": 10},
+        "grid": {"max_depth": [2, 3, 4], "learning_rate": [0.1, 0.3], "subsample": [0.7, 1.0]},
+    },
+    "lightgbm": {
+        "fixed": {"n_estimators": 10},
+        "grid": {"num_leaves": [4, 8, 16], "learning_rate": [0.1, 0.3], "subsample": [0.7, 1.0]},
+    },
+    "catboost": {
+        "fixed": {"iterations": 10},
+        "grid": [{"depth": [2, 3], "learning_rate": [0.1, 0.3]}, {"depth": [4, 5]}],
+    },
+}
+SPEC = {
+    "name": "e2e",
+    "dataset": "breast_cancer",
+    "metric": "roc_auc",
+    "cv": {"folds": 3, "seed": 11},
+    "chunk_size": 2,
+    "search": SEARCH,
+}
+
+
+def sklearn_scores(spec: Any) -> dict[tuple[str, tuple[tuple[str, Any], ...]], float]:
+    data = load_dataset(spec.dataset)
+    splitter = StratifiedKFold(n_splits=3, shuffle=True, random_state=11)
+    scores = {}
+    for library, part in SEARCH.items():
+        search = GridSearchCV(
+            make_estimator(library, "classification", part["fixed"]),
+            part["grid"],
+            scoring="roc_auc",
+            cv=splitter,
+            refit=False,
+        ).fit(data.X, data.y)
+        for params, score in zip(
+            search.cv_results_["params"], search.cv_results_["mean_test_score"], strict=True
+        ):
+            scores[library, tuple(sorted({**part["fixed"], **params}.items()))] = float(score)
+    return scores
+
+
+@pytest.mark.timeout(600)
+def test_study_through_three_processes(settings: ClientSettings, pipeline: Pipeline) -> None:
+    pipeline.start_all(workers=2)
+    client = Client(settings)
+    study_id = client.submit(SPEC)
+    assert client.submit(SPEC) == study_id  # the same spec twice: same study, same trials
+
+    status = client.wait(study_id, timeout_s=540)
+    spec = parse_spec(SPEC)
+    expected_ids = {t.trial_id for t in expand(spec, study_id)}
+    assert len(expected_ids) == 30
+    assert status.n_trials == len(expected_ids)
+    assert (status.done, status.failed) == (len(expected_ids), 0)
+
+    db = connect_store(settings)
+    docs = list(db.trials.find({"study_id": study_id}))
+    assert sorted(d["_id"] for d in docs) == sorted(expected_ids)  # one each, none missing
+
+    reference = sklearn_scores(spec)
+    for doc in docs:
+        key = (doc["library"], tuple(sorted(doc["params"].items())))
+        assert abs(doc["score"] - reference[key]) <= 1e-9, key
+        assert doc["library_version"] and doc["worker"] in {"worker-1", "worker-2"}
+        assert len(doc["fold_scores"]) == 3 and doc["fit_time_s"] > 0
+    assert {d["library"] for d in docs} == set(SEARCH)
+    assert {d["worker"] for d in docs} == {"worker-1", "worker-2"}  # both took work
+
+    # Every service is still running, and stops cleanly on SIGTERM.
+    for name in list(pipeline.processes):
+        assert pipeline.processes[name].poll() is None, name
+        assert pipeline.stop(name) == 0, name
