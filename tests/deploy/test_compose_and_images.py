@@ -124,3 +124,24 @@ def test_worker_image_uses_cpu_only_xgboost(service: str) -> None:
     if service == "worker":
         assert '"xgboost-cpu' in pyproject
     assert '"xgboost>' not in pyproject and '"xgboost"' not in pyproject
+
+
+def test_compose_images_are_pinned(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        tag = service["image"].rpartition(":")[2]
+        assert tag != "latest" and re.search(r"\d", tag), f"{name}: {service['image']}"
+
+
+def test_compose_demo_command_is_one_the_cli_accepts(compose: dict[str, Any]) -> None:
+    demo = compose["services"]["demo"]
+    program, subcommand, spec, *options = demo["command"]
+    assert (program, subcommand) == ("tunefleet", "submit")
+    (mount,) = demo["volumes"]
+    host, container, _ = mount.split(":")
+    assert spec.startswith(container + "/")
+    assert (ROOT / host / spec.removeprefix(container + "/")).is_file()
+    result = subprocess.run(
+        [_tool("tunefleet"), subcommand, "--help"], capture_output=True, text=True, check=True
+    )
+    for option in (o for o in options if o.startswith("--")):
+        assert option in result.stdout, option
