@@ -31,6 +31,7 @@ __all__ = [
     "SOURCE_HEADER",
     "connect",
     "dead_letter",
+    "delivery_attempt",
     "persistent",
     "publish",
     "topology_of",
@@ -121,6 +122,16 @@ def publish(
     channel.basic_publish(
         exchange, routing_key, body, properties=persistent(headers), mandatory=True
     )
+
+
+def delivery_attempt(properties: pika.BasicProperties | None) -> int:
+    """Which delivery of a message this is, 1 for the first: quorum queues count redeliveries
+    in `x-delivery-count` (absent on the first). Anything unreadable counts as the first."""
+    headers = (properties.headers if properties else None) or {}
+    try:
+        return max(0, int(headers.get("x-delivery-count", 0))) + 1
+    except (TypeError, ValueError):
+        return 1
 
 
 def dead_letter(

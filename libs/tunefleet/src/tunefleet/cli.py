@@ -27,6 +27,7 @@ from rich.table import Table
 
 from tunefleet.broker import CONNECTION_ERRORS
 from tunefleet.client import Client, Study, StudyNotFoundError, format_duration
+from tunefleet.deadletters import format_dead_letter, list_dead_letters, requeue_dead_letters
 from tunefleet.progress import Progress
 from tunefleet.settings import ClientSettings
 from tunefleet.spec import SpecError, load_spec
@@ -511,6 +512,34 @@ def studies(
                 "-" if best is None or best != best else f"{row['metric']} {best:.4f}",
             )
         out.print(table)
+
+
+@app.command("dead-letters")
+def dead_letters(
+    n: Annotated[int, typer.Option("-n", "--limit", min=1, help="At most this many.")] = 50,
+    reason: Annotated[
+        str | None, typer.Option(help="Only those whose reason contains this text.")
+    ] = None,
+    requeue: Annotated[
+        bool, typer.Option("--requeue", help="Send them back to the queue they came from.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Messages that could not be processed, oldest first, and why (see docs/reliability.md)."""
+    with _errors():
+        settings = _client().settings
+        if requeue:
+            moved = requeue_dead_letters(settings, limit=n, reason_contains=reason)
+            out.print(f"requeued {moved} dead letters", highlight=False)
+            return
+        letters = list_dead_letters(settings, limit=n, reason_contains=reason)
+        for letter in letters:
+            if as_json:
+                _json(letter.as_dict())
+            else:
+                out.print(format_dead_letter(letter), markup=False, highlight=False, soft_wrap=True)
+        if not letters and not as_json:
+            out.print("no dead letters")
 
 
 def main() -> None:

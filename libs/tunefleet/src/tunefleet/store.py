@@ -4,12 +4,15 @@ Written to work on MongoDB and FerretDB alike: no transactions, `$group` with `$
 best scores by `$sort` + `$limit`, no NaN, no nested arrays, plain keys.
 
     studies  _id = study id      the spec, the number of trials, when it was submitted
-    trials   _id = trial id      one result per trial, first write wins (11000 = already there)
+    trials   _id = trial id      one result per trial, first write wins (11000 = already there),
+                                 except that a `done` result replaces a `failed` one (a requeued
+                                 dead letter that then succeeds)
     starts   _id = trial:attempt a worker began a trial (for "running" and redeliveries)
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,7 +27,6 @@ from tunefleet.messages import (
     StudyCancelled,
     StudyRegistered,
     StudyResumed,
-    TrialResult,
     TrialsStarted,
 )
 from tunefleet.settings import StoreSettings
@@ -66,17 +68,44 @@ def ensure_indexes(db: Database[Doc]) -> None:
     db.studies.create_index([("submitted_at", DESCENDING)], name="recent")
 
 
+def finite(value: Any) -> Any:
+    """The value with every NaN and infinity (at any depth) replaced by None: neither JSON nor
+    FerretDB has them, and a message can still carry one (`1e999` parses as infinity)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
 def _insert_new(db: Database[Doc], collection: str, docs: Sequence[Doc]) -> int:
     """Insert, treating an already-present _id as success; returns how many were new."""
+    return _insert(db, collection, docs)[0]
+
+
+def _insert(db: Database[Doc], collection: str, docs: Sequence[Doc]) -> tuple[int, list[Doc]]:
+    """Insert; returns how many were new and the documents whose _id was already there."""
     if not docs:
-        return 0
+        return 0, []
     try:
-        return len(db[collection].insert_many(list(docs), ordered=False).inserted_ids)
+        return len(db[collection].insert_many(list(docs), ordered=False).inserted_ids), []
     except BulkWriteError as exc:
-        others = [e for e in exc.details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
-        if others:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != DUPLICATE_KEY for e in errors):
             raise
-        return int(exc.details.get("nInserted", 0))
+        present = [docs[e["index"]] for e in errors if isinstance(e.get("index"), int)]
+        return int(exc.details.get("nInserted", 0)), present
+
+
+def _insert_results(db: Database[Doc], docs: Sequence[Doc]) -> int:
+    new, present = _insert(db, "trials", docs)
+    for doc in present:
+        if doc["status"] == "done":
+            # Idempotent either way round: a done result never gives way to anything.
+            db.trials.replace_one({"_id": doc["_id"], "status": "failed"}, doc)
+    return new
 
 
 def write_events(db: Database[Doc], events: Iterable[Event]) -> dict[str, int]:
@@ -88,7 +117,7 @@ def write_events(db: Database[Doc], events: Iterable[Event]) -> dict[str, int]:
     now = time.time()
     for event in events:
         if isinstance(event, StudyRegistered):
-            doc = event.model_dump(mode="json")
+            doc = finite(event.model_dump(mode="json"))
             studies.append({"_id": event.study_id, **doc, "stored_at": now})
         elif isinstance(event, StudyCancelled | StudyResumed):
             control.append(event)
@@ -107,12 +136,13 @@ def write_events(db: Database[Doc], events: Iterable[Event]) -> dict[str, int]:
         else:
             # Within one batch the first result of a trial wins, as it does across batches.
             results.setdefault(
-                event.trial_id, {"_id": event.trial_id, **event.model_dump(), "stored_at": now}
+                event.trial_id,
+                {"_id": event.trial_id, **finite(event.model_dump()), "stored_at": now},
             )
     counts = {
         "studies": _insert_new(db, "studies", studies),
         "starts": _insert_new(db, "starts", starts),
-        "trials": _insert_new(db, "trials", list(results.values())),
+        "trials": _insert_results(db, list(results.values())),
     }
     # In arrival order, after the inserts: a study registered in this batch exists by now.
     # Setting fields is idempotent, so a redelivered batch ends in the same state.
@@ -150,6 +180,7 @@ class StudyStatus:
     best_trial: Doc | None
     metric: str | None
     cancelled: bool = False
+    redeliveries: int = 0  # deliveries beyond each trial's first: preemptions, crashes, restarts
 
     @property
     def finished(self) -> int:
@@ -173,12 +204,19 @@ def study_status(db: Database[Doc], study_id: str) -> StudyStatus | None:
     finished = {d["_id"] for d in db.trials.find({"study_id": study_id}, {"_id": 1})}
     started: dict[str, int] = {}
     workers: set[str] = set()
-    for start in db.starts.find({"study_id": study_id}, {"trial_id": 1, "worker": 1}):
-        started[start["trial_id"]] = started.get(start["trial_id"], 0) + 1
+    # The highest attempt seen per trial: a start event or the result may be the one that
+    # survived (the other lost with a killed worker), so both count.
+    attempts: dict[str, int] = {}
+    for start in db.starts.find({"study_id": study_id}, {"trial_id": 1, "worker": 1, "attempt": 1}):
+        tid = start["trial_id"]
+        started[tid] = started.get(tid, 0) + 1
+        attempts[tid] = max(attempts.get(tid, 1), int(start.get("attempt") or 1))
         workers.add(start["worker"])
     running = sum(1 for tid in started if tid not in finished)
+    for doc in db.trials.find({"study_id": study_id, "attempts": {"$gt": 1}}, {"attempts": 1}):
+        attempts[doc["_id"]] = max(attempts.get(doc["_id"], 1), int(doc["attempts"]))
     redelivered = {tid for tid, n in started.items() if n > 1} | {
-        d["_id"] for d in db.trials.find({"study_id": study_id, "attempts": {"$gt": 1}}, {"_id": 1})
+        tid for tid, n in attempts.items() if n > 1
     }
     best = next(iter(leaderboard(db, study_id, limit=1)), None)
     n_trials = int(study["n_trials"])
@@ -192,6 +230,7 @@ def study_status(db: Database[Doc], study_id: str) -> StudyStatus | None:
         running=running,
         queued=max(0, n_trials - done - failed - running),
         redelivered=len(redelivered),
+        redeliveries=sum(n - 1 for n in attempts.values()),
         workers=len(workers),
         best_score=best["score"] if best else None,
         best_trial=best,

@@ -11,9 +11,16 @@ from typing import Any
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pymongo.database import Database
-from pymongo.errors import PyMongoError
+from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure
 from tunefleet import observability
-from tunefleet.broker import CONNECTION_ERRORS, REASON_HEADER, connect, dead_letter, topology_of
+from tunefleet.broker import (
+    CONNECTION_ERRORS,
+    connect,
+    dead_letter,
+    delivery_attempt,
+    topology_of,
+)
+from tunefleet.deadletters import death_reason
 from tunefleet.messages import (
     DecodeError,
     Event,
@@ -29,15 +36,21 @@ __all__ = ["Collector", "dead_trial_results"]
 log = logging.getLogger(__name__)
 
 
-def _death_reason(properties: pika.BasicProperties) -> str:
-    headers: dict[str, Any] = properties.headers or {}
-    if REASON_HEADER in headers:
-        return str(headers[REASON_HEADER])
-    deaths = headers.get("x-death") or []
-    if deaths and isinstance(deaths[0], dict):
-        reason = str(deaths[0].get("reason", "dead-lettered"))
-        return "delivery-limit" if reason == "delivery_limit" else reason
-    return "dead-lettered"
+# Server codes that mean "not now" (shutting down, stepping down, interrupted), not "never".
+_TRANSIENT_CODES = frozenset({6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
+
+
+def store_error_is_transient(exc: Exception) -> bool:
+    """Whether a failed write is worth retrying as is (the store is away) or is the data's
+    fault (the store refuses these documents, and would refuse them forever)."""
+    if isinstance(exc, ConnectionFailure):
+        return True
+    if isinstance(exc, BulkWriteError):
+        codes = {e.get("code") for e in exc.details.get("writeErrors", [])}
+        return bool(codes & _TRANSIENT_CODES) or bool(exc.details.get("writeConcernErrors"))
+    if isinstance(exc, OperationFailure):
+        return exc.code in _TRANSIENT_CODES or exc.has_error_label("RetryableWriteError")
+    return False
 
 
 def dead_trial_results(body: bytes, properties: pika.BasicProperties) -> list[TrialResult]:
@@ -46,8 +59,8 @@ def dead_trial_results(body: bytes, properties: pika.BasicProperties) -> list[Tr
         message = TrialMessage.decode(body)
     except DecodeError:
         return []  # not a trial message: it stays in the dead-letter queue for people to read
-    reason = _death_reason(properties)
-    attempts = int((properties.headers or {}).get("x-delivery-count", 0)) + 1
+    reason = death_reason(properties.headers)
+    attempts = delivery_attempt(properties)
     return [
         TrialResult(
             study_id=message.study_id,
@@ -67,22 +80,36 @@ def dead_trial_results(body: bytes, properties: pika.BasicProperties) -> list[Tr
     ]
 
 
+@dataclass(frozen=True)
+class _Delivery:
+    """One unacked message and what it carries; kept so that a refused one can be set aside."""
+
+    queue: str
+    body: bytes
+    properties: pika.BasicProperties
+    events: list[Event]
+
+
 @dataclass
 class _Batch:
     events: list[Event] = field(default_factory=list)
+    items: list[_Delivery] = field(default_factory=list)
     last_tag: int = 0
     first_at: float = 0.0
     deliveries: int = 0
 
-    def add(self, tag: int, events: list[Event]) -> None:
+    def add(self, tag: int, delivery: _Delivery) -> None:
         if self.deliveries == 0:
             self.first_at = time.monotonic()
         self.deliveries += 1
-        self.events.extend(events)
+        self.events.extend(delivery.events)
+        if delivery.events:
+            self.items.append(delivery)
         self.last_tag = tag
 
     def clear(self) -> None:
         self.events.clear()
+        self.items.clear()
         self.last_tag = self.deliveries = 0
 
 
@@ -142,12 +169,16 @@ class Collector:
                     continue
                 try:
                     counts = write_events(self._store(), batch.events)
-                except PyMongoError as exc:
-                    failures += 1
-                    log.warning(
-                        "store unavailable (%s); %d events wait unacked", exc, len(batch.events)
-                    )
-                    continue
+                except Exception as exc:  # pymongo, bson and the odd OverflowError alike
+                    if self._store_is_away(exc) or not self._set_aside(channel, batch):
+                        failures += 1
+                        log.warning(
+                            "store unavailable (%s); %d events wait unacked",
+                            str(exc)[:300],
+                            len(batch.events),
+                        )
+                        continue
+                    counts = {"trials": 0}
                 failures = 0
                 # Everything delivered on this channel and not yet acked is in this batch.
                 channel.basic_ack(batch.last_tag, multiple=True)
@@ -158,6 +189,41 @@ class Collector:
         finally:
             if connection.is_open:
                 connection.close()
+
+    def _store_is_away(self, exc: Exception) -> bool:
+        """A failed write means "wait and retry" only while the store does not answer a ping:
+        FerretDB answers some documents (a NaN) by dropping the connection, which looks like
+        an outage but would block the queue forever if retried as one."""
+        if self._db is None:
+            return True  # connecting (and creating the indexes) failed
+        if not store_error_is_transient(exc):
+            return False
+        try:
+            self._db.client.admin.command("ping")
+        except Exception:
+            return True
+        return False
+
+    def _set_aside(self, channel: BlockingChannel, batch: _Batch) -> bool:
+        """The store refused the batch: write it delivery by delivery and dead-letter the ones
+        it refuses, so that one bad event cannot stop the collector. False: the store went
+        away meanwhile, and the whole batch waits (what was written is written idempotently)."""
+        db = self._store()
+        for item in batch.items:
+            try:
+                write_events(db, item.events)
+            except Exception as exc:
+                if self._store_is_away(exc):
+                    return False
+                reason = f"store refused: {type(exc).__name__}: {exc}"
+                if item.queue == self.topology.dead_letter_collector_queue:
+                    # Already a dead letter (its copy stays in dead-letters): do not loop it.
+                    log.error("cannot record a dead trial message: %s", reason[:500])
+                else:
+                    dead_letter(
+                        channel, self.topology, item.body, item.properties, reason, item.queue
+                    )
+        return True
 
     def _on_event(
         self,
@@ -175,9 +241,11 @@ class Collector:
             dead_letter(
                 channel, self.topology, body, properties, str(exc), self.topology.events_queue
             )
-            batch.add(method.delivery_tag, [])
-            return
-        batch.add(method.delivery_tag, [event])
+            event = None
+        batch.add(
+            method.delivery_tag,
+            _Delivery(self.topology.events_queue, body, properties, [event] if event else []),
+        )
 
     def _on_dead_letter(
         self,
@@ -187,4 +255,8 @@ class Collector:
         properties: pika.BasicProperties,
         body: bytes,
     ) -> None:
-        batch.add(method.delivery_tag, list(dead_trial_results(body, properties)))
+        events: list[Event] = list(dead_trial_results(body, properties))
+        batch.add(
+            method.delivery_tag,
+            _Delivery(self.topology.dead_letter_collector_queue, body, properties, events),
+        )

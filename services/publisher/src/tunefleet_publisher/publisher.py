@@ -94,17 +94,18 @@ class Publisher:
             )
             channel.basic_ack(method.delivery_tag)
             return
+        started = time.monotonic()
         try:
             request = StudyRequest.decode(body)
             self._check_size(request)
-        except DecodeError as exc:
+            total, messages = expand_request(request)
+        except Exception as exc:  # a request that breaks expansion must not stop the publisher
+            reason = str(exc) if isinstance(exc, DecodeError) else f"{type(exc).__name__}: {exc}"
             dead_letter(
-                channel, self.topology, body, properties, str(exc), self.topology.studies_queue
+                channel, self.topology, body, properties, reason, self.topology.studies_queue
             )
             channel.basic_ack(method.delivery_tag)
             return
-        started = time.monotonic()
-        total, messages = expand_request(request)
         # The study first: the collector then knows the total before any result arrives.
         publish(
             channel,

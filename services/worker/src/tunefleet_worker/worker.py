@@ -21,10 +21,17 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from tunefleet import observability
-from tunefleet.broker import CONNECTION_ERRORS, connect, dead_letter, publish, topology_of
+from tunefleet.broker import (
+    CONNECTION_ERRORS,
+    connect,
+    dead_letter,
+    delivery_attempt,
+    publish,
+    topology_of,
+)
 from tunefleet.control import CancelledStudies
 from tunefleet.messages import DecodeError, TrialMessage, TrialResult, TrialsStarted
-from tunefleet.params import THREAD_PARAM, ParamError, check_param
+from tunefleet.params import LIBRARIES, THREAD_PARAM, ParamError, check_param
 from tunefleet.settings import WorkerSettings
 
 from tunefleet_worker.datasets import DatasetError, load_dataset
@@ -38,6 +45,11 @@ log = logging.getLogger(__name__)
 def check_message(message: TrialMessage, max_threads: int) -> None:
     """Refuse what the publisher would have refused: the message may not come from it."""
     for trial in message.trials:
+        if trial.library not in LIBRARIES:
+            raise DecodeError(
+                f"trial {trial.trial_id}: unknown library {trial.library!r}; "
+                f"this worker runs {', '.join(LIBRARIES)}"
+            )
         for name, value in trial.params.items():
             try:
                 check_param(trial.library, name, value)
@@ -92,11 +104,11 @@ class Worker:
                 if self._stopping.is_set():
                     break
                 log.warning("broker connection lost (%s); reconnecting", exc)
-                time.sleep(0.5)
+                self._stopping.wait(0.5)
         log.info("worker %s stopped after %d trials", self.name, self.trials_done)
 
     def _serve(self) -> None:
-        connection, channel = connect(self.settings)
+        connection, channel = connect(self.settings, stopping=self._stopping)
         try:
             # Catch up on cancels before taking trials (best effort: channels are not ordered).
             self.cancelled.follow(connection, self.topology)
@@ -149,8 +161,9 @@ class Worker:
                 raise DecodeError(f"message of {len(body):,} bytes is over the size limit")
             message = TrialMessage.decode(body)
             check_message(message, self.settings.tunefleet_max_worker_threads)
-        except DecodeError as exc:
-            dead_letter(channel, self.topology, body, properties, str(exc), queue)
+        except Exception as exc:  # whatever a message does to decoding, it must not kill us
+            reason = str(exc) if isinstance(exc, DecodeError) else f"{type(exc).__name__}: {exc}"
+            dead_letter(channel, self.topology, body, properties, reason, queue)
             channel.basic_ack(method.delivery_tag)
             return
         if message.study_id in self.cancelled:
@@ -158,7 +171,7 @@ class Worker:
             channel.basic_ack(method.delivery_tag)
             self.trials_skipped += len(message.trials)
             return
-        attempts = int((properties.headers or {}).get("x-delivery-count", 0)) + 1
+        attempts = delivery_attempt(properties)
         job = _Job(connection, channel, method.delivery_tag, body, properties, message, attempts)
         self._job = job
         publish(

@@ -1,0 +1,402 @@
+"""Every bad input of the reliability issue, as raw bytes for a live queue, with what must happen.
+
+Shared by the bad-input suite (one test per input) and the fault-injection suite (all of them,
+mid-study). Each input is published with a header naming it, so that its dead letter can be told
+apart from the others; `verify` then checks the promised outcome: a dead letter with a reason
+that says why, `failed` results for the trials a bad trial message carried, or (NaN/infinity in
+a result) a sanitized stored document.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pika.adapters.blocking_connection import BlockingChannel
+from pymongo.database import Database
+from tunefleet.broker import publish
+from tunefleet.deadletters import DeadLetter, list_dead_letters
+from tunefleet.settings import BrokerSettings
+from tunefleet.topology import Topology
+
+CASE_HEADER = "x-test-bad-input"
+Target = Literal["studies", "trials", "events"]
+
+
+@dataclass(frozen=True)
+class BadInput:
+    name: str
+    target: Target
+    body: bytes
+    # Substring the dead letter's reason must contain; None: it must not be dead-lettered.
+    reason: str | None
+    # Trials the message carried: each must end `failed` (reason "rejected", error ~ reason).
+    failed_trials: tuple[str, ...] = ()
+    # Trials that must be stored as given, but with every non-finite number made null.
+    sanitized_trials: tuple[str, ...] = ()
+    # A study that must be registered, all of whose trials must fail with this error text.
+    failed_study: tuple[str, int, str] | None = None
+
+
+def _tid() -> str:
+    return uuid.uuid4().hex[:24]
+
+
+def _json(payload: Any) -> bytes:
+    return json.dumps(payload).encode()
+
+
+def _trial_message(study_id: str, trials: list[dict[str, Any]], **over: Any) -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "kind": "trial.batch",
+        "study_id": study_id,
+        "dataset": {"kind": "builtin", "name": "iris"},
+        "task": "classification",
+        "metric": "accuracy",
+        "folds": 2,
+        "seed": 0,
+        "trials": trials,
+        **over,
+    }
+
+
+def _study_request(spec: dict[str, Any], **over: Any) -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "kind": "study.request",
+        "study_id": f"bad-{uuid.uuid4().hex[:8]}",
+        "spec": spec,
+        "submitted_at": time.time(),
+        **over,
+    }
+
+
+def _spec(search: dict[str, Any], **over: Any) -> dict[str, Any]:
+    return {"name": "bad", "dataset": {"kind": "builtin", "name": "iris"}, "search": search, **over}
+
+
+def _result(study_id: str, trial_id: str, **over: Any) -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "kind": "trial.result",
+        "study_id": study_id,
+        "trial_id": trial_id,
+        "library": "noop",
+        "params": {"x": 1.0},
+        "status": "done",
+        "score": 0.5,
+        "fold_scores": [0.5, 0.5],
+        "attempts": 1,
+        "finished_at": time.time(),
+        **over,
+    }
+
+
+def catalogue(study_id: str, oversize: int) -> list[BadInput]:
+    """The bad inputs; trial-level ones belong to `study_id` so their failures can be found.
+
+    `oversize` is a body length over the services' TUNEFLEET_MAX_MESSAGE_BYTES."""
+    cases: list[BadInput] = []
+    huge = b'{"schema_version": 1, "pad": "' + b"x" * oversize + b'"}'
+
+    # -- the publisher's queue: study requests ------------------------------------------------
+    grid_1e7 = {
+        name: [2 + i for i in range(10)]
+        for name in ("n_estimators", "max_depth", "max_leaves", "max_bin", "num_parallel_tree")
+    } | {name: [0.1 * (i + 1) for i in range(10)] for name in ("subsample", "colsample_bytree")}
+    cases += [
+        BadInput("study-malformed-json", "studies", b'{"kind": "study.request", ', "not JSON"),
+        BadInput(
+            "study-schema-version",
+            "studies",
+            _json(_study_request(_spec({"noop": {}}), schema_version=99)),
+            "schema_version 99 is not supported",
+        ),
+        BadInput(
+            "study-wrong-kind",
+            "studies",
+            _json(_trial_message(study_id, [])),
+            "expected a 'study.request' message",
+        ),
+        BadInput(
+            "study-unknown-library",
+            "studies",
+            _json(_study_request(_spec({"sklearn": {"grid": {"C": [1.0]}}}))),
+            "unknown library",
+        ),
+        BadInput(
+            "study-mistyped-param",
+            "studies",
+            _json(_study_request(_spec({"xgboost": {"grid": {"max_dept": [3]}}}))),
+            "did you mean 'max_depth'",
+        ),
+        BadInput(
+            "study-wrong-type-param",
+            "studies",
+            _json(_study_request(_spec({"xgboost": {"grid": {"max_depth": ["deep"]}}}))),
+            "max_depth",
+        ),
+        BadInput(
+            "study-thread-override",
+            "studies",
+            _json(_study_request(_spec({"xgboost": {"fixed": {"nthread": 512}}}))),
+            "set by the platform",
+        ),
+        BadInput(
+            "study-output-path",
+            "studies",
+            _json(_study_request(_spec({"lightgbm": {"fixed": {"output_model": "/etc/x"}}}))),
+            "set by the platform",
+        ),
+        BadInput(
+            "study-nan",
+            "studies",
+            b'{"schema_version": 1, "kind": "study.request", "score": NaN}',
+            "NaN is not allowed",
+        ),
+        BadInput(
+            "study-infinite-param",
+            "studies",
+            _json(_study_request(_spec({"noop": {"fixed": {"x": 1}}}))).replace(
+                b'"x": 1', b'"x": 1e999'
+            ),
+            "not a finite number",
+        ),
+        BadInput(
+            "study-1e7-grid",
+            "studies",
+            _json(_study_request(_spec({"xgboost": {"grid": grid_1e7}}))),
+            "10,000,000 trials",
+        ),
+        BadInput("study-oversized", "studies", huge, "bytes is over the"),
+    ]
+    # A study the publisher accepts (it cannot know the workers' data roots) whose every trial
+    # the workers refuse: the traversal is caught where the file would be read.
+    traversal = _study_request(
+        _spec(
+            {"noop": {"grid": {"x": [1.0, 2.0]}}},
+            dataset={"kind": "file", "path": "../../etc/passwd.csv", "target": "y"},
+        )
+    )
+    cases.append(
+        BadInput(
+            "study-path-traversal",
+            "studies",
+            _json(traversal),
+            None,
+            failed_study=(traversal["study_id"], 2, "paths may not leave them"),
+        )
+    )
+
+    # -- the workers' queue: trial messages ----------------------------------------------------
+    def trial_case(name: str, reason: str, trials: list[dict[str, Any]], **over: Any) -> BadInput:
+        body = _json(_trial_message(study_id, trials, **over))
+        return BadInput(name, "trials", body, reason, tuple(t["trial_id"] for t in trials))
+
+    def noop(**params: Any) -> list[dict[str, Any]]:
+        return [{"trial_id": _tid(), "library": "noop", "params": params}]
+
+    cases += [
+        BadInput("trial-malformed-json", "trials", b"\x00\xff not json", "not JSON"),
+        BadInput(
+            "trial-schema-version",
+            "trials",
+            _json(_trial_message(study_id, noop(x=1.0), schema_version=2)),
+            "schema_version 2 is not supported",
+        ),
+        trial_case(
+            "trial-unknown-library",
+            "unknown library 'sklearn'",
+            [{"trial_id": _tid(), "library": "sklearn", "params": {}}],
+        ),
+        trial_case("trial-mistyped-param", "did you mean 'sleep_s'", noop(sleeep_s=1.0)),
+        trial_case("trial-wrong-type-param", "expected float", noop(sleep_s="long")),
+        trial_case("trial-thread-limit", "over this worker's limit", noop(n_jobs=100_000)),
+        trial_case(
+            "trial-output-path",
+            "set by the platform",
+            [{"trial_id": _tid(), "library": "lightgbm", "params": {"output_model": "/x.txt"}}],
+        ),
+        trial_case(
+            "trial-path-traversal",
+            "paths may not leave them",
+            noop(x=1.0),
+            dataset={"kind": "file", "path": "../../etc/passwd.csv", "target": "y"},
+        ),
+        trial_case(
+            "trial-corrupt-file",
+            "cannot read",
+            noop(x=1.0),
+            dataset={"kind": "file", "path": "corrupt.parquet", "target": "y"},
+        ),
+        trial_case(
+            "trial-text-features",
+            "feature columns must be numeric",
+            noop(x=1.0),
+            dataset={"kind": "file", "path": "text.csv", "target": "y"},
+        ),
+        BadInput(
+            "trial-nan",
+            "trials",
+            _json(_trial_message(study_id, noop(x=1.0))).replace(b'"x": 1.0', b'"x": NaN'),
+            "NaN is not allowed",
+        ),
+    ]
+    infinite = noop(x=1.0)
+    cases.append(
+        BadInput(
+            "trial-infinite-param",
+            "trials",
+            _json(_trial_message(study_id, infinite)).replace(b'"x": 1.0', b'"x": -1e999'),
+            "not a finite number",
+            (infinite[0]["trial_id"],),
+        )
+    )
+    cases.append(BadInput("trial-oversized", "trials", huge, "bytes is over the size limit"))
+
+    # -- the collector's queue: events ---------------------------------------------------------
+    inf_id, overflow_id, dotted_id = _tid(), _tid(), _tid()
+    cases += [
+        BadInput("event-malformed-json", "events", b"[1, 2", "not JSON"),
+        BadInput(
+            "event-schema-version",
+            "events",
+            _json(_result(study_id, _tid(), schema_version=0)),
+            "schema_version 0 is not supported",
+        ),
+        BadInput(
+            "event-unknown-kind",
+            "events",
+            _json(_result(study_id, _tid(), kind="trial.exploded")),
+            "unknown event kind",
+        ),
+        BadInput(
+            "event-wrong-schema",
+            "events",
+            _json(_result(study_id, _tid(), status="maybe")),
+            "status",
+        ),
+        BadInput("event-oversized", "events", huge, "bytes is over the size limit"),
+        BadInput(
+            "event-infinite-score",
+            "events",
+            _json(_result(study_id, inf_id, score=1.5, fold_scores=[1.5, 2.5]))
+            .replace(b'"score": 1.5', b'"score": 1e999')
+            .replace(b"[1.5, 2.5]", b"[-1e999, 0.5]"),
+            None,
+            sanitized_trials=(inf_id,),
+        ),
+        # Valid messages the store cannot hold: one must not stop the collector.
+        BadInput(
+            "event-int-overflow",
+            "events",
+            _json(_result(study_id, overflow_id, params={"x": 10**30})),
+            "store refused",
+        ),
+        BadInput(
+            "event-dotted-key",
+            "events",
+            _json(_result(study_id, dotted_id, params={"a.b": 1.0})),
+            None,  # MongoDB stores it, FerretDB refuses it: stored or dead-lettered, not lost
+        ),
+    ]
+    return cases
+
+
+def write_data_root(root: Path) -> Path:
+    """The files the worker-side cases read: a corrupt parquet and a CSV with text features."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "corrupt.parquet").write_bytes(b"PAR1 this is not really parquet")
+    (root / "text.csv").write_text("a,b,y\n1,red,0\n2,blue,1\n3,green,0\n")
+    return root
+
+
+_ROUTES: dict[Target, Callable[[Topology], tuple[str, str]]] = {
+    "studies": lambda t: (t.studies_exchange, "study"),
+    "trials": lambda t: (t.trials_exchange, "trial"),
+    "events": lambda t: (t.events_exchange, "trial.result"),
+}
+
+
+def inject(channel: BlockingChannel, topology: Topology, cases: Sequence[BadInput]) -> None:
+    """Publish each case (confirmed) onto its live queue."""
+    for case in cases:
+        exchange, key = _ROUTES[case.target](topology)
+        publish(channel, exchange, key, case.body, {CASE_HEADER: case.name})
+
+
+@dataclass
+class Outcome:
+    """What became of the injected cases, and what did not become of them yet."""
+
+    dead_letters: dict[str, DeadLetter] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def check(
+    settings: BrokerSettings, db: Database[dict[str, Any]], cases: Sequence[BadInput]
+) -> Outcome:
+    """Compare the dead-letter queue and the store with what each case promises."""
+    outcome = Outcome()
+    for letter in list_dead_letters(settings, limit=None):
+        name = letter.headers.get(CASE_HEADER)
+        if name is not None:
+            outcome.dead_letters.setdefault(name, letter)
+    for case in cases:
+        letter = outcome.dead_letters.get(case.name)
+        if case.reason is not None:
+            if letter is None:
+                outcome.problems.append(f"{case.name}: no dead letter yet")
+            elif case.reason not in letter.reason:
+                outcome.problems.append(
+                    f"{case.name}: dead-lettered with {letter.reason!r}, want {case.reason!r}"
+                )
+        for tid in case.failed_trials:
+            doc = db.trials.find_one({"_id": tid})
+            if doc is None:
+                outcome.problems.append(f"{case.name}: no result for trial {tid}")
+            elif doc["status"] != "failed" or doc.get("reason") != "rejected":
+                outcome.problems.append(f"{case.name}: trial {tid} is {doc['status']}")
+            elif case.reason is not None and case.reason not in (doc.get("error") or ""):
+                outcome.problems.append(f"{case.name}: trial {tid} error {doc.get('error')!r}")
+        for tid in case.sanitized_trials:
+            doc = db.trials.find_one({"_id": tid})
+            if doc is None:
+                outcome.problems.append(f"{case.name}: trial {tid} not stored")
+            elif doc["score"] is not None or doc["fold_scores"] != [None, 0.5]:
+                outcome.problems.append(f"{case.name}: stored unsanitized: {doc['score']!r}")
+        if case.failed_study is not None:
+            study_id, n, error = case.failed_study
+            docs = list(db.trials.find({"study_id": study_id}))
+            if db.studies.find_one({"_id": study_id}) is None:
+                outcome.problems.append(f"{case.name}: study {study_id} not registered")
+            elif len(docs) != n or any(
+                d["status"] != "failed" or error not in (d.get("error") or "") for d in docs
+            ):
+                outcome.problems.append(f"{case.name}: {len(docs)}/{n} trials failed as expected")
+        if case.name == "event-dotted-key":
+            tid = json.loads(case.body)["trial_id"]
+            if letter is None and db.trials.find_one({"_id": tid}) is None:
+                outcome.problems.append(f"{case.name}: neither stored nor dead-lettered")
+    return outcome
+
+
+def wait_for(
+    settings: BrokerSettings,
+    db: Database[dict[str, Any]],
+    cases: Sequence[BadInput],
+    timeout: float = 120,
+) -> Outcome:
+    """Poll `check` until every case has its outcome or `timeout` passes; the last outcome."""
+    deadline = time.monotonic() + timeout
+    while True:
+        outcome = check(settings, db, cases)
+        if not outcome.problems or time.monotonic() > deadline:
+            return outcome
+        time.sleep(0.5)
