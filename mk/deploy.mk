@@ -1,6 +1,6 @@
 # Deployment: compose on a laptop, Tilt on kind, GKE. docs/deploy.md walks through all three.
 .PHONY: k8s-credentials up down compose-demo compose-test images dev dev-down test-cluster \
-	cluster-demo deploy-gke scale status test-deploy
+	cluster-demo gke-vars gke-release deploy-gke scale status test-deploy
 
 KUBECTL ?= kubectl
 COMPOSE ?= docker compose
@@ -10,9 +10,10 @@ K8S_NAMESPACE ?= tunefleet
 PROJECT ?=
 REGISTRY ?=
 CLUSTER ?= tunefleet
-REGION ?= europe-west4
+LOCATION ?= europe-west4-a
 TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 KEDA ?=
+RELEASE_DIR ?= k8s/release
 N ?=
 
 .env:
@@ -60,13 +61,13 @@ test-cluster: .env ## The integration and e2e tests against the dev cluster (por
 cluster-demo: .env ## Submit the demo study to the dev cluster and follow it
 	$(CLUSTER_ENV) && $(UV) run --frozen tunefleet submit examples/demo.yaml --wait
 
-deploy-gke: k8s-credentials ## Build, push and deploy to GKE (PROJECT=... REGISTRY=... [TAG=] [KEDA=1])
+gke-vars: ## Check PROJECT, REGISTRY and TAG (deploy-gke runs it first)
 	@test -n '$(PROJECT)' || { echo "deploy-gke: set PROJECT=<gcp project id>" >&2; exit 2; }
 	@test -n '$(REGISTRY)' || { echo "deploy-gke: set REGISTRY=<region>-docker.pkg.dev/<project>/<repo>" >&2; exit 2; }
 	@test -n '$(TAG)' || { echo "deploy-gke: set TAG=<image tag> (no git commit to default to)" >&2; exit 2; }
-	gcloud container clusters get-credentials '$(CLUSTER)' --region '$(REGION)' --project '$(PROJECT)'
-	$(MAKE) images REGISTRY='$(REGISTRY)' TAG='$(TAG)'
-	for s in publisher worker collector; do docker push '$(REGISTRY)'/tunefleet-$$s:'$(TAG)' || exit 1; done
+
+gke-release: gke-vars ## Write the release overlay (REGISTRY, TAG, KEDA) that deploy-gke applies
+	mkdir -p $(RELEASE_DIR)
 	printf '%s\n' \
 		'apiVersion: kustomize.config.k8s.io/v1beta1' \
 		'kind: Kustomization' \
@@ -75,8 +76,14 @@ deploy-gke: k8s-credentials ## Build, push and deploy to GKE (PROJECT=... REGIST
 		'  - {name: tunefleet-publisher, newName: $(REGISTRY)/tunefleet-publisher, newTag: "$(TAG)"}' \
 		'  - {name: tunefleet-worker, newName: $(REGISTRY)/tunefleet-worker, newTag: "$(TAG)"}' \
 		'  - {name: tunefleet-collector, newName: $(REGISTRY)/tunefleet-collector, newTag: "$(TAG)"}' \
-		> k8s/release/kustomization.yaml
-	$(KUBECTL) apply -k k8s/release
+		> $(RELEASE_DIR)/kustomization.yaml
+
+deploy-gke: gke-vars k8s-credentials ## Build, push and deploy to GKE (PROJECT=... REGISTRY=... [TAG=] [KEDA=1])
+	gcloud container clusters get-credentials '$(CLUSTER)' --location '$(LOCATION)' --project '$(PROJECT)'
+	$(MAKE) images REGISTRY='$(REGISTRY)' TAG='$(TAG)'
+	for s in publisher worker collector; do docker push '$(REGISTRY)'/tunefleet-$$s:'$(TAG)' || exit 1; done
+	$(MAKE) gke-release
+	$(KUBECTL) apply -k $(RELEASE_DIR)
 	for r in statefulset/rabbitmq statefulset/mongodb deployment/collector deployment/publisher; do \
 		$(KUBECTL) -n $(K8S_NAMESPACE) rollout status $$r --timeout=10m || exit 1; \
 	done

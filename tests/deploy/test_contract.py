@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from pydantic_settings import BaseSettings
+
 from tunefleet.settings import (
     ClientSettings,
     CollectorSettings,

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
 from tunefleet.observability import TRIALS_STARTED, Health, HealthServer
 
 
