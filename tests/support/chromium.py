@@ -47,6 +47,7 @@ class Browser:
         )
         self.timeout_s = timeout_s
         self.errors: list[str] = []
+        self.requests: list[str] = []
         self._next_id = 0
         port = self._devtools_port()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as resp:
@@ -55,7 +56,7 @@ class Browser:
         self.ws = websocket.create_connection(
             page["webSocketDebuggerUrl"], timeout=timeout_s, suppress_origin=True
         )
-        for method in ("Runtime.enable", "Page.enable", "Log.enable"):
+        for method in ("Runtime.enable", "Page.enable", "Log.enable", "Network.enable"):
             self.call(method)
 
     def _devtools_port(self) -> int:
@@ -79,6 +80,8 @@ class Browser:
             self.errors.append(
                 "console.error: " + " ".join(str(a.get("value", a)) for a in params["args"])
             )
+        elif method == "Network.requestWillBeSent":
+            self.requests.append(params["request"]["url"])
         elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
             self.errors.append(f"log: {params['entry']['text']}")
 

@@ -1,0 +1,113 @@
+"""The HTML report, rendered by a real headless Chromium: every plot draws, no script errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tunefleet.client import Client
+from tunefleet.devservices import Pipeline
+from tunefleet.report import build_report
+from tunefleet.settings import ClientSettings
+
+from tests.support.chromium import Browser, chromium_binary
+
+# Two libraries, a grid and a seeded random search with a conditional parameter: every kind
+# of plot has something to draw (numeric and categorical axes, an absent value).
+SPEC: dict[str, Any] = {
+    "name": "report",
+    "dataset": "iris",
+    "cv": {"folds": 2, "seed": 3},
+    "search": {
+        "noop": {
+            "fixed": {"sleep_s": 0.0},
+            "random": {
+                "n_trials": 24,
+                "space": {
+                    "score": {"uniform": [0.2, 0.9]},
+                    "fail": {"choice": [False, True]},
+                    "x": {"loguniform": [0.01, 100.0], "when": {"fail": False}},
+                },
+            },
+        },
+        "xgboost": {
+            "fixed": {"n_estimators": 5},
+            "grid": {"max_depth": [2, 3], "booster": ["gbtree", "dart"]},
+        },
+    },
+}
+
+# Per plot: did plotly build it (data traces, full layout), and does it occupy real space with
+# drawn marks in it (SVG shapes, or the WebGL canvas for parallel coordinates)?
+CHECK = """
+(() => [...document.querySelectorAll('.plotly-graph-div')].map(gd => {
+  const box = gd.getBoundingClientRect();
+  const marks = gd.querySelectorAll(
+    '.scatterlayer .point, .boxlayer path, .barlayer path, .scatterlayer .js-line, '
+    + '.parcoords .axis'
+  ).length;
+  const canvases = [...gd.querySelectorAll('canvas')].filter(c => c.width * c.height > 0);
+  return {
+    id: gd.id,
+    types: (gd._fullData || []).map(t => t.type),
+    layout: !!gd._fullLayout,
+    width: box.width,
+    height: box.height,
+    marks: marks,
+    canvases: canvases.length,
+  };
+}))()
+"""
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    binary = chromium_binary()
+    if binary is None:
+        pytest.fail("chromium is not installed (apt-get install chromium; .ci/run does it)")
+    return binary
+
+
+def test_report_renders_in_headless_chromium(
+    pipeline: Pipeline, settings: ClientSettings, tmp_path: Path, chromium: str
+) -> None:
+    pipeline.start_all(workers=2)
+    client = Client(settings)
+    study = client.submit(SPEC)
+    status = study.wait(progress=False, timeout_s=300)
+    assert status.n_trials == 28 and status.done + status.failed == 28
+    assert status.failed > 0  # the `fail` choice: failed trials must not break any plot
+
+    report = tmp_path / "report.html"
+    report.write_text(build_report(client, study), encoding="utf-8")
+    html = report.read_text(encoding="utf-8")
+    assert "<script src=" not in html and "<link" not in html
+
+    with Browser(chromium) as browser:
+        browser.open(report.as_uri())
+        browser.evaluate("new Promise(r => setTimeout(r, 1500))")  # plotly draws async
+        plots = browser.evaluate(CHECK)
+        browser.screenshot(tmp_path / "report.png")
+        errors = list(browser.errors)
+        fetched = [u for u in browser.requests if not u.startswith(("file:", "data:", "blob:"))]
+
+    (tmp_path / "plots.json").write_text(json.dumps(plots, indent=1))
+    assert errors == []
+    assert fetched == []  # self-contained: nothing but the file itself was loaded
+    # best-over-time, distribution, and per library: score-vs-params, parallel coordinates,
+    # importance (noop has ~12 done trials; xgboost's 4 are too few for importance)
+    types = [p["types"] for p in plots]
+    assert len(plots) == 7, types
+    assert sum("parcoords" in t for t in types) == 2
+    assert sum("bar" in t for t in types) == 1
+    for plot in plots:
+        assert plot["types"] and plot["layout"], plot
+        assert plot["width"] > 300 and plot["height"] > 150, plot
+        if "parcoords" in plot["types"]:
+            assert plot["canvases"] > 0 and plot["marks"] > 0, plot
+        else:
+            assert plot["marks"] > 0, plot
+    assert (tmp_path / "report.png").stat().st_size > 50_000
+    assert "xgboost: 4 finished trials; importance needs at least 8." in html
