@@ -246,9 +246,7 @@ def status(
                 _json(snapshot.as_dict())
             return
         with Live(console=out, refresh_per_second=4, transient=False) as live:
-            for snapshot in client.progress(
-                study_id, until=lambda p: p.complete or (p.cancelled and p.running == 0)
-            ):
+            for snapshot in client.progress(study_id, until=lambda p: p.complete or p.cancelled):
                 live.update(_status_table(snapshot))
 
 

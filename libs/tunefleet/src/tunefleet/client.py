@@ -172,6 +172,17 @@ class Client:
             study_id=study_id, cancelled_at=time.time(), by=_who(), reason=reason
         )
         self._publish(lambda t: t.events_exchange, event.kind, event.encode())
+        self._recorded(study_id, cancelled=True)
+
+    def _recorded(self, study_id: str, *, cancelled: bool, timeout_s: float = 15.0) -> None:
+        """Wait (briefly) until the collector has stored a cancel or resume, so that what the
+        user runs next (`status`, `wait`) sees it; the broker already holds it either way."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            doc = self._db.studies.find_one({"_id": study_id}, {"cancelled_at": 1})
+            if doc is not None and (doc.get("cancelled_at") is not None) == cancelled:
+                return
+            time.sleep(0.1)
 
     def missing_trials(self, study_id: str) -> list[str]:
         """The study's trials that have no result, in the order they would be published."""
@@ -182,7 +193,8 @@ class Client:
     def resume(self, study_id: str) -> int:
         """Publish again the trials without a result (all of them: crashed, lost, cancelled);
         lifts a cancel first. Returns how many; 0 publishes nothing."""
-        spec = self.stored_spec(study_id)
+        doc = self._require(study_id)
+        spec = StudySpec.model_validate(doc["spec"])
         missing = self.missing_trials(study_id)
         if not missing:
             return 0
@@ -190,6 +202,8 @@ class Client:
             study_id=study_id, resumed_at=time.time(), by=_who(), n_trials=len(missing)
         )
         self._publish(lambda t: t.events_exchange, event.kind, event.encode())
+        if doc.get("cancelled_at") is not None:
+            self._recorded(study_id, cancelled=False)
         request = StudyRequest(
             study_id=study_id, spec=spec, submitted_at=time.time(), only_trials=missing
         )
@@ -242,7 +256,8 @@ class Client:
         def over(p: Progress) -> bool:
             if deadline is not None and time.monotonic() > deadline:
                 return True
-            return p.complete or (p.cancelled and p.running == 0)
+            # A cancelled study ends here: its skipped trials will never get a result.
+            return p.complete or p.cancelled
 
         last: Progress | None = None
         for snapshot in self.progress(study_id, tick_s=tick_s, until=over):
