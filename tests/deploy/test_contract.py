@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from pydantic_settings import BaseSettings
-
 from tunefleet.settings import (
     ClientSettings,
     CollectorSettings,

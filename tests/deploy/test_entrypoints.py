@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tunefleet.client import Client
 from tunefleet.devservices import Services, free_port
 from tunefleet.settings import ClientSettings

@@ -8,7 +8,6 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-
 from tunefleet.devservices import DEFAULT_CONSUMER_TIMEOUT_MS
 from tunefleet.topology import Topology
 

@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-
 from tunefleet.observability import TRIALS_STARTED, Health, HealthServer
 
 
@@ -131,3 +130,19 @@ def _sample(name: str, labels: dict[str, str] | None = None) -> float:
 
     value = REGISTRY.get_sample_value(name, labels or {})
     return value or 0.0
+
+
+def test_confirmed_publishes_count_as_progress(
+    state: Health, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connection = FakeConnection()
+    state.watch(connection)
+    clock = [1000.0]
+    monkeypatch.setattr("tunefleet.observability.time.monotonic", lambda: clock[0])
+    state.beat()
+    clock[0] += 59
+    state.beat()  # no timer fired (publishing a large study), but confirms keep coming
+    clock[0] += 59
+    assert state.alive()
+    clock[0] += 2
+    assert not state.alive()

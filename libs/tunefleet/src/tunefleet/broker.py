@@ -122,6 +122,7 @@ def publish(
     channel.basic_publish(
         exchange, routing_key, body, properties=persistent(headers), mandatory=True
     )
+    observability.health.beat()  # a confirm came back: the connection is working
 
 
 def delivery_attempt(properties: pika.BasicProperties | None) -> int:
