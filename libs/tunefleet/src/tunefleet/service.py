@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings
 from tunefleet import observability
 from tunefleet.logs import configure_logging
 from tunefleet.settings import BrokerSettings
+from tunefleet.spec import warm_up
 
 __all__ = ["load_settings", "on_shutdown", "start_service"]
 
@@ -48,4 +49,7 @@ def start_service(name: str, cls: type[S]) -> S:
     settings = load_settings(cls)
     if isinstance(settings, BrokerSettings):
         observability.serve(settings.tunefleet_metrics_port)
+    # Every service validates specs (metric names come from scikit-learn): load that before
+    # the first message, not while it waits.
+    warm_up()
     return settings

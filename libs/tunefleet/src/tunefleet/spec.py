@@ -31,6 +31,7 @@ __all__ = [
     "SyntheticDataset",
     "load_spec",
     "parse_spec",
+    "warm_up",
 ]
 
 # Studies above this many trials are refused unless the spec says `allow_large: true`: a typo in
@@ -414,6 +415,11 @@ def _scorer_tasks() -> dict[str, Task | None]:
             continue  # clustering scores compare labelings, not predictions to a target
         tasks[name] = "regression" if "_regression" in module else "classification"
     return tasks
+
+
+def warm_up() -> None:
+    """Load scikit-learn's scorer names now; a service's first spec would otherwise wait ~1 s."""
+    _scorer_tasks()
 
 
 def _metric_task(metric: str) -> Task | None:

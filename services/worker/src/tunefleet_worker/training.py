@@ -26,7 +26,14 @@ from tunefleet.spec import Task
 from tunefleet_worker.datasets import Dataset
 from tunefleet_worker.foldcache import Fold, FoldSet, fold_set
 
-__all__ = ["TrialContext", "cv_splits", "library_version", "make_estimator", "run_trial"]
+__all__ = [
+    "TrialContext",
+    "cv_splits",
+    "library_version",
+    "make_estimator",
+    "run_trial",
+    "warm_up",
+]
 
 _DISTRIBUTIONS = {
     "xgboost": "xgboost-cpu",
@@ -78,6 +85,7 @@ _CATBOOST_TRAINING_ONLY = frozenset(
         "subsample",
     }
 )
+_FAST_FIT_MODULES = ("xgboost", "lightgbm.sklearn", "catboost")
 # What CatBoost's quantization reads; passed to Pool.quantize as the estimator would use them.
 _CATBOOST_QUANTIZATION = ("border_count", "random_seed")
 
@@ -91,6 +99,19 @@ def library_version(library: str) -> str:
         except importlib.metadata.PackageNotFoundError:
             continue
     return "unknown"
+
+
+def warm_up() -> None:
+    """Import scikit-learn and the three libraries now, so that no trial pays for it.
+
+    A worker is long-lived: about 1.5 s of imports at start-up instead of in the first trial
+    of every library; resident memory with all of them loaded stays near 250 MB.
+    """
+    import importlib
+
+    for module in ("sklearn.metrics", "sklearn.model_selection", *_FAST_FIT_MODULES):
+        with contextlib.suppress(ImportError):  # a missing library fails its trials, not the worker
+            importlib.import_module(module)
 
 
 def make_estimator(library: str, task: Task, params: Mapping[str, Scalar], threads: int = 1) -> Any:

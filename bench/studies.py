@@ -1,0 +1,85 @@
+"""The studies the benchmarks run: one place, so the report and the code cannot drift apart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+N_ESTIMATORS = 50
+
+GRIDS: dict[str, dict[str, Any]] = {
+    # 48 trials per library: 2 x 3 x 2 x 2 x 2.
+    "xgboost": {
+        "fixed": {"n_estimators": N_ESTIMATORS},
+        "grid": {
+            "max_depth": [3, 5],
+            "learning_rate": [0.05, 0.1, 0.3],
+            "min_child_weight": [1.0, 5.0],
+            "subsample": [0.8, 1.0],
+            "colsample_bytree": [0.8, 1.0],
+        },
+    },
+    "lightgbm": {
+        "fixed": {"n_estimators": N_ESTIMATORS, "subsample_freq": 1},
+        "grid": {
+            "num_leaves": [15, 31],
+            "learning_rate": [0.05, 0.1, 0.3],
+            "min_child_weight": [0.001, 1.0],
+            "subsample": [0.8, 1.0],
+            "colsample_bytree": [0.8, 1.0],
+        },
+    },
+    "catboost": {
+        "fixed": {"iterations": N_ESTIMATORS},
+        "grid": {
+            "depth": [4, 6],
+            "learning_rate": [0.05, 0.1, 0.3],
+            "l2_leaf_reg": [1.0, 5.0],
+            "rsm": [0.8, 1.0],
+            "random_strength": [0.5, 1.0],
+        },
+    },
+}
+
+QUICK_GRIDS: dict[str, dict[str, Any]] = {
+    "xgboost": {"fixed": {"n_estimators": 10}, "grid": {"max_depth": [3, 5]}},
+    "lightgbm": {"fixed": {"n_estimators": 10}, "grid": {"num_leaves": [7, 15]}},
+    "catboost": {"fixed": {"iterations": 10}, "grid": {"depth": [3, 4]}},
+}
+
+
+def gridsearch_spec(quick: bool = False) -> dict[str, Any]:
+    """Benchmark 1: 20,000 x 40 classification, 3-fold stratified CV, accuracy."""
+    return {
+        "name": "bench-vs-gridsearchcv",
+        "dataset": {
+            "kind": "make_classification",
+            "n_samples": 3000 if quick else 20_000,
+            "n_features": 20 if quick else 40,
+            "n_informative": 10 if quick else 20,
+            "seed": 0,
+        },
+        "metric": "accuracy",
+        "cv": {"folds": 3, "seed": 0},
+        "search": QUICK_GRIDS if quick else GRIDS,
+        "chunk_size": 1,
+    }
+
+
+def noop_spec(n_trials: int, chunk_size: int, name: str = "bench-noop") -> dict[str, Any]:
+    """The built-in no-op model: the pipeline's own cost, nothing trained."""
+    return {
+        "name": name,
+        "dataset": "iris",
+        "metric": "accuracy",
+        "cv": {"folds": 3, "seed": 0},
+        "search": {
+            "noop": {"fixed": {"score": 0.5}, "grid": {"x": [float(i) for i in range(n_trials)]}}
+        },
+        "chunk_size": chunk_size,
+        "allow_large": n_trials > 100_000,
+    }
+
+
+def seed_scale_spec() -> dict[str, Any]:
+    """Benchmark 3: the seed's 26,160-point grid, sent in chunks of 6 trials (4,360 messages)."""
+    return {**noop_spec(26_160, 6, name="bench-seed-scale")}
