@@ -83,6 +83,13 @@ def test_images_paths_and_targets_exist(
         if d["kind"] in {"Deployment", "StatefulSet"}
         for c in d["spec"]["template"]["spec"]["containers"]
     }
+    mounts = {
+        m["mountPath"]
+        for d in rendered["dev"]
+        if d["kind"] == "Deployment"
+        for c in d["spec"]["template"]["spec"]["containers"]
+        for m in c.get("volumeMounts", [])
+    }
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert {b["args"][0] for b in builds} == {f"tunefleet-{s}" for s in SERVICES}
     for build in builds:
@@ -105,6 +112,12 @@ def test_images_paths_and_targets_exist(
                 assert all((ROOT / f).exists() for f in step["fall_back_on"])
         module = kwargs["entrypoint"][-1]
         assert f'CMD ["python", "-m", "{module}"]' in dockerfile
+        # The restart wrapper watches this file; a volume mounted over it would hide it.
+        restart_file = kwargs["restart_file"]
+        assert restart_file.startswith("/app/.venv/"), "only the venv is writable in dev builds"
+        assert kwargs["build_args"]["VENV_OWNER"] == "10001:10001"
+        for mount in mounts:
+            assert not restart_file.startswith(mount.rstrip("/") + "/"), (restart_file, mount)
 
 
 def test_resources_exist_and_are_grouped(
