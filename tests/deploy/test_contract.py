@@ -6,7 +6,9 @@ without providing it everywhere, or leaving a stale variable behind, fails here.
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from pydantic_settings import BaseSettings
@@ -104,3 +106,30 @@ def test_compose_and_k8s_share_the_config_files(compose: dict[str, Any]) -> None
         for path in compose["services"][service]["env_file"]:
             assert path.startswith("k8s/base/config/")
             assert path.removeprefix("k8s/base/") in kustomization
+
+
+def _interpolate(text: str, values: dict[str, str]) -> str:
+    return re.sub(r"\$\{(\w+)(?::[?-][^}]*)?\}", lambda m: values[m.group(1)], text)
+
+
+def test_urls_point_at_the_broker_and_database_in_both(
+    rendered: dict[str, list[dict[str, Any]]], compose: dict[str, Any]
+) -> None:
+    example = dict(
+        line.split("=", 1)
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    docs = rendered["base"]
+    env = container_env(docs, "collector")
+    compose_env = compose["services"]["collector"]["environment"]
+    for variable, service in (("RABBITMQ_URL", "rabbitmq"), ("MONGODB_URL", "mongodb")):
+        k8s_url = urlsplit(str(env[variable]))
+        compose_url = urlsplit(_interpolate(compose_env[variable], example))
+        assert k8s_url.hostname == compose_url.hostname == service
+        assert k8s_url.port == compose_url.port
+        assert k8s_url.username == compose_url.username
+        assert k8s_url.path == compose_url.path and k8s_url.query == compose_url.query
+        ports = {p["port"] for p in find(docs, "Service", service)["spec"]["ports"]}
+        assert k8s_url.port in ports
+        assert service in compose["services"]
