@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,55 @@ def _get(port: int, path: str) -> tuple[int, str]:
         return 0, ""
 
 
-def _pod_spec(rendered: dict[str, list[dict[str, Any]]], service: str) -> dict[str, Any]:
-    deployment = find(rendered["base"], "Deployment", service)
-    return dict(deployment["spec"]["template"]["spec"]["containers"][0])
+@dataclass
+class Pod:
+    process: subprocess.Popen[bytes]
+    port: int
+    container: dict[str, Any]
+    log: Path
+
+
+@dataclass
+class Pods:
+    """Starts a service as its Deployment would, with only the local addresses substituted."""
+
+    rendered: list[dict[str, Any]]
+    local: dict[str, str]
+    home: Path
+    running: dict[str, Pod] = field(default_factory=dict)
+
+    def start(self, service: str, name: str | None = None) -> Pod:
+        name = name or service
+        container = dict(
+            find(self.rendered, "Deployment", service)["spec"]["template"]["spec"]["containers"][0]
+        )
+        command = list(container["command"])
+        assert command[0] == "python", "the images put their venv's python first on PATH"
+        command[0] = sys.executable
+        port = free_port()
+        overrides = {**self.local, "TUNEFLEET_METRICS_PORT": str(port)}
+        env = {
+            # None: a downward-API value, here the pod's name.
+            key: overrides.get(key, value if value is not None else f"{name}-pod")
+            for key, value in container_env(self.rendered, service).items()
+        }
+        # Nothing from this test process leaks in: the manifest's variables, PATH, HOME.
+        env |= {"PATH": os.environ["PATH"], "HOME": str(self.home)}
+        log = self.home / f"{name}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        self.running[name] = Pod(process, port, container, log)
+        return self.running[name]
+
+    def stop_all(self) -> None:
+        for pod in self.running.values():
+            if pod.process.poll() is None:
+                pod.process.terminate()
+                try:
+                    pod.process.wait(30)
+                except subprocess.TimeoutExpired:
+                    pod.process.kill()
+                    pod.process.wait()
 
 
 @pytest.fixture
@@ -56,42 +103,28 @@ def pods(
     services: Services,
     isolation: dict[str, str],
     tmp_path: Path,
-) -> Iterator[dict[str, tuple[subprocess.Popen[bytes], int, dict[str, Any]]]]:
+) -> Iterator[Pods]:
     local = {
         "RABBITMQ_URL": services.rabbitmq_url,
         "MONGODB_URL": services.mongodb_url,
         "TUNEFLEET_DATA_ROOTS": str(tmp_path),
         **isolation,
     }
-    started: dict[str, tuple[subprocess.Popen[bytes], int, dict[str, Any]]] = {}
+    running = Pods(rendered["base"], local, tmp_path)
     try:
-        for service in ("collector", "publisher", "worker"):
-            container = _pod_spec(rendered, service)
-            command = list(container["command"])
-            assert command[0] == "python", "the images put their venv's python first on PATH"
-            command[0] = sys.executable
-            env = container_env(rendered["base"], service)
-            port = free_port()
-            overrides = {**local, "TUNEFLEET_METRICS_PORT": str(port)}
-            process_env = {
-                name: overrides.get(name, value if value is not None else f"{service}-pod-0")
-                for name, value in env.items()
-            }
-            # Nothing from this test process leaks in: the manifest's variables, PATH, HOME.
-            process_env |= {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
-            log = (tmp_path / f"{service}.log").open("wb")
-            proc = subprocess.Popen(command, env=process_env, stdout=log, stderr=subprocess.STDOUT)
-            started[service] = (proc, port, container)
-        yield started
+        yield running
     finally:
-        for proc, _, _ in started.values():
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        running.stop_all()
+
+
+def _ready(pod: Pod) -> None:
+    path = pod.container["readinessProbe"]["httpGet"]["path"]
+
+    def ready() -> bool:
+        assert pod.process.poll() is None, pod.log.read_text()[-3000:]
+        return _get(pod.port, path)[0] == 200
+
+    _until(ready, f"{pod.log.stem} to become ready")
 
 
 def _until(predicate: Any, what: str, timeout: float = 180) -> None:
@@ -110,22 +143,12 @@ def _metric(port: int, name: str) -> float:
 
 
 def test_services_start_from_the_manifests_and_process_a_study(
-    pods: dict[str, tuple[subprocess.Popen[bytes], int, dict[str, Any]]],
-    settings: ClientSettings,
-    tmp_path: Path,
+    pods: Pods, settings: ClientSettings
 ) -> None:
-    for service, (proc, port, container) in pods.items():
-        ready = container["readinessProbe"]["httpGet"]["path"]
-        live = container["livenessProbe"]["httpGet"]["path"]
-
-        def probes_pass(
-            proc: Any = proc, port: int = port, ready: str = ready, log: str = f"{service}.log"
-        ) -> bool:
-            assert proc.poll() is None, (tmp_path / log).read_text()[-3000:]
-            return _get(port, ready)[0] == 200
-
-        _until(probes_pass, f"{service} to become ready")
-        assert _get(port, live)[0] == 200
+    started = {service: pods.start(service) for service in ("collector", "publisher", "worker")}
+    for pod in started.values():
+        _ready(pod)
+        assert _get(pod.port, pod.container["livenessProbe"]["httpGet"]["path"])[0] == 200
 
     client = Client(settings)
     study = client.submit(SPEC)
@@ -134,13 +157,44 @@ def test_services_start_from_the_manifests_and_process_a_study(
     assert sorted(t["score"] for t in trials) == [0.25, 0.75]
     assert {t["status"] for t in trials} == {"done"}
 
-    assert _metric(pods["publisher"][1], "tunefleet_trials_published_total") == 2
-    assert _metric(pods["worker"][1], "tunefleet_trials_started_total") == 2
-    assert _metric(pods["worker"][1], 'tunefleet_trials_finished_total{status="done"}') == 2
-    assert _metric(pods["collector"][1], "tunefleet_write_batch_size_count") >= 1
-    assert _metric(pods["worker"][1], "tunefleet_broker_connected") == 1
+    assert _metric(started["publisher"].port, "tunefleet_trials_published_total") == 2
+    worker = started["worker"].port
+    assert _metric(worker, "tunefleet_trials_started_total") == 2
+    assert _metric(worker, 'tunefleet_trials_finished_total{status="done"}') == 2
+    assert _metric(started["collector"].port, "tunefleet_write_batch_size_count") >= 1
+    assert _metric(worker, "tunefleet_broker_connected") == 1
 
-    for service, (proc, _, _) in pods.items():
-        proc.terminate()
-        assert proc.wait(60) == 0, f"{service} did not stop cleanly on SIGTERM"
-    assert set(pods) == set(SERVICES)
+    for service, pod in started.items():
+        pod.process.terminate()
+        assert pod.process.wait(60) == 0, f"{service} did not stop cleanly on SIGTERM"
+    assert set(started) == set(SERVICES)
+
+
+def test_a_preempted_worker_hands_its_trial_back_and_another_finishes_it(
+    pods: Pods, settings: ClientSettings
+) -> None:
+    """SIGTERM with the manifests' grace period: a trial longer than it is abandoned, the
+    process exits by itself (before the kubelet's SIGKILL would come), and it is redelivered."""
+    grace_s = float(container_env(pods.rendered, "worker")["TUNEFLEET_GRACE_PERIOD_S"] or 0)
+    for service in ("collector", "publisher"):
+        _ready(pods.start(service))
+    first = pods.start("worker", "worker-a")
+    _ready(first)
+    client = Client(settings)
+    spec = {
+        "name": "preempted",
+        "dataset": "iris",
+        "search": {"noop": {"grid": {"score": [0.5], "sleep_s": [grace_s + 2]}}},
+    }
+    study = client.submit(spec)
+    _until(lambda: _metric(first.port, "tunefleet_trials_started_total") == 1, "training")
+    first.process.terminate()
+    assert first.process.wait(120) == 0, first.log.read_text()[-3000:]
+    assert client.trials(str(study)) == [], "abandoned, not finished"
+
+    second = pods.start("worker", "worker-b")
+    _until(lambda: len(client.trials(str(study))) == 1, "the redelivered trial to be stored")
+    (trial,) = client.trials(str(study))
+    assert (trial["status"], trial["score"], trial["attempts"]) == ("done", 0.5, 2)
+    assert trial["worker"] == "worker-b-pod"
+    assert _metric(second.port, "tunefleet_redeliveries_total") == 1
