@@ -13,6 +13,8 @@ CLUSTER ?= tunefleet
 LOCATION ?= europe-west4-a
 TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 KEDA ?=
+# GKE nodes are x86-64; building on an ARM laptop must still produce amd64 images.
+PLATFORM ?= linux/amd64
 RELEASE_DIR ?= k8s/release
 N ?=
 
@@ -35,9 +37,9 @@ compose-demo: up ## docker compose: run the demo study against the compose pipel
 compose-test: .env ## docker compose: run the test suite in a container against compose services
 	$(COMPOSE) --profile test run --build --rm tests
 
-images: ## Build the three service images (TAG=...; REGISTRY=... prefixes them)
+images: ## Build the three service images (TAG=...; REGISTRY=... prefixes them; PLATFORM=linux/amd64)
 	for s in publisher worker collector; do \
-		docker build --target $$s -t $(if $(REGISTRY),$(REGISTRY)/,)tunefleet-$$s:$(TAG) . || exit 1; \
+		docker build --platform '$(PLATFORM)' --target $$s -t $(if $(REGISTRY),$(REGISTRY)/,)tunefleet-$$s:$(TAG) . || exit 1; \
 	done
 
 dev: k8s-credentials ## Tilt on a local kind cluster (created if missing): live-updating dev loop
