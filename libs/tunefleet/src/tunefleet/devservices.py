@@ -321,8 +321,8 @@ def _docker_answers() -> bool:
 
 
 def _docker_services(services: Services) -> None:
-    from testcontainers.mongodb import MongoDbContainer  # type: ignore[import-not-found]
-    from testcontainers.rabbitmq import RabbitMqContainer  # type: ignore[import-not-found]
+    from testcontainers.mongodb import MongoDbContainer
+    from testcontainers.rabbitmq import RabbitMqContainer
 
     if not services.rabbitmq_url:
         rabbit = RabbitMqContainer("rabbitmq:3.13.7-management").start()
