@@ -211,6 +211,10 @@ def submit(
             _wait(client, study_id, timeout, as_json)
 
 
+def _ended(p: Progress) -> bool:
+    return p.complete or p.cancelled
+
+
 def _latest(client: Client) -> str:
     frame = client.studies(limit=1)
     if frame.empty:
@@ -242,11 +246,11 @@ def status(
             return
         if as_json:
             # JSON lines, one per update, for scripts that follow a study.
-            for snapshot in client.progress(study_id, until=lambda p: p.complete):
+            for snapshot in client.progress(study_id, until=_ended):
                 _json(snapshot.as_dict())
             return
         with Live(console=out, refresh_per_second=4, transient=False) as live:
-            for snapshot in client.progress(study_id, until=lambda p: p.complete or p.cancelled):
+            for snapshot in client.progress(study_id, until=_ended):
                 live.update(_status_table(snapshot))
 
 
