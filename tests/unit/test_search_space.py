@@ -151,3 +151,31 @@ def test_bad_spaces_are_refused_with_the_field_named(space: dict[str, Any], expe
     data = random_spec(n=5)
     data["search"]["xgboost"]["random"]["space"] = space
     assert expected in rejected(data)
+
+
+def test_draws_do_not_depend_on_the_process_hash_seed() -> None:
+    # Two interpreters with different string-hash seeds (as two publisher replicas would
+    # have) sample the same trials: the RNG is seeded from a digest, not from hash().
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys; from tunefleet.spec import parse_spec; "
+        "from tunefleet.trials import expand; "
+        "s = parse_spec(json.loads(sys.argv[1])); "
+        "print(json.dumps([t.trial_id for t in expand(s, s.study_id())]))"
+    )
+    outputs = []
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        run = subprocess.run(
+            [sys.executable, "-c", code, json.dumps(random_spec())],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        outputs.append(json.loads(run.stdout))
+    assert len(outputs[0]) == 40 and outputs[0] == outputs[1]
