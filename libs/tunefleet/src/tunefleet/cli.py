@@ -266,10 +266,10 @@ def top(
     """The leaderboard: best trials first."""
     with _errors():
         client = _client()
-        client.study(study)
+        spec = client.stored_spec(study)
         rows: list[dict[str, Any]] = []
         if by_library:
-            for library in client.stored_spec(study).search:
+            for library in spec.search:
                 rows.extend(client.best(study, n, library=library))
         else:
             rows = client.best(study, n)
@@ -278,20 +278,27 @@ def top(
                 row["trial_id"] = row.pop("_id")
                 _json(row)
             return
-        table = Table(title=f"{study}: best {n}{' per library' if by_library else ''}")
+        table = Table(
+            title=f"{study}: best {n}{' per library' if by_library else ''}",
+            caption="params: the searched ones (fixed ones are in the spec)",
+        )
         for column in ("#", "trial", "library", "score", "std", "fit s", "params"):
             table.add_column(
                 column, justify="right" if column in {"#", "score", "std", "fit s"} else "left"
             )
-        for rank, row in enumerate(rows, 1):
+        ranks: dict[str, int] = {}
+        for row in rows:
+            key = row["library"] if by_library else ""
+            ranks[key] = ranks.get(key, 0) + 1
+            fixed = spec.search[row["library"]].fixed
             table.add_row(
-                str(rank),
+                str(ranks[key]),
                 row["_id"][:10],
                 row["library"],
                 _score(row.get("score")),
                 _score(row.get("score_std"), 4),
                 f"{row.get('fit_time_s') or 0:.2f}",
-                _params(row["params"]),
+                _params({k: v for k, v in row["params"].items() if k not in fixed}),
             )
         out.print(table)
 
