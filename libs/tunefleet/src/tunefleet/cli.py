@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -66,6 +67,11 @@ def _errors() -> Iterator[None]:
     """The failures every command can meet, as one-line messages and exit codes."""
     try:
         yield
+    except BrokenPipeError:
+        # `tunefleet ... | head`: the reader has all it wanted; not an error, and not RabbitMQ's
+        # (BrokenPipeError is a ConnectionError). Silence the flush at exit too.
+        sys.stdout = Path(os.devnull).open("w")  # noqa: SIM115 - lives until the process exits
+        raise typer.Exit(0) from None
     except StudyNotFoundError as exc:
         _fail(str(exc))
     except SpecError as exc:
@@ -139,7 +145,7 @@ def _status_table(p: Progress) -> Table:
     table.add_row("redelivered", str(p.redelivered))
     table.add_row("workers seen", str(p.workers))
     table.add_row("throughput", f"{p.throughput:.2f} trials/s" if p.throughput else "-")
-    eta = p.eta_s if p.eta_s is not None and p.finished < p.n_trials else None
+    eta = p.eta_s if p.eta_s is not None and p.finished < p.n_trials and not p.cancelled else None
     table.add_row("ETA", format_duration(eta) if eta is not None else "-")
     best = "-"
     if p.best_score is not None:
