@@ -237,7 +237,9 @@ def watch(
         # Bound before the store is read: every result is either in the snapshot or an event.
         state = _State(study_id)
         state.load(db)
-        last_sync = time.monotonic()
+        # Results published just before the bind and not yet written by the collector (it
+        # batches for up to TUNEFLEET_COLLECTOR_FLUSH_S) are in neither: read again soon.
+        last_sync = time.monotonic() - resync_s + 2.0
         snapshot = state.snapshot()
         yield snapshot
         if until is not None and until(snapshot):
