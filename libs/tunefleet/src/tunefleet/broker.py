@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pika
@@ -29,6 +29,7 @@ __all__ = [
     "CONNECTION_ERRORS",
     "REASON_HEADER",
     "SOURCE_HEADER",
+    "BatchChannel",
     "connect",
     "dead_letter",
     "delivery_attempt",
@@ -123,6 +124,45 @@ def publish(
         exchange, routing_key, body, properties=persistent(headers), mandatory=True
     )
     observability.health.beat()  # a confirm came back: the connection is working
+
+
+class BatchChannel:
+    """A second channel on a connection, publishing many messages per wait instead of one.
+
+    A confirm-mode BlockingChannel waits for the broker after every publish. This channel is in
+    AMQP transaction mode instead, and RabbitMQ answers `tx.commit` only once every queue a
+    committed message was routed to has confirmed it (rabbit_channel's maybe_complete_tx; for
+    quorum queues that is the Raft commit), failing the channel if one refused it: a commit is
+    a publisher confirm for the whole batch.
+    """
+
+    def __init__(self, connection: pika.BlockingConnection) -> None:
+        self.channel: BlockingChannel = connection.channel()
+        self.channel.tx_select()
+        self._returned: list[Any] = []
+        # pika's blocking adapter hands returns to user callbacks only at the next event
+        # dispatch, after the commit has returned; the channel implementation's own callback
+        # runs while the commit waits, so `publish` can refuse a batch with a returned message.
+        self.channel._impl.add_on_return_callback(
+            lambda _channel, method, _properties, _body: self._returned.append(method)
+        )
+
+    def publish(self, exchange: str, messages: Sequence[tuple[str, bytes]]) -> None:
+        """Publish persistently; returns once the broker confirmed all, one round trip in all.
+
+        Raises `UnroutableError` if a message was routed nowhere, like `publish`.
+        """
+        if not messages:
+            return
+        self._returned.clear()
+        for routing_key, body in messages:
+            self.channel.basic_publish(
+                exchange, routing_key, body, properties=persistent(), mandatory=True
+            )
+        self.channel.tx_commit()
+        if self._returned:
+            raise pika.exceptions.UnroutableError(list(self._returned))
+        observability.health.beat()  # a commit came back: the connection is working
 
 
 def delivery_attempt(properties: pika.BasicProperties | None) -> int:

@@ -110,7 +110,5 @@ def _load(spec_json: str, roots: tuple[Path, ...]) -> Dataset:
 
 def load_dataset(spec: DatasetSpec, roots: Sequence[Path] = ()) -> Dataset:
     """The dataset, from this process's cache after the first load."""
-    from pydantic import TypeAdapter
-
-    key = TypeAdapter(DatasetSpec).dump_json(spec).decode()
-    return _load(key, tuple(roots))
+    # Every message asks: no TypeAdapter here, building one costs more than a no-op trial.
+    return _load(spec.model_dump_json(), tuple(roots))

@@ -142,6 +142,14 @@ def cv_splits(
     return fold_set(dataset, folds, seed).splits
 
 
+@cache
+def _scorer(metric: str) -> Any:
+    # get_scorer deep-copies on every call; a scorer keeps no state between calls.
+    from sklearn.metrics import get_scorer
+
+    return get_scorer(metric)
+
+
 @dataclass
 class TrialContext:
     """What all trials of one message share: data, folds, scorer, identity of this worker."""
@@ -159,9 +167,7 @@ class TrialContext:
     reuse_structures: bool = True
 
     def __post_init__(self) -> None:
-        from sklearn.metrics import get_scorer
-
-        self.scorer = get_scorer(self.metric)
+        self.scorer = _scorer(self.metric)
         self.fold_set: FoldSet = fold_set(self.dataset, self.folds, self.seed)
         self.splits = self.fold_set.splits
 

@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from tunefleet import observability
 from tunefleet.broker import (
     CONNECTION_ERRORS,
+    BatchChannel,
     connect,
     dead_letter,
     delivery_attempt,
@@ -74,8 +76,12 @@ class _Job:
     properties: pika.BasicProperties
     message: TrialMessage
     attempts: int
+    batch: BatchChannel
     abandon: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
+    # Results encoded by the training thread, waiting for the connection thread's next commit.
+    results: deque[tuple[TrialResult, bytes]] = field(default_factory=deque)
+    flush_pending: threading.Event = field(default_factory=threading.Event)
 
 
 class Worker:
@@ -110,13 +116,14 @@ class Worker:
     def _serve(self) -> None:
         connection, channel = connect(self.settings, stopping=self._stopping)
         try:
+            batch = BatchChannel(connection)
             # Catch up on cancels before taking trials (best effort: channels are not ordered).
             self.cancelled.follow(connection, self.topology)
             connection.process_data_events(time_limit=0.2)
             channel.basic_qos(prefetch_count=1)
             tag = channel.basic_consume(
                 self.topology.trials_queue,
-                on_message_callback=functools.partial(self._on_message, connection),
+                on_message_callback=functools.partial(self._on_message, connection, batch),
             )
             log.info("worker %s consuming %s", self.name, self.topology.trials_queue)
             while not self._stopping.is_set():
@@ -150,6 +157,7 @@ class Worker:
     def _on_message(
         self,
         connection: pika.BlockingConnection,
+        batch: BatchChannel,
         channel: BlockingChannel,
         method: pika.spec.Basic.Deliver,
         properties: pika.BasicProperties,
@@ -172,7 +180,9 @@ class Worker:
             self.trials_skipped += len(message.trials)
             return
         attempts = delivery_attempt(properties)
-        job = _Job(connection, channel, method.delivery_tag, body, properties, message, attempts)
+        job = _Job(
+            connection, channel, method.delivery_tag, body, properties, message, attempts, batch
+        )
         self._job = job
         publish(
             channel,
@@ -189,16 +199,24 @@ class Worker:
         observability.delivery_started(len(message.trials), attempts, properties.timestamp)
         threading.Thread(target=self._train, args=(job,), daemon=True, name="train").start()
 
-    def _publish_result(self, job: _Job, result: TrialResult) -> None:
+    def _publish_results(self, job: _Job) -> None:
+        # Everything finished since the last commit goes in one: a result of a long trial is
+        # published alone at once, those of no-op trials many per broker round trip.
+        job.flush_pending.clear()
         if job.abandon.is_set():
             return
-        publish(job.channel, self.topology.events_exchange, "trial.result", result.encode())
-        self.trials_done += 1
-        observability.result_published(result.status, result.fit_time_s)
+        results = [job.results.popleft() for _ in range(len(job.results))]
+        job.batch.publish(
+            self.topology.events_exchange, [("trial.result", body) for _, body in results]
+        )
+        self.trials_done += len(results)
+        for result, _ in results:
+            observability.result_published(result.status, result.fit_time_s)
 
     def _ack(self, job: _Job) -> None:
         if job.abandon.is_set():
             return
+        self._publish_results(job)  # every result confirmed before the ack, always
         job.channel.basic_ack(job.delivery_tag)
         job.finished.set()
         if self._job is job:
@@ -249,6 +267,10 @@ class Worker:
             if message.study_id in self.cancelled:
                 break  # the rest of the chunk stays without results, for a resume
             result = run_trial(ctx, trial)
-            if job.abandon.is_set() or not self._call(job, self._publish_result, result):
+            job.results.append((result, result.encode()))
+            if job.flush_pending.is_set():
+                continue  # the commit already asked for takes this result too
+            job.flush_pending.set()
+            if job.abandon.is_set() or not self._call(job, self._publish_results):
                 return
         self._call(job, self._ack)
