@@ -107,15 +107,16 @@ def write_section(name: str, title: str, body: str) -> None:
         f"{start}\n## {title}\n\n"
         f"Measured {stamp} with `{command_line()}` on: {machine()}\n\n{body.strip()}\n{end}"
     )
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    text = REPORT.read_text() if REPORT.exists() else "# Benchmarks\n"
+    report = REPORT
+    report.parent.mkdir(parents=True, exist_ok=True)
+    text = report.read_text() if report.exists() else "# Benchmarks\n"
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
     text = (
         pattern.sub(lambda _: section, text)
         if pattern.search(text)
         else text.rstrip() + "\n\n" + section + "\n"
     )
-    REPORT.write_text(text)
+    report.write_text(text)
     print(section, flush=True)
 
 
