@@ -114,8 +114,9 @@ def _pids(run: _Run) -> dict[str, int]:
     return pids
 
 
-@events.test_start.add_listener
-def _start(environment: Environment, **_: Any) -> None:
+@events.init.add_listener
+def _set_up(environment: Environment, **_: Any) -> None:
+    # At start-up, before the run's clock: the services take seconds to be ready.
     global RUN
     if isinstance(environment.runner, WorkerRunner):
         raise RuntimeError("run this locustfile in one process: no --processes or workers")
@@ -137,8 +138,13 @@ def _start(environment: Environment, **_: Any) -> None:
     pipeline.start("publisher")
     RUN = _Run(settings, services, pipeline, study_id=f"{tag}-results")
     _wait_consumers(RUN)
-    RUN.cpu_before = {name: _cpu(pid) for name, pid in _pids(RUN).items()}
-    RUN.started = time.time()
+
+
+@events.test_start.add_listener
+def _start(environment: Environment, **_: Any) -> None:
+    if RUN is not None:
+        RUN.cpu_before = {name: _cpu(pid) for name, pid in _pids(RUN).items()}
+        RUN.started = time.time()
 
 
 def _wait_consumers(run: _Run, timeout: float = 120) -> None:
