@@ -17,9 +17,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import pika
 from pymongo.database import Database
+from pymongo.errors import PyMongoError
 
-from tunefleet.broker import connect, topology_of
+from tunefleet.broker import CONNECTION_ERRORS, connect, topology_of
 from tunefleet.messages import (
     DecodeError,
     StudyCancelled,
@@ -230,41 +232,67 @@ def watch(
     until: Callable[[Progress], bool] | None = None,
 ) -> Iterator[Progress]:
     """Yield a snapshot at least every `tick_s` seconds, and after events, until `until` is
-    true of one (the last one yielded) or the caller stops iterating."""
-    connection, channel = connect(settings, retry_for_s=10)
+    true of one (the last one yielded) or the caller stops iterating.
+
+    Outages do not end it: while the broker is away it reads the store every few seconds and
+    reconnects; while the store is away it goes on counting events (completion still waits
+    for the store to hold every result)."""
+    state = _State(study_id)
+
+    def load() -> None:
+        with contextlib.suppress(PyMongoError):
+            state.load(db)
+
+    connection: pika.BlockingConnection | None = None
     try:
-        queue = declare_watch_queue(channel, topology_of(settings))
-        # Bound before the store is read: every result is either in the snapshot or an event.
-        state = _State(study_id)
-        state.load(db)
-        # Results published just before the bind and not yet written by the collector (it
-        # batches for up to TUNEFLEET_COLLECTOR_FLUSH_S) are in neither: read again soon.
-        last_sync = time.monotonic() - resync_s + 2.0
-        snapshot = state.snapshot()
-        yield snapshot
-        if until is not None and until(snapshot):
-            return
-        for _method, _properties, body in channel.consume(
-            queue, auto_ack=True, inactivity_timeout=tick_s
-        ):
-            if body is not None:
-                # Not ours to judge: the collector dead-letters bad events.
-                with contextlib.suppress(DecodeError):
-                    state.apply(decode_event(body))
-            current = state.snapshot()
-            events_say_done = current.registered and current.finished >= current.n_trials > 0
-            if time.monotonic() - last_sync > resync_s or (
-                events_say_done and body is None and not current.complete
-            ):
-                # Completion is confirmed by the store, so results() right after sees them all.
-                state.load(db)
-                last_sync = time.monotonic()
+        while True:
+            try:
+                connection, channel = connect(settings, retry_for_s=10)
+                queue = declare_watch_queue(channel, topology_of(settings))
+            except CONNECTION_ERRORS:
+                connection = None
+                load()
+                snapshot = state.snapshot()
+                yield snapshot
+                if until is not None and until(snapshot):
+                    return
+                time.sleep(max(tick_s, 2.0))
+                continue
+            # Bound before the store is read: every later result is in the store or an event.
+            load()
+            # Results published just before the bind and not yet written by the collector (it
+            # batches for up to TUNEFLEET_COLLECTOR_FLUSH_S) are in neither: read again soon.
+            last_sync = time.monotonic() - resync_s + 2.0
             snapshot = state.snapshot()
-            if body is not None and channel.get_waiting_message_count() > 0:
-                continue  # drain a burst before redrawing
             yield snapshot
             if until is not None and until(snapshot):
                 return
+            try:
+                for _method, _properties, body in channel.consume(
+                    queue, auto_ack=True, inactivity_timeout=tick_s
+                ):
+                    if body is not None:
+                        # Not ours to judge: the collector dead-letters bad events.
+                        with contextlib.suppress(DecodeError):
+                            state.apply(decode_event(body))
+                    current = state.snapshot()
+                    events_say_done = (
+                        current.registered and current.finished >= current.n_trials > 0
+                    )
+                    if time.monotonic() - last_sync > resync_s or (
+                        events_say_done and body is None and not current.complete
+                    ):
+                        # Completion is confirmed by the store: results() right after sees all.
+                        load()
+                        last_sync = time.monotonic()
+                    snapshot = state.snapshot()
+                    if body is not None and channel.get_waiting_message_count() > 0:
+                        continue  # drain a burst before redrawing
+                    yield snapshot
+                    if until is not None and until(snapshot):
+                        return
+            except CONNECTION_ERRORS:
+                continue  # the broker went away: reconnect (events meanwhile come from the store)
     finally:
-        if connection.is_open:
+        if connection is not None and connection.is_open:
             connection.close()
