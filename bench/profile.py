@@ -85,7 +85,9 @@ def run(reps: int, quick: bool) -> None:
                 if profiler is not None:
                     profiler.stop()
                     totals = dict.fromkeys(PHASES, 0.0)
-                    _attribute(profiler.last_session.root_frame(), "other", totals)
+                    session = profiler.last_session
+                    assert session is not None
+                    _attribute(session.root_frame(), "other", totals)
                     whole = sum(totals.values()) or 1.0
                     shares[reuse] = {k: 100 * v / whole for k, v in totals.items()}
         speedup = Spread.of([a / b for a, b in zip(walls[False], walls[True], strict=True)])

@@ -45,7 +45,6 @@ from tunefleet.store import connect_store
 logging.getLogger("pika").setLevel(logging.WARNING)
 
 
-@events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
     group = parser.add_argument_group("tunefleet")
     group.add_argument(
@@ -114,7 +113,6 @@ def _pids(run: _Run) -> dict[str, int]:
     return pids
 
 
-@events.init.add_listener
 def _set_up(environment: Environment, **_: Any) -> None:
     # At start-up, before the run's clock: the services take seconds to be ready.
     global RUN
@@ -140,7 +138,6 @@ def _set_up(environment: Environment, **_: Any) -> None:
     _wait_consumers(RUN)
 
 
-@events.test_start.add_listener
 def _start(environment: Environment, **_: Any) -> None:
     if RUN is not None:
         RUN.cpu_before = {name: _cpu(pid) for name, pid in _pids(RUN).items()}
@@ -168,7 +165,6 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-@events.test_stop.add_listener
 def _stop(environment: Environment, **_: Any) -> None:
     run = RUN
     if run is None:
@@ -229,7 +225,6 @@ def _stop(environment: Environment, **_: Any) -> None:
         Path(path).write_text(json.dumps(report, indent=2))
 
 
-@events.quitting.add_listener
 def _quit(environment: Environment, **_: Any) -> None:
     global RUN
     if RUN is not None:
@@ -250,7 +245,7 @@ class _BrokerUser(User):
 
     def on_start(self) -> None:
         assert RUN is not None, "test_start did not run"
-        self.run = RUN
+        self.load = RUN
         self.topology = topology_of(RUN.settings)
         self.connection, self.channel = connect(RUN.settings, retry_for_s=30)
 
@@ -299,7 +294,7 @@ class WorkerStandIn(_BrokerUser):
             bodies = []
             for _ in range(batch):
                 body = TrialResult(
-                    study_id=self.run.study_id,
+                    study_id=self.load.study_id,
                     trial_id=uuid.uuid4().hex[:24],
                     library="noop",
                     params={"score": 0.5},
@@ -317,7 +312,7 @@ class WorkerStandIn(_BrokerUser):
                 bodies.append(("trial.result", body))
                 size += len(body)
             self.batch.publish(self.topology.events_exchange, bodies)
-            self.run.published += len(bodies)
+            self.load.published += len(bodies)
         except Exception as exc:  # reported to locust as a failed request
             error = exc
         self._fire("trial.result", "publish", started, size, error)
@@ -347,7 +342,15 @@ class Submitter(_BrokerUser):
         body = request.encode()
         try:
             publish(self.channel, self.topology.studies_exchange, "study", body)
-            self.run.submitted += 1
+            self.load.submitted += 1
         except Exception as exc:  # reported to locust as a failed request
             error = exc
         self._fire("study.request", "publish", started, len(body), error)
+
+
+_HOOKS: Any = events  # locust's event hooks carry no type hints
+_HOOKS.init_command_line_parser.add_listener(_options)
+_HOOKS.init.add_listener(_set_up)
+_HOOKS.test_start.add_listener(_start)
+_HOOKS.test_stop.add_listener(_stop)
+_HOOKS.quitting.add_listener(_quit)
