@@ -17,9 +17,7 @@ from tunefleet.devservices import Pipeline, Services
 from tunefleet.settings import ClientSettings
 from tunefleet.store import connect_store
 
-from tests.support.badinputs import BadInput, Outcome, catalogue, inject, wait_for, write_data_root
-
-MAX_MESSAGE_BYTES = 64_000
+from tests.support.badinputs import BadInput, Outcome, catalogue, inject, service_env, wait_for
 
 
 @dataclass
@@ -39,8 +37,7 @@ def bad_run(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Ite
     env = {
         "TUNEFLEET_NAMESPACE": tag,
         "MONGODB_DATABASE": tag,
-        "TUNEFLEET_DATA_ROOTS": str(write_data_root(Path(root) / "data")),
-        "TUNEFLEET_MAX_MESSAGE_BYTES": str(MAX_MESSAGE_BYTES),
+        **service_env(Path(root) / "data"),
     }
     settings = ClientSettings(
         rabbitmq_url=services.rabbitmq_url,
@@ -49,7 +46,7 @@ def bad_run(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Ite
         mongodb_database=tag,
     )
     study_id = f"badinput-{tag}"
-    cases = catalogue(study_id, oversize=MAX_MESSAGE_BYTES + 1)
+    cases = catalogue(study_id)
     with Pipeline(services, Path(root) / "logs", env=env) as pipeline:
         pipeline.start_all(workers=1)
         connection, channel = connect(settings, retry_for_s=30)

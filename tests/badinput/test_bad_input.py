@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from tests.badinput.conftest import BadInputRun
 from tests.support.badinputs import CASE_HEADER, catalogue
 
-CASE_NAMES = [case.name for case in catalogue("names-only", oversize=1)]
+CASE_NAMES = [case.name for case in catalogue("names-only")]
 
 
 @pytest.mark.services

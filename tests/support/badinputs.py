@@ -25,6 +25,8 @@ from tunefleet.settings import BrokerSettings
 from tunefleet.topology import Topology
 
 CASE_HEADER = "x-test-bad-input"
+# The services under test take messages up to this size; `catalogue` goes one byte over it.
+MAX_MESSAGE_BYTES = 64_000
 Target = Literal["studies", "trials", "events"]
 
 
@@ -98,12 +100,10 @@ def _result(study_id: str, trial_id: str, **over: Any) -> dict[str, Any]:
     }
 
 
-def catalogue(study_id: str, oversize: int) -> list[BadInput]:
-    """The bad inputs; trial-level ones belong to `study_id` so their failures can be found.
-
-    `oversize` is a body length over the services' TUNEFLEET_MAX_MESSAGE_BYTES."""
+def catalogue(study_id: str) -> list[BadInput]:
+    """The bad inputs; trial-level ones belong to `study_id` so their failures can be found."""
     cases: list[BadInput] = []
-    huge = b'{"schema_version": 1, "pad": "' + b"x" * oversize + b'"}'
+    huge = b'{"schema_version": 1, "pad": "' + b"x" * MAX_MESSAGE_BYTES + b'"}'
 
     # -- the publisher's queue: study requests ------------------------------------------------
     grid_1e7 = {
@@ -309,12 +309,16 @@ def catalogue(study_id: str, oversize: int) -> list[BadInput]:
     return cases
 
 
-def write_data_root(root: Path) -> Path:
-    """The files the worker-side cases read: a corrupt parquet and a CSV with text features."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "corrupt.parquet").write_bytes(b"PAR1 this is not really parquet")
-    (root / "text.csv").write_text("a,b,y\n1,red,0\n2,blue,1\n3,green,0\n")
-    return root
+def service_env(data_root: Path) -> dict[str, str]:
+    """What the services need for the catalogue: its size limit, and a data root holding the
+    files the worker-side cases read (a corrupt parquet, a CSV with text features)."""
+    data_root.mkdir(parents=True, exist_ok=True)
+    (data_root / "corrupt.parquet").write_bytes(b"PAR1 this is not really parquet")
+    (data_root / "text.csv").write_text("a,b,y\n1,red,0\n2,blue,1\n3,green,0\n")
+    return {
+        "TUNEFLEET_DATA_ROOTS": str(data_root),
+        "TUNEFLEET_MAX_MESSAGE_BYTES": str(MAX_MESSAGE_BYTES),
+    }
 
 
 _ROUTES: dict[Target, Callable[[Topology], tuple[str, str]]] = {

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from tunefleet.service import on_shutdown, start_service
-from tunefleet.settings import WorkerSettings
+import signal
+from types import FrameType
 
-from tunefleet_worker.training import warm_up
-from tunefleet_worker.worker import Worker
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def main() -> None:
+    # Preempted while still importing (a second or more): nothing is in hand yet, so that is a
+    # clean exit too. `on_shutdown` takes over once the worker exists.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+
+    from tunefleet.service import on_shutdown, start_service
+    from tunefleet.settings import WorkerSettings
+
+    from tunefleet_worker.training import warm_up
+    from tunefleet_worker.worker import Worker
+
     worker = Worker(start_service("worker", WorkerSettings))
     on_shutdown(worker.stop)
     warm_up()

@@ -1,0 +1,116 @@
+"""Pure logic behind the reliability guarantees: reading dead letters, delivery attempts,
+sanitizing before storage, telling a store outage from a document the store refuses."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import pika
+import pytest
+from pymongo.errors import (
+    AutoReconnect,
+    BulkWriteError,
+    DuplicateKeyError,
+    OperationFailure,
+    ServerSelectionTimeoutError,
+)
+from tunefleet.broker import REASON_HEADER, SOURCE_HEADER, delivery_attempt
+from tunefleet.deadletters import death_reason, describe, format_dead_letter, source_queue
+from tunefleet.messages import DecodeError, TrialMessage
+from tunefleet.store import finite
+from tunefleet_collector.collector import dead_trial_results, store_error_is_transient
+from tunefleet_worker.worker import check_message
+
+TRIAL_MESSAGE = TrialMessage.model_validate(
+    {
+        "study_id": "s-1",
+        "dataset": {"kind": "builtin", "name": "iris"},
+        "task": "classification",
+        "metric": "accuracy",
+        "folds": 2,
+        "seed": 0,
+        "trials": [{"trial_id": "a" * 24, "library": "noop", "params": {"x": 1.0}}],
+    }
+)
+
+
+def props(**headers: object) -> pika.BasicProperties:
+    return pika.BasicProperties(headers=headers or None)
+
+
+def test_our_reason_header_wins_over_the_brokers() -> None:
+    headers = {REASON_HEADER: "not JSON", "x-death": [{"reason": "rejected", "queue": "q"}]}
+    assert death_reason(headers) == "not JSON"
+
+
+def test_the_brokers_delivery_limit_reads_as_ours() -> None:
+    headers = {"x-death": [{"reason": "delivery_limit", "queue": "ns.trials"}]}
+    assert death_reason(headers) == "delivery-limit"
+    assert source_queue(headers) == "ns.trials"
+
+
+def test_a_dead_letter_without_headers_still_has_a_reason() -> None:
+    assert death_reason(None) == "dead-lettered"
+    assert source_queue({}) is None
+
+
+def test_describe_reads_what_it_can_of_any_body() -> None:
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    letter = describe(
+        TRIAL_MESSAGE.encode(),
+        props(**{"x-death": [{"reason": "delivery_limit", "queue": "ns.trials", "time": when}]}),
+    )
+    assert (letter.kind, letter.study_id, letter.trial_ids) == ("trial.batch", "s-1", ("a" * 24,))
+    assert letter.dead_at == when.timestamp()
+    assert "delivery-limit" in format_dead_letter(letter)
+
+    garbage = describe(b"\xff\x00", props(**{REASON_HEADER: "not JSON", SOURCE_HEADER: "ns.x"}))
+    assert (garbage.kind, garbage.queue, garbage.reason) == (None, "ns.x", "not JSON")
+    assert "unreadable" in format_dead_letter(garbage)
+
+
+def test_delivery_attempt_counts_from_one_and_never_raises() -> None:
+    assert delivery_attempt(None) == 1
+    assert delivery_attempt(props()) == 1
+    assert delivery_attempt(props(**{"x-delivery-count": 3})) == 4
+    assert delivery_attempt(props(**{"x-delivery-count": "many"})) == 1
+
+
+def test_a_dead_trial_message_becomes_failed_results_with_the_reason() -> None:
+    limit = dead_trial_results(
+        TRIAL_MESSAGE.encode(),
+        props(**{"x-death": [{"reason": "delivery_limit"}], "x-delivery-count": 10}),
+    )
+    assert [(r.status, r.reason, r.attempts) for r in limit] == [("failed", "delivery-limit", 11)]
+    refused = dead_trial_results(TRIAL_MESSAGE.encode(), props(**{REASON_HEADER: "dataset: x"}))
+    assert [(r.reason, r.error) for r in refused] == [("rejected", "dataset: x")]
+    assert dead_trial_results(b"not a trial", props()) == []
+
+
+def test_finite_replaces_every_nan_and_infinity_at_any_depth() -> None:
+    doc = {"a": math.nan, "b": [1.0, -math.inf, {"c": math.inf}], "d": "nan", "e": 3}
+    assert finite(doc) == {"a": None, "b": [1.0, None, {"c": None}], "d": "nan", "e": 3}
+
+
+def test_store_outages_are_transient_refusals_are_not() -> None:
+    assert store_error_is_transient(AutoReconnect("connection closed"))
+    assert store_error_is_transient(ServerSelectionTimeoutError("no server"))
+    assert store_error_is_transient(OperationFailure("shutting down", code=91))
+    assert not store_error_is_transient(OperationFailure("bad value", code=2))
+    assert not store_error_is_transient(
+        BulkWriteError({"writeErrors": [{"index": 0, "code": 2, "errmsg": "invalid key"}]})
+    )
+    assert not store_error_is_transient(DuplicateKeyError("dup", code=11000))
+    assert not store_error_is_transient(OverflowError("MongoDB can only handle up to 8-byte ints"))
+
+
+def test_the_worker_refuses_an_unknown_library_even_without_parameters() -> None:
+    message = TrialMessage.model_validate(
+        {
+            **TRIAL_MESSAGE.model_dump(),
+            "trials": [{"trial_id": "b" * 24, "library": "sklearn", "params": {}}],
+        }
+    )
+    with pytest.raises(DecodeError, match="unknown library 'sklearn'"):
+        check_message(message, max_threads=4)
