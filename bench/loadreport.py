@@ -9,7 +9,7 @@ from pathlib import Path
 from bench.common import table, write_section
 
 
-def main(path: str) -> None:
+def main(path: str, name: str = "loadtest") -> None:
     report = json.loads(Path(path).read_text())
     latency, publish = report["latency_ms"], report["publish_batch_ms"]
     cpu = report["cpu_s"]
@@ -47,8 +47,9 @@ CPU seconds over the run (and as a share of one core):
 
 {table(["process", "CPU s", "of one core"], cpu_rows)}
 """
-    write_section("loadtest", "Load test: one broker and one collector (locust)", body)
+    title = f"Load test: one broker and one collector, {report['users']} users (locust)"
+    write_section(name, title, body)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])

@@ -181,10 +181,11 @@ def _stop(environment: Environment, **_: Any) -> None:
             channel.queue_declare(queue, passive=True).method.message_count
             for queue in (topology.studies_queue, topology.events_queue)
         )
+        # Counting documents is itself work for the store: only once the queues are empty.
         if (
             waiting == 0
-            and db.trials.count_documents({"study_id": run.study_id}) >= run.published
             and db.studies.count_documents({}) >= run.submitted
+            and db.trials.count_documents({"study_id": run.study_id}) >= run.published
         ):
             break
         time.sleep(0.2)

@@ -2,19 +2,21 @@
 .PHONY: bench bench-quick load
 
 BENCH_REPS ?= 3
-LOAD_USERS ?= 40
+LOAD_USERS ?= 20
 LOAD_RATE ?= 100
+LOAD_BATCH ?= 10
 LOAD_TIME ?= 60s
+LOAD_NAME ?= loadtest
 
-bench: services-install ## All five benchmarks + profile, median of BENCH_REPS runs -> docs/benchmarks.md
+bench: services-install ## The five benchmarks + a profile, median of BENCH_REPS runs -> docs/benchmarks.md
 	$(UV) run --frozen python -m bench --reps $(BENCH_REPS)
 
-bench-quick: services-install ## Small versions of the benchmarks, to check the harness (not for the docs)
+bench-quick: services-install ## Small versions of the benchmarks to check the harness (-> .tunefleet/)
 	$(UV) run --frozen python -m bench --quick --reps 1
 
-load: services-install ## Locust load test: LOAD_USERS worker stand-ins x LOAD_RATE results/s for LOAD_TIME
+load: services-install ## Locust: LOAD_USERS worker stand-ins x LOAD_RATE results/s for LOAD_TIME -> docs
 	mkdir -p .tunefleet
 	PYTHONPATH=. $(UV) run --frozen locust -f loadtest/locustfile.py --headless --only-summary \
 		-u $(LOAD_USERS) -r $(LOAD_USERS) -t $(LOAD_TIME) --result-rate $(LOAD_RATE) \
-		--report $(CURDIR)/.tunefleet/load-report.json
-	$(UV) run --frozen python -m bench.loadreport $(CURDIR)/.tunefleet/load-report.json
+		--batch $(LOAD_BATCH) --report $(CURDIR)/.tunefleet/load-report.json
+	$(UV) run --frozen python -m bench.loadreport $(CURDIR)/.tunefleet/load-report.json $(LOAD_NAME)
