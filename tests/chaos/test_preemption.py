@@ -3,6 +3,7 @@ real processes (the fault-injection run mixes them all; these say which one brok
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Callable
@@ -10,12 +11,14 @@ from typing import Any
 
 import pytest
 from pymongo.database import Database
+from tunefleet.cli import app
 from tunefleet.client import Client
 from tunefleet.devservices import Pipeline
 from tunefleet.settings import ClientSettings
 from tunefleet.spec import parse_spec
 from tunefleet.store import connect_store
 from tunefleet.trials import expand
+from typer.testing import CliRunner
 
 pytestmark = pytest.mark.services
 
@@ -84,6 +87,22 @@ def test_sigterm_abandons_a_trial_longer_than_the_grace_period_and_it_is_redeliv
     assert (result["status"], result["worker"], result["attempts"]) == ("done", "w-next", 2)
     status = Client(settings).status(result["study_id"])
     assert status is not None and (status.redelivered, status.redeliveries) == (1, 1)
+    # `tunefleet status` shows it.
+    env = {
+        "RABBITMQ_URL": str(settings.rabbitmq_url),
+        "MONGODB_URL": str(settings.mongodb_url),
+        "TUNEFLEET_NAMESPACE": settings.tunefleet_namespace,
+        "MONGODB_DATABASE": settings.mongodb_database,
+    }
+    shown = CliRunner().invoke(app, ["status", result["study_id"], "--json"], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert {k: json.loads(shown.stdout)[k] for k in ("done", "redelivered", "redeliveries")} == {
+        "done": 1,
+        "redelivered": 1,
+        "redeliveries": 1,
+    }
+    table = CliRunner().invoke(app, ["status", result["study_id"]], env=env)
+    assert "1 trials, 1 extra deliveries" in table.stdout
 
 
 def test_kill_9_mid_trial_loses_nothing(pipeline: Pipeline, settings: ClientSettings) -> None:

@@ -142,7 +142,9 @@ def _status_table(p: Progress) -> Table:
         f"{p.finished}/{p.n_trials} finished: {p.done} done, {p.failed} failed; "
         f"{p.running} running, {p.queued} {'left' if p.cancelled else 'queued'}",
     )
-    table.add_row("redelivered", str(p.redelivered))
+    table.add_row(
+        "redelivered", f"{p.redelivered} trials, {p.redeliveries} extra deliveries in all"
+    )
     table.add_row("workers seen", str(p.workers))
     table.add_row("throughput", f"{p.throughput:.2f} trials/s" if p.throughput else "-")
     eta = p.eta_s if p.eta_s is not None and p.finished < p.n_trials and not p.cancelled else None

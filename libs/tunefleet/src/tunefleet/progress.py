@@ -50,6 +50,7 @@ class Progress:
     failed: int = 0
     running: int = 0
     redelivered: int = 0
+    redeliveries: int = 0  # deliveries beyond each trial's first (preemptions, crashes)
     workers: int = 0
     best_score: float | None = None
     best_trial_id: str | None = None
@@ -88,6 +89,7 @@ class Progress:
             "running": self.running,
             "queued": self.queued,
             "redelivered": self.redelivered,
+            "redeliveries": self.redeliveries,
             "workers": self.workers,
             "best_score": self.best_score,
             "best_trial_id": self.best_trial_id,
@@ -192,6 +194,7 @@ class _State:
             failed=failed,
             running=min(running, remaining),
             redelivered=sum(1 for n in self.attempts.values() if n > 1),
+            redeliveries=sum(n - 1 for n in self.attempts.values() if n > 1),
             workers=len(self.workers),
             best_score=self.best[0] if self.best else None,
             best_trial_id=self.best[1] if self.best else None,
