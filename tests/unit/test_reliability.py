@@ -3,11 +3,14 @@ sanitizing before storage, telling a store outage from a document the store refu
 
 from __future__ import annotations
 
+import ast
 import math
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pika
 import pytest
+from pydantic import ValidationError
 from pymongo.errors import (
     AutoReconnect,
     BulkWriteError,
@@ -18,6 +21,7 @@ from pymongo.errors import (
 from tunefleet.broker import REASON_HEADER, SOURCE_HEADER, delivery_attempt
 from tunefleet.deadletters import death_reason, describe, format_dead_letter, source_queue
 from tunefleet.messages import DecodeError, TrialMessage
+from tunefleet.settings import BrokerSettings, StoreSettings
 from tunefleet.store import finite
 from tunefleet_collector.collector import dead_trial_results, store_error_is_transient
 from tunefleet_worker.worker import check_message
@@ -114,3 +118,38 @@ def test_the_worker_refuses_an_unknown_library_even_without_parameters() -> None
     )
     with pytest.raises(DecodeError, match="unknown library 'sklearn'"):
         check_message(message, max_threads=4)
+
+
+SOURCES = [
+    *Path(__file__).resolve().parents[2].glob("libs/*/src/**/*.py"),
+    *Path(__file__).resolve().parents[2].glob("services/*/src/**/*.py"),
+]
+
+
+def _imported(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_nothing_on_the_wire_is_pickled() -> None:
+    assert SOURCES
+    for path in SOURCES:
+        assert not _imported(path) & {"pickle", "marshal", "shelve", "dill", "cloudpickle"}, path
+
+
+def test_credentials_come_from_the_environment_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("RABBITMQ_URL", "MONGODB_URL"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValidationError, match="rabbitmq_url"):
+        BrokerSettings()
+    with pytest.raises(ValidationError, match="mongodb_url"):
+        StoreSettings()
+    # The local development services are the only place with a default user.
+    for path in SOURCES:
+        if path.name != "devservices.py":
+            assert "guest" not in path.read_text(), path
