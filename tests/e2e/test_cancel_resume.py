@@ -6,8 +6,10 @@ import json
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from tunefleet.broker import connect, topology_of
 from tunefleet.cli import app
 from tunefleet.client import Client
@@ -91,7 +93,7 @@ def test_resume_after_killing_the_whole_pipeline(
 
 
 def test_cancel_skips_queued_trials_and_resume_runs_only_those(
-    service_env: dict[str, str], pipeline: Pipeline, settings: ClientSettings
+    service_env: dict[str, str], pipeline: Pipeline, settings: ClientSettings, tmp_path: Path
 ) -> None:
     db = connect_store(settings)
     spec = noop_spec("cancel", 20, 0.3)
@@ -124,3 +126,16 @@ def test_cancel_skips_queued_trials_and_resume_runs_only_those(
     assert lines[-1]["done"] == 20 and lines[-1]["cancelled"] is False
     assert db.trials.count_documents({"study_id": study}) == 20
     assert db.studies.find_one({"_id": study}, {"cancelled_at": 1}).get("cancelled_at") is None
+
+    # The finished study through the read commands.
+    top = [json.loads(line) for line in cli("top", study, "-n", "3", "--json").stdout.splitlines()]
+    assert [row["score"] for row in top] == [0.19, 0.18, 0.17]
+    shown = json.loads(cli("show", top[0]["trial_id"][:8], "--json").stdout)
+    assert shown["trial_id"] == top[0]["trial_id"] and shown["params"]["score"] == 0.19
+    assert [s["attempt"] for s in shown["starts"]] == [1]
+    cli("export", study, "--format", "parquet", "-o", str(tmp_path / "t.parquet"))
+    frame = pd.read_parquet(tmp_path / "t.parquet")
+    assert len(frame) == 20
+    assert sorted(frame["param_score"]) == [round(0.01 * i, 2) for i in range(20)]
+    cli("report", study, "-o", str(tmp_path / "r.html"))
+    assert "<h2>Top 20 trials</h2>" in (tmp_path / "r.html").read_text(encoding="utf-8")
