@@ -519,6 +519,10 @@ def run_chaos(config: ChaosConfig, own: OwnServices, root: Path) -> ChaosReport:
         "MONGODB_DATABASE": tag,
         "TUNEFLEET_DELIVERY_LIMIT": str(config.delivery_limit),
         "TUNEFLEET_GRACE_PERIOD_S": str(config.grace_s),
+        # One transaction per trial message: publishing the bulk study then lasts seconds, not
+        # a fraction of one, and the broker restart lands inside it (the batched path commits
+        # the same way, 500 messages at a time).
+        "TUNEFLEET_PUBLISH_BATCH": "1",
         **service_env(root / "data"),
     }
     settings = ClientSettings(

@@ -26,6 +26,8 @@ def test_no_trial_lost_or_duplicated_under_faults(
     assert report.kills == CONFIG.kills
     assert report.sigterms == CONFIG.sigterms
     assert report.broker_restarts == 1
+    # ... while the publisher was publishing: its unconfirmed publishes were retried.
+    assert report.broker_restart_mid_submission
     assert report.store_outages == 1
     assert report.collector_kills == 1
     assert report.actions_mid_study == report.actions

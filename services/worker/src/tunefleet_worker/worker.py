@@ -241,6 +241,15 @@ class Worker:
         return True
 
     def _train(self, job: _Job) -> None:
+        try:
+            self._run(job)
+        except Exception as exc:
+            # Not a training error (run_trial returns those as results) but one around it: the
+            # message must not stay in hand, unacked, until the broker's consumer_timeout.
+            log.exception("cannot run the trials of a message of study %s", job.message.study_id)
+            self._call(job, self._reject, f"worker error: {type(exc).__name__}: {exc}")
+
+    def _run(self, job: _Job) -> None:
         message = job.message
         try:
             dataset = load_dataset(message.dataset, self.settings.tunefleet_data_roots)
