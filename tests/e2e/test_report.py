@@ -111,3 +111,4 @@ def test_report_renders_in_headless_chromium(
             assert plot["marks"] > 0, plot
     assert (tmp_path / "report.png").stat().st_size > 50_000
     assert "xgboost: 4 finished trials; importance needs at least 8." in html
+    assert "loguniform: [0.01, 100.0]" in html and "when: {fail: false}" in html  # as written

@@ -348,7 +348,12 @@ def build_report(client: Client, study_id: str) -> str:
         else "no results"
     )
     cancelled = " — cancelled" if doc.get("cancelled_at") is not None else ""
-    spec_yaml = yaml.safe_dump(spec.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
+    # As the user wrote it: `int:` (not the field's Python name), short lists inline.
+    spec_yaml = yaml.safe_dump(
+        spec.model_dump(mode="json", exclude_defaults=True, by_alias=True),
+        sort_keys=False,
+        default_flow_style=None,
+    )
     generated = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     summary = {"study_id": study_id, "plots": figures, "trials": len(frame)}
     return f"""<!DOCTYPE html>
