@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import platform
 import re
@@ -118,6 +119,13 @@ def write_section(name: str, title: str, body: str) -> None:
     )
     report.write_text(text)
     print(section, flush=True)
+
+
+def save_json(name: str, data: object) -> Path:
+    """Raw results for other steps (the scale model), next to the report they belong to."""
+    path = REPORT.parent / f".{REPORT.stem}-{name}.json"
+    path.write_text(json.dumps(data, indent=2))
+    return path
 
 
 # --- services and pipelines -----------------------------------------------------------------

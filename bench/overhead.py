@@ -17,6 +17,7 @@ from bench.common import (
     cpu_seconds,
     last_stored_at,
     pipeline,
+    save_json,
     service_pids,
     services_up,
     table,
@@ -61,6 +62,7 @@ def run(reps: int, quick: bool) -> None:
     )
     rows = []
     cpu_rows = []
+    results: list[dict[str, object]] = []
     with services_up() as services:
         for n_trials, chunk_size, workers in cases:
             rates: list[float] = []
@@ -75,6 +77,16 @@ def run(reps: int, quick: bool) -> None:
                     flush=True,
                 )
             rows.append([chunk_size, workers, f"{n_trials:,}", Spread.of(rates).fmt(0)])
+            results.append(
+                {
+                    "chunk_size": chunk_size,
+                    "workers": workers,
+                    "trials_per_s": Spread.of(rates).median,
+                    "cpu_ms_per_trial": {
+                        k: Spread.of([c[k] for c in cpus]).median for k in COMPONENTS
+                    },
+                }
+            )
             cpu_rows.append(
                 [chunk_size, workers]
                 + [Spread.of([c[k] for c in cpus]).fmt(3) for k in COMPONENTS]
@@ -93,3 +105,5 @@ broker and the store are the local RabbitMQ and FerretDB processes):
 {table(["chunk_size", "workers", *COMPONENTS, "total"], cpu_rows)}
 """
     write_section("overhead", "2. Pipeline overhead", body)
+    # The scale model (python -m bench.scaling) reads these medians.
+    save_json("overhead", results)
