@@ -126,3 +126,8 @@ def test_a_library_error_after_a_reused_structure_is_a_failed_result() -> None:
     # The structure survived the failed fit and serves the next trial.
     again = run_trial(ctx, next(iter(expand(spec, "cache"))))
     assert again.fold_scores == results["gbdt"].fold_scores
+    # And LightGBM's estimators are back on their own Dataset class after the error.
+    import lightgbm.basic
+    import lightgbm.sklearn
+
+    assert lightgbm.sklearn.Dataset is lightgbm.basic.Dataset  # type: ignore[attr-defined]

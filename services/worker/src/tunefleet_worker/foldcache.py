@@ -7,11 +7,13 @@ the folds it has seen, and each library's prepared training set under a key made
 every parameter that could change it, so that only trials that would build the very same
 structure share it. Scores stay identical to GridSearchCV's (tests/unit/test_parity.py).
 
-Everything here is used from the worker's single training thread.
+Trials run one at a time on the worker's training thread; a job abandoned on SIGTERM or a lost
+connection may still finish its current trial on its own thread, hence the locks.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -66,6 +68,7 @@ class FoldSet:
     misses: int = 0
     _folds: dict[int, Fold] = field(default_factory=dict)
     _structures: OrderedDict[Hashable, Any] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fold(self, index: int) -> Fold:
         cached = self._folds.get(index)
@@ -91,19 +94,22 @@ class FoldSet:
 
     def structure(self, key: Hashable, build: Callable[[], T]) -> T:
         """The structure under `key`, built by `build` on the first request (LRU)."""
-        if key in self._structures:
-            self.hits += 1
-            self._structures.move_to_end(key)
-            return self._structures[key]  # type: ignore[no-any-return]
-        self.misses += 1
-        value = build()
-        self._structures[key] = value
-        while len(self._structures) > self.max_structures:
-            self._structures.popitem(last=False)
+        with self._lock:
+            if key in self._structures:
+                self.hits += 1
+                self._structures.move_to_end(key)
+                return self._structures[key]  # type: ignore[no-any-return]
+            self.misses += 1
+        value = build()  # outside the lock: building takes a while and may raise
+        with self._lock:
+            self._structures[key] = value
+            while len(self._structures) > self.max_structures:
+                self._structures.popitem(last=False)
         return value
 
 
 _SETS: OrderedDict[tuple[int, int, int], FoldSet] = OrderedDict()
+_SETS_LOCK = threading.Lock()
 
 
 def _splits(
@@ -120,11 +126,12 @@ def _splits(
 def fold_set(dataset: Dataset, folds: int, seed: int) -> FoldSet:
     """The folds of `dataset` for a study's splitter, from this process's cache when it can."""
     key = (id(dataset), folds, seed)
-    cached = _SETS.get(key)
-    # The id of a dataset that was freed can come back for another one: check identity.
-    if cached is not None and cached.dataset is dataset:
-        _SETS.move_to_end(key)
-        return cached
+    with _SETS_LOCK:
+        cached = _SETS.get(key)
+        # The id of a dataset that was freed can come back for another one: check identity.
+        if cached is not None and cached.dataset is dataset:
+            _SETS.move_to_end(key)
+            return cached
     n_rows, n_features = dataset.X.shape if dataset.X.ndim == 2 else (len(dataset.X), 1)
     binned_bytes = max(1, n_rows * n_features)
     fresh = FoldSet(
@@ -133,12 +140,14 @@ def fold_set(dataset: Dataset, folds: int, seed: int) -> FoldSet:
         keep_arrays=folds * dataset.X.nbytes <= FOLD_ARRAY_BUDGET_BYTES,
         max_structures=min(MAX_STRUCTURES, max(folds, STRUCTURE_BUDGET_BYTES // binned_bytes)),
     )
-    _SETS[key] = fresh
-    while len(_SETS) > MAX_FOLD_SETS:
-        _SETS.popitem(last=False)
+    with _SETS_LOCK:
+        _SETS[key] = fresh
+        while len(_SETS) > MAX_FOLD_SETS:
+            _SETS.popitem(last=False)
     return fresh
 
 
 def clear() -> None:
     """Forget every fold and structure (tests; a worker never needs to)."""
-    _SETS.clear()
+    with _SETS_LOCK:
+        _SETS.clear()

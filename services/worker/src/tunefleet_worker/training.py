@@ -237,10 +237,13 @@ def _lightgbm_datasets(fold: Fold, folds: FoldSet) -> Iterator[None]:
     # LGBMModel.fit constructs its `Dataset` through this module attribute; LightGBM itself
     # refuses (and, with the raw data kept, rebuilds) a constructed Dataset whose dataset
     # parameters differ, so a reused one always matches what a fresh one would be.
+    import lightgbm.basic
     import lightgbm.sklearn
 
     module: Any = lightgbm.sklearn
-    real = module.Dataset
+    # The class itself, not whatever the attribute holds now: an abandoned job's training
+    # thread may still be inside its own fit, and restoring must never restore a stale patch.
+    real = lightgbm.basic.Dataset
 
     def dataset(*args: Any, **kwargs: Any) -> Any:
         extras = ("reference", "weight", "group", "init_score", "position")
