@@ -67,7 +67,7 @@ class ChaosConfig:
     store_outage_s: float = 4.0
     delivery_limit: int = 2
     trial_s: float = 2.0  # how long an ordinary trial sleeps
-    bulk_trials: int = 600  # the study being published when RabbitMQ restarts
+    bulk_trials: int = 300  # the study being published when RabbitMQ restarts
     grace_s: float = 1.0  # workers' TUNEFLEET_GRACE_PERIOD_S
     real_library: bool = True
     timeout_s: float = 420.0
