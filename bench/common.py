@@ -100,13 +100,14 @@ def command_line() -> str:
     return f"uv run python -m bench {args}".strip()
 
 
-def write_section(name: str, title: str, body: str) -> None:
+def write_section(name: str, title: str, body: str, command: str | None = None) -> None:
     """Replace (or append) this benchmark's section of docs/benchmarks.md."""
     start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = (
         f"{start}\n## {title}\n\n"
-        f"Measured {stamp} with `{command_line()}` on: {machine()}\n\n{body.strip()}\n{end}"
+        f"Measured {stamp} with `{command or command_line()}` on: {machine()}\n\n"
+        f"{body.strip()}\n{end}"
     )
     report = REPORT
     report.parent.mkdir(parents=True, exist_ok=True)

@@ -48,7 +48,7 @@ CPU seconds over the run (and as a share of one core):
 {table(["process", "CPU s", "of one core"], cpu_rows)}
 """
     title = f"Load test: one broker and one collector, {report['users']} users (locust)"
-    write_section(name, title, body)
+    write_section(name, title, body, command=report.get("command"))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import tempfile
 import time
 import uuid
@@ -199,6 +200,7 @@ def _stop(environment: Environment, **_: Any) -> None:
     stored_span = (max(d["stored_at"] for d in docs) - run.started) if docs else 0.0
     stats = environment.stats.get("trial.result", "publish")
     report = {
+        "command": "PYTHONPATH=. uv run locust " + " ".join(sys.argv[1:]),
         "users": environment.parsed_options.num_users if environment.parsed_options else 0,
         "offered_per_s": run.published / max(stopped - run.started, 1e-9),
         "published": run.published,
