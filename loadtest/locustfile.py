@@ -21,6 +21,7 @@ counts live here.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import sys
@@ -133,6 +134,9 @@ def _set_up(environment: Environment, **_: Any) -> None:
         root / "logs",
         env={"TUNEFLEET_NAMESPACE": tag, "MONGODB_DATABASE": tag},
     )
+    # Stopped in `_quit`; atexit too, so that a crashed locust leaves no services behind.
+    atexit.register(pipeline.stop_all)
+    atexit.register(services.stop)
     pipeline.start("collector")
     pipeline.start("publisher")
     RUN = _Run(settings, services, pipeline, study_id=f"{tag}-results")
