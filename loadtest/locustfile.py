@@ -135,8 +135,8 @@ def _set_up(environment: Environment, **_: Any) -> None:
         env={"TUNEFLEET_NAMESPACE": tag, "MONGODB_DATABASE": tag},
     )
     # Stopped in `_quit`; atexit too, so that a crashed locust leaves no services behind.
+    atexit.register(services.stop)  # atexit runs last-registered first: the pipeline first
     atexit.register(pipeline.stop_all)
-    atexit.register(services.stop)
     pipeline.start("collector")
     pipeline.start("publisher")
     RUN = _Run(settings, services, pipeline, study_id=f"{tag}-results")
