@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
-
 from tunefleet.client import Client
 from tunefleet.devservices import Pipeline
 from tunefleet.settings import ClientSettings

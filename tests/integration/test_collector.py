@@ -5,8 +5,6 @@ from collections.abc import Callable
 from typing import Any
 
 from pika.adapters.blocking_connection import BlockingChannel
-
-from tests.support.broker import Running, queue_depth, take
 from tunefleet.broker import REASON_HEADER, dead_letter, publish
 from tunefleet.messages import StudyRegistered, TrialMessage, TrialResult, TrialSpec, TrialsStarted
 from tunefleet.settings import ClientSettings, CollectorSettings
@@ -15,6 +13,8 @@ from tunefleet.store import connect_store, study_status
 from tunefleet.topology import Topology
 from tunefleet.trials import expand
 from tunefleet_collector.collector import Collector
+
+from tests.support.broker import Running, queue_depth, take
 
 SPEC = parse_spec(
     {"name": "col", "dataset": "iris", "search": {"noop": {"grid": {"score": [0.1, 0.2, 0.3]}}}}

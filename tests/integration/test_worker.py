@@ -5,8 +5,6 @@ from collections.abc import Callable
 from typing import Any
 
 from pika.adapters.blocking_connection import BlockingChannel
-
-from tests.support.broker import Running, queue_depth, take
 from tunefleet.broker import REASON_HEADER, publish
 from tunefleet.messages import TrialMessage, TrialResult, TrialSpec, TrialsStarted, decode_event
 from tunefleet.settings import ClientSettings, WorkerSettings
@@ -14,6 +12,8 @@ from tunefleet.spec import BuiltinDataset
 from tunefleet.topology import Topology
 from tunefleet.trials import trial_id
 from tunefleet_worker.worker import Worker
+
+from tests.support.broker import Running, queue_depth, take
 
 
 def worker_settings(settings: ClientSettings, **extra: Any) -> WorkerSettings:
