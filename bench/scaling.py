@@ -34,7 +34,8 @@ def _case(overhead: list[dict[str, Any]], chunk: int, workers: int | None = None
     raise KeyError(f"no overhead measurement with chunk_size {chunk}")
 
 
-def main(load_report: str) -> None:
+def main(load_report: str, *other_reports: str) -> None:
+    """`load_report` is the saturating run; `other_reports` (lighter runs) add their rows."""
     overhead: list[dict[str, Any]] = json.loads(
         (REPORT.parent / f".{REPORT.stem}-overhead.json").read_text()
     )
@@ -57,13 +58,17 @@ def main(load_report: str) -> None:
             f"{single['trials_per_s']:,.0f} trials/s",
             "everything on the 2 shared cores",
         ],
-        [
-            f"locust, {load['users']} users offering {load['offered_per_s']:,.0f} results/s",
-            f"{load['stored_per_s']:,.0f} results/s stored",
-            f"event -> stored p50/p95/p99 {load['latency_ms']['p50']:,.0f} / "
-            f"{load['latency_ms']['p95']:,.0f} / {load['latency_ms']['p99']:,.0f} ms",
-        ],
     ]
+    for report in [json.loads(Path(p).read_text()) for p in other_reports] + [load]:
+        rows.append(
+            [
+                f"locust, {report['users']} users offering {report['offered_per_s']:,.0f} "
+                "results/s",
+                f"{report['stored_per_s']:,.0f} results/s stored",
+                f"event -> stored p50/p95/p99 {report['latency_ms']['p50']:,.0f} / "
+                f"{report['latency_ms']['p95']:,.0f} / {report['latency_ms']['p99']:,.0f} ms",
+            ]
+        )
     cpu_rows = []
     per_core: dict[str, float] = {}
     for name in SHARED:
@@ -161,4 +166,4 @@ and its store here.
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])
