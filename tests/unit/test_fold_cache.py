@@ -131,3 +131,44 @@ def test_a_library_error_after_a_reused_structure_is_a_failed_result() -> None:
     import lightgbm.sklearn
 
     assert lightgbm.sklearn.Dataset is lightgbm.basic.Dataset  # type: ignore[attr-defined]
+
+
+def test_over_the_array_budget_folds_are_sliced_per_fit_and_structures_still_shared(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    foldcache.clear()
+    monkeypatch.setattr(foldcache, "FOLD_ARRAY_BUDGET_BYTES", 1)
+    spec = parse_spec(
+        {
+            "dataset": DATASETS[0][0],
+            "metric": "accuracy",
+            "cv": {"folds": 3, "seed": 11},
+            "search": {"xgboost": {"fixed": {"n_estimators": 3}, "grid": {"max_depth": [2, 3]}}},
+        }
+    )
+    fast, plain = _context(spec, reuse=True), _context(spec, reuse=False)
+    assert not fast.fold_set.keep_arrays
+    assert fast.fold_set.fold(0) is not fast.fold_set.fold(0)  # sliced again each time
+    for trial in expand(spec, "cache"):
+        assert run_trial(fast, trial).fold_scores == run_trial(plain, trial).fold_scores
+    assert fast.fold_set.misses == 3 and fast.fold_set.hits == 3
+
+
+def test_structures_are_evicted_least_recently_used_first() -> None:
+    foldcache.clear()
+    iris = parse_spec({"dataset": "iris", "search": {"noop": {"grid": {"x": [0.0]}}}})
+    folds = foldcache.fold_set(load_dataset(iris.dataset), 3, 0)
+    folds.max_structures = 2
+    built: list[str] = []
+
+    def build(name: str) -> str:
+        built.append(name)
+        return name
+
+    assert folds.structure("a", lambda: build("a")) == "a"
+    assert folds.structure("b", lambda: build("b")) == "b"
+    assert folds.structure("a", lambda: build("a")) == "a"  # hit: "a" is now the newest
+    assert folds.structure("c", lambda: build("c")) == "c"  # evicts "b"
+    assert folds.structure("a", lambda: build("a")) == "a"
+    assert folds.structure("b", lambda: build("b")) == "b"
+    assert built == ["a", "b", "c", "b"]
