@@ -133,7 +133,7 @@ class ChaosReport:
             f"collector_kill9={self.collector_kills} bad_inputs={self.bad_inputs} "
             f"lost={self.lost} duplicated={self.duplicated} unexpected={self.unexpected} "
             f"failed_as_designed={self.failed_as_designed} redeliveries={self.redeliveries} "
-            f"elapsed_s={self.elapsed_s:.0f}"
+            f"elapsed_s={self.elapsed_s:.0f} seed={self.config.seed}"
         )
 
     def as_json(self) -> str:

@@ -348,10 +348,10 @@ def check(
 ) -> Outcome:
     """Compare the dead-letter queue and the store with what each case promises."""
     outcome = Outcome()
-    for letter in list_dead_letters(settings, limit=None):
-        name = letter.headers.get(CASE_HEADER)
+    for found in list_dead_letters(settings, limit=None):
+        name = found.headers.get(CASE_HEADER)
         if name is not None:
-            outcome.dead_letters.setdefault(name, letter)
+            outcome.dead_letters.setdefault(name, found)
     for case in cases:
         letter = outcome.dead_letters.get(case.name)
         if case.reason is not None:
