@@ -230,6 +230,12 @@ def catalogue(study_id: str) -> list[BadInput]:
             dataset={"kind": "file", "path": "../../etc/passwd.csv", "target": "y"},
         ),
         trial_case(
+            "trial-path-too-long",
+            "File name too long",
+            noop(x=1.0),
+            dataset={"kind": "file", "path": "a" * 300 + ".csv", "target": "y"},
+        ),
+        trial_case(
             "trial-corrupt-file",
             "cannot read",
             noop(x=1.0),

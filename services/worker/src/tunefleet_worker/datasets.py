@@ -44,11 +44,12 @@ def _inside(path: Path, roots: Sequence[Path]) -> Path:
     if not roots:
         raise DatasetError("file datasets are disabled: this worker has no TUNEFLEET_DATA_ROOTS")
     for root in roots:
-        candidate = (root / path).resolve()
-        if candidate.is_relative_to(root.resolve()):
-            if candidate.exists():
+        try:
+            candidate = (root / path).resolve()
+            if candidate.is_relative_to(root.resolve()) and candidate.exists():
                 return candidate
-            continue
+        except OSError as exc:  # a name too long, a loop of links: the path's fault, say so
+            raise DatasetError(f"{path}: {exc.strerror or exc}") from None
     raise DatasetError(
         f"{path}: not found under the data roots ({', '.join(map(str, roots))}); "
         "paths may not leave them"
