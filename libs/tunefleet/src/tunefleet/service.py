@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from types import FrameType
 from typing import TypeVar
@@ -13,11 +14,12 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
 from tunefleet import observability
+from tunefleet.broker import CONNECTION_ERRORS
 from tunefleet.logs import configure_logging
 from tunefleet.settings import BrokerSettings
 from tunefleet.spec import warm_up
 
-__all__ = ["load_settings", "on_shutdown", "start_service"]
+__all__ = ["load_settings", "on_shutdown", "serve_until_stopped", "start_service"]
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -53,3 +55,27 @@ def start_service(name: str, cls: type[S]) -> S:
     # the first message, not while it waits.
     warm_up()
     return settings
+
+
+def serve_until_stopped(
+    serve: Callable[[], None],
+    stopping: threading.Event,
+    on_lost: Callable[[], None] | None = None,
+) -> None:
+    """Run `serve` (one broker connection's life) again after each lost connection.
+
+    `serve` returns when `stopping` is set; a lost connection raises out of it, `on_lost` lets
+    the service drop what it held on that connection, and the next `serve` reconnects (with
+    backoff, in `broker.connect`).
+    """
+    log = logging.getLogger("tunefleet")
+    while not stopping.is_set():
+        try:
+            serve()
+        except CONNECTION_ERRORS as exc:
+            if on_lost is not None:
+                on_lost()
+            if stopping.is_set():
+                break
+            log.warning("broker connection lost (%s); reconnecting", exc)
+            stopping.wait(0.5)

@@ -29,6 +29,7 @@ __all__ = [
     "SpecError",
     "StudySpec",
     "SyntheticDataset",
+    "default_metric",
     "load_spec",
     "parse_spec",
     "warm_up",
@@ -337,7 +338,7 @@ class StudySpec(_Model):
                 return None
 
     def resolved_metric(self, task: Task) -> str:
-        return self.metric or ("accuracy" if task == "classification" else "r2")
+        return self.metric or default_metric(task)
 
     def n_trials(self) -> int:
         return sum(part.size() for part in self.search.values())
@@ -349,6 +350,11 @@ class StudySpec(_Model):
         """Same spec, same id: resubmitting a study addresses the same trials."""
         digest = hashlib.sha256(self.canonical_json().encode()).hexdigest()[:12]
         return f"{self.name}-{digest}"
+
+
+def default_metric(task: Task) -> str:
+    """What a study without `metric` is scored by: scikit-learn estimators' own `score`."""
+    return "accuracy" if task == "classification" else "r2"
 
 
 def _collect(problems: list[str], where: str, library: str, name: str, value: Scalar) -> None:

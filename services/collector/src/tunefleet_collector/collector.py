@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,6 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure
 from tunefleet import observability
 from tunefleet.broker import (
-    CONNECTION_ERRORS,
     connect,
     dead_letter,
     delivery_attempt,
@@ -28,6 +28,7 @@ from tunefleet.messages import (
     TrialResult,
     decode_event,
 )
+from tunefleet.service import serve_until_stopped
 from tunefleet.settings import CollectorSettings
 from tunefleet.store import connect_store, ensure_indexes, write_events
 
@@ -117,22 +118,15 @@ class Collector:
     def __init__(self, settings: CollectorSettings) -> None:
         self.settings = settings
         self.topology = topology_of(settings)
-        self._stopping = False
+        self._stopping = threading.Event()
         self._db: Database[dict[str, Any]] | None = None
         self.stored = 0
 
     def stop(self) -> None:
-        self._stopping = True
+        self._stopping.set()
 
     def run(self) -> None:
-        while not self._stopping:
-            try:
-                self._serve()
-            except CONNECTION_ERRORS as exc:
-                if self._stopping:
-                    break
-                log.warning("broker connection lost (%s); reconnecting", exc)
-                time.sleep(0.5)
+        serve_until_stopped(self._serve, self._stopping)
 
     def _store(self) -> Database[dict[str, Any]]:
         if self._db is None:
@@ -142,7 +136,7 @@ class Collector:
         return self._db
 
     def _serve(self) -> None:
-        connection, channel = connect(self.settings)
+        connection, channel = connect(self.settings, stopping=self._stopping)
         batch = _Batch()
         try:
             channel.basic_qos(prefetch_count=self.settings.tunefleet_collector_batch * 2)
@@ -156,7 +150,7 @@ class Collector:
             )
             flush_s = self.settings.tunefleet_collector_flush_s
             failures = 0
-            while not self._stopping:
+            while not self._stopping.is_set():
                 connection.process_data_events(
                     time_limit=flush_s if failures == 0 else min(0.2 * 2**failures, 5.0)
                 )

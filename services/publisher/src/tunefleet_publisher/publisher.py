@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from tunefleet import observability
 from tunefleet.broker import (
-    CONNECTION_ERRORS,
     BatchChannel,
     connect,
     dead_letter,
@@ -17,6 +17,7 @@ from tunefleet.broker import (
     topology_of,
 )
 from tunefleet.messages import DecodeError, StudyRegistered, StudyRequest, TrialMessage
+from tunefleet.service import serve_until_stopped
 from tunefleet.settings import PublisherSettings
 from tunefleet.trials import chunked, expand
 
@@ -56,30 +57,23 @@ class Publisher:
     def __init__(self, settings: PublisherSettings) -> None:
         self.settings = settings
         self.topology = topology_of(settings)
-        self._stopping = False
+        self._stopping = threading.Event()
 
-    def stop(self, *_: object) -> None:
-        self._stopping = True
+    def stop(self) -> None:
+        self._stopping.set()
 
     def run(self) -> None:
-        while not self._stopping:
-            try:
-                self._serve()
-            except CONNECTION_ERRORS as exc:
-                if self._stopping:
-                    break
-                log.warning("broker connection lost (%s); reconnecting", exc)
-                time.sleep(0.5)
+        serve_until_stopped(self._serve, self._stopping)
 
     def _serve(self) -> None:
-        connection, channel = connect(self.settings)
+        connection, channel = connect(self.settings, stopping=self._stopping)
         channel.basic_qos(prefetch_count=1)
         try:
             batch = BatchChannel(connection)
             for method, properties, body in channel.consume(
                 self.topology.studies_queue, inactivity_timeout=0.5
             ):
-                if self._stopping:
+                if self._stopping.is_set():
                     break
                 if method is None:
                     continue

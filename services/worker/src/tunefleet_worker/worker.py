@@ -34,7 +34,9 @@ from tunefleet.broker import (
 from tunefleet.control import CancelledStudies
 from tunefleet.messages import DecodeError, TrialMessage, TrialResult, TrialsStarted
 from tunefleet.params import LIBRARIES, THREAD_PARAM, ParamError, check_param
+from tunefleet.service import serve_until_stopped
 from tunefleet.settings import WorkerSettings
+from tunefleet.spec import default_metric
 
 from tunefleet_worker.datasets import DatasetError, load_dataset
 from tunefleet_worker.training import TrialContext, run_trial
@@ -102,15 +104,7 @@ class Worker:
         self._stopping.set()
 
     def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                self._serve()
-            except CONNECTION_ERRORS as exc:
-                self._abandon_job()
-                if self._stopping.is_set():
-                    break
-                log.warning("broker connection lost (%s); reconnecting", exc)
-                self._stopping.wait(0.5)
+        serve_until_stopped(self._serve, self._stopping, on_lost=self._abandon_job)
         log.info("worker %s stopped after %d trials", self.name, self.trials_done)
 
     def _serve(self) -> None:
@@ -259,7 +253,7 @@ class Worker:
             ctx = TrialContext(
                 study_id=message.study_id,
                 dataset=dataset,
-                metric=message.metric or ("accuracy" if task == "classification" else "r2"),
+                metric=message.metric or default_metric(task),
                 folds=message.folds,
                 seed=message.seed,
                 worker=self.name,
