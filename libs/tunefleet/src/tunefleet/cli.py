@@ -559,5 +559,20 @@ def dead_letters(
             out.print("no dead letters")
 
 
+# Exports, results tables and reports need the `client` extra; the services install none of it.
+_CLIENT_EXTRA = {"pandas", "plotly", "pyarrow"}
+
+
 def main() -> None:
-    app()
+    try:
+        app()
+    except ModuleNotFoundError as exc:
+        if exc.name not in _CLIENT_EXTRA:
+            raise
+        err.print(
+            f"error: this command needs {exc.name}: pip install 'tunefleet[client]'",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(2)
