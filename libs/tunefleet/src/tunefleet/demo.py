@@ -42,22 +42,10 @@ def main(argv: list[str] | None = None) -> int:
                 ClientSettings(rabbitmq_url=services.rabbitmq_url, mongodb_url=services.mongodb_url)
             )
             started = time.monotonic()
-            study_id = client.submit(spec)
-            console.print(f"submitted study [bold]{study_id}[/]")
-            last = -1
-
-            def progress(status: object) -> None:
-                nonlocal last
-                finished = status.finished  # type: ignore[attr-defined]
-                if finished != last:
-                    last = finished
-                    best = status.best_score  # type: ignore[attr-defined]
-                    console.print(
-                        f"  {finished}/{status.n_trials} trials"  # type: ignore[attr-defined]
-                        + (f", best {best:.5f}" if best is not None else "")
-                    )
-
-            status = client.wait(study_id, timeout_s=1800, on_progress=progress)
+            study = client.submit(spec)
+            console.print(f"submitted study [bold]{study}[/]")
+            # Live progress from the broker's event stream, as `tunefleet submit --wait` shows it.
+            status = study.wait(progress=True, timeout_s=1800)
             elapsed = time.monotonic() - started
             table = Table(
                 title=f"best trial per library ({status.metric}, {elapsed:.1f} s, "
@@ -66,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             for column in ("library", "score", "std", "params", "worker"):
                 table.add_column(column)
             for library in spec.search:
-                for row in client.best(study_id, 1, library=library):
+                for row in client.best(study, 1, library=library):
                     table.add_row(
                         library,
                         f"{row['score']:.5f}",
