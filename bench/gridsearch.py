@@ -188,7 +188,8 @@ def _report(
 **Speed-up (GridSearchCV wall / tunefleet wall): {Spread.of(ratios).fmt(2, "x")}**
 (median of the per-repetition ratios; the target is >= 1.3x).
 
-Scores: {exact} of {compared} trial scores are bit-for-bit equal to GridSearchCV's
+Scores: {exact} of {compared} trial scores (every trial of every repetition) are bit-for-bit
+equal to GridSearchCV's
 `mean_test_score`; the largest difference is {max_diff:.3g} (the requirement is <= 1e-9).
 tunefleet's time includes the broker, the publisher, the workers' dataset load and the
 collector's writes to MongoDB: from `Client.submit` to the `stored_at` of the last result.

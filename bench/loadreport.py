@@ -18,7 +18,6 @@ def main(path: str, name: str = "loadtest") -> None:
         ["results offered by the users, per s", f"{report['offered_per_s']:.0f}"],
         ["results stored by the collector, per s", f"{report['stored_per_s']:.0f}"],
         ["results published / stored", f"{report['published']:,} / {report['stored']:,}"],
-        ["drain after the users stopped, s", f"{report['drain_s']:.1f}"],
         [
             "event -> stored document latency, ms (p50 / p95 / p99)",
             f"{latency['p50']:.0f} / {latency['p95']:.0f} / {latency['p99']:.0f}",
