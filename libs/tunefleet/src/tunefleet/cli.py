@@ -192,6 +192,7 @@ def _wait(client: Client, study_id: str, timeout: float | None, as_json: bool) -
     _finish(status, as_json)
 
 
+WaitOpt = Annotated[bool, typer.Option("--wait", help="Show live progress until the study ends.")]
 TimeoutOpt = Annotated[
     float | None, typer.Option(help="With --wait: give up after this many seconds (exit 1).")
 ]
@@ -200,9 +201,7 @@ TimeoutOpt = Annotated[
 @app.command()
 def submit(
     spec: Annotated[Path, typer.Argument(help="Study spec, YAML or JSON (see docs/spec.md).")],
-    wait: Annotated[
-        bool, typer.Option("--wait", help="Show live progress until the study ends.")
-    ] = False,
+    wait: WaitOpt = False,
     timeout: TimeoutOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -476,9 +475,7 @@ def cancel(
 @app.command()
 def resume(
     study: StudyArg,
-    wait: Annotated[
-        bool, typer.Option("--wait", help="Show live progress until the study ends.")
-    ] = False,
+    wait: WaitOpt = False,
     timeout: TimeoutOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
