@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from tunefleet.client import Client
 from tunefleet.devservices import Pipeline
 from tunefleet.settings import ClientSettings
@@ -13,7 +12,8 @@ from tunefleet.spec import parse_spec
 from tunefleet.store import connect_store
 from tunefleet.trials import expand
 from tunefleet_worker.datasets import load_dataset
-from tunefleet_worker.training import make_estimator
+
+from tests.support.reference import ParamsKey, gridsearch_means
 
 SEARCH: dict[str, dict[str, Any]] = {
     "xgboost": {
@@ -39,23 +39,15 @@ SPEC = {
 }
 
 
-def sklearn_scores(spec: Any) -> dict[tuple[str, tuple[tuple[str, Any], ...]], float]:
+def sklearn_scores(spec: Any) -> dict[tuple[str, ParamsKey], float]:
     data = load_dataset(spec.dataset)
-    splitter = StratifiedKFold(n_splits=3, shuffle=True, random_state=11)
-    scores = {}
-    for library, part in SEARCH.items():
-        search = GridSearchCV(
-            make_estimator(library, "classification", part["fixed"]),
-            part["grid"],
-            scoring="roc_auc",
-            cv=splitter,
-            refit=False,
-        ).fit(data.X, data.y)
-        for params, score in zip(
-            search.cv_results_["params"], search.cv_results_["mean_test_score"], strict=True
-        ):
-            scores[library, tuple(sorted({**part["fixed"], **params}.items()))] = float(score)
-    return scores
+    return {
+        (library, key): score
+        for library, part in SEARCH.items()
+        for key, score in gridsearch_means(
+            library, data, part["fixed"], part["grid"], metric="roc_auc", folds=3, seed=11
+        ).items()
+    }
 
 
 @pytest.mark.timeout(600)

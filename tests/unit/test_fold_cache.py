@@ -10,12 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 from tunefleet.spec import parse_spec
 from tunefleet.trials import expand
 from tunefleet_worker import foldcache
 from tunefleet_worker.datasets import load_dataset
-from tunefleet_worker.training import TrialContext, make_estimator, run_trial
+from tunefleet_worker.training import TrialContext, run_trial
+
+from tests.support.reference import gridsearch_means, params_key
 
 GRIDS: dict[str, tuple[dict[str, Any], dict[str, list[Any]]]] = {
     "xgboost": (
@@ -85,26 +86,14 @@ def test_reused_structures_score_exactly_like_gridsearchcv(
         assert result.status == "done", result.error
         assert result.fold_scores == plain[tid].fold_scores  # bit for bit
 
-    data = fast_ctx.dataset
-    splitter = (StratifiedKFold if data.task == "classification" else KFold)(
-        n_splits=3, shuffle=True, random_state=11
+    by_params = {params_key(t.params): fast[t.trial_id] for t in trials}
+    expected_means = gridsearch_means(
+        library, fast_ctx.dataset, fixed, grid, metric=metric, folds=3, seed=11
     )
-    search = GridSearchCV(
-        make_estimator(library, data.task, fixed),
-        grid,
-        scoring=metric,
-        cv=splitter,
-        refit=False,
-        n_jobs=1,
-    )
-    search.fit(data.X, data.y)
-    by_params = {tuple(sorted(t.params.items())): fast[t.trial_id] for t in trials}
-    for params, expected in zip(
-        search.cv_results_["params"], search.cv_results_["mean_test_score"], strict=True
-    ):
-        result = by_params[tuple(sorted({**fixed, **params}.items()))]
+    for key, expected in expected_means.items():
+        result = by_params[key]
         assert result.score is not None
-        assert abs(result.score - float(expected)) <= 1e-9
+        assert abs(result.score - expected) <= 1e-9
 
 
 def test_a_library_error_after_a_reused_structure_is_a_failed_result() -> None:

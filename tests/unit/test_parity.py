@@ -6,11 +6,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 from tunefleet.spec import parse_spec
 from tunefleet.trials import expand
 from tunefleet_worker.datasets import load_dataset
-from tunefleet_worker.training import TrialContext, make_estimator, run_trial
+from tunefleet_worker.training import TrialContext, run_trial
+
+from tests.support.reference import gridsearch_means, params_key
 
 GRIDS: dict[str, tuple[dict[str, Any], dict[str, list[Any]]]] = {
     "xgboost": ({"n_estimators": 8}, {"max_depth": [2, 3], "learning_rate": [0.1, 0.3]}),
@@ -49,29 +50,15 @@ def test_mean_scores_equal_gridsearchcv(library: str, dataset_name: str, metric:
         threads=1,
     )
     trials = list(expand(spec, "parity"))
-    ours = {tuple(sorted(t.params.items())): run_trial(ctx, t) for t in trials}
+    ours = {params_key(t.params): run_trial(ctx, t) for t in trials}
+    expected_means = gridsearch_means(library, dataset, fixed, grid, metric=metric, folds=3, seed=7)
 
-    splitter = (StratifiedKFold if dataset.task == "classification" else KFold)(
-        n_splits=3, shuffle=True, random_state=7
-    )
-    search = GridSearchCV(
-        make_estimator(library, dataset.task, fixed),
-        grid,
-        scoring=metric,
-        cv=splitter,
-        refit=False,
-        n_jobs=1,
-    )
-    search.fit(dataset.X, dataset.y)
-
-    assert len(ours) == len(search.cv_results_["params"]) == 4
-    for params, expected in zip(
-        search.cv_results_["params"], search.cv_results_["mean_test_score"], strict=True
-    ):
-        result = ours[tuple(sorted({**fixed, **params}.items()))]
+    assert len(ours) == len(expected_means) == 4
+    for key, expected in expected_means.items():
+        result = ours[key]
         assert result.status == "done", result.error
         assert result.score is not None
-        assert abs(result.score - float(expected)) <= 1e-9
+        assert abs(result.score - expected) <= 1e-9
         assert len(result.fold_scores) == 3
         folds = [s for s in result.fold_scores if s is not None]
         assert len(folds) == 3
