@@ -56,7 +56,7 @@ def test_samples_respect_distributions_conditions_and_catalogue() -> None:
         assert ("max_leaves" in p) == (p["grow_policy"] == "lossguide")
         for name, value in p.items():
             check_param("xgboost", name, value)
-        assert t.trial_id == trial_id(study.study_id(), "xgboost", p)
+        assert t.trial_id == trial_id(study.study_id(), "xgboost", p, study.scoring_key())
     # Both branches of the condition were drawn, and the log-int covers its range.
     leaves = [t.params["max_leaves"] for t in trials if "max_leaves" in t.params]
     assert 0 < len(leaves) < 200

@@ -32,7 +32,7 @@ from tunefleet.deadletters import format_dead_letter, list_dead_letters, requeue
 from tunefleet.progress import Progress
 from tunefleet.settings import ClientSettings
 from tunefleet.spec import SpecError, load_spec
-from tunefleet.store import StudyStatus
+from tunefleet.store import StudyStatus, finite
 
 __all__ = ["app", "main"]
 
@@ -96,7 +96,8 @@ def _client() -> Client:
 
 
 def _json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, default=_jsonable, allow_nan=False) + "\n")
+    # finite: pandas turns a missing score into NaN, which JSON does not have (null does).
+    sys.stdout.write(json.dumps(finite(value), default=_jsonable, allow_nan=False) + "\n")
 
 
 def _jsonable(value: Any) -> Any:
@@ -334,6 +335,8 @@ def show(
         for key in ("trial_id", "study_id", "library", "status", "reason", "metric"):
             if doc.get(key) is not None:
                 table.add_row(key, str(doc[key]))
+        if doc["superseded"]:
+            table.add_row("superseded", "yes: a resume with a fixed spec dropped this trial")
         if doc.get("score") is not None:
             table.add_row("score", f"{_score(doc['score'])} ± {_score(doc.get('score_std'), 4)}")
             folds = ", ".join(_score(s, 4) for s in doc.get("fold_scores") or [])
@@ -350,9 +353,10 @@ def show(
             table.add_row("worker", doc["worker"])
         table.add_row("finished", _when(doc.get("finished_at")))
         for start in doc["starts"]:
-            table.add_row(
-                f"attempt {start['attempt']}", f"{start['worker']} at {_when(start['started_at'])}"
-            )
+            label = f"attempt {start['attempt']}"
+            if start["revision"]:
+                label += f" (revision {start['revision']})"
+            table.add_row(label, f"{start['worker']} at {_when(start['started_at'])}")
         if doc.get("error"):
             table.add_row("error", doc["error"])
         out.print(table)
@@ -475,23 +479,55 @@ def cancel(
 @app.command()
 def resume(
     study: StudyArg,
+    spec: Annotated[
+        Path | None,
+        typer.Option(
+            "--spec",
+            help="A fixed spec for this study (same name): only its trials without a result run.",
+        ),
+    ] = None,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Run the failed trials again too.")
+    ] = False,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Publish again only the trials without a result (after a crash, a cancel or a purge)."""
+    """Run only what is missing: after a crash, a cancel, a purge, or with a fixed --spec."""
     with _errors():
+        fixed = load_spec(spec) if spec is not None else None
         client = _client()
-        count = client.resume(study)
+        done = client.resume(study, fixed, rerun_failed=failed)
         if as_json:
-            _json({"study_id": study, "republished": count})
-        elif count:
+            _json(
+                {
+                    "study_id": study,
+                    "revision": done.revision,
+                    "n_trials": done.n_trials,
+                    "republished": done.republished,
+                    "kept": done.kept,
+                    "kept_failed": done.kept_failed,
+                    "superseded": done.superseded,
+                }
+            )
+        elif done.published:
+            what = "without a result" + (" or failed" if failed else "")
             out.print(
-                f"resumed {study}: republished {count} trials without a result", highlight=False
+                f"resumed {study} as revision {done.revision}: republished {done.republished} "
+                f"of {done.n_trials} trials ({what}); kept {done.kept} results"
+                + (f"; {done.superseded} superseded by the fixed spec" if done.superseded else ""),
+                highlight=False,
             )
         else:
-            out.print(f"{study}: every trial has a result; nothing to resume", highlight=False)
-        if wait and count:
+            hint = (
+                f" ({done.kept_failed} failed: --failed runs them again)"
+                if done.kept_failed
+                else ""
+            )
+            out.print(
+                f"{study}: every trial has a result{hint}; nothing to resume", highlight=False
+            )
+        if wait and done.published:
             _wait(client, study, timeout, as_json)
 
 

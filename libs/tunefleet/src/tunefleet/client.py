@@ -11,6 +11,7 @@ The client writes only through the broker (requests, cancels, resumes); it reads
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import importlib
 import socket
@@ -23,10 +24,11 @@ from tunefleet.broker import connect, publish, topology_of
 from tunefleet.messages import StudyCancelled, StudyRequest, StudyResumed
 from tunefleet.progress import Progress, from_store, watch
 from tunefleet.settings import ClientSettings
-from tunefleet.spec import StudySpec, load_spec, parse_spec
+from tunefleet.spec import SpecError, StudySpec, load_spec, parse_spec
 from tunefleet.store import (
     StudyStatus,
     connect_store,
+    current_revision,
     leaderboard,
     list_studies,
     study_status,
@@ -37,7 +39,7 @@ from tunefleet.trials import expand
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Client", "Study", "StudyNotFoundError"]
+__all__ = ["Client", "Resumption", "Study", "StudyNotFoundError"]
 
 SpecLike = StudySpec | Mapping[str, Any] | str | Path
 
@@ -63,6 +65,24 @@ PARAM_PREFIX = "param_"
 
 class StudyNotFoundError(LookupError):
     """No study with this id has been registered (yet)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Resumption:
+    """What a resume published, and what it kept of the results already stored."""
+
+    study_id: str
+    revision: int  # the study's revision now: one more than before, unless nothing was to do
+    n_trials: int  # trials in the (fixed) spec
+    republished: int  # of those: without a result, or failed when rerunning failures
+    kept: int  # of those: results already stored, which count as they are
+    kept_failed: int  # of those kept: failed ones (`rerun_failed` runs them again)
+    superseded: int  # results of the revision before that the fixed spec no longer has
+    spec_changed: bool
+
+    @property
+    def published(self) -> bool:
+        return self.republished > 0 or self.spec_changed
 
 
 def _who() -> str:
@@ -124,8 +144,12 @@ class Study(str):
     def cancel(self, reason: str | None = None) -> None:
         self.client.cancel(self, reason=reason)
 
-    def resume(self) -> int:
-        return self.client.resume(self)
+    def resume(self, spec: SpecLike | None = None, *, rerun_failed: bool = False) -> Resumption:
+        """See `Client.resume`; with `spec`, a fixed spec replaces the study's own."""
+        resumption = self.client.resume(self, spec, rerun_failed=rerun_failed)
+        if spec is not None:
+            self._spec = None  # read the fixed one back from the store when asked
+        return resumption
 
     def __repr__(self) -> str:
         return f"Study({str(self)!r})"
@@ -172,15 +196,17 @@ class Client:
             study_id=study_id, cancelled_at=time.time(), by=_who(), reason=reason
         )
         self._publish(lambda t: t.events_exchange, event.kind, event.encode())
-        self._recorded(study_id, cancelled=True)
+        self._recorded(study_id, lambda d: d.get("cancelled_at") is not None)
 
-    def _recorded(self, study_id: str, *, cancelled: bool, timeout_s: float = 15.0) -> None:
+    def _recorded(
+        self, study_id: str, check: Callable[[dict[str, Any]], bool], *, timeout_s: float = 15.0
+    ) -> None:
         """Wait (briefly) until the collector has stored a cancel or resume, so that what the
         user runs next (`status`, `wait`) sees it; the broker already holds it either way."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            doc = self._db.studies.find_one({"_id": study_id}, {"cancelled_at": 1})
-            if doc is not None and (doc.get("cancelled_at") is not None) == cancelled:
+            doc = self._db.studies.find_one({"_id": study_id}, {"cancelled_at": 1, "revision": 1})
+            if doc is not None and check(doc):
                 return
             time.sleep(0.1)
 
@@ -190,25 +216,80 @@ class Client:
         have = {d["_id"] for d in self._db.trials.find({"study_id": study_id}, {"_id": 1})}
         return [t.trial_id for t in expand(spec, study_id) if t.trial_id not in have]
 
-    def resume(self, study_id: str) -> int:
-        """Publish again the trials without a result (all of them: crashed, lost, cancelled);
-        lifts a cancel first. Returns how many; 0 publishes nothing."""
+    def resume(
+        self, study_id: str, spec: SpecLike | None = None, *, rerun_failed: bool = False
+    ) -> Resumption:
+        """Run what is missing: the trials without a result (crashed, lost, cancelled), and
+        with `rerun_failed` the failed ones too. Lifts a cancel.
+
+        `spec` is a fixed spec for the same study (same name): it replaces the stored one, and
+        only its trials that have no result run. A trial it shares with the old spec (same
+        library, parameters, data, metric and folds) keeps its result; a result of a trial it
+        no longer has is superseded (kept in the store, out of status, results and reports).
+        Each resume that publishes is a new revision of the study: workers skip what is still
+        queued of older ones, so nothing runs twice. Nothing to do publishes nothing.
+        """
         doc = self._require(study_id)
-        spec = StudySpec.model_validate(doc["spec"])
-        missing = self.missing_trials(study_id)
-        if not missing:
-            return 0
-        event = StudyResumed(
-            study_id=study_id, resumed_at=time.time(), by=_who(), n_trials=len(missing)
+        stored_spec = StudySpec.model_validate(doc["spec"])
+        new_spec = stored_spec if spec is None else self.spec(spec)
+        if new_spec.name != stored_spec.name:
+            raise SpecError(
+                f"name: the fixed spec is named {new_spec.name!r}, but study {study_id} is "
+                f"{stored_spec.name!r}; a resume keeps the study (submit a new one instead)"
+            )
+        revision = int(doc["revision"])
+        stored = {
+            d["_id"]: d
+            for d in self._db.trials.find({"study_id": study_id}, {"status": 1, "revision": 1})
+        }
+        trials = [trial.trial_id for trial in expand(new_spec, study_id)]
+        missing = [
+            tid
+            for tid in trials
+            if tid not in stored or (rerun_failed and stored[tid]["status"] == "failed")
+        ]
+        wanted = set(trials)
+        plan = Resumption(
+            study_id=study_id,
+            revision=revision,
+            n_trials=len(trials),
+            republished=len(missing),
+            kept=len(trials) - len(missing),
+            kept_failed=sum(
+                1 for tid in wanted if tid in stored and stored[tid]["status"] == "failed"
+            )
+            if not rerun_failed
+            else 0,
+            superseded=sum(
+                1 for tid, d in stored.items() if d["revision"] == revision and tid not in wanted
+            ),
+            spec_changed=new_spec != stored_spec,
         )
+        if not plan.published:
+            return plan
+        revision += 1
+        event = StudyResumed(
+            study_id=study_id,
+            resumed_at=time.time(),
+            by=_who(),
+            n_trials=len(missing),
+            revision=revision,
+        )
+        # The control stream first: workers then skip the older revision's queued copies.
         self._publish(lambda t: t.events_exchange, event.kind, event.encode())
-        if doc.get("cancelled_at") is not None:
-            self._recorded(study_id, cancelled=False)
         request = StudyRequest(
-            study_id=study_id, spec=spec, submitted_at=time.time(), only_trials=missing
+            study_id=study_id,
+            spec=new_spec,
+            submitted_at=time.time(),
+            only_trials=missing,
+            revision=revision,
+            rerun_failed=rerun_failed,
         )
         self._publish(lambda t: t.studies_exchange, "study", request.encode())
-        return len(missing)
+        self._recorded(
+            study_id, lambda d: d["revision"] >= revision and d.get("cancelled_at") is None
+        )
+        return dataclasses.replace(plan, revision=revision)
 
     # -- reading, from the store -------------------------------------------------------------
 
@@ -300,12 +381,27 @@ class Client:
                 return None
             trial_id = ids.pop()
         doc = self._db.trials.find_one({"_id": trial_id})
-        starts = list(self._db.starts.find({"trial_id": trial_id}).sort("attempt", 1))
+        starts = list(
+            self._db.starts.find({"trial_id": trial_id}).sort([("revision", 1), ("attempt", 1)])
+        )
         if doc is None and not starts:
             return None
-        doc = doc or {"_id": trial_id, "study_id": starts[0]["study_id"], "status": "running"}
+        doc = doc or {
+            "_id": trial_id,
+            "study_id": starts[0]["study_id"],
+            "status": "running",
+            "revision": starts[-1]["revision"],
+        }
+        study = self._db.studies.find_one({"_id": doc["study_id"]}, {"revision": 1})
+        # A trial that a fixed spec dropped: stored, but no longer part of its study.
+        doc["superseded"] = study is not None and doc["revision"] < study["revision"]
         doc["starts"] = [
-            {"attempt": s["attempt"], "worker": s["worker"], "started_at": s["started_at"]}
+            {
+                "attempt": s["attempt"],
+                "worker": s["worker"],
+                "started_at": s["started_at"],
+                "revision": s["revision"],
+            }
             for s in starts
         ]
         return doc
@@ -314,9 +410,9 @@ class Client:
         """One row per trial with a result; parameters as `param_<name>` columns."""
         import pandas as pd
 
-        self._require(study_id)
         rows = []
-        for doc in self._db.trials.find({"study_id": str(study_id)}).sort("_id", 1):
+        current = current_revision(self._require(study_id))
+        for doc in self._db.trials.find(current).sort("_id", 1):
             row = {column: doc.get(column) for column in RESULT_COLUMNS}
             row["trial_id"] = doc["_id"]
             for name, value in sorted(doc.get("params", {}).items()):

@@ -1,9 +1,11 @@
-"""Which studies are cancelled, as a worker learns it from the control stream.
+"""Which queued trials a worker skips, as it learns it from the control stream.
 
 `tunefleet cancel` publishes `StudyCancelled` on the events exchange; the collector records it and
 the control stream (see topology) keeps it. Every worker reads the stream from its first offset
 on each connect, so a worker started after the cancel knows it too, then skips (acks without
-running) the study's trials still queued. A later `StudyResumed` lifts it.
+running) the study's trials still queued. A later `StudyResumed` lifts it, and names the
+study's new revision: trials still queued from an older one are skipped as well, because the
+resume republished every one of them that the current spec still has and that has no result.
 """
 
 from __future__ import annotations
@@ -17,21 +19,24 @@ from pika.adapters.blocking_connection import BlockingChannel
 from tunefleet.messages import DecodeError, StudyCancelled, StudyResumed, decode_event
 from tunefleet.topology import Topology
 
-__all__ = ["CancelledStudies"]
+__all__ = ["StudyControl"]
 
 log = logging.getLogger(__name__)
 
 
-class CancelledStudies:
-    """A set of cancelled study ids, kept current from the control stream (thread-safe reads)."""
+class StudyControl:
+    """Cancelled study ids and each resumed study's current revision, kept current from the
+    control stream (thread-safe reads)."""
 
     def __init__(self) -> None:
         self._cancelled: set[str] = set()
+        self._revision: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def __contains__(self, study_id: object) -> bool:
+    def skips(self, study_id: str, revision: int) -> bool:
+        """Whether a trial of this study, published in this revision, is not to be run."""
         with self._lock:
-            return study_id in self._cancelled
+            return study_id in self._cancelled or revision < self._revision.get(study_id, 0)
 
     def apply(self, event: StudyCancelled | StudyResumed) -> None:
         with self._lock:
@@ -39,6 +44,9 @@ class CancelledStudies:
                 self._cancelled.add(event.study_id)
             else:
                 self._cancelled.discard(event.study_id)
+                # max: the stream is replayed from the start on every connect.
+                known = self._revision.get(event.study_id, 0)
+                self._revision[event.study_id] = max(known, event.revision)
 
     def follow(self, connection: pika.BlockingConnection, topology: Topology) -> BlockingChannel:
         """Consume the control stream on a channel of its own (call on the connection's thread;

@@ -37,6 +37,10 @@ SCHEMA_VERSION = 1
 
 TrialId = Annotated[str, Field(pattern=r"^[0-9a-f]{24}$")]
 StudyId = Annotated[str, Field(min_length=1, max_length=100)]
+# Every resume makes a new revision of its study (0 is the first submission). Trials carry the
+# revision they were published in: workers skip those of an older one, whose missing trials
+# the resume has republished, and the store shows the results of the current one only.
+Revision = Annotated[int, Field(ge=0, le=1_000_000)]
 
 
 class DecodeError(ValueError):
@@ -111,6 +115,10 @@ class StudyRequest(Message):
     only_trials: list[TrialId] | None = Field(
         default=None, description="Publish just these trials (resume); all when None."
     )
+    revision: Revision = 0
+    rerun_failed: bool = Field(
+        default=False, description="The resume publishes failed trials again, too."
+    )
 
 
 class TrialSpec(BaseModel):
@@ -132,10 +140,12 @@ class TrialMessage(Message):
     folds: int = Field(ge=2, le=100)
     seed: int = Field(ge=0)
     trials: list[TrialSpec] = Field(min_length=1)
+    revision: Revision = 0
 
 
 class StudyRegistered(Message):
-    """Publisher → collector: the study exists and has this many trials."""
+    """Publisher → collector: the study exists and has this many trials (in this revision:
+    a later revision replaces the stored spec and count)."""
 
     kind: ClassVar[str] = "study.registered"
     study_id: StudyId
@@ -143,6 +153,8 @@ class StudyRegistered(Message):
     n_trials: int = Field(ge=0)
     submitted_at: float
     published_at: float
+    revision: Revision = 0
+    rerun_failed: bool = False
 
 
 class TrialsStarted(Message):
@@ -154,6 +166,7 @@ class TrialsStarted(Message):
     worker: str
     attempt: int = Field(ge=1)
     started_at: float
+    revision: Revision = 0
 
 
 class TrialResult(Message):
@@ -178,6 +191,7 @@ class TrialResult(Message):
     error: str | None = Field(default=None, max_length=10_000)
     reason: str | None = None
     finished_at: float
+    revision: Revision = 0
 
 
 class StudyCancelled(Message):
@@ -191,13 +205,15 @@ class StudyCancelled(Message):
 
 
 class StudyResumed(Message):
-    """CLI/API → collector and workers: a cancelled study runs again (before its re-request)."""
+    """CLI/API → collector and workers (before its re-request): the study runs again as
+    `revision`; a cancel is lifted, and workers skip what is still queued of older revisions."""
 
     kind: ClassVar[str] = "study.resumed"
     study_id: StudyId
     resumed_at: float
     by: str = Field(default="", max_length=200)
     n_trials: int = Field(ge=0, description="Trials republished: those without a result.")
+    revision: Revision = 0
 
 
 # Routing keys on the events exchange are the kinds: watchers and the control stream bind them.

@@ -5,7 +5,9 @@ store once; from then on every `trial.started`, `trial.result` and `study.cancel
 updates its counts as workers publish them, seconds before the collector has stored them. It
 re-reads the store only every `resync_s` (default 15 s) to pick up what never crosses the events
 exchange: trials the collector fails itself from the dead-letter queue, and events dropped while
-the watcher was stalled.
+the watcher was stalled. Events of an older revision of the study than the one it counts are
+ignored (the store shows the current revision only); one of a newer revision (a resume) makes
+it start over from the store.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from tunefleet.messages import (
     decode_event,
 )
 from tunefleet.settings import ClientSettings
+from tunefleet.store import current_revision
 from tunefleet.topology import declare_watch_queue
 
 __all__ = ["Progress", "from_store", "watch"]
@@ -104,6 +107,8 @@ class Progress:
 @dataclass
 class _State:
     study_id: str
+    revision: int = 0
+    stale: bool = False  # a newer revision was seen: counts start over from the store
     n_trials: int = 0
     registered: bool = False
     metric: str | None = None
@@ -118,18 +123,28 @@ class _State:
     started: float = field(default_factory=time.monotonic)
 
     def load(self, db: Database[dict[str, Any]]) -> None:
-        """Merge the store's view (results are write-once, so merging never goes back)."""
-        study = db.studies.find_one({"_id": self.study_id}, {"n_trials": 1, "spec.metric": 1})
-        if study is not None:
-            self.registered = True
-            self.n_trials = int(study["n_trials"])
-            self.metric = self.metric or (study.get("spec") or {}).get("metric")
-            full = db.studies.find_one({"_id": self.study_id}, {"cancelled_at": 1})
-            self.cancelled = bool(full and full.get("cancelled_at") is not None)
+        """Merge the store's view (within a revision results are write-once, so merging never
+        goes back); a new revision in the store starts the counts over."""
+        study = db.studies.find_one(
+            {"_id": self.study_id},
+            {"n_trials": 1, "spec.metric": 1, "revision": 1, "cancelled_at": 1},
+        )
+        if study is None:
+            return
+        revision = int(study["revision"])
+        if revision < self.revision:
+            return  # events of a resume came first; the collector has yet to record it
+        if revision > self.revision:
+            self._start_over(revision)
+        self.stale = False
+        self.registered = True
+        self.n_trials = int(study["n_trials"])
+        self.metric = self.metric or (study.get("spec") or {}).get("metric")
+        self.cancelled = study.get("cancelled_at") is not None
+        current = current_revision(study)
         stored = 0
         for doc in db.trials.find(
-            {"study_id": self.study_id},
-            {"_id": 1, "status": 1, "score": 1, "metric": 1, "attempts": 1, "worker": 1},
+            current, {"_id": 1, "status": 1, "score": 1, "metric": 1, "attempts": 1, "worker": 1}
         ):
             self._result(doc["_id"], doc["status"], doc.get("score"), doc.get("metric"))
             self.attempts[doc["_id"]] = max(self.attempts.get(doc["_id"], 0), doc["attempts"])
@@ -137,9 +152,7 @@ class _State:
                 self.workers.add(doc["worker"])
             stored += 1
         self.stored = stored
-        for start in db.starts.find(
-            {"study_id": self.study_id}, {"trial_id": 1, "worker": 1, "attempt": 1}
-        ):
+        for start in db.starts.find(current, {"trial_id": 1, "worker": 1, "attempt": 1}):
             tid = start["trial_id"]
             self.attempts[tid] = max(self.attempts.get(tid, 0), int(start["attempt"]))
             self.workers.add(start["worker"])
@@ -154,9 +167,25 @@ class _State:
             self.best = (score, tid)
         return True
 
+    def _start_over(self, revision: int) -> None:
+        self.revision = revision
+        self.results.clear()
+        self.attempts.clear()
+        self.workers.clear()
+        self.best = None
+        self.stored = 0
+
     def apply(self, event: object) -> None:
         if getattr(event, "study_id", None) != self.study_id:
             return
+        revision = getattr(event, "revision", self.revision)
+        if revision < self.revision:
+            return  # superseded: the store does not count it either
+        if revision > self.revision:
+            # A resume: what it keeps and drops is in the store; until it is read again, count
+            # from this revision's events only.
+            self._start_over(revision)
+            self.stale = True
         self.events += 1
         if isinstance(event, TrialResult):
             if self._result(event.trial_id, event.status, event.score, event.metric):
@@ -215,9 +244,10 @@ def from_store(db: Database[dict[str, Any]], study_id: str, *, window_s: float =
     state.load(db)
     snapshot = state.snapshot()
     since = time.time() - window_s
-    recent = db.trials.count_documents({"study_id": study_id, "finished_at": {"$gt": since}})
+    current = {"study_id": study_id, "revision": state.revision}
+    recent = db.trials.count_documents({**current, "finished_at": {"$gt": since}})
     if recent:
-        first = db.trials.find_one({"study_id": study_id}, sort=[("finished_at", 1)])
+        first = db.trials.find_one(current, sort=[("finished_at", 1)])
         span = min(window_s, time.time() - float(first["finished_at"])) if first else window_s
         snapshot.throughput = recent / max(span, 1.0)
         remaining = max(0, snapshot.n_trials - snapshot.finished)
@@ -282,8 +312,11 @@ def watch(
                     events_say_done = (
                         current.registered and current.finished >= current.n_trials > 0
                     )
-                    if time.monotonic() - last_sync > resync_s or (
-                        events_say_done and body is None and not current.complete
+                    since_sync = time.monotonic() - last_sync
+                    if (
+                        since_sync > resync_s
+                        or (state.stale and since_sync > 1.0)
+                        or (events_say_done and body is None and not current.complete)
                     ):
                         # Completion is confirmed by the store: results() right after sees all.
                         load()

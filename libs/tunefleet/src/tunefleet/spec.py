@@ -351,6 +351,22 @@ class StudySpec(_Model):
         digest = hashlib.sha256(self.canonical_json().encode()).hexdigest()[:12]
         return f"{self.name}-{digest}"
 
+    def scoring_key(self) -> str:
+        """What a trial's score depends on besides its parameters: the data, the task, the
+        metric and the folds (resolved, so `metric: accuracy` and no metric agree).
+
+        Trial ids include it: a spec fix that changes how trials are scored reruns them all
+        instead of ranking scores of two set-ups side by side."""
+        task = self.resolved_task()
+        scoring = {
+            "dataset": self.dataset.model_dump(mode="json"),
+            "task": task,
+            "metric": self.resolved_metric(task) if task else self.metric,
+            "cv": self.cv.model_dump(mode="json"),
+        }
+        text = json.dumps(scoring, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
 
 def default_metric(task: Task) -> str:
     """What a study without `metric` is scored by: scikit-learn estimators' own `score`."""

@@ -3,11 +3,18 @@
 Written to work on MongoDB and FerretDB alike: no transactions, `$group` with `$sum` only,
 best scores by `$sort` + `$limit`, no NaN, no nested arrays, plain keys.
 
-    studies  _id = study id      the spec, the number of trials, when it was submitted
+    studies  _id = study id      the spec, the number of trials, when it was submitted, and
+                                 the current `revision` (each resume makes one; a spec fix
+                                 replaces spec and n_trials)
     trials   _id = trial id      one result per trial, first write wins (11000 = already there),
                                  except that a `done` result replaces a `failed` one (a requeued
-                                 dead letter that then succeeds)
-    starts   _id = trial:attempt a worker began a trial (for "running" and redeliveries)
+                                 dead letter that then succeeds, a failed trial rerun), and a
+                                 later revision's result an earlier one's
+    starts   _id = trial:revision:attempt   a worker began a trial (for "running", redeliveries)
+
+Every result and start carries the revision it was run in; a new revision moves the results it
+keeps to itself. Status, leaderboards and results read the current revision only, so trials that
+a spec fix dropped (superseded) stay stored but out of sight.
 """
 
 from __future__ import annotations
@@ -30,12 +37,15 @@ from tunefleet.messages import (
     TrialsStarted,
 )
 from tunefleet.settings import StoreSettings
+from tunefleet.trials import expand
 
 __all__ = [
     "DUPLICATE_KEY",
     "StudyStatus",
     "connect_store",
+    "current_revision",
     "ensure_indexes",
+    "finite",
     "leaderboard",
     "list_studies",
     "study_status",
@@ -58,13 +68,15 @@ def connect_store(settings: StoreSettings, *, timeout_ms: int = 5000) -> Databas
 
 
 def ensure_indexes(db: Database[Doc]) -> None:
-    db.trials.create_index([("study_id", ASCENDING), ("score", DESCENDING)], name="leaderboard")
+    # Every trial query selects one study's current revision (see `current_revision`).
+    study = [("study_id", ASCENDING), ("revision", ASCENDING)]
+    db.trials.create_index([*study, ("score", DESCENDING)], name="revision_leaderboard")
     db.trials.create_index(
-        [("study_id", ASCENDING), ("library", ASCENDING), ("score", DESCENDING)],
-        name="leaderboard_by_library",
+        [*study, ("library", ASCENDING), ("score", DESCENDING)],
+        name="revision_leaderboard_by_library",
     )
-    db.trials.create_index([("study_id", ASCENDING), ("status", ASCENDING)], name="by_status")
-    db.starts.create_index([("study_id", ASCENDING)], name="by_study")
+    db.trials.create_index([*study, ("status", ASCENDING)], name="revision_by_status")
+    db.starts.create_index(study, name="revision_starts")
     db.studies.create_index([("submitted_at", DESCENDING)], name="recent")
 
 
@@ -102,10 +114,67 @@ def _insert(db: Database[Doc], collection: str, docs: Sequence[Doc]) -> tuple[in
 def _insert_results(db: Database[Doc], docs: Sequence[Doc]) -> int:
     new, present = _insert(db, "trials", docs)
     for doc in present:
-        if doc["status"] == "done":
-            # Idempotent either way round: a done result never gives way to anything.
-            db.trials.replace_one({"_id": doc["_id"], "status": "failed"}, doc)
+        _merge_result(db, doc)
     return new
+
+
+_RANK = {"failed": 0, "done": 1}
+
+
+def _merge_result(db: Database[Doc], doc: Doc) -> None:
+    """A trial that already has a result gets another (a redelivery, a rerun, a late copy of a
+    superseded revision). A done result beats a failed one, then the later revision's wins;
+    the result kept is in the later revision either way. Idempotent, and safe against another
+    collector writing the same trial meanwhile (the write is conditional on what was read)."""
+    for _ in range(10):
+        stored = db.trials.find_one({"_id": doc["_id"]}, {"status": 1, "revision": 1})
+        if stored is None:
+            return  # never deleted; nothing sensible to merge with
+        was = {"_id": doc["_id"], "status": stored["status"], "revision": stored["revision"]}
+        revision = max(int(stored["revision"]), int(doc["revision"]))
+        if (_RANK[doc["status"]], doc["revision"]) > (_RANK[stored["status"]], stored["revision"]):
+            written = db.trials.replace_one(was, {**doc, "revision": revision}).matched_count
+        elif stored["revision"] < revision:
+            written = db.trials.update_one(was, {"$set": {"revision": revision}}).matched_count
+        else:
+            return
+        if written:
+            return
+
+
+def _revise(db: Database[Doc], event: StudyRegistered) -> None:
+    """Make `event.revision` the study's current one (once; a replay changes nothing).
+
+    The results it keeps, those of trial ids in its spec (same scoring, library and parameters),
+    move to it, except failed ones that it runs again. Results first, the study last: a
+    collector killed in between does both again on redelivery."""
+    study = db.studies.find_one({"_id": event.study_id}, {"revision": 1})
+    if study is None or int(study["revision"]) >= event.revision:
+        return
+    wanted = {trial.trial_id for trial in expand(event.spec, event.study_id)}
+    kept = ["done"] if event.rerun_failed else ["done", "failed"]
+    older = {"study_id": event.study_id, "revision": {"$lt": event.revision}}
+    keep = [
+        doc["_id"]
+        for doc in db.trials.find({**older, "status": {"$in": kept}}, {"_id": 1})
+        if doc["_id"] in wanted
+    ]
+    for first in range(0, len(keep), 1000):
+        db.trials.update_many(
+            {**older, "_id": {"$in": keep[first : first + 1000]}},
+            {"$set": {"revision": event.revision}},
+        )
+    db.studies.update_one(
+        {"_id": event.study_id, "revision": {"$lt": event.revision}},
+        {
+            "$set": {
+                "spec": event.spec.model_dump(mode="json"),
+                "n_trials": event.n_trials,
+                "revision": event.revision,
+                "revised_at": event.published_at,
+            }
+        },
+    )
 
 
 def write_events(db: Database[Doc], events: Iterable[Event]) -> dict[str, int]:
@@ -114,22 +183,26 @@ def write_events(db: Database[Doc], events: Iterable[Event]) -> dict[str, int]:
     starts: list[Doc] = []
     results: dict[str, Doc] = {}
     control: list[StudyCancelled | StudyResumed] = []
+    revisions: list[StudyRegistered] = []
     now = time.time()
     for event in events:
         if isinstance(event, StudyRegistered):
-            doc = finite(event.model_dump(mode="json"))
+            doc = finite(event.model_dump(mode="json", exclude={"rerun_failed"}))
             studies.append({"_id": event.study_id, **doc, "stored_at": now})
+            if event.revision > 0:
+                revisions.append(event)
         elif isinstance(event, StudyCancelled | StudyResumed):
             control.append(event)
         elif isinstance(event, TrialsStarted):
             starts.extend(
                 {
-                    "_id": f"{tid}:{event.attempt}",
+                    "_id": f"{tid}:{event.revision}:{event.attempt}",
                     "study_id": event.study_id,
                     "trial_id": tid,
                     "worker": event.worker,
                     "attempt": event.attempt,
                     "started_at": event.started_at,
+                    "revision": event.revision,
                 }
                 for tid in event.trial_ids
             )
@@ -144,6 +217,8 @@ def write_events(db: Database[Doc], events: Iterable[Event]) -> dict[str, int]:
         "starts": _insert_new(db, "starts", starts),
         "trials": _insert_results(db, list(results.values())),
     }
+    for revision in revisions:
+        _revise(db, revision)
     # In arrival order, after the inserts: a study registered in this batch exists by now.
     # Setting fields is idempotent, so a redelivered batch ends in the same state.
     for change in control:
@@ -162,7 +237,13 @@ def write_events(db: Database[Doc], events: Iterable[Event]) -> dict[str, int]:
             }
         db.studies.update_one({"_id": change.study_id}, update)
     counts["control"] = len(control)
+    counts["revisions"] = len(revisions)
     return counts
+
+
+def current_revision(study: Doc) -> Doc:
+    """The query part that selects a study's results (and starts) of its current revision."""
+    return {"study_id": study["_id"], "revision": int(study["revision"])}
 
 
 @dataclass(frozen=True)
@@ -195,30 +276,31 @@ def study_status(db: Database[Doc], study_id: str) -> StudyStatus | None:
     study = db.studies.find_one({"_id": study_id})
     if study is None:
         return None
+    current = current_revision(study)
     counts = {
         row["_id"]: row["n"]
         for row in db.trials.aggregate(
-            [{"$match": {"study_id": study_id}}, {"$group": {"_id": "$status", "n": {"$sum": 1}}}]
+            [{"$match": current}, {"$group": {"_id": "$status", "n": {"$sum": 1}}}]
         )
     }
-    finished = {d["_id"] for d in db.trials.find({"study_id": study_id}, {"_id": 1})}
+    finished = {d["_id"] for d in db.trials.find(current, {"_id": 1})}
     started: dict[str, int] = {}
     workers: set[str] = set()
     # The highest attempt seen per trial: a start event or the result may be the one that
     # survived (the other lost with a killed worker), so both count.
     attempts: dict[str, int] = {}
-    for start in db.starts.find({"study_id": study_id}, {"trial_id": 1, "worker": 1, "attempt": 1}):
+    for start in db.starts.find(current, {"trial_id": 1, "worker": 1, "attempt": 1}):
         tid = start["trial_id"]
         started[tid] = started.get(tid, 0) + 1
         attempts[tid] = max(attempts.get(tid, 1), int(start.get("attempt") or 1))
         workers.add(start["worker"])
     running = sum(1 for tid in started if tid not in finished)
-    for doc in db.trials.find({"study_id": study_id, "attempts": {"$gt": 1}}, {"attempts": 1}):
+    for doc in db.trials.find({**current, "attempts": {"$gt": 1}}, {"attempts": 1}):
         attempts[doc["_id"]] = max(attempts.get(doc["_id"], 1), int(doc["attempts"]))
     redelivered = {tid for tid, n in started.items() if n > 1} | {
         tid for tid, n in attempts.items() if n > 1
     }
-    best = next(iter(leaderboard(db, study_id, limit=1)), None)
+    best = next(iter(_leaderboard(db, current, limit=1)), None)
     n_trials = int(study["n_trials"])
     done, failed = counts.get("done", 0), counts.get("failed", 0)
     return StudyStatus(
@@ -239,18 +321,32 @@ def study_status(db: Database[Doc], study_id: str) -> StudyStatus | None:
     )
 
 
+def _study_trials(db: Database[Doc], study_id: str) -> Doc | None:
+    study = db.studies.find_one({"_id": study_id}, {"revision": 1})
+    return None if study is None else current_revision(study)
+
+
 def leaderboard(
     db: Database[Doc], study_id: str, *, limit: int = 10, library: str | None = None
 ) -> list[Doc]:
     """Best trials first (scikit-learn scorers are all greater-is-better)."""
-    query: Doc = {"study_id": study_id, "status": "done", "score": {"$ne": None}}
+    current = _study_trials(db, study_id)
+    return [] if current is None else _leaderboard(db, current, limit=limit, library=library)
+
+
+def _leaderboard(
+    db: Database[Doc], current: Doc, *, limit: int, library: str | None = None
+) -> list[Doc]:
+    query: Doc = {**current, "status": "done", "score": {"$ne": None}}
     if library is not None:
         query["library"] = library
     return list(db.trials.find(query).sort("score", DESCENDING).limit(limit))
 
 
 def trial_documents(db: Database[Doc], study_id: str) -> list[Doc]:
-    return list(db.trials.find({"study_id": study_id}).sort("score", DESCENDING))
+    """The study's results in its current revision, best first."""
+    current = _study_trials(db, study_id)
+    return [] if current is None else list(db.trials.find(current).sort("score", DESCENDING))
 
 
 def list_studies(db: Database[Doc], limit: int = 50) -> list[Doc]:

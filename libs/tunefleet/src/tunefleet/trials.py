@@ -21,9 +21,11 @@ __all__ = ["chunked", "expand", "sample_space", "trial_id"]
 _DRAWS_PER_TRIAL = 50
 
 
-def trial_id(study_id: str, library: str, params: dict[str, Scalar]) -> str:
-    """Same study, library and parameters → same id, however the grid was written."""
-    key = json.dumps([study_id, library, params], sort_keys=True, separators=(",", ":"))
+def trial_id(study_id: str, library: str, params: dict[str, Scalar], scoring: str = "") -> str:
+    """Same study, scoring (`StudySpec.scoring_key`), library and parameters → same id, however
+    the grid was written. A resume with a fixed spec keeps the study id, so a trial the fix did
+    not touch keeps its id, and its result."""
+    key = json.dumps([study_id, scoring, library, params], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
@@ -121,12 +123,13 @@ def expand(spec: StudySpec, study_id: str) -> Iterator[TrialSpec]:
     Per library, in the spec's order: the grid points (ParameterGrid's order), then the random
     search's first `n_trials` distinct draws that are not grid points.
     """
+    scoring = spec.scoring_key()
     for library, part in spec.search.items():
         seen: set[str] = set()
         for grid in part.grids():
             for point in _grid_points(grid):
                 params = {**part.fixed, **point}
-                tid = trial_id(study_id, library, params)
+                tid = trial_id(study_id, library, params, scoring)
                 # A list of grids may name the same point twice; it is one trial.
                 if tid in seen:
                     continue
@@ -141,7 +144,7 @@ def expand(spec: StudySpec, study_id: str) -> Iterator[TrialSpec]:
             budget -= 1
             if budget < 0:
                 break
-            tid = trial_id(study_id, library, params)
+            tid = trial_id(study_id, library, params, scoring)
             if tid in seen:
                 continue
             seen.add(tid)

@@ -48,6 +48,7 @@ def expand_request(request: StudyRequest) -> tuple[int, list[TrialMessage]]:
                 folds=spec.cv.folds,
                 seed=spec.cv.seed,
                 trials=chunk,
+                revision=request.revision,
             )
         )
     return total, messages
@@ -120,6 +121,8 @@ class Publisher:
                 n_trials=total,
                 submitted_at=request.submitted_at,
                 published_at=time.time(),
+                revision=request.revision,
+                rerun_failed=request.rerun_failed,
             ).encode(),
         )
         # One broker round trip per TUNEFLEET_PUBLISH_BATCH messages instead of one per message.

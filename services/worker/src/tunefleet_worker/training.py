@@ -162,6 +162,7 @@ class TrialContext:
     worker: str
     attempts: int
     threads: int
+    revision: int = 0
     sleep: Callable[[float], object] = time.sleep
     # False fits every fold from scratch like GridSearchCV (benchmarks measure both).
     reuse_structures: bool = True
@@ -183,6 +184,7 @@ def _result(ctx: TrialContext, trial: TrialSpec, **fields: Any) -> TrialResult:
         library_version=library_version(trial.library),
         worker=ctx.worker,
         attempts=ctx.attempts,
+        revision=ctx.revision,
         finished_at=time.time(),
         **fields,
     )

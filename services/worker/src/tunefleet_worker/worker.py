@@ -31,7 +31,7 @@ from tunefleet.broker import (
     publish,
     topology_of,
 )
-from tunefleet.control import CancelledStudies
+from tunefleet.control import StudyControl
 from tunefleet.messages import DecodeError, TrialMessage, TrialResult, TrialsStarted
 from tunefleet.params import LIBRARIES, THREAD_PARAM, ParamError, check_param
 from tunefleet.service import serve_until_stopped
@@ -94,7 +94,7 @@ class Worker:
         self._stopping = threading.Event()
         self._job: _Job | None = None
         self.trials_done = 0
-        self.cancelled = CancelledStudies()
+        self.control = StudyControl()
         self.trials_skipped = 0
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -112,7 +112,7 @@ class Worker:
         try:
             batch = BatchChannel(connection)
             # Catch up on cancels before taking trials (best effort: channels are not ordered).
-            self.cancelled.follow(connection, self.topology)
+            self.control.follow(connection, self.topology)
             connection.process_data_events(time_limit=0.2)
             channel.basic_qos(prefetch_count=1)
             tag = channel.basic_consume(
@@ -168,8 +168,9 @@ class Worker:
             dead_letter(channel, self.topology, body, properties, reason, queue)
             channel.basic_ack(method.delivery_tag)
             return
-        if message.study_id in self.cancelled:
-            # Cancelled: drop without a result, so that a resume runs these trials.
+        if self.control.skips(message.study_id, message.revision):
+            # Cancelled, or superseded by a resume: drop without a result (a resume runs or
+            # has already republished these trials).
             channel.basic_ack(method.delivery_tag)
             self.trials_skipped += len(message.trials)
             return
@@ -188,6 +189,7 @@ class Worker:
                 worker=self.name,
                 attempt=attempts,
                 started_at=time.time(),
+                revision=message.revision,
             ).encode(),
         )
         observability.delivery_started(len(message.trials), attempts, properties.timestamp)
@@ -258,6 +260,7 @@ class Worker:
                 seed=message.seed,
                 worker=self.name,
                 attempts=job.attempts,
+                revision=message.revision,
                 threads=self.settings.tunefleet_worker_threads,
                 sleep=job.abandon.wait,
             )
@@ -267,7 +270,7 @@ class Worker:
         for trial in message.trials:
             if job.abandon.is_set():
                 return
-            if message.study_id in self.cancelled:
+            if self.control.skips(message.study_id, message.revision):
                 break  # the rest of the chunk stays without results, for a resume
             result = run_trial(ctx, trial)
             job.results.append((result, result.encode()))
