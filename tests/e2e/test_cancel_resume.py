@@ -202,6 +202,12 @@ def test_resume_with_a_fixed_spec_runs_only_what_is_missing(
     shown = json.loads(cli("show", sorted(dropped)[0], "--json").stdout)
     assert shown["superseded"] is True and shown["params"]["score"] == 9.0
     assert "nothing to resume" in cli("resume", study, "--spec", str(path)).stdout
+    # A spec of another name is another study, not a fix: refused, nothing published.
+    renamed = tmp_path / "renamed.yaml"
+    renamed.write_text(yaml.safe_dump({**fixed, "name": "other"}), encoding="utf-8")
+    refused = runner.invoke(app, ["resume", study, "--spec", str(renamed)])
+    assert refused.exit_code == 2 and "'other'" in refused.output and "submit" in refused.output
+    assert db.studies.find_one({"_id": study})["revision"] == 1  # type: ignore[index]
 
     # A fix of how trials are scored (here the folds) keeps no result: all of them run again.
     refolded = {**fixed, "cv": {"folds": 3, "seed": 5}}

@@ -94,3 +94,13 @@ def test_live_counts_follow_the_newest_revision() -> None:
     state.apply(result(c, 0, score=1.0))  # a late result of the superseded revision
     snapshot = state.snapshot()
     assert (snapshot.n_trials, snapshot.done, snapshot.best_score) == (3, 1, 0.7)
+
+
+def test_a_larger_random_budget_keeps_the_points_already_drawn() -> None:
+    def random_ids(n: int) -> list[str]:
+        space = {"max_depth": {"int": [2, 8]}, "learning_rate": {"loguniform": [0.01, 0.3]}}
+        search = {"xgboost": {"random": {"n_trials": n, "seed": 3, "space": space}}}
+        return [t.trial_id for t in expand(parse_spec({**BASE, "search": search}), "fix-1")]
+
+    small, large = random_ids(5), random_ids(12)
+    assert len(set(large)) == 12 and large[:5] == small
