@@ -4,6 +4,7 @@ sanitizing before storage, telling a store outage from a document the store refu
 from __future__ import annotations
 
 import ast
+import logging
 import math
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,8 @@ from pymongo.errors import (
 from tunefleet.broker import REASON_HEADER, SOURCE_HEADER, delivery_attempt
 from tunefleet.deadletters import death_reason, describe, format_dead_letter, source_queue
 from tunefleet.messages import DecodeError, TrialMessage
-from tunefleet.settings import BrokerSettings, StoreSettings
+from tunefleet.service import start_service
+from tunefleet.settings import BrokerSettings, PublisherSettings, StoreSettings
 from tunefleet.store import finite
 from tunefleet_collector.collector import dead_trial_results, store_error_is_transient
 from tunefleet_worker.worker import check_message
@@ -153,3 +155,21 @@ def test_credentials_come_from_the_environment_only(monkeypatch: pytest.MonkeyPa
     for path in SOURCES:
         if path.name != "devservices.py":
             assert "guest" not in path.read_text(), path
+
+
+def test_log_level_is_a_validated_setting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RABBITMQ_URL", "amqp://u:p@localhost:5672/%2F")
+    monkeypatch.setenv("TUNEFLEET_LOG_LEVEL", "debug")
+    root = logging.getLogger()
+    # start_service configures the root logger; give pytest's back afterwards.
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
+    assert start_service("publisher", PublisherSettings).tunefleet_log_level == "DEBUG"
+    assert root.level == logging.DEBUG
+    monkeypatch.setenv("TUNEFLEET_LOG_LEVEL", "LOUD")
+    with pytest.raises(SystemExit) as exited:
+        start_service("publisher", PublisherSettings)
+    assert exited.value.code == 2
+    assert "TUNEFLEET_LOG_LEVEL" in capsys.readouterr().err

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 
@@ -29,11 +28,11 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(service: str) -> None:
+def configure_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(os.environ.get("TUNEFLEET_LOG_LEVEL", "INFO").upper())
+    root.setLevel(level)
     # pika logs every reconnect attempt at ERROR with a traceback; ours say it once.
     logging.getLogger("pika").setLevel(logging.CRITICAL)

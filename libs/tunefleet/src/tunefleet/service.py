@@ -16,12 +16,13 @@ from pydantic_settings import BaseSettings
 from tunefleet import observability
 from tunefleet.broker import CONNECTION_ERRORS
 from tunefleet.logs import configure_logging
-from tunefleet.settings import BrokerSettings
+from tunefleet.settings import BrokerSettings, ServiceSettings
 from tunefleet.spec import warm_up
 
 __all__ = ["load_settings", "on_shutdown", "serve_until_stopped", "start_service"]
 
 S = TypeVar("S", bound=BaseSettings)
+Service = TypeVar("Service", bound=ServiceSettings)
 
 
 def load_settings(cls: type[S]) -> S:
@@ -46,9 +47,9 @@ def on_shutdown(callback: Callable[[], None]) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def start_service(name: str, cls: type[S]) -> S:
-    configure_logging(name)
-    settings = load_settings(cls)
+def start_service(name: str, cls: type[Service]) -> Service:
+    settings = load_settings(cls)  # its errors go to stderr as plain lines, before any logging
+    configure_logging(name, settings.tunefleet_log_level)
     if isinstance(settings, BrokerSettings):
         observability.serve(settings.tunefleet_metrics_port)
     # Every service validates specs (metric names come from scikit-learn): load that before

@@ -8,7 +8,7 @@ no default here: the only default credentials are those of the local development
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AnyUrl, Field, UrlConstraints, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -21,6 +21,7 @@ __all__ = [
     "ClientSettings",
     "CollectorSettings",
     "PublisherSettings",
+    "ServiceSettings",
     "StoreSettings",
     "WorkerSettings",
 ]
@@ -62,7 +63,20 @@ class StoreSettings(_Base):
     mongodb_database: str = Field(default="tunefleet", pattern=r"^[A-Za-z0-9_-]{1,60}$")
 
 
-class PublisherSettings(BrokerSettings):
+class ServiceSettings(_Base):
+    """What every long-running service reads besides its connections."""
+
+    tunefleet_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", description="Lowest level of the JSON log lines on stderr."
+    )
+
+    @field_validator("tunefleet_log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+class PublisherSettings(BrokerSettings, ServiceSettings):
     tunefleet_publish_batch: int = Field(
         default=500, ge=1, le=100_000, description="Messages published per confirm wait."
     )
@@ -73,7 +87,7 @@ class PublisherSettings(BrokerSettings):
     )
 
 
-class WorkerSettings(BrokerSettings):
+class WorkerSettings(BrokerSettings, ServiceSettings):
     tunefleet_worker_threads: int = Field(default=1, ge=1, le=256)
     tunefleet_max_worker_threads: int = Field(
         default=64, ge=1, le=1024, description="Highest n_jobs a spec may ask for."
@@ -95,7 +109,7 @@ class WorkerSettings(BrokerSettings):
         return value
 
 
-class CollectorSettings(BrokerSettings, StoreSettings):
+class CollectorSettings(BrokerSettings, StoreSettings, ServiceSettings):
     tunefleet_collector_batch: int = Field(default=500, ge=1, le=50_000)
     tunefleet_collector_flush_s: float = Field(default=0.2, gt=0, le=60)
 

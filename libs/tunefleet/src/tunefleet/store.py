@@ -6,10 +6,10 @@ best scores by `$sort` + `$limit`, no NaN, no nested arrays, plain keys.
     studies  _id = study id      the spec, the number of trials, when it was submitted, and
                                  the current `revision` (each resume makes one; a spec fix
                                  replaces spec and n_trials)
-    trials   _id = trial id      one result per trial, first write wins (11000 = already there),
-                                 except that a `done` result replaces a `failed` one (a requeued
-                                 dead letter that then succeeds, a failed trial rerun), and a
-                                 later revision's result an earlier one's
+    trials   _id = trial id      one result per trial (11000 = already there): a second one
+                                 wins if it is `done` over `failed` (a requeued dead letter or
+                                 a rerun that succeeds), or of the same status and a later
+                                 revision; otherwise the first write stands
     starts   _id = trial:revision:attempt   a worker began a trial (for "running", redeliveries)
 
 Every result and start carries the revision it was run in; a new revision moves the results it
