@@ -184,12 +184,15 @@ def _finish(status: StudyStatus, as_json: bool) -> None:
         raise typer.Exit(EXIT_TRIALS_FAILED)
 
 
-def _wait(client: Client, study_id: str, timeout: float | None, as_json: bool) -> None:
+def _wait(
+    client: Client, study_id: str, timeout: float | None, as_json: bool, revision: int = 0
+) -> None:
     if as_json:
-        status = client.wait(study_id, timeout_s=timeout)
+        status = client.wait(study_id, timeout_s=timeout, revision=revision)
     else:
         # Not client.study(): the study may not be registered yet, right after submit.
-        status = Study(study_id, client).wait(progress=True, timeout_s=timeout)
+        study = Study(study_id, client, revision=revision)
+        status = study.wait(progress=True, timeout_s=timeout)
     _finish(status, as_json)
 
 
@@ -528,7 +531,7 @@ def resume(
                 f"{study}: every trial has a result{hint}; nothing to resume", highlight=False
             )
         if wait and done.published:
-            _wait(client, study, timeout, as_json)
+            _wait(client, study, timeout, as_json, revision=done.revision)
 
 
 @app.command()

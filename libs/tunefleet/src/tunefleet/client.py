@@ -97,11 +97,15 @@ class Study(str):
 
     client: Client
     _spec: StudySpec | None
+    _revision: int  # the newest this handle made (a resume): `wait` counts nothing older
 
-    def __new__(cls, study_id: str, client: Client, spec: StudySpec | None = None) -> Study:
+    def __new__(
+        cls, study_id: str, client: Client, spec: StudySpec | None = None, revision: int = 0
+    ) -> Study:
         self = super().__new__(cls, study_id)
         self.client = client
         self._spec = spec
+        self._revision = revision
         return self
 
     @property
@@ -121,9 +125,11 @@ class Study(str):
         """Block until every trial has a result (or the study is cancelled); `progress` shows
         a live bar (rich in a terminal, an updating HTML bar in Jupyter)."""
         if not progress:
-            return self.client.wait(self, timeout_s=timeout_s)
+            return self.client.wait(self, timeout_s=timeout_s, revision=self._revision)
         with progress_display(self) as show:
-            return self.client.wait(self, timeout_s=timeout_s, on_progress=show)
+            return self.client.wait(
+                self, timeout_s=timeout_s, on_progress=show, revision=self._revision
+            )
 
     def results(self) -> pd.DataFrame:
         return self.client.results(self)
@@ -147,6 +153,7 @@ class Study(str):
     def resume(self, spec: SpecLike | None = None, *, rerun_failed: bool = False) -> Resumption:
         """See `Client.resume`; with `spec`, a fixed spec replaces the study's own."""
         resumption = self.client.resume(self, spec, rerun_failed=rerun_failed)
+        self._revision = resumption.revision
         if spec is not None:
             self._spec = None  # read the fixed one back from the store when asked
         return resumption
@@ -327,10 +334,12 @@ class Client:
         timeout_s: float | None = None,
         on_progress: Callable[[Progress], object] | None = None,
         tick_s: float = 1.0,
+        revision: int = 0,
     ) -> StudyStatus:
         """Block until every trial of the study has a stored result, or it is cancelled.
 
-        Driven by the event stream; raises TimeoutError after `timeout_s`.
+        Driven by the event stream; raises TimeoutError after `timeout_s`. `revision`: the one
+        a resume made, so that the revision before it, complete, does not end the wait.
         """
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
 
@@ -341,7 +350,7 @@ class Client:
             return p.complete or p.cancelled
 
         last: Progress | None = None
-        for snapshot in self.progress(study_id, tick_s=tick_s, until=over):
+        for snapshot in self.progress(study_id, tick_s=tick_s, until=over, revision=revision):
             last = snapshot
             if on_progress is not None:
                 on_progress(snapshot)

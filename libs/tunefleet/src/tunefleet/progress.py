@@ -263,14 +263,18 @@ def watch(
     tick_s: float = 1.0,
     resync_s: float = 15.0,
     until: Callable[[Progress], bool] | None = None,
+    revision: int = 0,
 ) -> Iterator[Progress]:
     """Yield a snapshot at least every `tick_s` seconds, and after events, until `until` is
     true of one (the last one yielded) or the caller stops iterating.
 
+    `revision`: count nothing older (after a resume, the store may not have recorded it yet,
+    and the older revision's counts could say "complete").
+
     Outages do not end it: while the broker is away it reads the store every few seconds and
     reconnects; while the store is away it goes on counting events (completion still waits
     for the store to hold every result)."""
-    state = _State(study_id)
+    state = _State(study_id, revision=revision)
 
     def load() -> None:
         with contextlib.suppress(PyMongoError):
