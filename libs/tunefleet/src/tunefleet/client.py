@@ -262,11 +262,9 @@ class Client:
             n_trials=len(trials),
             republished=len(missing),
             kept=len(trials) - len(missing),
-            kept_failed=sum(
-                1 for tid in wanted if tid in stored and stored[tid]["status"] == "failed"
-            )
-            if not rerun_failed
-            else 0,
+            kept_failed=0
+            if rerun_failed
+            else sum(1 for tid in wanted if tid in stored and stored[tid]["status"] == "failed"),
             superseded=sum(
                 1 for tid, d in stored.items() if d["revision"] == revision and tid not in wanted
             ),
