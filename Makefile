@@ -1,17 +1,22 @@
 # tunefleet — `make help` lists every target.
 SHELL := /bin/bash
-UV ?= uv
 export PYTHONUNBUFFERED := 1
+
+include mk/tools.mk
 
 .DEFAULT_GOAL := help
 
 .PHONY: help install demo test test-unit lint typecheck services-install
 
+# The README's two commands first, then every other target in alphabetical order.
+HELP_FIRST := demo test
 help: ## List the targets
-	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
-		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "; n = split("$(HELP_FIRST)", first, " "); for (i = 1; i <= n; i++) rank[first[i]] = i} \
+		{printf "%d %s\t%s\n", ($$1 in rank ? rank[$$1] : 99), $$1, $$2}' | sort -k1,1n -k2,2 | \
+		awk 'BEGIN {FS = "\t"} {sub(/^[0-9]+ /, "", $$1); printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
-install: ## Create .venv from uv.lock (all services, dev tools)
+install: $(UV) ## Create .venv from uv.lock (all services, dev tools)
 	$(UV) sync --frozen
 
 services-install: install ## Install RabbitMQ (apt) and build FerretDB (Go) if missing
@@ -20,7 +25,7 @@ services-install: install ## Install RabbitMQ (apt) and build FerretDB (Go) if m
 demo: services-install ## Run a real 3-library study through the whole pipeline on local services
 	$(UV) run --frozen python -m tunefleet.demo
 
-test: services-install ## The whole test suite, against real services (what CI runs)
+test: services-install test-tools ## The whole test suite, against real services (what CI runs)
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy
@@ -36,4 +41,4 @@ lint: install ## ruff lint and format check
 typecheck: install ## mypy, strict
 	$(UV) run --frozen mypy
 
--include mk/*.mk
+-include $(filter-out mk/tools.mk,$(wildcard mk/*.mk))

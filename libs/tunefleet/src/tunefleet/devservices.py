@@ -105,6 +105,10 @@ def ensure_rabbitmq() -> Path:
         raise ServiceUnavailableError(
             "rabbitmq-server is not installed; run `apt-get install -y rabbitmq-server` as root"
         )
+    print(
+        "installing rabbitmq-server (Debian package): the message broker of the tests and the demo",
+        file=sys.stderr,
+    )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     _run(["apt-get", "update", "-qq"], "apt-get update", env)
     _run(["apt-get", "install", "-y", "-qq", "rabbitmq-server"], "installing rabbitmq-server", env)
@@ -126,6 +130,11 @@ def ensure_ferretdb() -> Path:
     if binary.exists():
         return binary
     go = _go()
+    print(
+        f"building FerretDB {FERRETDB_VERSION} from its Go module into {binary.parent} "
+        "(a few minutes, once): the MongoDB-protocol server of the tests and the demo",
+        file=sys.stderr,
+    )
     module = f"github.com/FerretDB/FerretDB@{FERRETDB_VERSION}"
     source = Path(json.loads(_run([go, "mod", "download", "-json", module], module))["Dir"])
     with tempfile.TemporaryDirectory(prefix="ferretdb-src-") as tmp:
