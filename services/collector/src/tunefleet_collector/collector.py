@@ -13,24 +13,24 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure
-from tunefleet import observability
-from tunefleet.broker import (
-    connect,
-    dead_letter,
-    delivery_attempt,
-    topology_of,
-)
-from tunefleet.deadletters import death_reason
-from tunefleet.messages import (
+from tunefleet_contract.messages import (
     DecodeError,
     Event,
     TrialMessage,
     TrialResult,
     decode_event,
 )
-from tunefleet.service import serve_until_stopped
-from tunefleet.settings import CollectorSettings
-from tunefleet.store import connect_store, ensure_indexes, write_events
+from tunefleet_runtime import observability
+from tunefleet_runtime.broker import (
+    connect,
+    dead_letter,
+    delivery_attempt,
+    topology_of,
+)
+from tunefleet_runtime.deadletters import death_reason
+from tunefleet_runtime.service import serve_until_stopped
+from tunefleet_runtime.settings import CollectorSettings
+from tunefleet_runtime.store import connect_store, ensure_indexes, write_events
 
 __all__ = ["Collector", "dead_trial_results"]
 

@@ -8,18 +8,19 @@ import time
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
-from tunefleet import observability
-from tunefleet.broker import (
+from tunefleet_contract.messages import DecodeError, StudyRegistered, StudyRequest, TrialMessage
+from tunefleet_runtime import observability
+from tunefleet_runtime.broker import (
     BatchChannel,
     connect,
     dead_letter,
     publish,
     topology_of,
 )
-from tunefleet.messages import DecodeError, StudyRegistered, StudyRequest, TrialMessage
-from tunefleet.service import serve_until_stopped
-from tunefleet.settings import PublisherSettings
-from tunefleet.trials import chunked, expand
+from tunefleet_runtime.service import serve_until_stopped
+from tunefleet_runtime.settings import PublisherSettings
+from tunefleet_runtime.trials import chunked, expand
+from tunefleet_runtime.validation import resolved_task, validate_spec
 
 __all__ = ["Publisher", "expand_request"]
 
@@ -37,7 +38,7 @@ def expand_request(request: StudyRequest) -> tuple[int, list[TrialMessage]]:
         total += 1
         if wanted is None or trial.trial_id in wanted:
             trials.append(trial)
-    task = spec.resolved_task()
+    task = resolved_task(spec)
     for chunk in chunked(iter(trials), spec.chunk_size):
         messages.append(
             TrialMessage(
@@ -101,6 +102,9 @@ class Publisher:
         started = time.monotonic()
         try:
             request = StudyRequest.decode(body)
+            # Decoding checked the structure; the full check (catalogue, scorer) is the
+            # planner's, once: the request may not come from a client that ran it.
+            validate_spec(request.spec)
             self._check_size(request)
             total, messages = expand_request(request)
         except Exception as exc:  # a request that breaks expansion must not stop the publisher

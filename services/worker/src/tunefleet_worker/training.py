@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from tunefleet.messages import TrialResult, TrialSpec, finite_or_none
-from tunefleet.params import THREAD_PARAM, Scalar
-from tunefleet.spec import Task
+from tunefleet_contract.messages import TrialResult, TrialSpec, finite_or_none
+from tunefleet_contract.params import THREAD_PARAM, Scalar
+from tunefleet_contract.spec import Task
 
 from tunefleet_worker.datasets import Dataset
 from tunefleet_worker.foldcache import Fold, FoldSet, fold_set

@@ -21,8 +21,11 @@ from dataclasses import dataclass, field
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
-from tunefleet import observability
-from tunefleet.broker import (
+from tunefleet_contract.messages import DecodeError, TrialMessage, TrialResult, TrialsStarted
+from tunefleet_contract.params import LIBRARIES, THREAD_PARAM, ParamError, check_param
+from tunefleet_contract.spec import default_metric
+from tunefleet_runtime import observability
+from tunefleet_runtime.broker import (
     CONNECTION_ERRORS,
     BatchChannel,
     connect,
@@ -31,12 +34,9 @@ from tunefleet.broker import (
     publish,
     topology_of,
 )
-from tunefleet.control import StudyControl
-from tunefleet.messages import DecodeError, TrialMessage, TrialResult, TrialsStarted
-from tunefleet.params import LIBRARIES, THREAD_PARAM, ParamError, check_param
-from tunefleet.service import serve_until_stopped
-from tunefleet.settings import WorkerSettings
-from tunefleet.spec import default_metric
+from tunefleet_runtime.control import StudyControl
+from tunefleet_runtime.service import serve_until_stopped
+from tunefleet_runtime.settings import WorkerSettings
 
 from tunefleet_worker.datasets import DatasetError, load_dataset
 from tunefleet_worker.training import TrialContext, run_trial
