@@ -1,8 +1,9 @@
 # syntax=docker/dockerfile:1.7
-# One Dockerfile, three targets: publisher, worker, collector.
+# One Dockerfile, three service targets (publisher, worker, collector) and the client's.
 #   docker build --target worker -t tunefleet-worker .
-# Each image holds only its own service's dependencies, installed from uv.lock (frozen) in a
-# layer that only changes when the lock does; the code comes in a later, small layer.
+# Each service image holds the contract, the runtime and its own service with their
+# dependencies, installed from uv.lock (frozen) in a layer that only changes when the lock
+# does; the code comes in a later, small layer. No CLI and no dev tooling in a service image.
 
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.9
@@ -19,7 +20,10 @@ ENV UV_COMPILE_BYTECODE=1 \
 WORKDIR /src
 # The workspace's metadata only: every member's pyproject.toml is needed to read the lock.
 COPY pyproject.toml uv.lock ./
+COPY libs/contract/pyproject.toml libs/contract/
+COPY libs/runtime/pyproject.toml libs/runtime/
 COPY libs/tunefleet/pyproject.toml libs/tunefleet/
+COPY libs/dev/pyproject.toml libs/dev/
 COPY services/publisher/pyproject.toml services/publisher/
 COPY services/worker/pyproject.toml services/worker/
 COPY services/collector/pyproject.toml services/collector/
@@ -27,7 +31,8 @@ COPY services/collector/pyproject.toml services/collector/
 FROM build-base AS build-publisher
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-workspace --package tunefleet-publisher
-COPY libs/tunefleet/src libs/tunefleet/src
+COPY libs/contract/src libs/contract/src
+COPY libs/runtime/src libs/runtime/src
 COPY services/publisher/src services/publisher/src
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable --package tunefleet-publisher
@@ -35,7 +40,8 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 FROM build-base AS build-worker
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-workspace --package tunefleet-worker
-COPY libs/tunefleet/src libs/tunefleet/src
+COPY libs/contract/src libs/contract/src
+COPY libs/runtime/src libs/runtime/src
 COPY services/worker/src services/worker/src
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable --package tunefleet-worker
@@ -43,10 +49,20 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 FROM build-base AS build-collector
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-workspace --package tunefleet-collector
-COPY libs/tunefleet/src libs/tunefleet/src
+COPY libs/contract/src libs/contract/src
+COPY libs/runtime/src libs/runtime/src
 COPY services/collector/src services/collector/src
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable --package tunefleet-collector
+
+FROM build-base AS build-client
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-install-workspace --package tunefleet --extra client
+COPY libs/contract/src libs/contract/src
+COPY libs/runtime/src libs/runtime/src
+COPY libs/tunefleet/src libs/tunefleet/src
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-editable --package tunefleet --extra client
 
 # ---- runtime: the same slim base, no uv, no sources, a non-root user ----------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -82,11 +98,16 @@ ARG VENV_OWNER=0:0
 COPY --from=build-worker --chown=${VENV_OWNER} /app/.venv /app/.venv
 CMD ["python", "-m", "tunefleet_worker"]
 
+FROM runtime AS client
+# The `tunefleet` CLI and Python API (the compose demo runs `tunefleet submit` with it).
+COPY --from=build-client /app/.venv /app/.venv
+CMD ["tunefleet", "--help"]
+
 # ---- test: the whole suite with dev tools, for `docker compose --profile test` ------------
 FROM build-base AS test
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-install-workspace
-COPY libs/tunefleet/src libs/tunefleet/src
+COPY libs libs
 COPY services services
 COPY examples examples
 COPY tests tests

@@ -20,23 +20,25 @@ install: $(UV) ## Create .venv from uv.lock (all services, dev tools)
 	$(UV) sync --frozen
 
 services-install: install ## Install RabbitMQ (apt) and build FerretDB (Go) if missing
-	$(UV) run --frozen python -m tunefleet.devservices install
+	$(UV) run --frozen python -m tunefleet_dev.devservices install
 
 demo: services-install ## Run a real 3-library study through the whole pipeline on local services
-	$(UV) run --frozen python -m tunefleet.demo
+	$(UV) run --frozen python -m tunefleet_dev.demo examples/demo.yaml
 
 test: services-install test-tools ## The whole test suite, against real services (what CI runs)
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy
+	$(UV) run --frozen lint-imports
 	$(UV) run --frozen pytest -q -ra
 
 test-unit: install ## Unit tests only (no services)
 	$(UV) run --frozen pytest -q tests/unit
 
-lint: install ## ruff lint and format check
+lint: install ## ruff lint and format check, import layers (import-linter)
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen lint-imports
 
 typecheck: install ## mypy, strict
 	$(UV) run --frozen mypy

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from tunefleet.broker import connect, topology_of
 from tunefleet.client import Client
-from tunefleet.devservices import Pipeline, Services, running
-from tunefleet.settings import ClientSettings
-from tunefleet.store import connect_store
+from tunefleet_dev.devservices import Pipeline, Services, running
+from tunefleet_runtime.broker import connect, topology_of
+from tunefleet_runtime.settings import ClientSettings
+from tunefleet_runtime.store import connect_store
 
 REPO = Path(__file__).resolve().parents[1]
 REPORT = REPO / "docs" / "benchmarks.md"

@@ -48,7 +48,7 @@ def child(spec_json: str) -> None:
     """In a fresh process: GridSearchCV over each library's grid; prints JSON on stdout."""
     from joblib import Parallel, delayed
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
-    from tunefleet.spec import parse_spec
+    from tunefleet_runtime.validation import parse_spec
     from tunefleet_worker.datasets import load_dataset
     from tunefleet_worker.training import make_estimator
 

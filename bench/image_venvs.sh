@@ -11,12 +11,13 @@ for svc in "${services[@]}"; do
   trap 'rm -rf "$work"' EXIT
   mkdir -p "$work/src"
   cp "$root/pyproject.toml" "$root/uv.lock" "$work/src/"
-  for m in libs/tunefleet services/publisher services/worker services/collector; do
+  for m in libs/contract libs/runtime libs/tunefleet libs/dev services/publisher services/worker services/collector; do
     mkdir -p "$work/src/$m" && cp "$root/$m/pyproject.toml" "$work/src/$m/"
   done
   export UV_PROJECT_ENVIRONMENT="$work/app/.venv" UV_COMPILE_BYTECODE=1 UV_PYTHON_DOWNLOADS=never
   (cd "$work/src" && uv sync -q --frozen --no-dev --no-install-workspace --package "tunefleet-$svc")
-  cp -r "$root/libs/tunefleet/src" "$work/src/libs/tunefleet/"
+  cp -r "$root/libs/contract/src" "$work/src/libs/contract/"
+  cp -r "$root/libs/runtime/src" "$work/src/libs/runtime/"
   cp -r "$root/services/$svc/src" "$work/src/services/$svc/"
   (cd "$work/src" && uv sync -q --frozen --no-dev --no-editable --package "tunefleet-$svc")
   rm -rf "$work/src"
@@ -25,6 +26,12 @@ for svc in "${services[@]}"; do
     echo "$svc: started without configuration?" >&2; exit 1
   fi
   grep -q "RABBITMQ_URL" "$work/err"
+  # A service image carries no client and no dev tooling.
+  if "$work/app/.venv/bin/python" -c "import tunefleet" 2>/dev/null \
+    || "$work/app/.venv/bin/python" -c "import tunefleet_dev" 2>/dev/null \
+    || [[ -e "$work/app/.venv/bin/tunefleet" ]]; then
+    echo "$svc: the client or the dev tooling is in the image" >&2; exit 1
+  fi
   echo "$svc venv: $(du -sm "$work/app/.venv" | cut -f1) MB"
   rm -rf "$work"
   trap - EXIT

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from tunefleet.devservices import Services
+from tunefleet_dev.devservices import Services
 
 from bench.common import (
     CORES,

@@ -41,8 +41,8 @@ def _attribute(frame: Any, current: str, totals: dict[str, float]) -> None:
 
 def run(reps: int, quick: bool) -> None:
     from pyinstrument import Profiler
-    from tunefleet.spec import parse_spec
-    from tunefleet.trials import expand
+    from tunefleet_runtime.trials import expand
+    from tunefleet_runtime.validation import parse_spec
     from tunefleet_worker import foldcache
     from tunefleet_worker.datasets import load_dataset
     from tunefleet_worker.training import TrialContext, run_trial

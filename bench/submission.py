@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 
-from tunefleet.broker import connect, topology_of
+from tunefleet_runtime.broker import connect, topology_of
 
 from bench.common import Spread, peak_rss_mb, pipeline, services_up, table, write_section
 from bench.studies import seed_scale_spec

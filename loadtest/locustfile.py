@@ -10,7 +10,7 @@ Users (pika, one connection each, loopback only):
   one user stands in for many workers, 40 users at 100/s offer 4,000 results/s.
 - `Submitter` publishes small study requests now and then, through the real publisher.
 
-The test starts its own collector and publisher (`tunefleet.devservices.Pipeline`) on a fresh
+The test starts its own collector and publisher (`tunefleet_dev.devservices.Pipeline`) on a fresh
 namespace and database, against `RABBITMQ_URL`/`MONGODB_URL` when set or local services it
 starts itself. When the users stop it waits for the collector to drain, then reads back every
 stored result: how many were stored per second, and the latency from the event's
@@ -36,12 +36,12 @@ import psutil
 from locust import User, constant_throughput, events, task
 from locust.env import Environment
 from locust.runners import WorkerRunner
-from tunefleet.broker import BatchChannel, connect, publish, topology_of
-from tunefleet.devservices import Pipeline, Services, start_services
-from tunefleet.messages import StudyRequest, TrialResult
-from tunefleet.settings import ClientSettings
-from tunefleet.spec import parse_spec
-from tunefleet.store import connect_store
+from tunefleet_contract.messages import StudyRequest, TrialResult
+from tunefleet_dev.devservices import Pipeline, Services, start_services
+from tunefleet_runtime.broker import BatchChannel, connect, publish, topology_of
+from tunefleet_runtime.settings import ClientSettings
+from tunefleet_runtime.store import connect_store
+from tunefleet_runtime.validation import parse_spec
 
 # pika logs every connection step at INFO; the users open one connection each.
 logging.getLogger("pika").setLevel(logging.WARNING)

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tunefleet.devservices import Pipeline, Services, ServiceUnavailableError, start_services
-from tunefleet.settings import ClientSettings
+from tunefleet_dev.devservices import Pipeline, Services, ServiceUnavailableError, start_services
+from tunefleet_runtime.settings import ClientSettings
 
 IN_CI = bool(os.environ.get("CI"))
 

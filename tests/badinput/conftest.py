@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 from pymongo.database import Database
-from tunefleet.broker import connect, topology_of
-from tunefleet.devservices import Pipeline, Services
-from tunefleet.settings import ClientSettings
-from tunefleet.store import connect_store
+from tunefleet_dev.devservices import Pipeline, Services
+from tunefleet_runtime.broker import connect, topology_of
+from tunefleet_runtime.settings import ClientSettings
+from tunefleet_runtime.store import connect_store
 
 from tests.support.badinputs import BadInput, Outcome, catalogue, inject, service_env, wait_for
 

@@ -9,11 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
-from tunefleet.broker import topology_of
 from tunefleet.cli import app
 from tunefleet.client import Client
-from tunefleet.deadletters import REQUEUED_HEADER, list_dead_letters, requeue_dead_letters
-from tunefleet.spec import SpecError, parse_spec
+from tunefleet_contract.spec import SpecError
+from tunefleet_runtime.broker import topology_of
+from tunefleet_runtime.deadletters import REQUEUED_HEADER, list_dead_letters, requeue_dead_letters
+from tunefleet_runtime.validation import parse_spec
 from typer.testing import CliRunner
 
 from tests.badinput.conftest import BadInputRun

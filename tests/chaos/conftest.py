@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from tunefleet.devservices import ServiceUnavailableError
+from tunefleet_dev.devservices import ServiceUnavailableError
 
 from tests.chaos.harness import OwnServices, own_services
 from tests.conftest import IN_CI

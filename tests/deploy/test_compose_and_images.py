@@ -110,6 +110,15 @@ def test_images_build_dependencies_first_and_run_as_non_root() -> None:
         )
         assert f"--frozen --no-dev --no-editable --package tunefleet-{service}" in build[-1]
         assert f'CMD ["python", "-m", "tunefleet_{service}"]' in stages[service]
+        # The contract, the runtime and the service itself: no client, no dev tooling.
+        copied = {line.split()[1] for line in build if line.startswith("COPY") and "src" in line}
+        assert copied == {"libs/contract/src", "libs/runtime/src", f"services/{service}/src"}
+
+
+def test_compose_demo_runs_the_client_image(compose: dict[str, Any]) -> None:
+    demo = compose["services"]["demo"]
+    assert demo["build"]["target"] == "client"
+    assert "FROM runtime AS client" in _stages((ROOT / "Dockerfile").read_text())["client"]
 
 
 def test_dockerignore_keeps_the_context_to_what_is_copied() -> None:

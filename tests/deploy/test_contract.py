@@ -1,6 +1,6 @@
 """Configuration contract: what each service reads is exactly what compose and k8s give it.
 
-The names come from the pydantic settings classes (tunefleet.settings), so adding a setting
+The names come from the pydantic settings classes (tunefleet_runtime.settings), so adding a setting
 without providing it everywhere, or leaving a stale variable behind, fails here.
 """
 
@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from pydantic_settings import BaseSettings
-from tunefleet.settings import (
+from tunefleet_runtime.settings import (
     ClientSettings,
     CollectorSettings,
     PublisherSettings,

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 from tunefleet.client import Client
-from tunefleet.devservices import Services, free_port
-from tunefleet.settings import ClientSettings
+from tunefleet_dev.devservices import Services, free_port
+from tunefleet_runtime.settings import ClientSettings
 
 from .conftest import SERVICES, container_env, find
 

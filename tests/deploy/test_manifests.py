@@ -8,8 +8,8 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from tunefleet.devservices import DEFAULT_CONSUMER_TIMEOUT_MS
-from tunefleet.topology import Topology
+from tunefleet_contract.topology import Topology
+from tunefleet_dev.devservices import DEFAULT_CONSUMER_TIMEOUT_MS
 
 from .conftest import OVERLAYS, ROOT, SERVICES, data_of, find, workloads
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from tunefleet.observability import TRIALS_STARTED, Health, HealthServer
+from tunefleet_runtime.observability import TRIALS_STARTED, Health, HealthServer
 
 
 class FakeConnection:
@@ -66,7 +66,7 @@ def test_a_loop_that_stops_ticking_fails_liveness(
     connection = FakeConnection()
     state.watch(connection)
     clock = [1000.0]
-    monkeypatch.setattr("tunefleet.observability.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("tunefleet_runtime.observability.time.monotonic", lambda: clock[0])
     connection.fire()  # the loop turned: a tick at t=1000, and the next timer is armed
     assert len(connection.timers) == 1
     clock[0] += 59
@@ -109,7 +109,7 @@ def test_metrics_are_exposed_in_prometheus_format(server: HealthServer) -> None:
 
 
 def test_worker_events_feed_the_counters() -> None:
-    from tunefleet import observability as obs
+    from tunefleet_runtime import observability as obs
 
     started, redelivered = obs.TRIALS_STARTED._value.get(), obs.REDELIVERIES._value.get()
     lag_count = _sample("tunefleet_queue_lag_seconds_count")
@@ -138,7 +138,7 @@ def test_confirmed_publishes_count_as_progress(
     connection = FakeConnection()
     state.watch(connection)
     clock = [1000.0]
-    monkeypatch.setattr("tunefleet.observability.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("tunefleet_runtime.observability.time.monotonic", lambda: clock[0])
     state.beat()
     clock[0] += 59
     state.beat()  # no timer fired (publishing a large study), but confirms keep coming

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tunefleet.devservices import Services
+from tunefleet_dev.devservices import Services
 
 
 @pytest.fixture

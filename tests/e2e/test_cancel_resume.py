@@ -11,14 +11,14 @@ from typing import Any
 
 import pandas as pd
 import yaml
-from tunefleet.broker import connect, topology_of
 from tunefleet.cli import app
 from tunefleet.client import Client
-from tunefleet.devservices import Pipeline
-from tunefleet.settings import ClientSettings
-from tunefleet.spec import parse_spec
-from tunefleet.store import connect_store
-from tunefleet.trials import expand
+from tunefleet_dev.devservices import Pipeline
+from tunefleet_runtime.broker import connect, topology_of
+from tunefleet_runtime.settings import ClientSettings
+from tunefleet_runtime.store import connect_store
+from tunefleet_runtime.trials import expand
+from tunefleet_runtime.validation import parse_spec
 from typer.testing import CliRunner
 
 runner = CliRunner()

@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
-from tunefleet.broker import connect, topology_of
 from tunefleet.cli import app
-from tunefleet.devservices import Pipeline
-from tunefleet.settings import ClientSettings
+from tunefleet_dev.devservices import Pipeline
+from tunefleet_runtime.broker import connect, topology_of
+from tunefleet_runtime.settings import ClientSettings
 from typer.testing import CliRunner
 
 runner = CliRunner()

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tunefleet.devservices import Services
+from tunefleet_dev.devservices import Services
 
 REPO = Path(__file__).resolve().parents[2]
 

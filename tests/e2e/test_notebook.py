@@ -6,9 +6,9 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
-from tunefleet.devservices import Pipeline
-from tunefleet.settings import ClientSettings
-from tunefleet.store import connect_store
+from tunefleet_dev.devservices import Pipeline
+from tunefleet_runtime.settings import ClientSettings
+from tunefleet_runtime.store import connect_store
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "examples" / "quickstart.ipynb"
 

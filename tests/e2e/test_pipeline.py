@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 from tunefleet.client import Client
-from tunefleet.devservices import Pipeline
-from tunefleet.settings import ClientSettings
-from tunefleet.spec import parse_spec
-from tunefleet.store import connect_store
-from tunefleet.trials import expand
+from tunefleet_dev.devservices import Pipeline
+from tunefleet_runtime.settings import ClientSettings
+from tunefleet_runtime.store import connect_store
+from tunefleet_runtime.trials import expand
+from tunefleet_runtime.validation import parse_spec
 from tunefleet_worker.datasets import load_dataset
 
 from tests.support.reference import ParamsKey, gridsearch_means

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 from tunefleet.client import Client
-from tunefleet.devservices import Pipeline
 from tunefleet.report import build_report
-from tunefleet.settings import ClientSettings
+from tunefleet_dev.devservices import Pipeline
+from tunefleet_runtime.settings import ClientSettings
 
 from tests.support.chromium import Browser, chromium_binary
 

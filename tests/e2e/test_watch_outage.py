@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from tunefleet.client import Client
-from tunefleet.devservices import Pipeline, ServiceUnavailableError
 from tunefleet.progress import Progress
-from tunefleet.settings import ClientSettings
-from tunefleet.store import StudyStatus
+from tunefleet_dev.devservices import Pipeline, ServiceUnavailableError
+from tunefleet_runtime.settings import ClientSettings
+from tunefleet_runtime.store import StudyStatus
 
 from tests.chaos.harness import OwnServices, own_services
 from tests.conftest import IN_CI

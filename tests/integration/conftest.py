@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 from pika.adapters.blocking_connection import BlockingChannel
-from tunefleet.broker import connect, topology_of
-from tunefleet.settings import ClientSettings
-from tunefleet.topology import Topology
+from tunefleet_contract.topology import Topology
+from tunefleet_runtime.broker import connect, topology_of
+from tunefleet_runtime.settings import ClientSettings
 
 from tests.support.broker import Running
 

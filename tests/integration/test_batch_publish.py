@@ -5,8 +5,8 @@ from __future__ import annotations
 import pika.exceptions
 import pytest
 from pika.adapters.blocking_connection import BlockingChannel
-from tunefleet.broker import BatchChannel
-from tunefleet.topology import Topology
+from tunefleet_contract.topology import Topology
+from tunefleet_runtime.broker import BatchChannel
 
 from tests.support.broker import queue_depth, take
 

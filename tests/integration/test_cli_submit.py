@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from pika.adapters.blocking_connection import BlockingChannel
-from tunefleet.settings import ClientSettings
-from tunefleet.topology import Topology
+from tunefleet_contract.topology import Topology
+from tunefleet_runtime.settings import ClientSettings
 
 from tests.support.broker import queue_depth
 

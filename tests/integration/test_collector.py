@@ -5,14 +5,20 @@ from collections.abc import Callable
 from typing import Any
 
 from pika.adapters.blocking_connection import BlockingChannel
-from tunefleet.broker import REASON_HEADER, dead_letter, publish
-from tunefleet.messages import StudyRegistered, TrialMessage, TrialResult, TrialSpec, TrialsStarted
-from tunefleet.settings import ClientSettings, CollectorSettings
-from tunefleet.spec import parse_spec
-from tunefleet.store import connect_store, study_status
-from tunefleet.topology import Topology
-from tunefleet.trials import expand
 from tunefleet_collector.collector import Collector
+from tunefleet_contract.messages import (
+    StudyRegistered,
+    TrialMessage,
+    TrialResult,
+    TrialSpec,
+    TrialsStarted,
+)
+from tunefleet_contract.topology import Topology
+from tunefleet_runtime.broker import REASON_HEADER, dead_letter, publish
+from tunefleet_runtime.settings import ClientSettings, CollectorSettings
+from tunefleet_runtime.store import connect_store, study_status
+from tunefleet_runtime.trials import expand
+from tunefleet_runtime.validation import parse_spec
 
 from tests.support.broker import Running, queue_depth, take
 

@@ -4,14 +4,14 @@ from collections.abc import Callable
 from typing import Any
 
 from pika.adapters.blocking_connection import BlockingChannel
-from tunefleet.broker import REASON_HEADER, publish
 from tunefleet.client import Client
-from tunefleet.messages import StudyRegistered, TrialMessage, decode_event
-from tunefleet.settings import ClientSettings, PublisherSettings
-from tunefleet.spec import parse_spec
-from tunefleet.topology import Topology
-from tunefleet.trials import expand
+from tunefleet_contract.messages import StudyRegistered, TrialMessage, decode_event
+from tunefleet_contract.topology import Topology
 from tunefleet_publisher.publisher import Publisher
+from tunefleet_runtime.broker import REASON_HEADER, publish
+from tunefleet_runtime.settings import ClientSettings, PublisherSettings
+from tunefleet_runtime.trials import expand
+from tunefleet_runtime.validation import parse_spec
 
 from tests.support.broker import Running, queue_depth, take
 

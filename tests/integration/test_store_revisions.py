@@ -6,11 +6,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tunefleet.messages import StudyRegistered, TrialResult, TrialSpec, TrialsStarted
-from tunefleet.settings import ClientSettings
-from tunefleet.spec import StudySpec, parse_spec
-from tunefleet.store import connect_store, leaderboard, study_status, trial_documents, write_events
-from tunefleet.trials import expand
+from tunefleet_contract.messages import StudyRegistered, TrialResult, TrialSpec, TrialsStarted
+from tunefleet_contract.spec import StudySpec
+from tunefleet_runtime.settings import ClientSettings
+from tunefleet_runtime.store import (
+    connect_store,
+    leaderboard,
+    study_status,
+    trial_documents,
+    write_events,
+)
+from tunefleet_runtime.trials import expand
+from tunefleet_runtime.validation import parse_spec
 
 STUDY = "fix-0123456789ab"
 

@@ -5,12 +5,18 @@ from collections.abc import Callable
 from typing import Any
 
 from pika.adapters.blocking_connection import BlockingChannel
-from tunefleet.broker import REASON_HEADER, publish
-from tunefleet.messages import TrialMessage, TrialResult, TrialSpec, TrialsStarted, decode_event
-from tunefleet.settings import ClientSettings, WorkerSettings
-from tunefleet.spec import BuiltinDataset
-from tunefleet.topology import Topology
-from tunefleet.trials import trial_id
+from tunefleet_contract.messages import (
+    TrialMessage,
+    TrialResult,
+    TrialSpec,
+    TrialsStarted,
+    decode_event,
+)
+from tunefleet_contract.spec import BuiltinDataset
+from tunefleet_contract.topology import Topology
+from tunefleet_runtime.broker import REASON_HEADER, publish
+from tunefleet_runtime.settings import ClientSettings, WorkerSettings
+from tunefleet_runtime.trials import trial_id
 from tunefleet_worker.worker import Worker
 
 from tests.support.broker import Running, queue_depth, take

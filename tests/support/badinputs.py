@@ -19,10 +19,10 @@ from typing import Any, Literal
 
 from pika.adapters.blocking_connection import BlockingChannel
 from pymongo.database import Database
-from tunefleet.broker import publish
-from tunefleet.deadletters import DeadLetter, list_dead_letters
-from tunefleet.settings import BrokerSettings
-from tunefleet.topology import Topology
+from tunefleet_contract.topology import Topology
+from tunefleet_runtime.broker import publish
+from tunefleet_runtime.deadletters import DeadLetter, list_dead_letters
+from tunefleet_runtime.settings import BrokerSettings
 
 CASE_HEADER = "x-test-bad-input"
 # The services under test take messages up to this size; `catalogue` goes one byte over it.

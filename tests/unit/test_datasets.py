@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tunefleet.spec import BuiltinDataset, FileDataset, SyntheticDataset
+from tunefleet_contract.spec import BuiltinDataset, FileDataset, SyntheticDataset
 from tunefleet_worker.datasets import DatasetError, load_dataset
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tunefleet.spec import parse_spec
-from tunefleet.trials import expand
+from tunefleet_runtime.trials import expand
+from tunefleet_runtime.validation import parse_spec
 from tunefleet_worker import foldcache
 from tunefleet_worker.datasets import load_dataset
 from tunefleet_worker.training import TrialContext, run_trial

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from tunefleet.messages import (
+from tunefleet_contract.messages import (
     DecodeError,
     StudyRegistered,
     StudyRequest,
@@ -13,8 +13,8 @@ from tunefleet.messages import (
     decode_event,
     finite_or_none,
 )
-from tunefleet.spec import parse_spec
-from tunefleet.trials import expand
+from tunefleet_runtime.trials import expand
+from tunefleet_runtime.validation import parse_spec
 
 SPEC = parse_spec({"dataset": "iris", "search": {"xgboost": {"grid": {"max_depth": [2, 3]}}}})
 TRIALS = list(expand(SPEC, "s"))

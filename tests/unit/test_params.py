@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from tunefleet.params import LIBRARIES, THREAD_PARAM, ParamError, check_param
+from tunefleet_contract.params import LIBRARIES, THREAD_PARAM, ParamError, check_param
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tunefleet.messages import StudyCancelled, StudyResumed, TrialResult, TrialsStarted
 from tunefleet.progress import _State
+from tunefleet_contract.messages import StudyCancelled, StudyResumed, TrialResult, TrialsStarted
 
 A, B, C = "a" * 24, "b" * 24, "c" * 24
 

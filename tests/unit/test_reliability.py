@@ -19,13 +19,14 @@ from pymongo.errors import (
     OperationFailure,
     ServerSelectionTimeoutError,
 )
-from tunefleet.broker import REASON_HEADER, SOURCE_HEADER, delivery_attempt
-from tunefleet.deadletters import death_reason, describe, format_dead_letter, source_queue
-from tunefleet.messages import DecodeError, TrialMessage
-from tunefleet.service import start_service
-from tunefleet.settings import BrokerSettings, PublisherSettings, StoreSettings
-from tunefleet.store import finite
 from tunefleet_collector.collector import dead_trial_results, store_error_is_transient
+from tunefleet_contract.messages import DecodeError, TrialMessage
+from tunefleet_runtime.broker import REASON_HEADER, SOURCE_HEADER, delivery_attempt
+from tunefleet_runtime.consumer import RefusalError
+from tunefleet_runtime.deadletters import death_reason, describe, format_dead_letter, source_queue
+from tunefleet_runtime.service import start_service
+from tunefleet_runtime.settings import BrokerSettings, PublisherSettings, StoreSettings
+from tunefleet_runtime.store import finite
 from tunefleet_worker.worker import check_message
 
 TRIAL_MESSAGE = TrialMessage.model_validate(
@@ -118,8 +119,10 @@ def test_the_worker_refuses_an_unknown_library_even_without_parameters() -> None
             "trials": [{"trial_id": "b" * 24, "library": "sklearn", "params": {}}],
         }
     )
-    with pytest.raises(DecodeError, match="unknown library 'sklearn'"):
+    # A policy refusal, not a DecodeError: the message is well formed, this worker won't run it.
+    with pytest.raises(RefusalError, match="unknown library 'sklearn'") as refused:
         check_message(message, max_threads=4)
+    assert not isinstance(refused.value, DecodeError)
 
 
 SOURCES = [

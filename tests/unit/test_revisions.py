@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tunefleet.control import StudyControl
-from tunefleet.messages import StudyCancelled, StudyRegistered, StudyResumed, TrialResult
 from tunefleet.progress import _State
-from tunefleet.spec import parse_spec
-from tunefleet.trials import expand
+from tunefleet_contract.messages import StudyCancelled, StudyRegistered, StudyResumed, TrialResult
+from tunefleet_runtime.control import StudyControl
+from tunefleet_runtime.trials import expand
+from tunefleet_runtime.validation import parse_spec
 
 BASE: dict[str, Any] = {
     "name": "fix",

@@ -5,7 +5,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tunefleet.spec import LARGE_STUDY, SpecError, load_spec, parse_spec
+from tunefleet_contract.spec import LARGE_STUDY, SpecError
+from tunefleet_runtime.validation import load_spec, parse_spec, resolved_task
 
 
 def spec(**overrides: Any) -> dict[str, Any]:
@@ -27,7 +28,7 @@ def test_minimal_spec_fills_defaults() -> None:
     study = parse_spec(spec())
     assert study.cv.folds == 5 and study.cv.seed == 0
     assert study.chunk_size == 1
-    assert study.resolved_task() == "classification"
+    assert resolved_task(study) == "classification"
     assert study.resolved_metric("classification") == "accuracy"
     assert study.n_trials() == 2
 
@@ -36,9 +37,9 @@ def test_dataset_forms() -> None:
     synthetic = parse_spec(
         spec(dataset={"kind": "make_regression", "n_samples": 100, "noise": 0.5, "seed": 3})
     )
-    assert synthetic.resolved_task() == "regression"
+    assert resolved_task(synthetic) == "regression"
     file = parse_spec(spec(dataset={"kind": "file", "path": "a/b.parquet", "target": "y"}))
-    assert file.resolved_task() is None  # inferred by the worker from the target column
+    assert resolved_task(file) is None  # inferred by the worker from the target column
 
 
 def test_study_id_is_stable_and_content_addressed() -> None:
@@ -97,7 +98,7 @@ def test_load_spec_yaml_and_json(tmp_path: Path) -> None:
         "dataset: iris\nsearch:\n  lightgbm:\n    grid: {num_leaves: [4]}\n"
     )
     assert load_spec(tmp_path / "s.json").n_trials() == 2
-    assert load_spec(tmp_path / "s.yaml").resolved_task() == "classification"
+    assert resolved_task(load_spec(tmp_path / "s.yaml")) == "classification"
     (tmp_path / "bad.yaml").write_text("dataset: [unclosed\n")
     with pytest.raises(SpecError, match="not valid yaml"):
         load_spec(tmp_path / "bad.yaml")

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tunefleet.messages import TrialSpec
-from tunefleet.spec import BuiltinDataset
-from tunefleet.trials import trial_id
+from tunefleet_contract.messages import TrialSpec
+from tunefleet_contract.spec import BuiltinDataset
+from tunefleet_runtime.trials import trial_id
 from tunefleet_worker.datasets import Dataset, load_dataset
 from tunefleet_worker.training import TrialContext, run_trial
 

@@ -4,8 +4,8 @@ from typing import Any
 
 import pytest
 from sklearn.model_selection import ParameterGrid
-from tunefleet.spec import parse_spec
-from tunefleet.trials import chunked, expand, trial_id
+from tunefleet_runtime.trials import chunked, expand, trial_id
+from tunefleet_runtime.validation import parse_spec
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ __all__ = ["Client", "Study"]
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy: the services import tunefleet.* submodules and should not pay for the client's.
+    # Lazy: `import tunefleet.cli` should not pay for the client's imports before it needs them.
     if name in __all__:
         from tunefleet import client
 

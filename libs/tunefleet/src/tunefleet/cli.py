@@ -25,14 +25,19 @@ from pymongo.errors import PyMongoError
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from tunefleet_contract.spec import SpecError
+from tunefleet_runtime.broker import CONNECTION_ERRORS
+from tunefleet_runtime.deadletters import (
+    format_dead_letter,
+    list_dead_letters,
+    requeue_dead_letters,
+)
+from tunefleet_runtime.settings import ClientSettings
+from tunefleet_runtime.store import StudyStatus, finite
+from tunefleet_runtime.validation import load_spec
 
-from tunefleet.broker import CONNECTION_ERRORS
 from tunefleet.client import Client, Study, StudyNotFoundError, format_duration
-from tunefleet.deadletters import format_dead_letter, list_dead_letters, requeue_dead_letters
 from tunefleet.progress import Progress
-from tunefleet.settings import ClientSettings
-from tunefleet.spec import SpecError, load_spec
-from tunefleet.store import StudyStatus, finite
 
 __all__ = ["app", "main"]
 

@@ -20,12 +20,11 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tunefleet.broker import connect, publish, topology_of
-from tunefleet.messages import StudyCancelled, StudyRequest, StudyResumed
-from tunefleet.progress import Progress, from_store, watch
-from tunefleet.settings import ClientSettings
-from tunefleet.spec import SpecError, StudySpec, load_spec, parse_spec
-from tunefleet.store import (
+from tunefleet_contract.messages import StudyCancelled, StudyRequest, StudyResumed
+from tunefleet_contract.spec import SpecError, StudySpec
+from tunefleet_runtime.broker import connect, publish, topology_of
+from tunefleet_runtime.settings import ClientSettings
+from tunefleet_runtime.store import (
     StudyStatus,
     connect_store,
     current_revision,
@@ -34,7 +33,10 @@ from tunefleet.store import (
     study_status,
     trial_documents,
 )
-from tunefleet.trials import expand
+from tunefleet_runtime.trials import expand
+from tunefleet_runtime.validation import load_spec, parse_spec, validate_spec
+
+from tunefleet.progress import Progress, from_store, watch
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -171,7 +173,7 @@ class Client:
     def spec(spec: SpecLike) -> StudySpec:
         """Validate a spec given as a model, a mapping or a path to a YAML/JSON file."""
         if isinstance(spec, StudySpec):
-            return spec
+            return validate_spec(spec)
         if isinstance(spec, str | Path):
             return load_spec(spec)
         return parse_spec(spec)

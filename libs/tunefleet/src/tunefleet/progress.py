@@ -22,9 +22,7 @@ from typing import Any
 import pika
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
-
-from tunefleet.broker import CONNECTION_ERRORS, connect, topology_of
-from tunefleet.messages import (
+from tunefleet_contract.messages import (
     DecodeError,
     StudyCancelled,
     StudyRegistered,
@@ -33,9 +31,10 @@ from tunefleet.messages import (
     TrialsStarted,
     decode_event,
 )
-from tunefleet.settings import ClientSettings
-from tunefleet.store import current_revision
-from tunefleet.topology import declare_watch_queue
+from tunefleet_contract.topology import declare_watch_queue
+from tunefleet_runtime.broker import CONNECTION_ERRORS, connect, topology_of
+from tunefleet_runtime.settings import ClientSettings
+from tunefleet_runtime.store import current_revision
 
 __all__ = ["Progress", "from_store", "watch"]
 

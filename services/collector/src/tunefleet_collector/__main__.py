@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tunefleet.service import on_shutdown, start_service
-from tunefleet.settings import CollectorSettings
+from tunefleet_runtime.service import on_shutdown, start_service
+from tunefleet_runtime.settings import CollectorSettings
 
 from tunefleet_collector.collector import Collector
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -13,24 +12,19 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure
-from tunefleet import observability
-from tunefleet.broker import (
-    connect,
-    dead_letter,
-    delivery_attempt,
-    topology_of,
-)
-from tunefleet.deadletters import death_reason
-from tunefleet.messages import (
+from tunefleet_contract.messages import (
     DecodeError,
     Event,
     TrialMessage,
     TrialResult,
     decode_event,
 )
-from tunefleet.service import serve_until_stopped
-from tunefleet.settings import CollectorSettings
-from tunefleet.store import connect_store, ensure_indexes, write_events
+from tunefleet_runtime import observability
+from tunefleet_runtime.broker import dead_letter, delivery_attempt, topology_of
+from tunefleet_runtime.consumer import ConsumerRuntime, Delivery, Subscription
+from tunefleet_runtime.deadletters import death_reason
+from tunefleet_runtime.settings import CollectorSettings
+from tunefleet_runtime.store import connect_store, ensure_indexes, write_events
 
 __all__ = ["Collector", "dead_trial_results"]
 
@@ -82,36 +76,36 @@ def dead_trial_results(body: bytes, properties: pika.BasicProperties) -> list[Tr
 
 
 @dataclass(frozen=True)
-class _Delivery:
-    """One unacked message and what it carries; kept so that a refused one can be set aside."""
+class _Item:
+    """One unacked delivery and the events it carries; kept so that a refused one can be set
+    aside."""
 
-    queue: str
-    body: bytes
-    properties: pika.BasicProperties
+    delivery: Delivery[Any]
     events: list[Event]
 
 
 @dataclass
 class _Batch:
     events: list[Event] = field(default_factory=list)
-    items: list[_Delivery] = field(default_factory=list)
-    last_tag: int = 0
+    items: list[_Item] = field(default_factory=list)
+    last: Delivery[Any] | None = None
     first_at: float = 0.0
     deliveries: int = 0
 
-    def add(self, tag: int, delivery: _Delivery) -> None:
+    def add(self, delivery: Delivery[Any], events: list[Event]) -> None:
         if self.deliveries == 0:
             self.first_at = time.monotonic()
         self.deliveries += 1
-        self.events.extend(delivery.events)
-        if delivery.events:
-            self.items.append(delivery)
-        self.last_tag = tag
+        self.events.extend(events)
+        if events:
+            self.items.append(_Item(delivery, events))
+        self.last = delivery
 
     def clear(self) -> None:
         self.events.clear()
         self.items.clear()
-        self.last_tag = self.deliveries = 0
+        self.last = None
+        self.deliveries = 0
 
 
 class Collector:
@@ -121,12 +115,41 @@ class Collector:
         self._stopping = threading.Event()
         self._db: Database[dict[str, Any]] | None = None
         self.stored = 0
+        self._batch = _Batch()
+        self._failures = 0
+        self._runtime = ConsumerRuntime(
+            settings,
+            self._stopping,
+            [
+                Subscription(
+                    self.topology.events_queue,
+                    decode_event,
+                    lambda delivery: self._batch.add(delivery, [delivery.message]),
+                    refused=lambda delivery: self._batch.add(delivery, []),
+                ),
+                # Already dead letters: anything goes (no decoding to refuse), and nothing read
+                # here goes back to the dead-letter exchange, where it would come round again.
+                Subscription(
+                    self.topology.dead_letter_collector_queue,
+                    lambda body: body,
+                    lambda delivery: self._batch.add(
+                        delivery, list(dead_trial_results(delivery.body, delivery.properties))
+                    ),
+                    refused=lambda delivery: self._batch.add(delivery, []),
+                    dead_letters=False,
+                ),
+            ],
+            prefetch=settings.tunefleet_collector_batch * 2,
+            on_connect=self._connected,
+            tick=self._flush,
+            turn_s=settings.tunefleet_collector_flush_s,
+        )
 
     def stop(self) -> None:
         self._stopping.set()
 
     def run(self) -> None:
-        serve_until_stopped(self._serve, self._stopping)
+        self._runtime.run()
 
     def _store(self) -> Database[dict[str, Any]]:
         if self._db is None:
@@ -135,54 +158,43 @@ class Collector:
             self._db = db
         return self._db
 
-    def _serve(self) -> None:
-        connection, channel = connect(self.settings, stopping=self._stopping)
-        batch = _Batch()
+    def _connected(self, _connection: pika.BlockingConnection, _channel: BlockingChannel) -> None:
+        # What was delivered on the lost connection comes again; none of it was acked.
+        self._batch = _Batch()
+        self._failures = 0
+
+    def _flush(self) -> float:
+        """After each turn of the loop: write the batch when it is full or old enough, then
+        ack everything in it. Returns how long the next turn may wait for deliveries."""
+        flush_s = self.settings.tunefleet_collector_flush_s
+        batch = self._batch
+        due = batch.deliveries and (
+            len(batch.events) >= self.settings.tunefleet_collector_batch
+            or time.monotonic() - batch.first_at >= flush_s
+            or self._failures
+        )
+        if not due or batch.last is None:
+            return flush_s
         try:
-            channel.basic_qos(prefetch_count=self.settings.tunefleet_collector_batch * 2)
-            channel.basic_consume(
-                self.topology.events_queue,
-                on_message_callback=functools.partial(self._on_event, batch),
-            )
-            channel.basic_consume(
-                self.topology.dead_letter_collector_queue,
-                on_message_callback=functools.partial(self._on_dead_letter, batch),
-            )
-            flush_s = self.settings.tunefleet_collector_flush_s
-            failures = 0
-            while not self._stopping.is_set():
-                connection.process_data_events(
-                    time_limit=flush_s if failures == 0 else min(0.2 * 2**failures, 5.0)
+            counts = write_events(self._store(), batch.events)
+        except Exception as exc:  # pymongo, bson and the odd OverflowError alike
+            if self._store_is_away(exc) or not self._set_aside(batch):
+                self._failures += 1
+                log.warning(
+                    "store unavailable (%s); %d events wait unacked",
+                    str(exc)[:300],
+                    len(batch.events),
                 )
-                due = batch.deliveries and (
-                    len(batch.events) >= self.settings.tunefleet_collector_batch
-                    or time.monotonic() - batch.first_at >= flush_s
-                    or failures
-                )
-                if not due:
-                    continue
-                try:
-                    counts = write_events(self._store(), batch.events)
-                except Exception as exc:  # pymongo, bson and the odd OverflowError alike
-                    if self._store_is_away(exc) or not self._set_aside(channel, batch):
-                        failures += 1
-                        log.warning(
-                            "store unavailable (%s); %d events wait unacked",
-                            str(exc)[:300],
-                            len(batch.events),
-                        )
-                        continue
-                    counts = {"trials": 0}
-                failures = 0
-                # Everything delivered on this channel and not yet acked is in this batch.
-                channel.basic_ack(batch.last_tag, multiple=True)
-                self.stored += counts["trials"]
-                observability.WRITE_BATCH_SIZE.observe(len(batch.events))
-                log.debug("stored %s from %d deliveries", counts, batch.deliveries)
-                batch.clear()
-        finally:
-            if connection.is_open:
-                connection.close()
+                return min(0.2 * 2.0**self._failures, 5.0)
+            counts = {"trials": 0}
+        self._failures = 0
+        # Everything delivered on this channel and not yet acked is in this batch.
+        batch.last.ack(multiple=True)
+        self.stored += counts["trials"]
+        observability.WRITE_BATCH_SIZE.observe(len(batch.events))
+        log.debug("stored %s from %d deliveries", counts, batch.deliveries)
+        batch.clear()
+        return flush_s
 
     def _store_is_away(self, exc: Exception) -> bool:
         """A failed write means "wait and retry" only while the store does not answer a ping:
@@ -198,7 +210,7 @@ class Collector:
             return True
         return False
 
-    def _set_aside(self, channel: BlockingChannel, batch: _Batch) -> bool:
+    def _set_aside(self, batch: _Batch) -> bool:
         """The store refused the batch: write it delivery by delivery and dead-letter the ones
         it refuses, so that one bad event cannot stop the collector. False: the store went
         away meanwhile, and the whole batch waits (what was written is written idempotently)."""
@@ -210,47 +222,17 @@ class Collector:
                 if self._store_is_away(exc):
                     return False
                 reason = f"store refused: {type(exc).__name__}: {exc}"
-                if item.queue == self.topology.dead_letter_collector_queue:
+                delivery = item.delivery
+                if delivery.queue == self.topology.dead_letter_collector_queue:
                     # Already a dead letter (its copy stays in dead-letters): do not loop it.
                     log.error("cannot record a dead trial message: %s", reason[:500])
                 else:
                     dead_letter(
-                        channel, self.topology, item.body, item.properties, reason, item.queue
+                        delivery.channel,
+                        self.topology,
+                        delivery.body,
+                        delivery.properties,
+                        reason,
+                        delivery.queue,
                     )
         return True
-
-    def _on_event(
-        self,
-        batch: _Batch,
-        channel: BlockingChannel,
-        method: pika.spec.Basic.Deliver,
-        properties: pika.BasicProperties,
-        body: bytes,
-    ) -> None:
-        try:
-            if len(body) > self.settings.tunefleet_max_message_bytes:
-                raise DecodeError(f"message of {len(body):,} bytes is over the size limit")
-            event = decode_event(body)
-        except DecodeError as exc:
-            dead_letter(
-                channel, self.topology, body, properties, str(exc), self.topology.events_queue
-            )
-            event = None
-        batch.add(
-            method.delivery_tag,
-            _Delivery(self.topology.events_queue, body, properties, [event] if event else []),
-        )
-
-    def _on_dead_letter(
-        self,
-        batch: _Batch,
-        channel: BlockingChannel,
-        method: pika.spec.Basic.Deliver,
-        properties: pika.BasicProperties,
-        body: bytes,
-    ) -> None:
-        events: list[Event] = list(dead_trial_results(body, properties))
-        batch.add(
-            method.delivery_tag,
-            _Delivery(self.topology.dead_letter_collector_queue, body, properties, events),
-        )

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from tunefleet.service import on_shutdown, start_service
-from tunefleet.settings import PublisherSettings
+from tunefleet_runtime.service import on_shutdown, start_service
+from tunefleet_runtime.settings import PublisherSettings
+from tunefleet_runtime.validation import warm_up
 
 from tunefleet_publisher.publisher import Publisher
 
 
 def main() -> None:
     publisher = Publisher(start_service("publisher", PublisherSettings))
+    # The planner validates every spec (metric names come from scikit-learn): load that before
+    # the first request, not while it waits.
+    warm_up()
     on_shutdown(publisher.stop)
     publisher.run()
 

@@ -8,18 +8,14 @@ import time
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
-from tunefleet import observability
-from tunefleet.broker import (
-    BatchChannel,
-    connect,
-    dead_letter,
-    publish,
-    topology_of,
-)
-from tunefleet.messages import DecodeError, StudyRegistered, StudyRequest, TrialMessage
-from tunefleet.service import serve_until_stopped
-from tunefleet.settings import PublisherSettings
-from tunefleet.trials import chunked, expand
+from tunefleet_contract.messages import StudyRegistered, StudyRequest, TrialMessage
+from tunefleet_contract.spec import SpecError
+from tunefleet_runtime import observability
+from tunefleet_runtime.broker import BatchChannel, publish, topology_of
+from tunefleet_runtime.consumer import ConsumerRuntime, Delivery, RefusalError, Subscription
+from tunefleet_runtime.settings import PublisherSettings
+from tunefleet_runtime.trials import chunked, expand
+from tunefleet_runtime.validation import resolved_task, validate_spec
 
 __all__ = ["Publisher", "expand_request"]
 
@@ -37,7 +33,7 @@ def expand_request(request: StudyRequest) -> tuple[int, list[TrialMessage]]:
         total += 1
         if wanted is None or trial.trial_id in wanted:
             trials.append(trial)
-    task = spec.resolved_task()
+    task = resolved_task(spec)
     for chunk in chunked(iter(trials), spec.chunk_size):
         messages.append(
             TrialMessage(
@@ -59,60 +55,47 @@ class Publisher:
         self.settings = settings
         self.topology = topology_of(settings)
         self._stopping = threading.Event()
+        self._batch: BatchChannel | None = None
+        self._runtime = ConsumerRuntime(
+            settings,
+            self._stopping,
+            [Subscription(self.topology.studies_queue, self._decode, self._handle)],
+            prefetch=1,
+            on_connect=self._connected,
+        )
 
     def stop(self) -> None:
         self._stopping.set()
 
     def run(self) -> None:
-        serve_until_stopped(self._serve, self._stopping)
+        self._runtime.run()
 
-    def _serve(self) -> None:
-        connection, channel = connect(self.settings, stopping=self._stopping)
-        channel.basic_qos(prefetch_count=1)
+    def _connected(self, connection: pika.BlockingConnection, _channel: BlockingChannel) -> None:
+        self._batch = BatchChannel(connection)
+
+    def _decode(self, body: bytes) -> StudyRequest:
+        request = StudyRequest.decode(body)
+        # Decoding checked the structure; the full check (catalogue, scorer) is the planner's,
+        # once: the request may not come from a client that ran it.
         try:
-            batch = BatchChannel(connection)
-            for method, properties, body in channel.consume(
-                self.topology.studies_queue, inactivity_timeout=0.5
-            ):
-                if self._stopping.is_set():
-                    break
-                if method is None:
-                    continue
-                self._handle(channel, batch, method, properties, body)
-        finally:
-            if connection.is_open:
-                connection.close()
-
-    def _handle(
-        self,
-        channel: BlockingChannel,
-        batch: BatchChannel,
-        method: pika.spec.Basic.Deliver,
-        properties: pika.BasicProperties,
-        body: bytes,
-    ) -> None:
-        if len(body) > self.settings.tunefleet_max_message_bytes:
-            reason = f"message of {len(body):,} bytes is over the limit"
-            dead_letter(
-                channel, self.topology, body, properties, reason, self.topology.studies_queue
+            validate_spec(request.spec)
+        except SpecError as exc:
+            raise RefusalError(str(exc)) from None
+        n = request.spec.n_trials()
+        if n > self.settings.tunefleet_max_trials:
+            raise RefusalError(
+                f"study has {n:,} trials, over this publisher's limit of "
+                f"{self.settings.tunefleet_max_trials:,} (TUNEFLEET_MAX_TRIALS)"
             )
-            channel.basic_ack(method.delivery_tag)
-            return
+        return request
+
+    def _handle(self, delivery: Delivery[StudyRequest]) -> None:
         started = time.monotonic()
-        try:
-            request = StudyRequest.decode(body)
-            self._check_size(request)
-            total, messages = expand_request(request)
-        except Exception as exc:  # a request that breaks expansion must not stop the publisher
-            reason = str(exc) if isinstance(exc, DecodeError) else f"{type(exc).__name__}: {exc}"
-            dead_letter(
-                channel, self.topology, body, properties, reason, self.topology.studies_queue
-            )
-            channel.basic_ack(method.delivery_tag)
-            return
+        request = delivery.message
+        total, messages = expand_request(request)
         # The study first: the collector then knows the total before any result arrives.
         publish(
-            channel,
+            delivery.channel,
             self.topology.events_exchange,
             "study.registered",
             StudyRegistered(
@@ -125,16 +108,17 @@ class Publisher:
                 rerun_failed=request.rerun_failed,
             ).encode(),
         )
+        assert self._batch is not None  # set on connect, before any delivery
         # One broker round trip per TUNEFLEET_PUBLISH_BATCH messages instead of one per message.
         size = self.settings.tunefleet_publish_batch
         for first in range(0, len(messages), size):
             part = messages[first : first + size]
-            batch.publish(
+            self._batch.publish(
                 self.topology.trials_exchange, [("trial", message.encode()) for message in part]
             )
             observability.TRIALS_PUBLISHED.inc(sum(len(message.trials) for message in part))
         # Only now: a crash before this ack republishes the same trial ids, which is harmless.
-        channel.basic_ack(method.delivery_tag)
+        delivery.ack()
         log.info(
             "published study %s: %d trials in %d messages in %.2f s",
             request.study_id,
@@ -142,11 +126,3 @@ class Publisher:
             len(messages),
             time.monotonic() - started,
         )
-
-    def _check_size(self, request: StudyRequest) -> None:
-        n = request.spec.n_trials()
-        if n > self.settings.tunefleet_max_trials:
-            raise DecodeError(
-                f"study has {n:,} trials, over this publisher's limit of "
-                f"{self.settings.tunefleet_max_trials:,} (TUNEFLEET_MAX_TRIALS)"
-            )

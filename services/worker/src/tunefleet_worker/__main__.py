@@ -15,8 +15,8 @@ def main() -> None:
     # clean exit too. `on_shutdown` takes over once the worker exists.
     signal.signal(signal.SIGTERM, _exit_cleanly)
 
-    from tunefleet.service import on_shutdown, start_service
-    from tunefleet.settings import WorkerSettings
+    from tunefleet_runtime.service import on_shutdown, start_service
+    from tunefleet_runtime.settings import WorkerSettings
 
     from tunefleet_worker.training import warm_up
     from tunefleet_worker.worker import Worker

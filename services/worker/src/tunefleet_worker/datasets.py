@@ -9,7 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from tunefleet.spec import BUILTIN_DATASETS, DatasetSpec, FileDataset, SyntheticDataset, Task
+from tunefleet_contract.spec import (
+    BUILTIN_DATASETS,
+    DatasetSpec,
+    FileDataset,
+    SyntheticDataset,
+    Task,
+)
 
 __all__ = ["Dataset", "DatasetError", "load_dataset"]
 

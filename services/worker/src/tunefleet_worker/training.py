@@ -12,19 +12,20 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import time
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from tunefleet.messages import TrialResult, TrialSpec, finite_or_none
-from tunefleet.params import THREAD_PARAM, Scalar
-from tunefleet.spec import Task
+from tunefleet_contract.messages import TrialResult, TrialSpec, finite_or_none
+from tunefleet_contract.params import THREAD_PARAM, Scalar
+from tunefleet_contract.spec import Task
 
 from tunefleet_worker.datasets import Dataset
-from tunefleet_worker.foldcache import Fold, FoldSet, fold_set
+from tunefleet_worker.foldcache import FoldSet, fold_set
+from tunefleet_worker.libraries import model_libraries, model_library
 
 __all__ = [
     "TrialContext",
@@ -35,65 +36,11 @@ __all__ = [
     "warm_up",
 ]
 
-_DISTRIBUTIONS = {
-    "xgboost": "xgboost-cpu",
-    "lightgbm": "lightgbm",
-    "catboost": "catboost",
-    "noop": "tunefleet-worker",
-}
-
-# Parameters that only steer the boosting, never the binned training set: trials that differ
-# only in these share it. Anything not listed here is part of the cache key, so a parameter
-# this list does not know about costs reuse, never correctness.
-_LIGHTGBM_TRAINING_ONLY = frozenset(
-    {
-        "boosting_type",
-        "colsample_bytree",
-        "extra_trees",
-        "learning_rate",
-        "max_delta_step",
-        "max_depth",
-        "metric",
-        "min_child_weight",
-        "min_split_gain",
-        "num_leaves",
-        "path_smooth",
-        "reg_alpha",
-        "reg_lambda",
-        "subsample",
-        "subsample_freq",
-    }
-)
-_CATBOOST_TRAINING_ONLY = frozenset(
-    {
-        "bagging_temperature",
-        "boosting_type",
-        "bootstrap_type",
-        "depth",
-        "grow_policy",
-        "iterations",
-        "l2_leaf_reg",
-        "leaf_estimation_iterations",
-        "leaf_estimation_method",
-        "learning_rate",
-        "max_depth",
-        "max_leaves",
-        "min_data_in_leaf",
-        "n_estimators",
-        "random_strength",
-        "rsm",
-        "subsample",
-    }
-)
-_FAST_FIT_MODULES = ("xgboost", "lightgbm.sklearn", "catboost")
-# What CatBoost's quantization reads; passed to Pool.quantize as the estimator would use them.
-_CATBOOST_QUANTIZATION = ("border_count", "random_seed")
-
 
 @cache
 def library_version(library: str) -> str:
     # Cached: a metadata lookup costs about a millisecond, per trial that is most of a no-op.
-    for dist in (_DISTRIBUTIONS[library], library):
+    for dist in (model_library(library).distribution, library):
         try:
             return importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
@@ -109,30 +56,18 @@ def warm_up() -> None:
     """
     import importlib
 
-    for module in ("sklearn.metrics", "sklearn.model_selection", *_FAST_FIT_MODULES):
+    libraries = model_libraries().values()
+    modules = [module for library in libraries for module in library.modules]
+    for module in ("sklearn.metrics", "sklearn.model_selection", *modules):
         with contextlib.suppress(ImportError):  # a missing library fails its trials, not the worker
             importlib.import_module(module)
 
 
 def make_estimator(library: str, task: Task, params: Mapping[str, Scalar], threads: int = 1) -> Any:
     """The scikit-learn estimator a trial trains; the parity test builds GridSearchCV on it."""
-    classify = task == "classification"
+    model = model_library(library)
     kwargs: dict[str, Any] = {THREAD_PARAM[library]: threads, **params}
-    if library == "xgboost":
-        import xgboost
-
-        return (xgboost.XGBClassifier if classify else xgboost.XGBRegressor)(**kwargs)
-    if library == "lightgbm":
-        import lightgbm
-
-        kwargs.setdefault("verbose", -1)
-        return (lightgbm.LGBMClassifier if classify else lightgbm.LGBMRegressor)(**kwargs)
-    if library == "catboost":
-        import catboost
-
-        kwargs.update(verbose=False, allow_writing_files=False)
-        return (catboost.CatBoostClassifier if classify else catboost.CatBoostRegressor)(**kwargs)
-    raise ValueError(f"no estimator for library {library!r}")
+    return model.make_estimator(task, kwargs)
 
 
 def cv_splits(
@@ -190,124 +125,17 @@ def _result(ctx: TrialContext, trial: TrialSpec, **fields: Any) -> TrialResult:
     )
 
 
-def _noop_scores(ctx: TrialContext, params: Mapping[str, Scalar]) -> list[float]:
-    # Trains nothing: the pipeline-overhead benchmark and the fault-injection suite use it.
-    ctx.sleep(float(params.get("sleep_s") or 0.0))
-    if params.get("fail"):
-        raise RuntimeError("noop model asked to fail")
-    return [float(params.get("score") or 0.0)] * ctx.folds
-
-
-def _key(library: str, fold: Fold, params: Mapping[str, Any], skip: frozenset[str]) -> Hashable:
-    return (library, fold.index, repr(sorted((k, v) for k, v in params.items() if k not in skip)))
-
-
-def _fit_xgboost(estimator: Any, fold: Fold, folds: FoldSet) -> None:
-    # XGBoost's estimators build their training matrix through this one method; the cached
-    # matrix is the one that method returns for the same arguments.
-    build = estimator._create_dmatrix
-
-    def create_dmatrix(ref: Any = None, **kwargs: Any) -> Any:
-        extras = ("weight", "base_margin", "feature_weights", "group", "qid")
-        if (
-            ref is not None
-            or kwargs.get("data") is not fold.X_train
-            or any(kwargs.get(name) is not None for name in extras)
-        ):
-            return build(ref, **kwargs)
-        key = (
-            "xgboost",
-            fold.index,
-            estimator.tree_method,
-            estimator.device,
-            estimator.booster == "gblinear",
-            estimator.max_bin,
-            estimator.n_jobs,
-            repr(sorted((k, v) for k, v in kwargs.items() if k not in ("data", "label"))),
-        )
-        return folds.structure(key, lambda: build(ref, **kwargs))
-
-    estimator._create_dmatrix = create_dmatrix
-    try:
-        estimator.fit(fold.X_train, fold.y_train)
-    finally:
-        del estimator._create_dmatrix
-
-
-@contextlib.contextmanager
-def _lightgbm_datasets(fold: Fold, folds: FoldSet) -> Iterator[None]:
-    # LGBMModel.fit constructs its `Dataset` through this module attribute; LightGBM itself
-    # refuses (and, with the raw data kept, rebuilds) a constructed Dataset whose dataset
-    # parameters differ, so a reused one always matches what a fresh one would be.
-    import lightgbm.basic
-    import lightgbm.sklearn
-
-    module: Any = lightgbm.sklearn
-    # The class itself, not whatever the attribute holds now: an abandoned job's training
-    # thread may still be inside its own fit, and restoring must never restore a stale patch.
-    real = lightgbm.basic.Dataset
-
-    def dataset(*args: Any, **kwargs: Any) -> Any:
-        extras = ("reference", "weight", "group", "init_score", "position")
-        if (
-            args
-            or kwargs.get("data") is not fold.X_train
-            or any(kwargs.get(name) is not None for name in extras)
-        ):
-            return real(*args, **kwargs)
-        key = (
-            _key("lightgbm", fold, kwargs.get("params") or {}, _LIGHTGBM_TRAINING_ONLY),
-            repr(kwargs.get("categorical_feature")),
-            repr(kwargs.get("feature_name")),
-        )
-        return folds.structure(key, lambda: real(*args, **{**kwargs, "free_raw_data": False}))
-
-    module.Dataset = dataset
-    try:
-        yield
-    finally:
-        module.Dataset = real
-
-
-def _fit_lightgbm(estimator: Any, fold: Fold, folds: FoldSet) -> None:
-    with _lightgbm_datasets(fold, folds):
-        estimator.fit(fold.X_train, fold.y_train)
-
-
-def _fit_catboost(estimator: Any, fold: Fold, folds: FoldSet) -> None:
-    # CatBoost's estimators accept a Pool in place of X; quantized once with the trial's own
-    # quantization parameters it trains exactly as from the raw arrays.
-    import catboost
-
-    params = estimator.get_params()
-
-    def build() -> Any:
-        pool = catboost.Pool(fold.X_train, fold.y_train)
-        pool.quantize(**{k: params[k] for k in _CATBOOST_QUANTIZATION if params.get(k) is not None})
-        return pool
-
-    pool = folds.structure(_key("catboost", fold, params, _CATBOOST_TRAINING_ONLY), build)
-    estimator.fit(pool)
-
-
-_FAST_FIT: dict[str, Callable[[Any, Fold, FoldSet], None]] = {
-    "xgboost": _fit_xgboost,
-    "lightgbm": _fit_lightgbm,
-    "catboost": _fit_catboost,
-}
-
-
 def _cross_validate(
     ctx: TrialContext, library: str, params: Mapping[str, Scalar], threads: int
 ) -> tuple[list[float], float, float]:
     fit_time = score_time = 0.0
     scores: list[float] = []
-    fast_fit = _FAST_FIT.get(library) if ctx.reuse_structures else None
+    model = model_library(library)
     for fold in ctx.fold_set:
         estimator = make_estimator(library, ctx.dataset.task, params, threads)
         t0 = time.perf_counter()
-        if fast_fit is not None:
-            fast_fit(estimator, fold, ctx.fold_set)
+        if ctx.reuse_structures:
+            model.fit(estimator, fold, ctx.fold_set)
         else:
             estimator.fit(fold.X_train, fold.y_train)
         t1 = time.perf_counter()
@@ -323,10 +151,10 @@ def run_trial(ctx: TrialContext, trial: TrialSpec) -> TrialResult:
     threads = int(params.pop(THREAD_PARAM[trial.library], ctx.threads))  # type: ignore[arg-type]
     fit_time = score_time = 0.0
     try:
-        if trial.library == "noop":
-            started = time.perf_counter()
-            scores = _noop_scores(ctx, params)
-            fit_time = time.perf_counter() - started
+        started = time.perf_counter()
+        simulated = model_library(trial.library).simulate(params, ctx.folds, ctx.sleep)
+        if simulated is not None:
+            scores, fit_time = simulated, time.perf_counter() - started
         else:
             scores, fit_time, score_time = _cross_validate(ctx, trial.library, params, threads)
     except Exception as exc:  # any library error is the trial's result, not the worker's crash

@@ -1,9 +1,10 @@
 """The worker: one trial message at a time, trained in a thread while pika keeps heartbeats.
 
-pika's BlockingConnection only talks to the broker while its loop runs, so training happens in
-a daemon thread and everything it wants done on the connection (publish a result, ack) is handed
-back with `add_callback_threadsafe`. The message is acked only after every result it carries
-was confirmed by the broker: a crash at any moment means redelivery, never a lost trial.
+pika's BlockingConnection only talks to the broker while its loop runs (the consumer runtime's),
+so training happens in a daemon thread and everything it wants done on the connection (publish a
+result, ack) is handed back with `Delivery.threadsafe`. The message is acked only after every
+result it carries was confirmed by the broker: a crash at any moment means redelivery, never a
+lost trial.
 """
 
 from __future__ import annotations
@@ -21,22 +22,19 @@ from dataclasses import dataclass, field
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
-from tunefleet import observability
-from tunefleet.broker import (
-    CONNECTION_ERRORS,
+from tunefleet_contract.messages import TrialMessage, TrialResult, TrialsStarted
+from tunefleet_contract.params import LIBRARIES, THREAD_PARAM, ParamError, check_param
+from tunefleet_contract.spec import default_metric
+from tunefleet_runtime import observability
+from tunefleet_runtime.broker import (
     BatchChannel,
-    connect,
     dead_letter,
-    delivery_attempt,
     publish,
     topology_of,
 )
-from tunefleet.control import StudyControl
-from tunefleet.messages import DecodeError, TrialMessage, TrialResult, TrialsStarted
-from tunefleet.params import LIBRARIES, THREAD_PARAM, ParamError, check_param
-from tunefleet.service import serve_until_stopped
-from tunefleet.settings import WorkerSettings
-from tunefleet.spec import default_metric
+from tunefleet_runtime.consumer import ConsumerRuntime, Delivery, RefusalError, Subscription
+from tunefleet_runtime.control import StudyControl
+from tunefleet_runtime.settings import WorkerSettings
 
 from tunefleet_worker.datasets import DatasetError, load_dataset
 from tunefleet_worker.training import TrialContext, run_trial
@@ -47,10 +45,11 @@ log = logging.getLogger(__name__)
 
 
 def check_message(message: TrialMessage, max_threads: int) -> None:
-    """Refuse what the publisher would have refused: the message may not come from it."""
+    """Refuse (`RefusalError`) what the planner would have refused: the message may not come from
+    it. Also what this worker will not run: more threads than its limit."""
     for trial in message.trials:
         if trial.library not in LIBRARIES:
-            raise DecodeError(
+            raise RefusalError(
                 f"trial {trial.trial_id}: unknown library {trial.library!r}; "
                 f"this worker runs {', '.join(LIBRARIES)}"
             )
@@ -58,10 +57,10 @@ def check_message(message: TrialMessage, max_threads: int) -> None:
             try:
                 check_param(trial.library, name, value)
             except ParamError as exc:
-                raise DecodeError(f"trial {trial.trial_id}: {exc}") from None
+                raise RefusalError(f"trial {trial.trial_id}: {exc}") from None
         threads = trial.params.get(THREAD_PARAM[trial.library])
         if isinstance(threads, int) and threads > max_threads:
-            raise DecodeError(
+            raise RefusalError(
                 f"trial {trial.trial_id}: {THREAD_PARAM[trial.library]}={threads} is over this "
                 f"worker's limit of {max_threads} threads"
             )
@@ -71,13 +70,7 @@ def check_message(message: TrialMessage, max_threads: int) -> None:
 class _Job:
     """One delivery in hand."""
 
-    connection: pika.BlockingConnection
-    channel: BlockingChannel
-    delivery_tag: int
-    body: bytes
-    properties: pika.BasicProperties
-    message: TrialMessage
-    attempts: int
+    delivery: Delivery[TrialMessage]
     batch: BatchChannel
     abandon: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
@@ -93,41 +86,36 @@ class Worker:
         self.name = settings.tunefleet_worker_name or f"{socket.gethostname()}-{os.getpid()}"
         self._stopping = threading.Event()
         self._job: _Job | None = None
+        self._batch: BatchChannel | None = None
         self.trials_done = 0
         self.control = StudyControl()
         self.trials_skipped = 0
+        self._runtime = ConsumerRuntime(
+            settings,
+            self._stopping,
+            [Subscription(self.topology.trials_queue, self._decode, self._on_message)],
+            prefetch=1,
+            on_connect=self._connected,
+            on_stop=self._drain,
+            on_lost=self._abandon_job,
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Stop taking trials; the one in hand gets the grace period (see `run`)."""
+        """Stop taking trials; the one in hand gets the grace period (see `_drain`)."""
         self._stopping.set()
 
     def run(self) -> None:
-        serve_until_stopped(self._serve, self._stopping, on_lost=self._abandon_job)
+        self._runtime.run()
         log.info("worker %s stopped after %d trials", self.name, self.trials_done)
 
-    def _serve(self) -> None:
-        connection, channel = connect(self.settings, stopping=self._stopping)
-        try:
-            batch = BatchChannel(connection)
-            # Catch up on cancels before taking trials (best effort: channels are not ordered).
-            self.control.follow(connection, self.topology)
-            connection.process_data_events(time_limit=0.2)
-            channel.basic_qos(prefetch_count=1)
-            tag = channel.basic_consume(
-                self.topology.trials_queue,
-                on_message_callback=functools.partial(self._on_message, connection, batch),
-            )
-            log.info("worker %s consuming %s", self.name, self.topology.trials_queue)
-            while not self._stopping.is_set():
-                connection.process_data_events(time_limit=0.2)
-            channel.basic_cancel(tag)
-            self._drain(connection)
-        finally:
-            if connection.is_open:
-                # Closing with a delivery unacked hands it back to the broker for redelivery.
-                connection.close()
+    def _connected(self, connection: pika.BlockingConnection, _channel: BlockingChannel) -> None:
+        self._batch = BatchChannel(connection)
+        # Catch up on cancels before taking trials (best effort: channels are not ordered).
+        self.control.follow(connection, self.topology)
+        connection.process_data_events(time_limit=0.2)
+        log.info("worker %s consuming %s", self.name, self.topology.trials_queue)
 
     def _drain(self, connection: pika.BlockingConnection) -> None:
         job = self._job
@@ -148,51 +136,38 @@ class Worker:
 
     # -- on the connection's thread --------------------------------------------------------
 
-    def _on_message(
-        self,
-        connection: pika.BlockingConnection,
-        batch: BatchChannel,
-        channel: BlockingChannel,
-        method: pika.spec.Basic.Deliver,
-        properties: pika.BasicProperties,
-        body: bytes,
-    ) -> None:
-        queue = self.topology.trials_queue
-        try:
-            if len(body) > self.settings.tunefleet_max_message_bytes:
-                raise DecodeError(f"message of {len(body):,} bytes is over the size limit")
-            message = TrialMessage.decode(body)
-            check_message(message, self.settings.tunefleet_max_worker_threads)
-        except Exception as exc:  # whatever a message does to decoding, it must not kill us
-            reason = str(exc) if isinstance(exc, DecodeError) else f"{type(exc).__name__}: {exc}"
-            dead_letter(channel, self.topology, body, properties, reason, queue)
-            channel.basic_ack(method.delivery_tag)
-            return
+    def _decode(self, body: bytes) -> TrialMessage:
+        message = TrialMessage.decode(body)
+        check_message(message, self.settings.tunefleet_max_worker_threads)
+        return message
+
+    def _on_message(self, delivery: Delivery[TrialMessage]) -> None:
+        message = delivery.message
         if self.control.skips(message.study_id, message.revision):
             # Cancelled, or superseded by a resume: drop without a result (a resume runs or
             # has already republished these trials).
-            channel.basic_ack(method.delivery_tag)
+            delivery.ack()
             self.trials_skipped += len(message.trials)
             return
-        attempts = delivery_attempt(properties)
-        job = _Job(
-            connection, channel, method.delivery_tag, body, properties, message, attempts, batch
-        )
+        assert self._batch is not None  # set on connect, before any delivery
+        job = _Job(delivery, self._batch)
         self._job = job
         publish(
-            channel,
+            delivery.channel,
             self.topology.events_exchange,
             "trial.started",
             TrialsStarted(
                 study_id=message.study_id,
                 trial_ids=[t.trial_id for t in message.trials],
                 worker=self.name,
-                attempt=attempts,
+                attempt=delivery.attempt,
                 started_at=time.time(),
                 revision=message.revision,
             ).encode(),
         )
-        observability.delivery_started(len(message.trials), attempts, properties.timestamp)
+        observability.delivery_started(
+            len(message.trials), delivery.attempt, delivery.properties.timestamp
+        )
         threading.Thread(target=self._train, args=(job,), daemon=True, name="train").start()
 
     def _publish_results(self, job: _Job) -> None:
@@ -213,7 +188,7 @@ class Worker:
         if job.abandon.is_set():
             return
         self._publish_results(job)  # every result confirmed before the ack, always
-        job.channel.basic_ack(job.delivery_tag)
+        job.delivery.ack()
         job.finished.set()
         if self._job is job:
             self._job = None
@@ -221,20 +196,24 @@ class Worker:
     def _reject(self, job: _Job, reason: str) -> None:
         if job.abandon.is_set():
             return
+        delivery = job.delivery
         dead_letter(
-            job.channel, self.topology, job.body, job.properties, reason, self.topology.trials_queue
+            delivery.channel,
+            self.topology,
+            delivery.body,
+            delivery.properties,
+            reason,
+            delivery.queue,
         )
         self._ack(job)
 
     # -- on the training thread ------------------------------------------------------------
 
     def _call(self, job: _Job, fn: Callable[..., None], *args: object) -> bool:
-        try:
-            job.connection.add_callback_threadsafe(functools.partial(fn, job, *args))
-        except (pika.exceptions.ConnectionWrongStateError, *CONNECTION_ERRORS):
-            job.abandon.set()  # the connection is gone; the broker redelivers this message
-            return False
-        return True
+        if job.delivery.threadsafe(functools.partial(fn, job, *args)):
+            return True
+        job.abandon.set()  # the connection is gone; the broker redelivers this message
+        return False
 
     def _train(self, job: _Job) -> None:
         try:
@@ -242,11 +221,12 @@ class Worker:
         except Exception as exc:
             # Not a training error (run_trial returns those as results) but one around it: the
             # message must not stay in hand, unacked, until the broker's consumer_timeout.
-            log.exception("cannot run the trials of a message of study %s", job.message.study_id)
+            study = job.delivery.message.study_id
+            log.exception("cannot run the trials of a message of study %s", study)
             self._call(job, self._reject, f"worker error: {type(exc).__name__}: {exc}")
 
     def _run(self, job: _Job) -> None:
-        message = job.message
+        message = job.delivery.message
         try:
             dataset = load_dataset(message.dataset, self.settings.tunefleet_data_roots)
             task = message.task or dataset.task
@@ -259,7 +239,7 @@ class Worker:
                 folds=message.folds,
                 seed=message.seed,
                 worker=self.name,
-                attempts=job.attempts,
+                attempts=job.delivery.attempt,
                 revision=message.revision,
                 threads=self.settings.tunefleet_worker_threads,
                 sleep=job.abandon.wait,

@@ -16,9 +16,8 @@ from typing import Any
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
-
-from tunefleet.broker import REASON_HEADER, SOURCE_HEADER, connect, publish, topology_of
-from tunefleet.settings import BrokerSettings
+from tunefleet_runtime.broker import REASON_HEADER, SOURCE_HEADER, connect, publish, topology_of
+from tunefleet_runtime.settings import BrokerSettings
 
 __all__ = [
     "DEAD_AT_HEADER",

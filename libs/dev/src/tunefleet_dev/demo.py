@@ -1,5 +1,8 @@
 """`make demo`: start local services and the three services, run a real study, show results.
 
+    python -m tunefleet_dev.demo [SPEC]     (default: examples/demo.yaml under the working
+                                             directory, as `make demo` runs it from the checkout)
+
 Everything it starts it stops again, also on Ctrl-C; the results stay in the local MongoDB
 data directory it prints.
 """
@@ -13,19 +16,22 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
-
 from tunefleet.client import Client
-from tunefleet.devservices import Pipeline, running
-from tunefleet.settings import ClientSettings
-from tunefleet.spec import load_spec
+from tunefleet_dev.devservices import Pipeline, running
+from tunefleet_runtime.settings import ClientSettings
+from tunefleet_runtime.validation import load_spec
 
-SPEC = Path(__file__).resolve().parents[4] / "examples" / "demo.yaml"
+# Relative to the working directory, not to this file: an installed package has no examples/.
+SPEC = Path("examples") / "demo.yaml"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     spec_path = Path(args[0]) if args else SPEC
     console = Console()
+    if not spec_path.is_file():
+        console.print(f"no spec at {spec_path}: give one, `python -m tunefleet_dev.demo SPEC`")
+        return 2
     spec = load_spec(spec_path)
     root = Path(tempfile.mkdtemp(prefix="tunefleet-demo-"))
     console.print(

@@ -6,7 +6,7 @@ testcontainers when one answers; else local processes on free ports in a tempora
 installing what is missing. Local processes can be stopped and started again on the same port
 and data, which is what the fault-injection suite needs.
 
-`python -m tunefleet.devservices install` installs both ahead of time (CI does).
+`python -m tunefleet_dev.devservices install` installs both ahead of time (CI does).
 """
 
 from __future__ import annotations
@@ -452,7 +452,7 @@ class Pipeline:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args != ["install"]:
-        print("usage: python -m tunefleet.devservices install", file=sys.stderr)
+        print("usage: python -m tunefleet_dev.devservices install", file=sys.stderr)
         return 2
     print(f"rabbitmq: {ensure_rabbitmq()}")
     if shutil.which("mongod"):

@@ -15,9 +15,8 @@ import threading
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
-
-from tunefleet.messages import DecodeError, StudyCancelled, StudyResumed, decode_event
-from tunefleet.topology import Topology
+from tunefleet_contract.messages import DecodeError, StudyCancelled, StudyResumed, decode_event
+from tunefleet_contract.topology import Topology
 
 __all__ = ["StudyControl"]
 

@@ -2,7 +2,7 @@
 
 Every service builds exactly one of these at start-up. Credentials live inside the URLs and have
 no default here: the only default credentials are those of the local development services that
-`tunefleet.devservices` starts itself, and it passes them explicitly.
+`tunefleet_dev.devservices` starts itself, and it passes them explicitly.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class BrokerSettings(_Base):
         default=0,
         ge=0,
         le=65535,
-        description="Port of /livez, /readyz and /metrics (tunefleet.observability); 0 = off.",
+        description="Port of /livez, /readyz and /metrics (runtime observability); 0 = off.",
     )
 
 

@@ -20,10 +20,9 @@ from tenacity import (
     wait_exponential,
 )
 from tenacity.stop import stop_base
-
-from tunefleet import observability
-from tunefleet.settings import BrokerSettings
-from tunefleet.topology import Topology, declare
+from tunefleet_contract.topology import Topology, declare
+from tunefleet_runtime import observability
+from tunefleet_runtime.settings import BrokerSettings
 
 __all__ = [
     "CONNECTION_ERRORS",

@@ -28,16 +28,15 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
-
-from tunefleet.messages import (
+from tunefleet_contract.messages import (
     Event,
     StudyCancelled,
     StudyRegistered,
     StudyResumed,
     TrialsStarted,
 )
-from tunefleet.settings import StoreSettings
-from tunefleet.trials import expand
+from tunefleet_runtime.settings import StoreSettings
+from tunefleet_runtime.trials import expand
 
 __all__ = [
     "DUPLICATE_KEY",

@@ -12,12 +12,10 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
-
-from tunefleet import observability
-from tunefleet.broker import CONNECTION_ERRORS
-from tunefleet.logs import configure_logging
-from tunefleet.settings import BrokerSettings, ServiceSettings
-from tunefleet.spec import warm_up
+from tunefleet_runtime import observability
+from tunefleet_runtime.broker import CONNECTION_ERRORS
+from tunefleet_runtime.logs import configure_logging
+from tunefleet_runtime.settings import BrokerSettings, ServiceSettings
 
 __all__ = ["load_settings", "on_shutdown", "serve_until_stopped", "start_service"]
 
@@ -52,9 +50,6 @@ def start_service(name: str, cls: type[Service]) -> Service:
     configure_logging(name, settings.tunefleet_log_level)
     if isinstance(settings, BrokerSettings):
         observability.serve(settings.tunefleet_metrics_port)
-    # Every service validates specs (metric names come from scikit-learn): load that before
-    # the first message, not while it waits.
-    warm_up()
     return settings
 
 

@@ -3,7 +3,7 @@
 `serve(port)` starts a daemon thread answering:
 
 - `/livez`: 200 while the service's broker loop keeps turning. Each connection made by
-  `tunefleet.broker.connect` is `watch`ed: a timer on pika's own loop records a tick, so a
+  `tunefleet_runtime.broker.connect` is `watch`ed: a timer on pika's own loop records a tick, so a
   loop stuck for longer than `stall_s` (a deadlock, a hung socket) fails the probe and the
   kubelet restarts the container. Before the first connection the process counts as alive
   (it is retrying with backoff, which the logs say).
@@ -165,7 +165,7 @@ health = Health()
 
 
 def watch(connection: _Connection) -> None:
-    """Called by `tunefleet.broker.connect` for every connection it makes."""
+    """Called by `tunefleet_runtime.broker.connect` for every connection it makes."""
     health.watch(connection)
 
 

@@ -12,9 +12,8 @@ import math
 from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from tunefleet.params import Scalar
-from tunefleet.spec import DatasetSpec, StudySpec, Task
+from tunefleet_contract.params import Scalar
+from tunefleet_contract.spec import DatasetSpec, StudySpec, Task
 
 __all__ = [
     "SCHEMA_VERSION",

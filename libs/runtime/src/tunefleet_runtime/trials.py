@@ -10,9 +10,10 @@ import random
 from collections.abc import Iterator
 from typing import TypeVar
 
-from tunefleet.messages import TrialSpec
-from tunefleet.params import ParamError, Scalar, check_param
-from tunefleet.spec import Distribution, LibrarySearch, RandomSearch, SpecError, StudySpec
+from tunefleet_contract.messages import TrialSpec
+from tunefleet_contract.params import ParamError, Scalar, check_param
+from tunefleet_contract.spec import Distribution, LibrarySearch, RandomSearch, SpecError, StudySpec
+from tunefleet_runtime.validation import scoring_key
 
 __all__ = ["chunked", "expand", "sample_space", "trial_id"]
 
@@ -123,7 +124,7 @@ def expand(spec: StudySpec, study_id: str) -> Iterator[TrialSpec]:
     Per library, in the spec's order: the grid points (ParameterGrid's order), then the random
     search's first `n_trials` distinct draws that are not grid points.
     """
-    scoring = spec.scoring_key()
+    scoring = scoring_key(spec)
     for library, part in spec.search.items():
         seen: set[str] = set()
         for grid in part.grids():

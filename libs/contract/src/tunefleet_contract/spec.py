@@ -1,20 +1,23 @@
-"""The study spec: what a user submits, validated before anything is published."""
+"""The study spec's schema: what a user submits, and what messages carry.
+
+Validating a spec here checks its structure only (types, fields, the shape of each
+distribution), so that decoding a message that embeds one stays cheap. The checks that need a
+library or a catalogue (scikit-learn's scorer names, each library's parameters, the study's
+size) are `spec_problems` below plus the scorer check in `tunefleet_runtime.validation`: they
+run once, at submit and in the planner.
+"""
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
 from collections.abc import Mapping
-from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from tunefleet.params import LIBRARIES, ParamError, Scalar, check_param
+from tunefleet_contract.params import LIBRARIES, ParamError, Scalar, check_param
 
 __all__ = [
     "BUILTIN_DATASETS",
@@ -29,10 +32,10 @@ __all__ = [
     "SpecError",
     "StudySpec",
     "SyntheticDataset",
+    "coherence_problem",
     "default_metric",
-    "load_spec",
-    "parse_spec",
-    "warm_up",
+    "format_validation_error",
+    "search_problems",
 ]
 
 # Studies above this many trials are refused unless the spec says `allow_large: true`: a typo in
@@ -269,64 +272,6 @@ class StudySpec(_Model):
             return {"kind": "builtin", "name": value}
         return value
 
-    @field_validator("search")
-    @classmethod
-    def _known_params(cls, value: dict[str, LibrarySearch]) -> dict[str, LibrarySearch]:
-        problems: list[str] = []
-        for library, part in value.items():
-            if library not in LIBRARIES:
-                problems.append(f"{library}: unknown library; choose from {', '.join(LIBRARIES)}")
-                continue
-            for name, scalar in part.fixed.items():
-                _collect(problems, f"{library}.fixed", library, name, scalar)
-            for i, grid in enumerate(part.grids()):
-                where = f"{library}.grid" + (f"[{i}]" if isinstance(part.grid, list) else "")
-                for name, values in grid.items():
-                    if name in part.fixed:
-                        problems.append(f"{where}.{name}: also given in fixed")
-                    for scalar in values:
-                        _collect(problems, where, library, name, scalar)
-            if part.random is not None:
-                _check_random(problems, f"{library}.random", library, part)
-        if problems:
-            raise ValueError("; ".join(problems))
-        return value
-
-    @model_validator(mode="after")
-    def _coherent(self) -> StudySpec:
-        task = self.resolved_task()
-        known = self.dataset_task()
-        if self.task is not None and known is not None and self.task != known:
-            raise ValueError(f"task: the dataset is a {known} dataset, not {self.task}")
-        if self.metric is not None:
-            metric_task = _metric_task(self.metric)
-            if task is not None and metric_task is not None and metric_task != task:
-                raise ValueError(f"metric: {self.metric!r} is a {metric_task} metric")
-        total = self.n_trials()
-        if total > HARD_LIMIT or (total > LARGE_STUDY and not self.allow_large):
-            raise ValueError(
-                f"search: {total:,} trials is over the {LARGE_STUDY:,} limit; "
-                "set allow_large: true to run it anyway"
-                if total <= HARD_LIMIT
-                else f"search: {total:,} trials is over the hard limit of {HARD_LIMIT:,}"
-            )
-        return self
-
-    @field_validator("metric")
-    @classmethod
-    def _known_metric(cls, value: str | None) -> str | None:
-        if value is not None and value not in _scorer_tasks():
-            near = difflib.get_close_matches(value, list(_scorer_tasks()), n=1)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise ValueError(f"unknown scikit-learn scorer {value!r}{hint}")
-        return value
-
-    def resolved_task(self) -> Task | None:
-        """The task, where the spec or the dataset tells it; None means infer from the file."""
-        if self.task is not None:
-            return self.task
-        return self.dataset_task() or (_metric_task(self.metric) if self.metric else None)
-
     def dataset_task(self) -> Task | None:
         """The task that the dataset alone implies (None for files: read the target first)."""
         match self.dataset:
@@ -351,26 +296,52 @@ class StudySpec(_Model):
         digest = hashlib.sha256(self.canonical_json().encode()).hexdigest()[:12]
         return f"{self.name}-{digest}"
 
-    def scoring_key(self) -> str:
-        """What a trial's score depends on besides its parameters: the data, the task, the
-        metric and the folds (resolved, so `metric: accuracy` and no metric agree).
-
-        Trial ids include it: a spec fix that changes how trials are scored reruns them all
-        instead of ranking scores of two set-ups side by side."""
-        task = self.resolved_task()
-        scoring = {
-            "dataset": self.dataset.model_dump(mode="json"),
-            "task": task,
-            "metric": self.resolved_metric(task) if task else self.metric,
-            "cv": self.cv.model_dump(mode="json"),
-        }
-        text = json.dumps(scoring, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
-
 
 def default_metric(task: Task) -> str:
     """What a study without `metric` is scored by: scikit-learn estimators' own `score`."""
     return "accuracy" if task == "classification" else "r2"
+
+
+def search_problems(search: Mapping[str, LibrarySearch]) -> list[str]:
+    """Every library, parameter name and value of a search checked against the catalogue
+    (`tunefleet_contract.params`), each problem as `library.where.name: what`."""
+    problems: list[str] = []
+    for library, part in search.items():
+        if library not in LIBRARIES:
+            problems.append(f"{library}: unknown library; choose from {', '.join(LIBRARIES)}")
+            continue
+        for name, scalar in part.fixed.items():
+            _collect(problems, f"{library}.fixed", library, name, scalar)
+        for i, grid in enumerate(part.grids()):
+            where = f"{library}.grid" + (f"[{i}]" if isinstance(part.grid, list) else "")
+            for name, values in grid.items():
+                if name in part.fixed:
+                    problems.append(f"{where}.{name}: also given in fixed")
+                for scalar in values:
+                    _collect(problems, where, library, name, scalar)
+        if part.random is not None:
+            _check_random(problems, f"{library}.random", library, part)
+    return problems
+
+
+def coherence_problem(spec: StudySpec, task: Task | None, metric_task: Task | None) -> str | None:
+    """What makes a spec whose parts are each valid unrunnable as a whole: a task the dataset
+    contradicts, a metric of the other task, too many trials. `task` is the resolved task,
+    `metric_task` the task of the spec's metric (both need scikit-learn's scorer table)."""
+    known = spec.dataset_task()
+    if spec.task is not None and known is not None and spec.task != known:
+        return f"task: the dataset is a {known} dataset, not {spec.task}"
+    if task is not None and metric_task is not None and metric_task != task:
+        return f"metric: {spec.metric!r} is a {metric_task} metric"
+    total = spec.n_trials()
+    if total > HARD_LIMIT:
+        return f"search: {total:,} trials is over the hard limit of {HARD_LIMIT:,}"
+    if total > LARGE_STUDY and not spec.allow_large:
+        return (
+            f"search: {total:,} trials is over the {LARGE_STUDY:,} limit; "
+            "set allow_large: true to run it anyway"
+        )
+    return None
 
 
 def _collect(problems: list[str], where: str, library: str, name: str, value: Scalar) -> None:
@@ -425,30 +396,8 @@ def _check_random(problems: list[str], where: str, library: str, part: LibrarySe
         )
 
 
-@cache
-def _scorer_tasks() -> dict[str, Task | None]:
-    """Every scikit-learn scorer name, with the task its metric belongs to."""
-    from sklearn.metrics import get_scorer, get_scorer_names
-
-    tasks: dict[str, Task | None] = {}
-    for name in get_scorer_names():
-        module = getattr(getattr(get_scorer(name), "_score_func", None), "__module__", "")
-        if "cluster" in module:
-            continue  # clustering scores compare labelings, not predictions to a target
-        tasks[name] = "regression" if "_regression" in module else "classification"
-    return tasks
-
-
-def warm_up() -> None:
-    """Load scikit-learn's scorer names now; a service's first spec would otherwise wait ~1 s."""
-    _scorer_tasks()
-
-
-def _metric_task(metric: str) -> Task | None:
-    return _scorer_tasks().get(metric)
-
-
-def _format(error: ValidationError) -> str:
+def format_validation_error(error: ValidationError) -> str:
+    """A pydantic error as one line of `field: problem` parts, in the spec's own terms."""
     parts = []
     for item in error.errors():
         loc = ".".join(str(p) for p in item["loc"] if not str(p).startswith("function-"))
@@ -457,28 +406,3 @@ def _format(error: ValidationError) -> str:
         msg = item["msg"].removeprefix("Value error, ")
         parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)
-
-
-def parse_spec(data: object) -> StudySpec:
-    """Validate a spec given as a mapping (the Python API's form)."""
-    if not isinstance(data, Mapping):
-        raise SpecError(f"a spec is a mapping of fields, not {type(data).__name__}")
-    try:
-        return StudySpec.model_validate(dict(data))
-    except ValidationError as exc:
-        raise SpecError(_format(exc)) from None
-
-
-def load_spec(path: str | Path) -> StudySpec:
-    """Read a YAML or JSON spec file."""
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{file}: cannot read: {exc}") from None
-    try:
-        # JSON is YAML, but a JSON file deserves JSON's error messages.
-        data = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise SpecError(f"{file}: not valid {file.suffix.lstrip('.') or 'YAML'}: {exc}") from None
-    return parse_spec(data)

@@ -1,0 +1,108 @@
+"""The building blocks of the parameter catalogue: a rule per parameter, and what the catalogue
+knows of one library (`LibraryCatalogue`). Each library's catalogue is a module of
+`tunefleet_contract.libraries`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = [
+    "FRACTION",
+    "FREE_STR",
+    "NONNEG",
+    "RATE",
+    "SEED",
+    "LibraryCatalogue",
+    "ParamError",
+    "ParamRule",
+    "Scalar",
+    "choice_rule",
+    "float_rule",
+    "int_rule",
+]
+
+Scalar = int | float | str | bool | None
+
+
+class ParamError(ValueError):
+    """A parameter name or value that the library would not accept."""
+
+
+@dataclass(frozen=True)
+class ParamRule:
+    kind: type  # int, float, str or bool
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] | None = None
+    nullable: bool = False
+    low_open: bool = False
+
+    def check(self, name: str, value: Scalar) -> None:
+        if value is None:
+            if self.nullable:
+                return
+            raise ParamError(f"{name}: null is not allowed")
+        # bool is a subclass of int in Python; a JSON `true` is never a number here.
+        if self.kind is bool:
+            if not isinstance(value, bool):
+                raise ParamError(f"{name}: expected true or false, got {value!r}")
+            return
+        if self.kind is str:
+            if not isinstance(value, str):
+                raise ParamError(f"{name}: expected a string, got {value!r}")
+            if self.choices is not None and value not in self.choices:
+                raise ParamError(f"{name}: {value!r} is not one of {', '.join(self.choices)}")
+            return
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ParamError(f"{name}: expected {self.kind.__name__}, got {value!r}")
+        if self.kind is int and not isinstance(value, int):
+            raise ParamError(f"{name}: expected an integer, got {value!r}")
+        if not math.isfinite(value):
+            raise ParamError(f"{name}: {value!r} is not a finite number")
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            bound = ">" if self.low_open else ">="
+            raise ParamError(f"{name}: {value!r} must be {bound} {self.low:g}")
+        if self.high is not None and value > self.high:
+            raise ParamError(f"{name}: {value!r} must be <= {self.high:g}")
+
+
+def int_rule(
+    low: float | None = None, high: float | None = None, *, nullable: bool = False
+) -> ParamRule:
+    return ParamRule(int, low, high, nullable=nullable)
+
+
+def float_rule(
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    nullable: bool = False,
+) -> ParamRule:
+    return ParamRule(float, low, high, low_open=low_open, nullable=nullable)
+
+
+def choice_rule(*choices: str, nullable: bool = False) -> ParamRule:
+    return ParamRule(str, choices=choices, nullable=nullable)
+
+
+FRACTION = float_rule(0.0, 1.0, low_open=True)
+RATE = float_rule(0.0, low_open=True)
+NONNEG = float_rule(0.0)
+SEED = int_rule(0, 2**31 - 1)
+FREE_STR = ParamRule(str)
+
+
+@dataclass(frozen=True)
+class LibraryCatalogue:
+    """What a study may set for one library, checked before anything is published."""
+
+    name: str
+    params: Mapping[str, ParamRule]
+    # The parameter the library takes its thread count from. The platform sets it from the
+    # worker's TUNEFLEET_WORKER_THREADS; a spec may ask for more, up to the worker's limit.
+    thread_param: str
+    # Names the platform controls: threads under another name, logging, anything writing files.
+    platform: frozenset[str] = frozenset()

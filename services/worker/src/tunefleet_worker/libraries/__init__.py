@@ -1,0 +1,71 @@
+"""The worker's registry of model libraries: one module per library, each with a `LIBRARY`.
+
+A module says how to build the library's scikit-learn estimator and, where it can, how to fit
+it on a fold while reusing the fold cache's prepared structures (its cache keys live with it).
+A new library is one new module here (and its catalogue in `tunefleet_contract.libraries`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Hashable, Mapping
+from functools import cache
+from typing import Any, ClassVar
+
+from tunefleet_contract.params import Scalar
+from tunefleet_contract.spec import Task
+
+from tunefleet_worker.foldcache import Fold, FoldSet
+
+__all__ = ["ModelLibrary", "model_libraries", "model_library", "structure_key"]
+
+
+class ModelLibrary:
+    """What the worker knows of one model library."""
+
+    name: ClassVar[str]  # the catalogue's name for it
+    distribution: ClassVar[str]  # the distribution whose version each result records
+    modules: ClassVar[tuple[str, ...]] = ()  # imported at start-up, not in the first trial
+
+    def make_estimator(self, task: Task, kwargs: dict[str, Any]) -> Any:
+        """The scikit-learn estimator a trial trains (kwargs include the thread count)."""
+        raise NotImplementedError(f"{self.name} builds no estimator")
+
+    def fit(self, estimator: Any, fold: Fold, folds: FoldSet) -> None:
+        """Fit on one fold; a library overrides this to reuse what the fold cache holds."""
+        estimator.fit(fold.X_train, fold.y_train)
+
+    def simulate(
+        self, params: Mapping[str, Scalar], folds: int, sleep: Callable[[float], object]
+    ) -> list[float] | None:
+        """Fold scores without an estimator, for a library that trains nothing; None for
+        every real one."""
+        return None
+
+
+def structure_key(
+    library: str, fold: Fold, params: Mapping[str, Any], skip: frozenset[str]
+) -> Hashable:
+    """A fold-cache key from a trial's parameters less those (`skip`) that only steer the
+    boosting, never the prepared training set: trials that differ only in those share it."""
+    return (library, fold.index, repr(sorted((k, v) for k, v in params.items() if k not in skip)))
+
+
+@cache
+def model_libraries() -> Mapping[str, ModelLibrary]:
+    """Every library this worker runs, by name."""
+    found: dict[str, ModelLibrary] = {}
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        library = importlib.import_module(f"{__name__}.{module.name}").LIBRARY
+        if not isinstance(library, ModelLibrary) or library.name != module.name:
+            raise TypeError(f"{__name__}.{module.name}.LIBRARY is not its ModelLibrary")
+        found[library.name] = library
+    return found
+
+
+def model_library(name: str) -> ModelLibrary:
+    library = model_libraries().get(name)
+    if library is None:
+        raise ValueError(f"no estimator for library {name!r}")
+    return library

@@ -1,0 +1,66 @@
+"""CatBoost: CatBoostClassifier / CatBoostRegressor, fitted on the fold cache's quantized Pool."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tunefleet_contract.spec import Task
+
+from tunefleet_worker.foldcache import Fold, FoldSet
+from tunefleet_worker.libraries import ModelLibrary, structure_key
+
+# Parameters that only steer the boosting, never the quantized pool (see lightgbm.py).
+TRAINING_ONLY = frozenset(
+    {
+        "bagging_temperature",
+        "boosting_type",
+        "bootstrap_type",
+        "depth",
+        "grow_policy",
+        "iterations",
+        "l2_leaf_reg",
+        "leaf_estimation_iterations",
+        "leaf_estimation_method",
+        "learning_rate",
+        "max_depth",
+        "max_leaves",
+        "min_data_in_leaf",
+        "n_estimators",
+        "random_strength",
+        "rsm",
+        "subsample",
+    }
+)
+# What CatBoost's quantization reads; passed to Pool.quantize as the estimator would use them.
+QUANTIZATION = ("border_count", "random_seed")
+
+
+class CatBoost(ModelLibrary):
+    name = "catboost"
+    distribution = "catboost"
+    modules = ("catboost",)
+
+    def make_estimator(self, task: Task, kwargs: dict[str, Any]) -> Any:
+        import catboost
+
+        kwargs.update(verbose=False, allow_writing_files=False)
+        classify = task == "classification"
+        return (catboost.CatBoostClassifier if classify else catboost.CatBoostRegressor)(**kwargs)
+
+    def fit(self, estimator: Any, fold: Fold, folds: FoldSet) -> None:
+        # CatBoost's estimators accept a Pool in place of X; quantized once with the trial's
+        # own quantization parameters it trains exactly as from the raw arrays.
+        import catboost
+
+        params = estimator.get_params()
+
+        def build() -> Any:
+            pool = catboost.Pool(fold.X_train, fold.y_train)
+            pool.quantize(**{k: params[k] for k in QUANTIZATION if params.get(k) is not None})
+            return pool
+
+        pool = folds.structure(structure_key("catboost", fold, params, TRAINING_ONLY), build)
+        estimator.fit(pool)
+
+
+LIBRARY = CatBoost()

@@ -1,0 +1,56 @@
+"""XGBoost: XGBClassifier / XGBRegressor, fitted on the fold cache's DMatrix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tunefleet_contract.spec import Task
+
+from tunefleet_worker.foldcache import Fold, FoldSet
+from tunefleet_worker.libraries import ModelLibrary
+
+
+class XGBoost(ModelLibrary):
+    name = "xgboost"
+    distribution = "xgboost-cpu"
+    modules = ("xgboost",)
+
+    def make_estimator(self, task: Task, kwargs: dict[str, Any]) -> Any:
+        import xgboost
+
+        classify = task == "classification"
+        return (xgboost.XGBClassifier if classify else xgboost.XGBRegressor)(**kwargs)
+
+    def fit(self, estimator: Any, fold: Fold, folds: FoldSet) -> None:
+        # XGBoost's estimators build their training matrix through this one method; the cached
+        # matrix is the one that method returns for the same arguments.
+        build = estimator._create_dmatrix
+
+        def create_dmatrix(ref: Any = None, **kwargs: Any) -> Any:
+            extras = ("weight", "base_margin", "feature_weights", "group", "qid")
+            if (
+                ref is not None
+                or kwargs.get("data") is not fold.X_train
+                or any(kwargs.get(name) is not None for name in extras)
+            ):
+                return build(ref, **kwargs)
+            key = (
+                "xgboost",
+                fold.index,
+                estimator.tree_method,
+                estimator.device,
+                estimator.booster == "gblinear",
+                estimator.max_bin,
+                estimator.n_jobs,
+                repr(sorted((k, v) for k, v in kwargs.items() if k not in ("data", "label"))),
+            )
+            return folds.structure(key, lambda: build(ref, **kwargs))
+
+        estimator._create_dmatrix = create_dmatrix
+        try:
+            estimator.fit(fold.X_train, fold.y_train)
+        finally:
+            del estimator._create_dmatrix
+
+
+LIBRARY = XGBoost()
