@@ -309,7 +309,8 @@ def catalogue(study_id: str) -> list[BadInput]:
             "event-dotted-key",
             "events",
             _json(_result(study_id, dotted_id, params={"a.b": 1.0})),
-            None,  # MongoDB stores it, FerretDB refuses it: stored or dead-lettered, not lost
+            # MongoDB would store it and FerretDB refuse it: the contract refuses it for both.
+            "is not allowed",
         ),
     ]
     return cases

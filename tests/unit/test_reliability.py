@@ -12,14 +12,7 @@ from pathlib import Path
 import pika
 import pytest
 from pydantic import ValidationError
-from pymongo.errors import (
-    AutoReconnect,
-    BulkWriteError,
-    DuplicateKeyError,
-    OperationFailure,
-    ServerSelectionTimeoutError,
-)
-from tunefleet_collector.collector import dead_trial_results, store_error_is_transient
+from tunefleet_collector.collector import dead_trial_results
 from tunefleet_contract.messages import DecodeError, TrialMessage
 from tunefleet_runtime.broker import REASON_HEADER, SOURCE_HEADER, delivery_attempt
 from tunefleet_runtime.consumer import RefusalError
@@ -88,28 +81,28 @@ def test_a_dead_trial_message_becomes_failed_results_with_the_reason() -> None:
     limit = dead_trial_results(
         TRIAL_MESSAGE.encode(),
         props(**{"x-death": [{"reason": "delivery_limit"}], "x-delivery-count": 10}),
+        delivery_limit=3,
     )
     assert [(r.status, r.reason, r.attempts) for r in limit] == [("failed", "delivery-limit", 11)]
-    refused = dead_trial_results(TRIAL_MESSAGE.encode(), props(**{REASON_HEADER: "dataset: x"}))
-    assert [(r.reason, r.error) for r in refused] == [("rejected", "dataset: x")]
-    assert dead_trial_results(b"not a trial", props()) == []
+    refused = dead_trial_results(
+        TRIAL_MESSAGE.encode(), props(**{REASON_HEADER: "dataset: x"}), delivery_limit=3
+    )
+    assert [(r.reason, r.error, r.attempts) for r in refused] == [("rejected", "dataset: x", 1)]
+    assert dead_trial_results(b"not a trial", props(), delivery_limit=3) == []
+
+
+def test_a_delivery_limit_failure_counts_every_delivery_and_keeps_the_revision() -> None:
+    # The dead-lettered copy carries no x-delivery-count: the limit says how many there were.
+    message = TRIAL_MESSAGE.model_copy(update={"revision": 2})
+    [result] = dead_trial_results(
+        message.encode(), props(**{"x-death": [{"reason": "delivery_limit"}]}), delivery_limit=3
+    )
+    assert (result.attempts, result.revision) == (4, 2)
 
 
 def test_finite_replaces_every_nan_and_infinity_at_any_depth() -> None:
     doc = {"a": math.nan, "b": [1.0, -math.inf, {"c": math.inf}], "d": "nan", "e": 3}
     assert finite(doc) == {"a": None, "b": [1.0, None, {"c": None}], "d": "nan", "e": 3}
-
-
-def test_store_outages_are_transient_refusals_are_not() -> None:
-    assert store_error_is_transient(AutoReconnect("connection closed"))
-    assert store_error_is_transient(ServerSelectionTimeoutError("no server"))
-    assert store_error_is_transient(OperationFailure("shutting down", code=91))
-    assert not store_error_is_transient(OperationFailure("bad value", code=2))
-    assert not store_error_is_transient(
-        BulkWriteError({"writeErrors": [{"index": 0, "code": 2, "errmsg": "invalid key"}]})
-    )
-    assert not store_error_is_transient(DuplicateKeyError("dup", code=11000))
-    assert not store_error_is_transient(OverflowError("MongoDB can only handle up to 8-byte ints"))
 
 
 def test_the_worker_refuses_an_unknown_library_even_without_parameters() -> None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from tunefleet_contract.documents import check_document, load_json
 from tunefleet_contract.params import Scalar
 from tunefleet_contract.spec import DatasetSpec, StudySpec, Task
 
@@ -46,9 +48,20 @@ class DecodeError(ValueError):
     """The bytes are not a valid message of the expected kind; the text says why."""
 
 
-class Message(BaseModel):
+class _Document(BaseModel):
+    """A model that becomes a store document: its keys and nesting are checked however it is
+    built (decoded, or constructed in code from values that came from outside)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        check_document(data)
+        return data
+
+
+class Message(_Document):
     kind: ClassVar[str]
     schema_version: Literal[1] = 1
 
@@ -69,8 +82,8 @@ class Message(BaseModel):
 
 def _load(body: bytes) -> dict[str, Any]:
     try:
-        payload = json.loads(body, parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
+        payload = load_json(body)
+    except ValueError as exc:
         raise DecodeError(f"not JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise DecodeError(f"expected a JSON object, got {type(payload).__name__}")
@@ -78,10 +91,6 @@ def _load(body: bytes) -> dict[str, Any]:
     if version != SCHEMA_VERSION:
         raise DecodeError(f"schema_version {version!r} is not supported (this is {SCHEMA_VERSION})")
     return payload
-
-
-def _refuse_constant(name: str) -> float:
-    raise ValueError(f"{name} is not allowed")
 
 
 M = TypeVar("M", bound="Message")
@@ -120,9 +129,7 @@ class StudyRequest(Message):
     )
 
 
-class TrialSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class TrialSpec(_Document):
     trial_id: TrialId
     library: str
     params: dict[str, Scalar]
@@ -191,6 +198,55 @@ class TrialResult(Message):
     reason: str | None = None
     finished_at: float
     revision: Revision = 0
+
+    @classmethod
+    def of(
+        cls,
+        study_id: str,
+        trial: TrialSpec,
+        *,
+        revision: int,
+        attempts: int,
+        status: Literal["done", "failed"],
+        **fields: Any,
+    ) -> TrialResult:
+        """How `trial` ended, now. Revision and delivery count are required: a result without
+        its revision sits outside a resumed study, and the count is what `show` reports."""
+        return cls(
+            study_id=study_id,
+            trial_id=trial.trial_id,
+            library=trial.library,
+            params=trial.params,
+            status=status,
+            revision=revision,
+            attempts=max(1, attempts),
+            finished_at=time.time(),
+            **fields,
+        )
+
+    @classmethod
+    def failed(
+        cls,
+        study_id: str,
+        trial: TrialSpec,
+        *,
+        revision: int,
+        attempts: int,
+        reason: str,
+        error: str,
+        **fields: Any,
+    ) -> TrialResult:
+        """The one way a `failed` result is built, by a worker or for a dead-lettered trial."""
+        return cls.of(
+            study_id,
+            trial,
+            revision=revision,
+            attempts=attempts,
+            status="failed",
+            reason=reason,
+            error=error[:10_000],
+            **fields,
+        )
 
 
 class StudyCancelled(Message):

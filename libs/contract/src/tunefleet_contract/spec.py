@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from tunefleet_contract.documents import check_document
 from tunefleet_contract.params import LIBRARIES, ParamError, Scalar, check_param
 
 __all__ = [
@@ -264,6 +265,14 @@ class StudySpec(_Model):
     chunk_size: int = Field(default=1, ge=1, le=10_000)
     allow_large: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        # The spec is stored as a document: no key a store reads as an operator or a path, and
+        # no nesting that pydantic's validation would recurse into.
+        check_document(data)
+        return data
+
     @field_validator("dataset", mode="before")
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
@@ -396,13 +405,31 @@ def _check_random(problems: list[str], where: str, library: str, part: LibrarySe
         )
 
 
+# Where pydantic's path names a union member ("int", "dict[str,list[...]]", "function-after")
+# rather than a field the user wrote.
+_TYPE_TAG = re.compile(r"^(int|float|str|bool|none|function-.*|.*\[.*\])$")
+_EXPECTED = re.compile(r"^Input should be a valid (\w+)$")
+
+
 def format_validation_error(error: ValidationError) -> str:
     """A pydantic error as one line of `field: problem` parts, in the spec's own terms."""
-    parts = []
+    located: dict[str, list[str]] = {}
     for item in error.errors():
-        loc = ".".join(str(p) for p in item["loc"] if not str(p).startswith("function-"))
+        loc = ".".join(str(p) for p in item["loc"] if not _TYPE_TAG.match(str(p)))
         # The discriminated union adds the variant's tag to the path; users never wrote it.
         loc = re.sub(r"\.(builtin|file|make_classification|make_regression)\b", "", loc)
-        msg = item["msg"].removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
+        located.setdefault(loc, []).append(item["msg"].removeprefix("Value error, "))
+    # A union reports each member's failure: the deepest path is the one that explains it.
+    deepest = {
+        loc: msgs
+        for loc, msgs in located.items()
+        if not any(other.startswith(f"{loc}.") for other in located if loc)
+    }
+    parts = []
+    for loc, msgs in deepest.items():
+        expected = [m.group(1) for m in map(_EXPECTED.match, msgs) if m]
+        if len(expected) > 1 and len(expected) == len(msgs):
+            msgs = [f"Input should be a valid {', '.join(expected[:-1])} or {expected[-1]}"]
+        for msg in dict.fromkeys(msgs):
+            parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)

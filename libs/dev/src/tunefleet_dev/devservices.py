@@ -283,6 +283,11 @@ class LocalMongo:
         )
         _wait_port(self.port, timeout, self._proc)
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (the fault-injection suite limits its writes)."""
+        return self._proc.pid if self._proc is not None else None
+
     def stop(self) -> None:
         if self._proc is None:
             return

@@ -8,7 +8,6 @@ trial message the broker gives up on (quorum-queue `delivery-limit`) ends in the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from typing import Any
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
+from tunefleet_contract.documents import load_json
 from tunefleet_runtime.broker import REASON_HEADER, SOURCE_HEADER, connect, publish, topology_of
 from tunefleet_runtime.settings import BrokerSettings
 
@@ -111,8 +111,8 @@ def describe(body: bytes, properties: pika.BasicProperties, preview_chars: int =
     kind = study_id = None
     trial_ids: tuple[str, ...] = ()
     try:
-        payload = json.loads(body)
-    except ValueError:
+        payload = load_json(body)
+    except ValueError:  # anything at all, nested 100,000 deep included
         payload = None
     if isinstance(payload, dict):
         kind = payload.get("kind") if isinstance(payload.get("kind"), str) else None

@@ -47,6 +47,7 @@ __all__ = [
     "finite",
     "leaderboard",
     "list_studies",
+    "probe_write",
     "study_status",
     "trial_documents",
     "write_events",
@@ -77,6 +78,12 @@ def ensure_indexes(db: Database[Doc]) -> None:
     db.trials.create_index([*study, ("status", ASCENDING)], name="revision_by_status")
     db.starts.create_index(study, name="revision_starts")
     db.studies.create_index([("submitted_at", DESCENDING)], name="recent")
+
+
+def probe_write(db: Database[Doc]) -> None:
+    """Write one small document of the store's own; raises whatever the store answers a write
+    with now (the collector's test of whether the store or a document is at fault)."""
+    db.health.update_one({"_id": "collector"}, {"$set": {"at": time.time()}}, upsert=True)
 
 
 def finite(value: Any) -> Any:

@@ -138,4 +138,6 @@ def load_spec(path: str | Path) -> StudySpec:
         data = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise SpecError(f"{file}: not valid {file.suffix.lstrip('.') or 'YAML'}: {exc}") from None
+    except RecursionError:
+        raise SpecError(f"{file}: nested too deeply to be a spec") from None
     return parse_spec(data)

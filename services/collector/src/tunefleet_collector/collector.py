@@ -11,7 +11,6 @@ from typing import Any
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure
 from tunefleet_contract.messages import (
     DecodeError,
     Event,
@@ -24,31 +23,16 @@ from tunefleet_runtime.broker import dead_letter, delivery_attempt, topology_of
 from tunefleet_runtime.consumer import ConsumerRuntime, Delivery, Subscription
 from tunefleet_runtime.deadletters import death_reason
 from tunefleet_runtime.settings import CollectorSettings
-from tunefleet_runtime.store import connect_store, ensure_indexes, write_events
+from tunefleet_runtime.store import connect_store, ensure_indexes, probe_write, write_events
 
 __all__ = ["Collector", "dead_trial_results"]
 
 log = logging.getLogger(__name__)
 
 
-# Server codes that mean "not now" (shutting down, stepping down, interrupted), not "never".
-_TRANSIENT_CODES = frozenset({6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
-
-
-def store_error_is_transient(exc: Exception) -> bool:
-    """Whether a failed write is worth retrying as is (the store is away) or is the data's
-    fault (the store refuses these documents, and would refuse them forever)."""
-    if isinstance(exc, ConnectionFailure):
-        return True
-    if isinstance(exc, BulkWriteError):
-        codes = {e.get("code") for e in exc.details.get("writeErrors", [])}
-        return bool(codes & _TRANSIENT_CODES) or bool(exc.details.get("writeConcernErrors"))
-    if isinstance(exc, OperationFailure):
-        return exc.code in _TRANSIENT_CODES or exc.has_error_label("RetryableWriteError")
-    return False
-
-
-def dead_trial_results(body: bytes, properties: pika.BasicProperties) -> list[TrialResult]:
+def dead_trial_results(
+    body: bytes, properties: pika.BasicProperties, delivery_limit: int
+) -> list[TrialResult]:
     """A dead-lettered trial message becomes one `failed` result per trial, with the reason."""
     try:
         message = TrialMessage.decode(body)
@@ -56,20 +40,20 @@ def dead_trial_results(body: bytes, properties: pika.BasicProperties) -> list[Tr
         return []  # not a trial message: it stays in the dead-letter queue for people to read
     reason = death_reason(properties.headers)
     attempts = delivery_attempt(properties)
+    if reason == "delivery-limit":
+        # The broker drops x-delivery-count from the dead-lettered copy; it gave up after the
+        # limit's redeliveries, so there were limit + 1 deliveries.
+        attempts = max(attempts, delivery_limit + 1)
     return [
-        TrialResult(
-            study_id=message.study_id,
-            trial_id=trial.trial_id,
-            library=trial.library,
-            params=trial.params,
-            status="failed",
+        TrialResult.failed(
+            message.study_id,
+            trial,
+            revision=message.revision,
+            attempts=attempts,
             reason="delivery-limit" if reason == "delivery-limit" else "rejected",
             error=reason,
             metric=message.metric,
             task=message.task,
-            worker="",
-            attempts=max(1, attempts),
-            finished_at=time.time(),
         )
         for trial in message.trials
     ]
@@ -133,7 +117,14 @@ class Collector:
                     self.topology.dead_letter_collector_queue,
                     lambda body: body,
                     lambda delivery: self._batch.add(
-                        delivery, list(dead_trial_results(delivery.body, delivery.properties))
+                        delivery,
+                        list(
+                            dead_trial_results(
+                                delivery.body,
+                                delivery.properties,
+                                settings.tunefleet_delivery_limit,
+                            )
+                        ),
                     ),
                     refused=lambda delivery: self._batch.add(delivery, []),
                     dead_letters=False,
@@ -144,6 +135,7 @@ class Collector:
             tick=self._flush,
             turn_s=settings.tunefleet_collector_flush_s,
         )
+        self.failed_writes = 0  # batches the store could not take (outages), in all
 
     def stop(self) -> None:
         self._stopping.set()
@@ -178,8 +170,9 @@ class Collector:
         try:
             counts = write_events(self._store(), batch.events)
         except Exception as exc:  # pymongo, bson and the odd OverflowError alike
-            if self._store_is_away(exc) or not self._set_aside(batch):
+            if self._store_is_away() or not self._set_aside(batch):
                 self._failures += 1
+                self.failed_writes += 1
                 log.warning(
                     "store unavailable (%s); %d events wait unacked",
                     str(exc)[:300],
@@ -196,16 +189,15 @@ class Collector:
         batch.clear()
         return flush_s
 
-    def _store_is_away(self, exc: Exception) -> bool:
-        """A failed write means "wait and retry" only while the store does not answer a ping:
-        FerretDB answers some documents (a NaN) by dropping the connection, which looks like
-        an outage but would block the queue forever if retried as one."""
+    def _store_is_away(self) -> bool:
+        """Whether a failed write was the store's fault, not the data's: decided by a write of
+        the store's own, since a store can answer pings while it refuses every write (a full
+        disk) and fail on data it would refuse on any day (FerretDB drops the connection on a
+        NaN, which looks like an outage). Then events wait unacked until it writes again."""
         if self._db is None:
             return True  # connecting (and creating the indexes) failed
-        if not store_error_is_transient(exc):
-            return False
         try:
-            self._db.client.admin.command("ping")
+            probe_write(self._db)
         except Exception:
             return True
         return False
@@ -219,7 +211,7 @@ class Collector:
             try:
                 write_events(db, item.events)
             except Exception as exc:
-                if self._store_is_away(exc):
+                if self._store_is_away():
                     return False
                 reason = f"store refused: {type(exc).__name__}: {exc}"
                 delivery = item.delivery

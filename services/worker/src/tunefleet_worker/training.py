@@ -108,21 +108,15 @@ class TrialContext:
         self.splits = self.fold_set.splits
 
 
-def _result(ctx: TrialContext, trial: TrialSpec, **fields: Any) -> TrialResult:
-    return TrialResult(
-        study_id=ctx.study_id,
-        trial_id=trial.trial_id,
-        library=trial.library,
-        params=trial.params,
-        metric=ctx.metric,
-        task=ctx.dataset.task,
-        library_version=library_version(trial.library),
-        worker=ctx.worker,
-        attempts=ctx.attempts,
-        revision=ctx.revision,
-        finished_at=time.time(),
-        **fields,
-    )
+def _context_fields(ctx: TrialContext, trial: TrialSpec) -> dict[str, Any]:
+    return {
+        "revision": ctx.revision,
+        "attempts": ctx.attempts,
+        "metric": ctx.metric,
+        "task": ctx.dataset.task,
+        "library_version": library_version(trial.library),
+        "worker": ctx.worker,
+    }
 
 
 def _cross_validate(
@@ -158,17 +152,17 @@ def run_trial(ctx: TrialContext, trial: TrialSpec) -> TrialResult:
         else:
             scores, fit_time, score_time = _cross_validate(ctx, trial.library, params, threads)
     except Exception as exc:  # any library error is the trial's result, not the worker's crash
-        return _result(
-            ctx,
+        return TrialResult.failed(
+            ctx.study_id,
             trial,
-            status="failed",
             reason="training-error",
-            error=f"{type(exc).__name__}: {exc}"[:10_000],
+            error=f"{type(exc).__name__}: {exc}",
             fit_time_s=fit_time,
+            **_context_fields(ctx, trial),
         )
     mean = float(np.mean(scores))
-    return _result(
-        ctx,
+    return TrialResult.of(
+        ctx.study_id,
         trial,
         status="done",
         score=finite_or_none(mean),
@@ -176,4 +170,5 @@ def run_trial(ctx: TrialContext, trial: TrialSpec) -> TrialResult:
         fold_scores=[finite_or_none(s) for s in scores],
         fit_time_s=fit_time,
         score_time_s=score_time,
+        **_context_fields(ctx, trial),
     )

@@ -1,0 +1,87 @@
+"""A store that cannot write is an outage: events wait unacked and land when it recovers,
+with no manual step; only a document the store would refuse on any day is dead-lettered."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pika.adapters.blocking_connection import BlockingChannel
+from tunefleet_collector.collector import Collector
+from tunefleet_contract.messages import TrialResult, TrialSpec
+from tunefleet_contract.topology import Topology
+from tunefleet_dev.devservices import LocalMongo
+from tunefleet_runtime.broker import publish
+from tunefleet_runtime.settings import ClientSettings, CollectorSettings
+from tunefleet_runtime.store import connect_store
+
+from tests.support.broker import Running, queue_depth
+from tests.support.store_faults import refusing_writes
+from tests.support.waiting import wait_for
+
+STUDY = "refuse-0123456789ab"
+
+
+def _result(n: int, **params: Any) -> TrialResult:
+    trial = TrialSpec(trial_id=f"{n:024x}", library="noop", params={"score": 0.5, **params})
+    return TrialResult.of(STUDY, trial, revision=0, attempts=1, status="done", score=0.5)
+
+
+@pytest.fixture
+def own_store(tmp_path: Path) -> Iterator[LocalMongo]:
+    """A store of this test's own: the test breaks it."""
+    store = LocalMongo(tmp_path / "store")
+    store.start()
+    yield store
+    store.stop()
+
+
+def test_results_wait_while_the_store_refuses_writes_then_land(
+    settings: ClientSettings,
+    channel: BlockingChannel,
+    topology: Topology,
+    run_service: Callable[[Any], Running],
+    own_store: LocalMongo,
+) -> None:
+    ours = ClientSettings(**{**settings.model_dump(), "mongodb_url": own_store.url})
+    collector_settings = CollectorSettings(
+        **ours.model_dump(), tunefleet_collector_flush_s=0.2, tunefleet_collector_batch=5
+    )
+    db = connect_store(ours)
+    collector = Collector(collector_settings)
+    run_service(collector)
+    publish(channel, topology.events_exchange, "trial.result", _result(0).encode())
+    wait_for(lambda: db.trials.count_documents({}) == 1, "the first result is stored")
+
+    assert own_store.pid is not None
+    with refusing_writes(own_store.pid):
+        for n in range(1, 21):
+            publish(channel, topology.events_exchange, "trial.result", _result(n).encode())
+        # A store with a full disk still answers pings; the collector must not take the
+        # refusals for the data's fault.
+        assert db.client.admin.command("ping")["ok"] == 1
+        wait_for(lambda: collector.failed_writes >= 5, "the collector retries the batch")
+        assert queue_depth(channel, topology.dead_letter_queue) == 0
+        assert db.trials.count_documents({}) == 1
+    wait_for(lambda: db.trials.count_documents({}) == 21, "every result lands after recovery")
+    wait_for(lambda: queue_depth(channel, topology.events_queue) == 0, "every event is acked")
+    assert queue_depth(channel, topology.dead_letter_queue) == 0
+
+
+def test_a_document_the_store_refuses_on_a_healthy_day_is_dead_lettered(
+    settings: ClientSettings,
+    channel: BlockingChannel,
+    topology: Topology,
+    run_service: Callable[[Any], Running],
+) -> None:
+    db = connect_store(settings)
+    run_service(
+        Collector(CollectorSettings(**settings.model_dump(), tunefleet_collector_flush_s=0.2))
+    )
+    # Valid JSON and a valid message, but BSON has no integer this large.
+    publish(channel, topology.events_exchange, "trial.result", _result(1, x=10**30).encode())
+    publish(channel, topology.events_exchange, "trial.result", _result(2).encode())
+    wait_for(lambda: queue_depth(channel, topology.dead_letter_queue) == 1, "one dead letter")
+    wait_for(lambda: db.trials.count_documents({}) == 1, "the good result is stored")
