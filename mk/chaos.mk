@@ -1,5 +1,5 @@
 # The fault-injection suite (tests/chaos); its figures go to docs/reliability.md.
-.PHONY: chaos chaos-short
+.PHONY: chaos chaos-short fuzz
 
 # The full form. The short form `make test` runs is the same test with the defaults of
 # tests/chaos/harness.py:ChaosConfig; any of these can be overridden on the command line.
@@ -25,3 +25,7 @@ chaos: services-install ## Fault injection, full: 200+ trials, 4 workers, 10+ ki
 
 chaos-short: services-install ## Fault injection, the short form CI runs inside `make test`
 	$(UV) run --frozen pytest -q -s tests/chaos/test_chaos.py
+
+FUZZ_PROFILE ?= long
+fuzz: install ## Property-based fuzzing, long form: every decoder, the spec parser, the CLI's spec loading
+	HYPOTHESIS_PROFILE=$(FUZZ_PROFILE) $(UV) run --frozen pytest -q --hypothesis-show-statistics tests/fuzz

@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 DEAD_AT_HEADER = "x-tunefleet-dead-at"
+_LATEST = 253_402_300_800  # 10000-01-01: the first date datetime cannot show
 REQUEUED_HEADER = "x-tunefleet-requeued"
 # Headers that describe one death; a requeued message starts clean of them.
 _DEATH_HEADERS = (
@@ -129,7 +130,7 @@ def describe(body: bytes, properties: pika.BasicProperties, preview_chars: int =
     return DeadLetter(
         reason=death_reason(headers),
         queue=source_queue(headers),
-        dead_at=float(dead_at) if isinstance(dead_at, int | float) else None,
+        dead_at=_timestamp(dead_at),
         size=len(body),
         kind=kind,
         study_id=study_id,
@@ -138,6 +139,16 @@ def describe(body: bytes, properties: pika.BasicProperties, preview_chars: int =
         # The flat ones (x-death is a list of tables, summed up in reason and queue above).
         headers={k: _text(v) for k, v in headers.items() if not isinstance(v, list | dict | tuple)},
     )
+
+
+def _timestamp(value: object) -> float | None:
+    """Seconds since the epoch, if the header holds a date a person could mean (headers can
+    hold anything: a message may come from anywhere)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not 0 <= value < _LATEST:  # also false for NaN
+        return None
+    return float(value)
 
 
 def format_dead_letter(letter: DeadLetter) -> str:

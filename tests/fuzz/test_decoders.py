@@ -1,0 +1,123 @@
+"""Every decoder, given anything: a message of its kind or `DecodeError`, never another raise."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+import pika
+from hypothesis import given
+from hypothesis import strategies as st
+from tunefleet.deadletters import describe, format_dead_letter
+from tunefleet.documents import check_document
+from tunefleet.messages import (
+    DecodeError,
+    Message,
+    StudyCancelled,
+    StudyRegistered,
+    StudyRequest,
+    StudyResumed,
+    TrialMessage,
+    TrialResult,
+    TrialsStarted,
+    decode_event,
+)
+from tunefleet.spec import parse_spec
+from tunefleet.trials import expand
+from tunefleet_collector.collector import dead_trial_results
+from tunefleet_worker.worker import check_message
+
+from .strategies import HOSTILE_BODIES, JSON, SCALARS, mutated
+
+SPEC = parse_spec(
+    {"dataset": "iris", "search": {"xgboost": {"grid": {"max_depth": [2, 3]}, "fixed": {}}}}
+)
+TRIALS = list(expand(SPEC, "s"))
+VALID: list[Message] = [
+    StudyRequest(study_id="s", spec=SPEC, submitted_at=1.0),
+    TrialMessage(
+        study_id="s",
+        dataset=SPEC.dataset,
+        task="classification",
+        metric="accuracy",
+        folds=3,
+        seed=0,
+        trials=TRIALS,
+    ),
+    StudyRegistered(study_id="s", spec=SPEC, n_trials=2, submitted_at=1.0, published_at=2.0),
+    TrialsStarted(
+        study_id="s", trial_ids=[TRIALS[0].trial_id], worker="w", attempt=1, started_at=1
+    ),
+    TrialResult.of("s", TRIALS[0], revision=0, attempts=1, status="done", score=0.5),
+    StudyCancelled(study_id="s", cancelled_at=1.0),
+    StudyResumed(study_id="s", resumed_at=1.0, n_trials=1, revision=1),
+]
+
+
+def _payload(message: Message) -> dict[str, Any]:
+    return {**message.model_dump(mode="json"), "kind": message.kind}
+
+
+def _decoded_or_refused(cls: type[Message], body: bytes) -> Message | None:
+    try:
+        message = cls.decode(body)
+    except DecodeError:
+        return None
+    # What decodes is storable as it is, on any store, and encodes again.
+    check_document(message.model_dump(mode="json"))
+    assert cls.decode(message.encode()) == message
+    return message
+
+
+@given(HOSTILE_BODIES)
+def test_any_body_is_an_event_or_a_decode_error(body: bytes) -> None:
+    for cls in (type(m) for m in VALID):
+        _decoded_or_refused(cls, body)
+    with contextlib.suppress(DecodeError):
+        decode_event(body)
+
+
+@given(st.sampled_from(VALID).flatmap(lambda m: st.tuples(st.just(type(m)), mutated(_payload(m)))))
+def test_mutated_messages_decode_or_are_refused(case: tuple[type[Message], Any]) -> None:
+    cls, payload = case
+    body = json.dumps(payload).encode()
+    _decoded_or_refused(cls, body)
+    with contextlib.suppress(DecodeError):
+        decode_event(body)
+
+
+@given(mutated(_payload(VALID[1])), st.integers(1, 64))
+def test_the_worker_check_refuses_only_with_decode_error(payload: Any, threads: int) -> None:
+    message = _decoded_or_refused(TrialMessage, json.dumps(payload).encode())
+    if isinstance(message, TrialMessage):
+        with contextlib.suppress(DecodeError):
+            check_message(message, threads)
+
+
+HEADERS = st.dictionaries(
+    st.sampled_from(
+        [
+            "x-death",
+            "x-tunefleet-reason",
+            "x-tunefleet-queue",
+            "x-delivery-count",
+            "x-tunefleet-dead-at",
+            "other",
+        ]
+    ),
+    JSON | st.lists(st.dictionaries(st.sampled_from(["reason", "queue", "time"]), SCALARS)),
+    max_size=4,
+)
+
+
+@given(HOSTILE_BODIES | mutated(_payload(VALID[1])).map(lambda p: json.dumps(p).encode()), HEADERS)
+def test_dead_letter_readers_survive_any_body_and_headers(
+    body: bytes, headers: dict[str, Any]
+) -> None:
+    properties = pika.BasicProperties(headers=headers)
+    letter = describe(body, properties)
+    assert letter.size == len(body)
+    assert isinstance(format_dead_letter(letter), str)
+    for result in dead_trial_results(body, properties, delivery_limit=3):
+        assert result.status == "failed" and result.attempts >= 1
