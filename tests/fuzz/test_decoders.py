@@ -9,9 +9,9 @@ from typing import Any
 import pika
 from hypothesis import given
 from hypothesis import strategies as st
-from tunefleet.deadletters import describe, format_dead_letter
-from tunefleet.documents import check_document
-from tunefleet.messages import (
+from tunefleet_collector.collector import dead_trial_results
+from tunefleet_contract.documents import check_document
+from tunefleet_contract.messages import (
     DecodeError,
     Message,
     StudyCancelled,
@@ -23,9 +23,9 @@ from tunefleet.messages import (
     TrialsStarted,
     decode_event,
 )
-from tunefleet.spec import parse_spec
-from tunefleet.trials import expand
-from tunefleet_collector.collector import dead_trial_results
+from tunefleet_runtime.deadletters import describe, format_dead_letter
+from tunefleet_runtime.trials import expand
+from tunefleet_runtime.validation import parse_spec
 from tunefleet_worker.worker import check_message
 
 from .strategies import HOSTILE_BODIES, JSON, SCALARS, mutated

@@ -11,7 +11,8 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 from tunefleet.cli import app
-from tunefleet.spec import SpecError, StudySpec, load_spec, parse_spec
+from tunefleet_contract.spec import SpecError, StudySpec
+from tunefleet_runtime.validation import load_spec, parse_spec
 from typer.testing import CliRunner
 
 from .conftest import FEW
