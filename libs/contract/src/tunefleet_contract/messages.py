@@ -29,6 +29,7 @@ __all__ = [
     "TrialMessage",
     "TrialResult",
     "TrialSpec",
+    "TrialsSettled",
     "TrialsStarted",
     "decode_event",
     "finite_or_none",
@@ -271,13 +272,36 @@ class StudyResumed(Message):
     revision: Revision = 0
 
 
+class TrialsSettled(Message):
+    """Worker → every worker (control stream): these trials have confirmed results although
+    their delivery could not be acked (the broker took it back after `consumer_timeout` while
+    they ran). The broker redelivers the message; a worker that gets it skips these trials
+    instead of computing them again."""
+
+    kind: ClassVar[str] = "trials.settled"
+    study_id: StudyId
+    trial_ids: list[TrialId] = Field(min_length=1)
+    revision: Revision = 0
+    worker: str = Field(default="", max_length=200)
+    settled_at: float
+
+
 # Routing keys on the events exchange are the kinds: watchers and the control stream bind them.
 EVENT_KINDS: dict[str, type[Message]] = {
     cls.kind: cls
-    for cls in (StudyRegistered, TrialsStarted, TrialResult, StudyCancelled, StudyResumed)
+    for cls in (
+        StudyRegistered,
+        TrialsStarted,
+        TrialResult,
+        StudyCancelled,
+        StudyResumed,
+        TrialsSettled,
+    )
 }
 
-Event = StudyRegistered | TrialsStarted | TrialResult | StudyCancelled | StudyResumed
+Event = (
+    StudyRegistered | TrialsStarted | TrialResult | StudyCancelled | StudyResumed | TrialsSettled
+)
 
 
 def decode_event(body: bytes) -> Event:

@@ -19,7 +19,7 @@ from typing import Any
 __all__ = ["CONTROL_KINDS", "Topology", "declare", "declare_watch_queue"]
 
 # The events whose routing keys the control stream binds: what workers must learn of.
-CONTROL_KINDS = ("study.cancelled", "study.resumed")
+CONTROL_KINDS = ("study.cancelled", "study.resumed", "trials.settled")
 # A live watcher's queue holds at most this many events; a stalled one drops the oldest
 # rather than growing without bound (the watcher re-reads the store now and then).
 WATCH_QUEUE_MAX = 100_000

@@ -166,6 +166,9 @@ class LocalRabbitMQ:
 
     root: Path
     consumer_timeout_ms: int = DEFAULT_CONSUMER_TIMEOUT_MS
+    # How often channels check consumer_timeout (RabbitMQ's default: every 60 s); tests of the
+    # timeout itself make it short.
+    channel_tick_ms: int | None = None
     port: int = field(default_factory=free_port)
     node: str = field(default_factory=lambda: f"tf{uuid.uuid4().hex[:8]}@localhost")
     _proc: subprocess.Popen[bytes] | None = None
@@ -199,6 +202,10 @@ class LocalRabbitMQ:
             "log.console = false\n"
         )
         (self.root / "enabled_plugins").write_text("[].\n")
+        if self.channel_tick_ms is not None:
+            (self.root / "advanced.config").write_text(
+                f"[{{rabbit, [{{channel_tick_interval, {self.channel_tick_ms}}}]}}].\n"
+            )
 
     def _ctl(self, *args: str) -> str:
         return _run(

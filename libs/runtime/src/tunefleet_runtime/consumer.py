@@ -12,7 +12,9 @@ is the same everywhere:
   long (the worker's training) run on a thread of their own and hand results and acks back with
   `Delivery.threadsafe`, which queues them onto this loop (`add_callback_threadsafe`);
 - stopping: consumers are cancelled first, then the service may finish what it holds
-  (`on_stop`), then the connection closes, which hands anything unacked back to the broker.
+  (`on_stop`), then the connection closes, which hands anything unacked back to the broker;
+- restarting on a new connection when the service asks (`restart`): the broker closed its
+  consuming channel (`consumer_timeout`) and nothing would be delivered any more.
 """
 
 from __future__ import annotations
@@ -136,9 +138,15 @@ class ConsumerRuntime:
         self._on_stop = on_stop
         self._on_lost = on_lost
         self._turn_s = turn_s
+        self._restart = threading.Event()
 
     def run(self) -> None:
         serve_until_stopped(self._serve, self.stopping, on_lost=self._on_lost)
+
+    def restart(self) -> None:
+        """On the connection's thread: end this connection after the current turn and start
+        consuming on a new one (the broker closed a channel, and consuming must resume)."""
+        self._restart.set()
 
     def _serve(self) -> None:
         connection, channel = connect(self.settings, stopping=self.stopping)
@@ -153,15 +161,17 @@ class ConsumerRuntime:
                 for sub in self.subscriptions
             ]
             wait_s = self._turn_s
-            while not self.stopping.is_set():
+            while not self.stopping.is_set() and not self._restart.is_set():
                 connection.process_data_events(time_limit=wait_s)
                 if self._tick is not None:
                     wait_s = self._tick()
-            for tag in tags:
-                channel.basic_cancel(tag)
-            if self._on_stop is not None:
+            if channel.is_open:
+                for tag in tags:
+                    channel.basic_cancel(tag)
+            if self._on_stop is not None and self.stopping.is_set():
                 self._on_stop(connection)
         finally:
+            self._restart.clear()
             if connection.is_open:
                 # Closing with deliveries unacked hands them back to the broker for redelivery.
                 connection.close()

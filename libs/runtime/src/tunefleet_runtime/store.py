@@ -33,6 +33,7 @@ from tunefleet_contract.messages import (
     StudyCancelled,
     StudyRegistered,
     StudyResumed,
+    TrialResult,
     TrialsStarted,
 )
 from tunefleet_runtime.settings import StoreSettings
@@ -212,7 +213,7 @@ def write_events(db: Database[Doc], events: Iterable[Event]) -> dict[str, int]:
                 }
                 for tid in event.trial_ids
             )
-        else:
+        elif isinstance(event, TrialResult):
             # Within one batch the first result of a trial wins, as it does across batches.
             results.setdefault(
                 event.trial_id,

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
-from tunefleet_contract.messages import TrialMessage, TrialResult, TrialsStarted
+from tunefleet_contract.messages import TrialMessage, TrialResult, TrialsSettled, TrialsStarted
 from tunefleet_contract.params import LIBRARIES, THREAD_PARAM, ParamError, check_param
 from tunefleet_contract.spec import default_metric
 from tunefleet_runtime import observability
@@ -77,6 +77,11 @@ class _Job:
     # Results encoded by the training thread, waiting for the connection thread's next commit.
     results: deque[tuple[TrialResult, bytes]] = field(default_factory=deque)
     flush_pending: threading.Event = field(default_factory=threading.Event)
+    published: list[str] = field(default_factory=list)  # trial ids with confirmed results
+    # The broker closed the channel the delivery came on (consumer_timeout) while it ran: it
+    # cannot be acked, and the broker will deliver it again.
+    orphaned: bool = False
+    started: float = field(default_factory=time.monotonic)
 
 
 class Worker:
@@ -88,7 +93,7 @@ class Worker:
         self._job: _Job | None = None
         self._batch: BatchChannel | None = None
         self.trials_done = 0
-        self.control = StudyControl()
+        self.control = StudyControl(on_settled=self._on_settled)
         self.trials_skipped = 0
         self._runtime = ConsumerRuntime(
             settings,
@@ -110,8 +115,9 @@ class Worker:
         self._runtime.run()
         log.info("worker %s stopped after %d trials", self.name, self.trials_done)
 
-    def _connected(self, connection: pika.BlockingConnection, _channel: BlockingChannel) -> None:
+    def _connected(self, connection: pika.BlockingConnection, channel: BlockingChannel) -> None:
         self._batch = BatchChannel(connection)
+        channel._impl.add_on_close_callback(self._consumer_closed)
         # Catch up on cancels before taking trials (best effort: channels are not ordered).
         self.control.follow(connection, self.topology)
         connection.process_data_events(time_limit=0.2)
@@ -129,6 +135,47 @@ class Worker:
         log.info("abandoning the trials in hand after the grace period; the broker redelivers")
         self._abandon_job()
 
+    def _consumer_closed(self, _channel: object, reason: Exception) -> None:
+        """The broker closed the consuming channel, the connection staying up: with a trial
+        past `consumer_timeout` in hand, it has taken the delivery back to deliver it again.
+        Training goes on; its results are published and announced as settled (so that the
+        redelivery is skipped, by whichever worker gets it), then consuming resumes on a new
+        connection. Without a job, consuming resumes at once."""
+        job = self._job
+        if job is None or job.finished.is_set():
+            log.warning("the broker closed the trials channel (%s); consuming again", reason)
+            self._runtime.restart()
+            return
+        job.orphaned = True
+        log.warning(
+            "the broker closed the trials channel after %.0f s on a message of study %s (%s): "
+            "its trials go on, their results are kept and the redelivery skipped; set "
+            "RabbitMQ's consumer_timeout above the longest chunk (docs/reliability.md)",
+            time.monotonic() - job.started,
+            job.delivery.message.study_id,
+            reason,
+        )
+
+    def _on_settled(self, event: TrialsSettled) -> None:
+        """Another worker's results settled the trials in hand (both got the delivery, around
+        a consumer_timeout): stop computing them, and let the delivery go."""
+        job = self._job
+        if job is None or job.finished.is_set():
+            return
+        message = job.delivery.message
+        if (message.study_id, message.revision) != (event.study_id, event.revision):
+            return
+        if not {t.trial_id for t in message.trials} <= set(event.trial_ids):
+            return  # the others run; the loop in `_run` skips these
+        log.info("the trials in hand were settled by %s; stopping", event.worker or "a worker")
+        self._abandon_job()
+        job.finished.set()
+        self.trials_skipped += len(message.trials)
+        if job.orphaned:
+            self._runtime.restart()
+        else:
+            job.delivery.ack()
+
     def _abandon_job(self) -> None:
         if self._job is not None:
             self._job.abandon.set()
@@ -141,11 +188,21 @@ class Worker:
         check_message(message, self.settings.tunefleet_max_worker_threads)
         return message
 
+    def _settled(self, message: TrialMessage, trial_id: str) -> bool:
+        return self.control.settled(message.study_id, message.revision, trial_id)
+
     def _on_message(self, delivery: Delivery[TrialMessage]) -> None:
         message = delivery.message
         if self.control.skips(message.study_id, message.revision):
             # Cancelled, or superseded by a resume: drop without a result (a resume runs or
             # has already republished these trials).
+            delivery.ack()
+            self.trials_skipped += len(message.trials)
+            return
+        if all(self._settled(message, t.trial_id) for t in message.trials):
+            # Computed and stored already; the broker took the delivery back after
+            # consumer_timeout while it ran (see `_consumer_closed`).
+            log.info("skipping a redelivered message of study %s: settled", message.study_id)
             delivery.ack()
             self.trials_skipped += len(message.trials)
             return
@@ -181,6 +238,7 @@ class Worker:
             self.topology.events_exchange, [("trial.result", body) for _, body in results]
         )
         self.trials_done += len(results)
+        job.published.extend(result.trial_id for result, _ in results)
         for result, _ in results:
             observability.result_published(result.status, result.fit_time_s)
 
@@ -188,13 +246,34 @@ class Worker:
         if job.abandon.is_set():
             return
         self._publish_results(job)  # every result confirmed before the ack, always
-        job.delivery.ack()
+        if job.orphaned:
+            self._settle(job)
+        else:
+            job.delivery.ack()
         job.finished.set()
         if self._job is job:
             self._job = None
 
+    def _settle(self, job: _Job) -> None:
+        """Announce the orphaned delivery's confirmed results, then consume again."""
+        message = job.delivery.message
+        if job.published:
+            settled = TrialsSettled(
+                study_id=message.study_id,
+                trial_ids=job.published,
+                revision=message.revision,
+                worker=self.name,
+                settled_at=time.time(),
+            )
+            job.batch.publish(self.topology.events_exchange, [(settled.kind, settled.encode())])
+        self._runtime.restart()
+
     def _reject(self, job: _Job, reason: str) -> None:
         if job.abandon.is_set():
+            return
+        if job.orphaned:
+            # The broker has the message back: it is refused again where it is delivered.
+            self._ack(job)
             return
         delivery = job.delivery
         dead_letter(
@@ -252,6 +331,8 @@ class Worker:
                 return
             if self.control.skips(message.study_id, message.revision):
                 break  # the rest of the chunk stays without results, for a resume
+            if self._settled(message, trial.trial_id):
+                continue
             result = run_trial(ctx, trial)
             job.results.append((result, result.encode()))
             if job.flush_pending.is_set():
