@@ -24,7 +24,12 @@ from tunefleet_runtime.broker import dead_letter, delivery_attempt, topology_of
 from tunefleet_runtime.consumer import ConsumerRuntime, Delivery, Subscription
 from tunefleet_runtime.deadletters import death_reason
 from tunefleet_runtime.settings import CollectorSettings
-from tunefleet_runtime.store import connect_store, ensure_indexes, write_events
+from tunefleet_runtime.store import (
+    PlanIncompleteError,
+    connect_store,
+    ensure_indexes,
+    write_events,
+)
 
 __all__ = ["Collector", "dead_trial_results"]
 
@@ -202,6 +207,8 @@ class Collector:
         an outage but would block the queue forever if retried as one."""
         if self._db is None:
             return True  # connecting (and creating the indexes) failed
+        if isinstance(exc, PlanIncompleteError):
+            return True  # the rest of a plan is in another collector's hands: wait for it
         if not store_error_is_transient(exc):
             return False
         try:
