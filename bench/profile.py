@@ -41,7 +41,7 @@ def _attribute(frame: Any, current: str, totals: dict[str, float]) -> None:
 
 def run(reps: int, quick: bool) -> None:
     from pyinstrument import Profiler
-    from tunefleet_runtime.trials import expand
+    from tunefleet_publisher.strategies import expand
     from tunefleet_runtime.validation import parse_spec
     from tunefleet_worker import foldcache
     from tunefleet_worker.datasets import load_dataset

@@ -5,7 +5,6 @@ every service still running and still doing its job afterwards."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -13,12 +12,18 @@ from tunefleet.cli import app
 from tunefleet.client import Client
 from tunefleet_contract.spec import SpecError
 from tunefleet_runtime.broker import topology_of
-from tunefleet_runtime.deadletters import REQUEUED_HEADER, list_dead_letters, requeue_dead_letters
+from tunefleet_runtime.deadletters import (
+    REQUEUED_HEADER,
+    DeadLetter,
+    list_dead_letters,
+    requeue_dead_letters,
+)
 from tunefleet_runtime.validation import parse_spec
 from typer.testing import CliRunner
 
 from tests.badinput.conftest import BadInputRun
 from tests.support.badinputs import CASE_HEADER, catalogue
+from tests.support.waiting import wait_until
 
 CASE_NAMES = [case.name for case in catalogue("names-only")]
 
@@ -83,13 +88,13 @@ def test_requeue_sends_a_dead_letter_back_to_its_queue(bad_run: BadInputRun) -> 
     moved = requeue_dead_letters(bad_run.settings, reason_contains=wanted)
     assert moved == 1
     # Back on the studies queue, refused again by the publisher: one dead letter, a fresh one.
-    deadline = time.monotonic() + 60
-    while True:
-        after = list_dead_letters(bad_run.settings, limit=None)
-        again = [d for d in after if wanted in d.reason]
-        if (again and again[0].headers.get(REQUEUED_HEADER) == "1") or time.monotonic() > deadline:
-            break
-        time.sleep(0.25)
+
+    def refused_again() -> list[DeadLetter]:
+        again = [d for d in list_dead_letters(bad_run.settings, limit=None) if wanted in d.reason]
+        return again if again and again[0].headers.get(REQUEUED_HEADER) == "1" else []
+
+    again = wait_until(refused_again, what="the requeued study to be refused again", timeout=60)
+    after = list_dead_letters(bad_run.settings, limit=None)
     assert len(again) == 1 and again[0].headers.get(REQUEUED_HEADER) == "1"
     assert len(after) == len(before)
 

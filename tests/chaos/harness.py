@@ -37,10 +37,10 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 from tunefleet.client import Client
 from tunefleet_dev.devservices import LocalMongo, LocalRabbitMQ, Pipeline, Services
+from tunefleet_publisher.strategies import expand
 from tunefleet_runtime.broker import connect, topology_of
 from tunefleet_runtime.settings import ClientSettings
 from tunefleet_runtime.store import study_status
-from tunefleet_runtime.trials import expand
 from tunefleet_runtime.validation import parse_spec
 
 from tests.support.badinputs import catalogue, inject, service_env, wait_for

@@ -15,7 +15,7 @@ from tunefleet_runtime.broker import connect, topology_of
 from tunefleet_runtime.settings import ClientSettings
 from tunefleet_runtime.store import connect_store
 
-from tests.support.waiting import wait_for
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.services
 
@@ -80,17 +80,17 @@ def test_a_trial_past_consumer_timeout_is_computed_once(
         }
         study_id = str(Client(settings).submit(spec))
         db = connect_store(settings)
-        wait_for(lambda: db.trials.count_documents({"study_id": study_id}) == 1, "a result")
+        wait_until(lambda: db.trials.count_documents({"study_id": study_id}) == 1, what="a result")
         stored = db.trials.find_one({"study_id": study_id})
         assert stored is not None and stored["status"] == "done", stored
         # The broker did take the delivery back while the trial ran ...
-        wait_for(
+        wait_until(
             lambda: "closed the trials channel after" in _worker_logs(tmp_path),
-            "a worker saw its channel closed under the trial",
+            what="a worker saw its channel closed under the trial",
         )
         # ... and its redelivery was skipped or stopped: one result, never a second one.
-        wait_for(lambda: "settled" in _worker_logs(tmp_path), "the redelivery was settled")
-        wait_for(lambda: _queue_empty(settings), "the trials queue is empty")
+        wait_until(lambda: "settled" in _worker_logs(tmp_path), what="the redelivery was settled")
+        wait_until(lambda: _queue_empty(settings), what="the trials queue is empty")
         assert results.drain().count(stored["_id"]) == 1, _worker_logs(tmp_path)
         dead = db.trials.count_documents({"study_id": study_id, "reason": "delivery-limit"})
         assert dead == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,11 +13,13 @@ from pymongo.database import Database
 from tunefleet.cli import app
 from tunefleet.client import Client
 from tunefleet_dev.devservices import Pipeline
+from tunefleet_publisher.strategies import expand
 from tunefleet_runtime.settings import ClientSettings
 from tunefleet_runtime.store import connect_store
-from tunefleet_runtime.trials import expand
 from tunefleet_runtime.validation import parse_spec
 from typer.testing import CliRunner
+
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.services
 
@@ -26,13 +27,7 @@ Doc = dict[str, Any]
 
 
 def _until(what: str, probe: Callable[[], Any], timeout: float = 120) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_until(probe, what=what, timeout=timeout)
 
 
 def _one_trial(settings: ClientSettings, **params: Any) -> tuple[Database[Doc], str]:

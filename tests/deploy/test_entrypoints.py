@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,6 +23,8 @@ import pytest
 from tunefleet.client import Client
 from tunefleet_dev.devservices import Services, free_port
 from tunefleet_runtime.settings import ClientSettings
+
+from tests.support.waiting import wait_until
 
 from .conftest import SERVICES, container_env, find
 
@@ -128,12 +129,7 @@ def _ready(pod: Pod) -> None:
 
 
 def _until(predicate: Any, what: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    wait_until(predicate, what=what, timeout=timeout, interval=0.2)
 
 
 def _metric(port: int, name: str) -> float:

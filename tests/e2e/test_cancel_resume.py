@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,14 @@ import yaml
 from tunefleet.cli import app
 from tunefleet.client import Client
 from tunefleet_dev.devservices import Pipeline
+from tunefleet_publisher.strategies import expand
 from tunefleet_runtime.broker import connect, topology_of
 from tunefleet_runtime.settings import ClientSettings
 from tunefleet_runtime.store import connect_store
-from tunefleet_runtime.trials import expand
 from tunefleet_runtime.validation import parse_spec
 from typer.testing import CliRunner
+
+from tests.support.waiting import wait_until
 
 runner = CliRunner()
 
@@ -45,10 +46,7 @@ def cli(*args: str) -> Any:
 
 
 def until(predicate: Callable[[], bool], timeout: float = 120, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
+    wait_until(predicate, what=what, timeout=timeout, interval=0.2)
 
 
 def trials_queue_depth(settings: ClientSettings) -> int:
@@ -115,13 +113,20 @@ def test_cancel_skips_queued_trials_and_resume_runs_only_those(
     doc = db.studies.find_one({"_id": study})
     assert doc is not None and doc["cancel_reason"] == "wrong grid" and doc["cancelled_by"]
 
-    # The worker drains the study's queued trials without running them.
+    # The worker drains the study's queued trials without running them; the one it had in
+    # hand may still finish. Then nothing is queued and every trial that started has its
+    # result: nothing more can run.
     until(lambda: trials_queue_depth(settings) == 0, what="the queue to drain")
-    time.sleep(1.0)  # the trial that was in hand may still finish; nothing after it
+
+    def started_have_results() -> bool:
+        started = {d["trial_id"] for d in db.starts.find({"study_id": study}, {"trial_id": 1})}
+        stored = {d["_id"] for d in db.trials.find({"study_id": study}, {"_id": 1})}
+        return started <= stored
+
+    until(started_have_results, what="the trial in hand to finish")
     after_cancel = db.trials.count_documents({})
     assert after_cancel < 20
-    time.sleep(1.5)
-    assert db.trials.count_documents({}) == after_cancel
+    assert db.starts.count_documents({"study_id": study}) == after_cancel  # none skipped ran
 
     status = json.loads(cli("status", study, "--json").stdout)
     assert status["cancelled"] is True and status["done"] == after_cancel

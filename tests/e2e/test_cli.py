@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,8 @@ from tunefleet_dev.devservices import Pipeline
 from tunefleet_runtime.broker import connect, topology_of
 from tunefleet_runtime.settings import ClientSettings
 from typer.testing import CliRunner
+
+from tests.support.waiting import wait_until
 
 runner = CliRunner()
 
@@ -90,10 +91,7 @@ def test_registered_study_without_workers(
         assert result.exit_code == 0
         return [json.loads(line) for line in result.stdout.splitlines()]
 
-    deadline = time.monotonic() + 60
-    while not registered() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    [row] = registered()
+    [row] = wait_until(registered, what="the study to be registered", timeout=60, interval=0.2)
     assert row["study_id"] == study and row["state"] == "queued" and row["n_trials"] == 2
     status = json.loads(runner.invoke(app, ["status", "--json"]).stdout)  # the latest study
     assert status["study_id"] == study and status["queued"] == 2 and status["done"] == 0

@@ -55,9 +55,10 @@ def test_locust_results_and_studies_are_stored(services: Services, tmp_path: Pat
     assert result.returncode == 0, result.stderr[-3000:]
     measured = json.loads(report.read_text())
     assert measured["published"] > 0
-    # Every result a user had confirmed by the broker is in MongoDB (it may hold one more
-    # batch, confirmed as the users were stopped).
+    # Every result and study a user had confirmed by the broker is in MongoDB (it may hold one
+    # more batch, or one more study, confirmed as the users were stopped mid-publish).
     assert measured["stored"] >= measured["published"]
     assert measured["studies_submitted"] >= 1
-    assert measured["studies_stored"] == measured["studies_submitted"]
+    stored, submitted = measured["studies_stored"], measured["studies_submitted"]
+    assert submitted <= stored <= submitted + 1
     assert measured["latency_ms"]["p50"] >= 0

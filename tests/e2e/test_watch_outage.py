@@ -4,7 +4,6 @@ reconnects, instead of failing the user's `wait` (or `submit --wait`)."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from tunefleet_runtime.store import StudyStatus
 
 from tests.chaos.harness import OwnServices, own_services
 from tests.conftest import IN_CI
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -59,10 +59,12 @@ def test_wait_survives_a_broker_restart(own: OwnServices, tmp_path: Path) -> Non
 
         waiter = threading.Thread(target=wait, daemon=True)
         waiter.start()
-        deadline = time.monotonic() + 120
-        while not (seen and seen[-1].finished >= 3):
-            assert time.monotonic() < deadline and waiter.is_alive(), outcome
-            time.sleep(0.1)
+
+        def three_finished() -> bool:
+            assert waiter.is_alive(), outcome
+            return bool(seen) and seen[-1].finished >= 3
+
+        wait_until(three_finished, what="three finished trials in the progress")
         own.rabbitmq.restart()
         restarted_at = len(seen)
         waiter.join(timeout=300)

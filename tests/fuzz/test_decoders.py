@@ -20,12 +20,14 @@ from tunefleet_contract.messages import (
     StudyResumed,
     TrialMessage,
     TrialResult,
+    TrialsPlanned,
+    TrialsSettled,
     TrialsStarted,
     decode_event,
 )
+from tunefleet_publisher.strategies import expand
 from tunefleet_runtime.consumer import RefusalError
 from tunefleet_runtime.deadletters import describe, format_dead_letter
-from tunefleet_runtime.trials import expand
 from tunefleet_runtime.validation import parse_spec
 from tunefleet_worker.worker import check_message
 
@@ -52,7 +54,9 @@ VALID: list[Message] = [
     ),
     TrialResult.of("s", TRIALS[0], revision=0, attempts=1, status="done", score=0.5),
     StudyCancelled(study_id="s", cancelled_at=1.0),
-    StudyResumed(study_id="s", resumed_at=1.0, n_trials=1, revision=1),
+    TrialsPlanned(study_id="s", first=0, trials=TRIALS),
+    TrialsSettled(study_id="s", trial_ids=[TRIALS[0].trial_id], settled_at=1.0),
+    StudyResumed(study_id="s", resumed_at=1.0, revision=1),
 ]
 
 

@@ -14,13 +14,14 @@ from tunefleet_contract.messages import (
     TrialsStarted,
 )
 from tunefleet_contract.topology import Topology
+from tunefleet_publisher.strategies import expand
 from tunefleet_runtime.broker import REASON_HEADER, dead_letter, publish
 from tunefleet_runtime.settings import ClientSettings, CollectorSettings
 from tunefleet_runtime.store import connect_store, study_status
-from tunefleet_runtime.trials import expand
 from tunefleet_runtime.validation import parse_spec
 
 from tests.support.broker import Running, queue_depth, take
+from tests.support.waiting import wait_until
 
 SPEC = parse_spec(
     {"name": "col", "dataset": "iris", "search": {"noop": {"grid": {"score": [0.1, 0.2, 0.3]}}}}
@@ -46,10 +47,7 @@ def result(trial: TrialSpec, **fields: Any) -> TrialResult:
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.1)
+    wait_until(check, what="the collector to store it", timeout=timeout)
 
 
 def test_stores_each_trial_once_and_acks(

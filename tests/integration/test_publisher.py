@@ -5,12 +5,17 @@ from typing import Any
 
 from pika.adapters.blocking_connection import BlockingChannel
 from tunefleet.client import Client
-from tunefleet_contract.messages import StudyRegistered, TrialMessage, decode_event
+from tunefleet_contract.messages import (
+    StudyRegistered,
+    TrialMessage,
+    TrialsPlanned,
+    decode_event,
+)
 from tunefleet_contract.topology import Topology
 from tunefleet_publisher.publisher import Publisher
+from tunefleet_publisher.strategies import expand
 from tunefleet_runtime.broker import REASON_HEADER, publish
 from tunefleet_runtime.settings import ClientSettings, PublisherSettings
-from tunefleet_runtime.trials import expand
 from tunefleet_runtime.validation import parse_spec
 
 from tests.support.broker import Running, queue_depth, take
@@ -39,9 +44,16 @@ def test_study_becomes_confirmed_chunks_with_deterministic_ids(
     run_service(Publisher(publisher_settings(settings)))
     study_id = Client(settings).submit(SPEC)
 
-    registered = decode_event(take(channel, topology.events_queue, 1)[0][2])
+    planned, registered = (
+        decode_event(body) for _, _, body in take(channel, topology.events_queue, 2)
+    )
+    # The plan is recorded first, in planning order; then the study, before any trial.
+    expected_order = [t.trial_id for t in expand(parse_spec(SPEC), study_id)]
+    assert isinstance(planned, TrialsPlanned) and planned.revision == 0
+    assert [t.trial_id for t in planned.trials] == expected_order
     assert isinstance(registered, StudyRegistered)
     assert registered.study_id == study_id and registered.n_trials == 7
+    assert (registered.published, registered.kept) == (7, 0)
 
     messages = [TrialMessage.decode(body) for _, _, body in take(channel, topology.trials_queue, 3)]
     # 7 trials, chunks of 3: the last chunk of each library is short (chunks never mix studies).

@@ -19,7 +19,7 @@ from tunefleet_runtime.store import connect_store
 
 from tests.support.broker import Running, queue_depth
 from tests.support.store_faults import refusing_writes
-from tests.support.waiting import wait_for
+from tests.support.waiting import wait_until
 
 STUDY = "refuse-0123456789ab"
 
@@ -53,7 +53,7 @@ def test_results_wait_while_the_store_refuses_writes_then_land(
     collector = Collector(collector_settings)
     run_service(collector)
     publish(channel, topology.events_exchange, "trial.result", _result(0).encode())
-    wait_for(lambda: db.trials.count_documents({}) == 1, "the first result is stored")
+    wait_until(lambda: db.trials.count_documents({}) == 1, what="the first result is stored")
 
     assert own_store.pid is not None
     with refusing_writes(own_store.pid):
@@ -62,11 +62,15 @@ def test_results_wait_while_the_store_refuses_writes_then_land(
         # A store with a full disk still answers pings; the collector must not take the
         # refusals for the data's fault.
         assert db.client.admin.command("ping")["ok"] == 1
-        wait_for(lambda: collector.failed_writes >= 5, "the collector retries the batch")
+        wait_until(lambda: collector.failed_writes >= 5, what="the collector retries the batch")
         assert queue_depth(channel, topology.dead_letter_queue) == 0
         assert db.trials.count_documents({}) == 1
-    wait_for(lambda: db.trials.count_documents({}) == 21, "every result lands after recovery")
-    wait_for(lambda: queue_depth(channel, topology.events_queue) == 0, "every event is acked")
+    wait_until(
+        lambda: db.trials.count_documents({}) == 21, what="every result lands after recovery"
+    )
+    wait_until(
+        lambda: queue_depth(channel, topology.events_queue) == 0, what="every event is acked"
+    )
     assert queue_depth(channel, topology.dead_letter_queue) == 0
 
 
@@ -83,5 +87,7 @@ def test_a_document_the_store_refuses_on_a_healthy_day_is_dead_lettered(
     # Valid JSON and a valid message, but BSON has no integer this large.
     publish(channel, topology.events_exchange, "trial.result", _result(1, x=10**30).encode())
     publish(channel, topology.events_exchange, "trial.result", _result(2).encode())
-    wait_for(lambda: queue_depth(channel, topology.dead_letter_queue) == 1, "one dead letter")
-    wait_for(lambda: db.trials.count_documents({}) == 1, "the good result is stored")
+    wait_until(
+        lambda: queue_depth(channel, topology.dead_letter_queue) == 1, what="one dead letter"
+    )
+    wait_until(lambda: db.trials.count_documents({}) == 1, what="the good result is stored")

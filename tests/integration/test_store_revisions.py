@@ -6,17 +6,25 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tunefleet_contract.messages import StudyRegistered, TrialResult, TrialSpec, TrialsStarted
+from tunefleet_contract.messages import (
+    Event,
+    StudyRegistered,
+    TrialResult,
+    TrialSpec,
+    TrialsPlanned,
+    TrialsStarted,
+)
 from tunefleet_contract.spec import StudySpec
+from tunefleet_publisher.strategies import expand
 from tunefleet_runtime.settings import ClientSettings
 from tunefleet_runtime.store import (
+    PlanIncompleteError,
     connect_store,
     leaderboard,
     study_status,
     trial_documents,
     write_events,
 )
-from tunefleet_runtime.trials import expand
 from tunefleet_runtime.validation import parse_spec
 
 STUDY = "fix-0123456789ab"
@@ -28,17 +36,21 @@ def spec(scores: list[float]) -> StudySpec:
     )
 
 
-def registered(study: StudySpec, revision: int, **fields: Any) -> StudyRegistered:
-    n = len(list(expand(study, STUDY)))
-    return StudyRegistered(
-        study_id=STUDY,
-        spec=study,
-        n_trials=n,
-        submitted_at=1.0,
-        published_at=time.time(),
-        revision=revision,
-        **fields,
-    )
+def registered(study: StudySpec, revision: int, **fields: Any) -> list[Event]:
+    """What the planner publishes for a revision: its plan, then the registration."""
+    trials = list(expand(study, STUDY))
+    return [
+        TrialsPlanned(study_id=STUDY, revision=revision, first=0, trials=trials),
+        StudyRegistered(
+            study_id=STUDY,
+            spec=study,
+            n_trials=len(trials),
+            submitted_at=1.0,
+            published_at=time.time(),
+            revision=revision,
+            **fields,
+        ),
+    ]
 
 
 def result(trial: TrialSpec, revision: int, status: str = "done", **fields: Any) -> TrialResult:
@@ -68,11 +80,11 @@ def test_a_fixed_spec_keeps_shared_results_and_hides_the_dropped_ones(
     db = connect_store(settings)
     old_spec, new_spec = spec([0.1, 0.2, 9.0]), spec([0.1, 0.2, 0.5])
     old, new = by_score(old_spec), by_score(new_spec)
-    write_events(db, [registered(old_spec, 0)])
+    write_events(db, registered(old_spec, 0))
     write_events(db, [result(old[0.1], 0), result(old[0.2], 0, "failed"), result(old[9.0], 0)])
     assert leaderboard(db, STUDY, limit=1)[0]["params"]["score"] == 9.0
 
-    write_events(db, [registered(new_spec, 1)])
+    write_events(db, registered(new_spec, 1))
     study = db.studies.find_one({"_id": STUDY})
     assert study is not None and study["revision"] == 1 and study["n_trials"] == 3
     assert study["spec"]["search"]["noop"]["grid"]["score"] == [0.1, 0.2, 0.5]
@@ -106,7 +118,7 @@ def test_a_fixed_spec_keeps_shared_results_and_hides_the_dropped_ones(
     assert (status.done, status.failed, status.best_score) == (3, 0, 0.5)
 
     # Registering revision 1 again (a redelivery) changes nothing; an older one neither.
-    write_events(db, [registered(new_spec, 1), registered(old_spec, 0)])
+    write_events(db, [*registered(new_spec, 1), *registered(old_spec, 0)])
     assert db.studies.find_one({"_id": STUDY})["revision"] == 1  # type: ignore[index]
     assert study_status(db, STUDY).done == 3  # type: ignore[union-attr]
 
@@ -117,9 +129,9 @@ def test_rerun_failed_leaves_failures_behind_until_they_run_again(
     db = connect_store(settings)
     study_spec = spec([0.1, 0.2])
     trials = by_score(study_spec)
-    write_events(db, [registered(study_spec, 0)])
+    write_events(db, registered(study_spec, 0))
     write_events(db, [result(trials[0.1], 0), result(trials[0.2], 0, "failed")])
-    write_events(db, [registered(study_spec, 1, rerun_failed=True)])
+    write_events(db, registered(study_spec, 1, rerun_failed=True))
     status = study_status(db, STUDY)
     assert status is not None and (status.done, status.failed, status.queued) == (1, 0, 1)
     # It fails again: the newer failure replaces the older one.
@@ -133,7 +145,7 @@ def test_a_second_result_merges_done_first_then_the_later_revision(
 ) -> None:
     db = connect_store(settings)
     trial = next(iter(by_score(spec([0.3])).values()))
-    write_events(db, [registered(spec([0.3]), 0)])
+    write_events(db, registered(spec([0.3]), 0))
 
     def stored() -> tuple[str, int, str]:
         doc = db.trials.find_one({"_id": trial.trial_id})
@@ -149,3 +161,25 @@ def test_a_second_result_merges_done_first_then_the_later_revision(
     assert stored() == ("done", 3, "c")
     write_events(db, [result(trial, 3, worker="e")])  # the same again: the first one stays
     assert stored() == ("done", 3, "c")
+
+
+def test_a_revision_waits_for_its_whole_plan(settings: ClientSettings) -> None:
+    # Another collector may still hold part of the plan: registering the revision must not
+    # decide what it keeps from a partial one (that would hide kept results as superseded).
+    db = connect_store(settings)
+    study_spec = spec([0.1, 0.2])
+    write_events(db, registered(study_spec, 0))
+    plan, registration = registered(study_spec, 1)
+    assert isinstance(plan, TrialsPlanned)
+    write_events(db, [plan.model_copy(update={"trials": plan.trials[:1]})])
+    try:
+        write_events(db, [registration])
+    except PlanIncompleteError as exc:
+        assert "1 of 2 planned trials" in str(exc)
+    else:
+        raise AssertionError("registered a revision with half of its plan")
+    assert db.studies.find_one({"_id": STUDY})["revision"] == 0  # type: ignore[index]
+    write_events(db, [plan, registration])  # the rest arrives: the revision goes through
+    assert db.studies.find_one({"_id": STUDY})["revision"] == 1  # type: ignore[index]
+    planned = db.planned.find({"study_id": STUDY}, {"revision": 1, "seq": 1})
+    assert sorted((d["seq"], d["revision"]) for d in planned) == [(0, 1), (1, 1)]

@@ -14,9 +14,9 @@ from tunefleet_contract.messages import (
 )
 from tunefleet_contract.spec import BuiltinDataset
 from tunefleet_contract.topology import Topology
+from tunefleet_publisher.trials import trial_id
 from tunefleet_runtime.broker import REASON_HEADER, publish
 from tunefleet_runtime.settings import ClientSettings, WorkerSettings
-from tunefleet_runtime.trials import trial_id
 from tunefleet_worker.worker import Worker
 
 from tests.support.broker import Running, queue_depth, take

@@ -9,6 +9,7 @@ a result) a sanitized stored document.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -23,6 +24,8 @@ from tunefleet_contract.topology import Topology
 from tunefleet_runtime.broker import publish
 from tunefleet_runtime.deadletters import DeadLetter, list_dead_letters
 from tunefleet_runtime.settings import BrokerSettings
+
+from tests.support.waiting import wait_until
 
 CASE_HEADER = "x-test-bad-input"
 # The services under test take messages up to this size; `catalogue` goes one byte over it.
@@ -405,9 +408,12 @@ def wait_for(
     timeout: float = 120,
 ) -> Outcome:
     """Poll `check` until every case has its outcome or `timeout` passes; the last outcome."""
-    deadline = time.monotonic() + timeout
-    while True:
-        outcome = check(settings, db, cases)
-        if not outcome.problems or time.monotonic() > deadline:
-            return outcome
-        time.sleep(0.5)
+    last: list[Outcome] = []
+
+    def settled() -> bool:
+        last[:] = [check(settings, db, cases)]
+        return not last[0].problems
+
+    with contextlib.suppress(AssertionError):  # the problems left are the caller's to report
+        wait_until(settled, what="every bad input's outcome", timeout=timeout, interval=0.5)
+    return last[0]

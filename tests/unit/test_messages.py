@@ -13,7 +13,7 @@ from tunefleet_contract.messages import (
     decode_event,
     finite_or_none,
 )
-from tunefleet_runtime.trials import expand
+from tunefleet_publisher.strategies import expand
 from tunefleet_runtime.validation import parse_spec
 
 SPEC = parse_spec({"dataset": "iris", "search": {"xgboost": {"grid": {"max_depth": [2, 3]}}}})

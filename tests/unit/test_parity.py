@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tunefleet_runtime.trials import expand
+from tunefleet_publisher.strategies import expand
 from tunefleet_runtime.validation import parse_spec
 from tunefleet_worker.datasets import load_dataset
 from tunefleet_worker.training import TrialContext, run_trial

@@ -51,5 +51,5 @@ def test_cancel_and_resume_events() -> None:
     state = _State("s", n_trials=3, registered=True)
     state.apply(StudyCancelled(study_id="s", cancelled_at=1.0))
     assert state.snapshot().cancelled
-    state.apply(StudyResumed(study_id="s", resumed_at=2.0, n_trials=3))
+    state.apply(StudyResumed(study_id="s", resumed_at=2.0))
     assert not state.snapshot().cancelled

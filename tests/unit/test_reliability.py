@@ -157,6 +157,7 @@ def test_log_level_is_a_validated_setting(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("RABBITMQ_URL", "amqp://u:p@localhost:5672/%2F")
+    monkeypatch.setenv("MONGODB_URL", "mongodb://u:p@localhost:27017/")
     monkeypatch.setenv("TUNEFLEET_LOG_LEVEL", "debug")
     root = logging.getLogger()
     # start_service configures the root logger; give pytest's back afterwards.

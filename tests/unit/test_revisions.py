@@ -6,8 +6,8 @@ from typing import Any
 
 from tunefleet.progress import _State
 from tunefleet_contract.messages import StudyCancelled, StudyRegistered, StudyResumed, TrialResult
+from tunefleet_publisher.strategies import expand
 from tunefleet_runtime.control import StudyControl
-from tunefleet_runtime.trials import expand
 from tunefleet_runtime.validation import parse_spec
 
 BASE: dict[str, Any] = {
@@ -48,7 +48,7 @@ def test_a_scoring_fix_changes_every_trial_id() -> None:
 
 
 def resumed(revision: int) -> StudyResumed:
-    return StudyResumed(study_id="s", resumed_at=1.0, n_trials=1, revision=revision)
+    return StudyResumed(study_id="s", resumed_at=1.0, revision=revision)
 
 
 def test_workers_skip_what_a_cancel_or_a_newer_revision_left_queued() -> None:

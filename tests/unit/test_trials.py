@@ -4,7 +4,8 @@ from typing import Any
 
 import pytest
 from sklearn.model_selection import ParameterGrid
-from tunefleet_runtime.trials import chunked, expand, trial_id
+from tunefleet_publisher.strategies import expand
+from tunefleet_publisher.trials import chunked, trial_id
 from tunefleet_runtime.validation import parse_spec
 
 

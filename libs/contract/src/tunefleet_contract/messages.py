@@ -29,6 +29,7 @@ __all__ = [
     "TrialMessage",
     "TrialResult",
     "TrialSpec",
+    "TrialsPlanned",
     "TrialsSettled",
     "TrialsStarted",
     "decode_event",
@@ -121,10 +122,9 @@ class StudyRequest(Message):
     study_id: StudyId
     spec: StudySpec
     submitted_at: float
-    only_trials: list[TrialId] | None = Field(
-        default=None, description="Publish just these trials (resume); all when None."
+    revision: Revision = Field(
+        default=0, description="A resume's new revision: the planner publishes what is missing."
     )
-    revision: Revision = 0
     rerun_failed: bool = Field(
         default=False, description="The resume publishes failed trials again, too."
     )
@@ -150,9 +150,22 @@ class TrialMessage(Message):
     revision: Revision = 0
 
 
+class TrialsPlanned(Message):
+    """Planner → collector, before their trial messages: trials the planner has decided for
+    this revision of the study. The store's record of them is the study's trial set: what the
+    collector, the client and a restarted planner read instead of expanding the spec again."""
+
+    kind: ClassVar[str] = "trials.planned"
+    study_id: StudyId
+    revision: Revision = 0
+    first: int = Field(ge=0, description="Position of the first of these in the plan.")
+    trials: list[TrialSpec] = Field(min_length=1)
+
+
 class StudyRegistered(Message):
-    """Publisher → collector: the study exists and has this many trials (in this revision:
-    a later revision replaces the stored spec and count)."""
+    """Planner → collector, after its `TrialsPlanned`: the study exists and has this many
+    trials (in this revision: a later revision replaces the stored spec and count), of which
+    `published` go to the workers; the rest keep the results they have."""
 
     kind: ClassVar[str] = "study.registered"
     study_id: StudyId
@@ -162,6 +175,14 @@ class StudyRegistered(Message):
     published_at: float
     revision: Revision = 0
     rerun_failed: bool = False
+    published: int = Field(
+        default=0, ge=0, description="Trials without a result (or failed ones, when rerun)."
+    )
+    kept: int = Field(default=0, ge=0, description="Trials whose stored results count as they are.")
+    kept_failed: int = Field(default=0, ge=0, description="Of those kept: failed ones.")
+    superseded: int = Field(
+        default=0, ge=0, description="Results of the revision before that this one no longer has."
+    )
 
 
 class TrialsStarted(Message):
@@ -262,13 +283,13 @@ class StudyCancelled(Message):
 
 class StudyResumed(Message):
     """CLI/API → collector and workers (before its re-request): the study runs again as
-    `revision`; a cancel is lifted, and workers skip what is still queued of older revisions."""
+    `revision`; a cancel is lifted, and workers skip what is still queued of older revisions.
+    What the revision runs is the planner's to decide (its `StudyRegistered` says)."""
 
     kind: ClassVar[str] = "study.resumed"
     study_id: StudyId
     resumed_at: float
     by: str = Field(default="", max_length=200)
-    n_trials: int = Field(ge=0, description="Trials republished: those without a result.")
     revision: Revision = 0
 
 
@@ -290,6 +311,7 @@ class TrialsSettled(Message):
 EVENT_KINDS: dict[str, type[Message]] = {
     cls.kind: cls
     for cls in (
+        TrialsPlanned,
         StudyRegistered,
         TrialsStarted,
         TrialResult,
@@ -300,7 +322,13 @@ EVENT_KINDS: dict[str, type[Message]] = {
 }
 
 Event = (
-    StudyRegistered | TrialsStarted | TrialResult | StudyCancelled | StudyResumed | TrialsSettled
+    TrialsPlanned
+    | StudyRegistered
+    | TrialsStarted
+    | TrialResult
+    | StudyCancelled
+    | StudyResumed
+    | TrialsSettled
 )
 
 

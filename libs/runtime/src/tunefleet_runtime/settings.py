@@ -76,7 +76,9 @@ class ServiceSettings(_Base):
         return value.upper() if isinstance(value, str) else value
 
 
-class PublisherSettings(BrokerSettings, ServiceSettings):
+class PublisherSettings(BrokerSettings, StoreSettings, ServiceSettings):
+    """The planner: a resume's plan depends on the results the store holds."""
+
     tunefleet_publish_batch: int = Field(
         default=500, ge=1, le=100_000, description="Messages published per confirm wait."
     )

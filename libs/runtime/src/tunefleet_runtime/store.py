@@ -11,6 +11,9 @@ best scores by `$sort` + `$limit`, no NaN, no nested arrays, plain keys.
                                  a rerun that succeeds), or of the same status and a later
                                  revision; otherwise the first write stands
     starts   _id = trial:revision:attempt   a worker began a trial (for "running", redeliveries)
+    planned  _id = trial id      the planner's decisions: the study's trial set, each trial with
+                                 the latest revision that has it, its library, parameters and
+                                 position (`seq`) in the plan
 
 Every result and start carries the revision it was run in; a new revision moves the results it
 keeps to itself. Status, leaderboards and results read the current revision only, so trials that
@@ -34,13 +37,14 @@ from tunefleet_contract.messages import (
     StudyRegistered,
     StudyResumed,
     TrialResult,
+    TrialsPlanned,
     TrialsStarted,
 )
 from tunefleet_runtime.settings import StoreSettings
-from tunefleet_runtime.trials import expand
 
 __all__ = [
     "DUPLICATE_KEY",
+    "PlanIncompleteError",
     "StudyStatus",
     "connect_store",
     "current_revision",
@@ -48,7 +52,10 @@ __all__ = [
     "finite",
     "leaderboard",
     "list_studies",
+    "missing_trials",
+    "planned_trials",
     "probe_write",
+    "result_states",
     "study_status",
     "trial_documents",
     "write_events",
@@ -78,6 +85,7 @@ def ensure_indexes(db: Database[Doc]) -> None:
     )
     db.trials.create_index([*study, ("status", ASCENDING)], name="revision_by_status")
     db.starts.create_index(study, name="revision_starts")
+    db.planned.create_index([*study, ("seq", ASCENDING)], name="revision_plan")
     db.studies.create_index([("submitted_at", DESCENDING)], name="recent")
 
 
@@ -149,16 +157,54 @@ def _merge_result(db: Database[Doc], doc: Doc) -> None:
             return
 
 
+class PlanIncompleteError(RuntimeError):
+    """A revision's registration arrived before all of its planned trials were stored (another
+    collector has them in hand): try again shortly, nothing is wrong."""
+
+
+def _insert_planned(db: Database[Doc], events: Sequence[TrialsPlanned]) -> int:
+    """Record the planner's decisions; a trial planned again in a later revision moves to it."""
+    docs = [
+        {
+            "_id": trial.trial_id,
+            "study_id": event.study_id,
+            "revision": event.revision,
+            "seq": event.first + i,
+            "library": trial.library,
+            "params": finite(trial.params),
+        }
+        for event in events
+        for i, trial in enumerate(event.trials)
+    ]
+    new, present = _insert(db, "planned", docs)
+    by_revision: dict[int, list[str]] = {}
+    for doc in present:
+        by_revision.setdefault(int(doc["revision"]), []).append(doc["_id"])
+    for revision, ids in by_revision.items():
+        for first in range(0, len(ids), 1000):
+            db.planned.update_many(
+                {"_id": {"$in": ids[first : first + 1000]}, "revision": {"$lt": revision}},
+                {"$set": {"revision": revision}},
+            )
+    return new
+
+
 def _revise(db: Database[Doc], event: StudyRegistered) -> None:
     """Make `event.revision` the study's current one (once; a replay changes nothing).
 
-    The results it keeps, those of trial ids in its spec (same scoring, library and parameters),
-    move to it, except failed ones that it runs again. Results first, the study last: a
-    collector killed in between does both again on redelivery."""
+    The results it keeps, those of the trials its plan has (same scoring, library and
+    parameters), move to it, except failed ones that it runs again. Results first, the study
+    last: a collector killed in between does both again on redelivery."""
     study = db.studies.find_one({"_id": event.study_id}, {"revision": 1})
     if study is None or int(study["revision"]) >= event.revision:
         return
-    wanted = {trial.trial_id for trial in expand(event.spec, event.study_id)}
+    planned = {"study_id": event.study_id, "revision": event.revision}
+    wanted = {doc["_id"] for doc in db.planned.find(planned, {"_id": 1})}
+    if len(wanted) < event.n_trials:
+        raise PlanIncompleteError(
+            f"study {event.study_id} revision {event.revision}: {len(wanted)} of "
+            f"{event.n_trials} planned trials stored"
+        )
     kept = ["done"] if event.rerun_failed else ["done", "failed"]
     older = {"study_id": event.study_id, "revision": {"$lt": event.revision}}
     keep = [
@@ -179,9 +225,19 @@ def _revise(db: Database[Doc], event: StudyRegistered) -> None:
                 "n_trials": event.n_trials,
                 "revision": event.revision,
                 "revised_at": event.published_at,
+                **_plan_counts(event),
             }
         },
     )
+
+
+def _plan_counts(event: StudyRegistered) -> Doc:
+    return {
+        "published": event.published,
+        "kept": event.kept,
+        "kept_failed": event.kept_failed,
+        "superseded": event.superseded,
+    }
 
 
 def write_events(db: Database[Doc], events: Iterable[Event]) -> dict[str, int]:
@@ -191,9 +247,12 @@ def write_events(db: Database[Doc], events: Iterable[Event]) -> dict[str, int]:
     results: dict[str, Doc] = {}
     control: list[StudyCancelled | StudyResumed] = []
     revisions: list[StudyRegistered] = []
+    planned: list[TrialsPlanned] = []
     now = time.time()
     for event in events:
-        if isinstance(event, StudyRegistered):
+        if isinstance(event, TrialsPlanned):
+            planned.append(event)
+        elif isinstance(event, StudyRegistered):
             doc = finite(event.model_dump(mode="json", exclude={"rerun_failed"}))
             studies.append({"_id": event.study_id, **doc, "stored_at": now})
             if event.revision > 0:
@@ -219,7 +278,9 @@ def write_events(db: Database[Doc], events: Iterable[Event]) -> dict[str, int]:
                 event.trial_id,
                 {"_id": event.trial_id, **finite(event.model_dump()), "stored_at": now},
             )
+    # The plan first: a registration in the same batch may revise the study by it.
     counts = {
+        "planned": _insert_planned(db, planned),
         "studies": _insert_new(db, "studies", studies),
         "starts": _insert_new(db, "starts", starts),
         "trials": _insert_results(db, list(results.values())),
@@ -360,3 +421,23 @@ def list_studies(db: Database[Doc], limit: int = 50) -> list[Doc]:
     return list(
         db.studies.find({}, {"spec.search": 0}).sort("submitted_at", DESCENDING).limit(limit)
     )
+
+
+def planned_trials(db: Database[Doc], study_id: str, revision: int) -> list[str]:
+    """The trial ids of the study's plan in this revision, in the planner's order."""
+    query = {"study_id": study_id, "revision": revision}
+    return [doc["_id"] for doc in db.planned.find(query, {"_id": 1}).sort("seq", ASCENDING)]
+
+
+def result_states(db: Database[Doc], study_id: str) -> dict[str, tuple[str, int]]:
+    """Every stored result of the study, of any revision: trial id -> (status, revision)."""
+    return {
+        doc["_id"]: (doc["status"], int(doc["revision"]))
+        for doc in db.trials.find({"study_id": study_id}, {"status": 1, "revision": 1})
+    }
+
+
+def missing_trials(db: Database[Doc], study_id: str, revision: int) -> list[str]:
+    """The planned trials of this revision that have no result, in the planner's order."""
+    have = result_states(db, study_id)
+    return [tid for tid in planned_trials(db, study_id, revision) if tid not in have]

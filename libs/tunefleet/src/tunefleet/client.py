@@ -30,10 +30,12 @@ from tunefleet_runtime.store import (
     current_revision,
     leaderboard,
     list_studies,
+    missing_trials,
+    planned_trials,
+    result_states,
     study_status,
     trial_documents,
 )
-from tunefleet_runtime.trials import expand
 from tunefleet_runtime.validation import load_spec, parse_spec, validate_spec
 
 from tunefleet.progress import Progress, from_store, watch
@@ -187,13 +189,12 @@ class Client:
         finally:
             connection.close()
 
-    def submit(self, spec: SpecLike, *, only_trials: list[str] | None = None) -> Study:
-        """Publish the study request (confirmed by the broker); returns the study."""
+    def submit(self, spec: SpecLike) -> Study:
+        """Publish the study request (confirmed by the broker); returns the study. The planner
+        decides its trials."""
         study = self.spec(spec)
         study_id = study.study_id()
-        request = StudyRequest(
-            study_id=study_id, spec=study, submitted_at=time.time(), only_trials=only_trials
-        )
+        request = StudyRequest(study_id=study_id, spec=study, submitted_at=time.time())
         self._publish(lambda t: t.studies_exchange, "study", request.encode())
         return Study(study_id, self, study)
 
@@ -209,21 +210,22 @@ class Client:
 
     def _recorded(
         self, study_id: str, check: Callable[[dict[str, Any]], bool], *, timeout_s: float = 15.0
-    ) -> None:
+    ) -> dict[str, Any] | None:
         """Wait (briefly) until the collector has stored a cancel or resume, so that what the
-        user runs next (`status`, `wait`) sees it; the broker already holds it either way."""
+        user runs next (`status`, `wait`) sees it; the broker already holds it either way.
+        The study's document once it passes `check`, else None."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            doc = self._db.studies.find_one({"_id": study_id}, {"cancelled_at": 1, "revision": 1})
+            doc = self._db.studies.find_one({"_id": study_id}, {"spec.search": 0})
             if doc is not None and check(doc):
-                return
+                return doc
             time.sleep(0.1)
+        return None
 
     def missing_trials(self, study_id: str) -> list[str]:
-        """The study's trials that have no result, in the order they would be published."""
-        spec = self.stored_spec(study_id)
-        have = {d["_id"] for d in self._db.trials.find({"study_id": study_id}, {"_id": 1})}
-        return [t.trial_id for t in expand(spec, study_id) if t.trial_id not in have]
+        """The study's trials that have no result, in the order the planner decided them."""
+        doc = self._require(study_id)
+        return missing_trials(self._db, str(study_id), int(doc["revision"]))
 
     def resume(
         self, study_id: str, spec: SpecLike | None = None, *, rerun_failed: bool = False
@@ -237,8 +239,12 @@ class Client:
         no longer has is superseded (kept in the store, out of status, results and reports).
         Each resume that publishes is a new revision of the study: workers skip what is still
         queued of older ones, so nothing runs twice. Nothing to do publishes nothing.
+
+        The planner decides the new revision's trials; this waits (at most 15 s) until the
+        collector has recorded them, and reports what the planner decided.
         """
         doc = self._require(study_id)
+        study_id = str(study_id)
         stored_spec = StudySpec.model_validate(doc["spec"])
         new_spec = stored_spec if spec is None else self.spec(spec)
         if new_spec.name != stored_spec.name:
@@ -247,40 +253,30 @@ class Client:
                 f"{stored_spec.name!r}; a resume keeps the study (submit a new one instead)"
             )
         revision = int(doc["revision"])
-        stored = {
-            d["_id"]: d
-            for d in self._db.trials.find({"study_id": study_id}, {"status": 1, "revision": 1})
-        }
-        trials = [trial.trial_id for trial in expand(new_spec, study_id)]
-        missing = [
-            tid
-            for tid in trials
-            if tid not in stored or (rerun_failed and stored[tid]["status"] == "failed")
-        ]
-        wanted = set(trials)
-        plan = Resumption(
-            study_id=study_id,
-            revision=revision,
-            n_trials=len(trials),
-            republished=len(missing),
-            kept=len(trials) - len(missing),
-            kept_failed=0
-            if rerun_failed
-            else sum(1 for tid in wanted if tid in stored and stored[tid]["status"] == "failed"),
-            superseded=sum(
-                1 for tid, d in stored.items() if d["revision"] == revision and tid not in wanted
-            ),
-            spec_changed=new_spec != stored_spec,
-        )
-        if not plan.published:
-            return plan
+        # The same spec has the same trial set: the store's record of it (the plan) and the
+        # results tell what is missing, without waiting for the planner to say so.
+        planned = planned_trials(self._db, study_id, revision) if new_spec == stored_spec else []
+        known: Resumption | None = None
+        if planned:
+            stored = result_states(self._db, study_id)
+            states = [stored[tid][0] if tid in stored else None for tid in planned]
+            failed = states.count("failed")
+            republished = states.count(None) + (failed if rerun_failed else 0)
+            known = Resumption(
+                study_id=study_id,
+                revision=revision,
+                n_trials=len(planned),
+                republished=republished,
+                kept=len(planned) - republished,
+                kept_failed=0 if rerun_failed else failed,
+                superseded=0,
+                spec_changed=False,
+            )
+            if not known.published:
+                return known
         revision += 1
         event = StudyResumed(
-            study_id=study_id,
-            resumed_at=time.time(),
-            by=_who(),
-            n_trials=len(missing),
-            revision=revision,
+            study_id=study_id, resumed_at=time.time(), by=_who(), revision=revision
         )
         # The control stream first: workers then skip the older revision's queued copies.
         self._publish(lambda t: t.events_exchange, event.kind, event.encode())
@@ -288,15 +284,33 @@ class Client:
             study_id=study_id,
             spec=new_spec,
             submitted_at=time.time(),
-            only_trials=missing,
             revision=revision,
             rerun_failed=rerun_failed,
         )
         self._publish(lambda t: t.studies_exchange, "study", request.encode())
-        self._recorded(
-            study_id, lambda d: d["revision"] >= revision and d.get("cancelled_at") is None
+        recorded = self._recorded(
+            study_id,
+            lambda d: d["revision"] >= revision and d.get("cancelled_at") is None,
+            timeout_s=15.0 if known is not None else 60.0,
         )
-        return dataclasses.replace(plan, revision=revision)
+        if known is not None:
+            return dataclasses.replace(known, revision=revision)
+        if recorded is None or int(recorded["revision"]) != revision:
+            # A new trial set: only the planner knows what it keeps, and it has not said yet.
+            raise TimeoutError(
+                f"study {study_id}: revision {revision} is published, but the planner and the "
+                "collector have not recorded it yet (`tunefleet status` shows it once they have)"
+            )
+        return Resumption(
+            study_id=study_id,
+            revision=revision,
+            n_trials=int(recorded["n_trials"]),
+            republished=int(recorded["published"]),
+            kept=int(recorded["kept"]),
+            kept_failed=int(recorded["kept_failed"]),
+            superseded=int(recorded["superseded"]),
+            spec_changed=new_spec != stored_spec,
+        )
 
     # -- reading, from the store -------------------------------------------------------------
 

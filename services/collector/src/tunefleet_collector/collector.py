@@ -23,7 +23,13 @@ from tunefleet_runtime.broker import dead_letter, delivery_attempt, topology_of
 from tunefleet_runtime.consumer import ConsumerRuntime, Delivery, Subscription
 from tunefleet_runtime.deadletters import death_reason
 from tunefleet_runtime.settings import CollectorSettings
-from tunefleet_runtime.store import connect_store, ensure_indexes, probe_write, write_events
+from tunefleet_runtime.store import (
+    PlanIncompleteError,
+    connect_store,
+    ensure_indexes,
+    probe_write,
+    write_events,
+)
 
 __all__ = ["Collector", "dead_trial_results"]
 
@@ -170,7 +176,7 @@ class Collector:
         try:
             counts = write_events(self._store(), batch.events)
         except Exception as exc:  # pymongo, bson and the odd OverflowError alike
-            if self._store_is_away() or not self._set_aside(batch):
+            if self._store_is_away(exc) or not self._set_aside(batch):
                 self._failures += 1
                 self.failed_writes += 1
                 log.warning(
@@ -189,13 +195,15 @@ class Collector:
         batch.clear()
         return flush_s
 
-    def _store_is_away(self) -> bool:
+    def _store_is_away(self, exc: Exception) -> bool:
         """Whether a failed write was the store's fault, not the data's: decided by a write of
         the store's own, since a store can answer pings while it refuses every write (a full
         disk) and fail on data it would refuse on any day (FerretDB drops the connection on a
         NaN, which looks like an outage). Then events wait unacked until it writes again."""
         if self._db is None:
             return True  # connecting (and creating the indexes) failed
+        if isinstance(exc, PlanIncompleteError):
+            return True  # the rest of a plan is in another collector's hands: wait for it
         try:
             probe_write(self._db)
         except Exception:
@@ -211,7 +219,7 @@ class Collector:
             try:
                 write_events(db, item.events)
             except Exception as exc:
-                if self._store_is_away():
+                if self._store_is_away(exc):
                     return False
                 reason = f"store refused: {type(exc).__name__}: {exc}"
                 delivery = item.delivery

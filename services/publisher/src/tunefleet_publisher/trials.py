@@ -1,5 +1,5 @@
-"""Turning a spec into trials: scikit-learn ParameterGrid semantics, seeded random search,
-deterministic ids."""
+"""The planner's building blocks: deterministic trial ids, scikit-learn ParameterGrid order,
+seeded draws from a search space, chunks."""
 
 from __future__ import annotations
 
@@ -10,27 +10,21 @@ import random
 from collections.abc import Iterator
 from typing import TypeVar
 
-from tunefleet_contract.messages import TrialSpec
-from tunefleet_contract.params import ParamError, Scalar, check_param
-from tunefleet_contract.spec import Distribution, LibrarySearch, RandomSearch, SpecError, StudySpec
-from tunefleet_runtime.validation import scoring_key
+from tunefleet_contract.params import Scalar
+from tunefleet_contract.spec import Distribution, RandomSearch
 
-__all__ = ["chunked", "expand", "sample_space", "trial_id"]
-
-# Draws per wanted trial before a random search gives up finding new distinct points (a small
-# discrete space, or conditions that make most combinations impossible).
-_DRAWS_PER_TRIAL = 50
+__all__ = ["chunked", "grid_points", "sample_space", "trial_id"]
 
 
 def trial_id(study_id: str, library: str, params: dict[str, Scalar], scoring: str = "") -> str:
-    """Same study, scoring (`StudySpec.scoring_key`), library and parameters → same id, however
+    """Same study, scoring (`validation.scoring_key`), library and parameters → same id, however
     the grid was written. A resume with a fixed spec keeps the study id, so a trial the fix did
     not touch keeps its id, and its result."""
     key = json.dumps([study_id, scoring, library, params], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
-def _grid_points(grid: dict[str, list[Scalar]]) -> Iterator[dict[str, Scalar]]:
+def grid_points(grid: dict[str, list[Scalar]]) -> Iterator[dict[str, Scalar]]:
     # The same order as sklearn.model_selection.ParameterGrid (keys sorted, last varies
     # fastest), without importing scikit-learn into the publisher's hot path.
     keys = sorted(grid)
@@ -99,60 +93,6 @@ def sample_space(
             if _active(dist, point):
                 point[name] = _draw(dist, rng.random())
         yield point
-
-
-def _random_points(
-    library: str, part: LibrarySearch, spec: StudySpec
-) -> Iterator[dict[str, Scalar]]:
-    search = part.random
-    if search is None:
-        return
-    seed = search.seed if search.seed is not None else spec.cv.seed
-    for point in sample_space(search, part.fixed, seed, library):
-        # The spec's bounds were checked against the catalogue; this checks what was drawn.
-        for name, value in point.items():
-            try:
-                check_param(library, name, value)
-            except ParamError as exc:
-                raise SpecError(f"search.{library}.random drew an invalid value: {exc}") from None
-        yield point
-
-
-def expand(spec: StudySpec, study_id: str) -> Iterator[TrialSpec]:
-    """Every trial of the study, lazily: a 10^6-point grid never sits in memory at once.
-
-    Per library, in the spec's order: the grid points (ParameterGrid's order), then the random
-    search's first `n_trials` distinct draws that are not grid points.
-    """
-    scoring = scoring_key(spec)
-    for library, part in spec.search.items():
-        seen: set[str] = set()
-        for grid in part.grids():
-            for point in _grid_points(grid):
-                params = {**part.fixed, **point}
-                tid = trial_id(study_id, library, params, scoring)
-                # A list of grids may name the same point twice; it is one trial.
-                if tid in seen:
-                    continue
-                seen.add(tid)
-                yield TrialSpec(trial_id=tid, library=library, params=params)
-        if part.random is None:
-            continue
-        wanted = part.random.n_trials
-        budget = wanted * _DRAWS_PER_TRIAL + 1000
-        found = 0
-        for params in _random_points(library, part, spec):
-            budget -= 1
-            if budget < 0:
-                break
-            tid = trial_id(study_id, library, params, scoring)
-            if tid in seen:
-                continue
-            seen.add(tid)
-            found += 1
-            yield TrialSpec(trial_id=tid, library=library, params=params)
-            if found == wanted:
-                break
 
 
 T = TypeVar("T")

@@ -1,0 +1,71 @@
+"""The planner's decisions, as pure logic: which trials a revision has and which of them run."""
+
+from __future__ import annotations
+
+from tunefleet_contract.messages import StudyRequest, TrialResult
+from tunefleet_publisher.planner import plan
+from tunefleet_publisher.strategies import expand, strategies_for
+from tunefleet_runtime.validation import parse_spec
+
+SPEC = parse_spec(
+    {
+        "name": "plan",
+        "dataset": "iris",
+        "chunk_size": 2,
+        "search": {
+            "noop": {
+                "grid": {"score": [0.1, 0.2, 0.3]},
+                "random": {"n_trials": 2, "space": {"x": {"uniform": [0, 1]}}},
+            }
+        },
+    }
+)
+STUDY = SPEC.study_id()
+
+
+def request(revision: int = 0, *, rerun_failed: bool = False) -> StudyRequest:
+    return StudyRequest(
+        study_id=STUDY,
+        spec=SPEC,
+        submitted_at=1.0,
+        revision=revision,
+        rerun_failed=rerun_failed,
+    )
+
+
+def test_a_submission_plans_and_publishes_every_trial_in_chunks() -> None:
+    decided = plan(request(), {}, 0)
+    assert [t.trial_id for t in decided.trials] == [t.trial_id for t in expand(SPEC, STUDY)]
+    assert len(decided.trials) == 5 and decided.publish == decided.trials
+    messages = decided.messages()
+    assert [len(m.trials) for m in messages] == [2, 2, 1]
+    assert {m.revision for m in messages} == {0} and messages[0].metric == "accuracy"
+
+
+def test_a_resume_publishes_only_what_has_no_result() -> None:
+    ids = [t.trial_id for t in expand(SPEC, STUDY)]
+    gone = "f" * 24  # a result of the revision before that this spec no longer has
+    stored = {ids[0]: ("done", 0), ids[1]: ("failed", 0), gone: ("done", 0)}
+    decided = plan(request(1), stored, 0)
+    assert [t.trial_id for t in decided.publish] == ids[2:]
+    assert (decided.kept, decided.kept_failed, decided.superseded) == (2, 1, 1)
+    rerun = plan(request(1, rerun_failed=True), stored, 0)
+    assert [t.trial_id for t in rerun.publish] == ids[1:]
+    assert (rerun.kept, rerun.kept_failed) == (1, 0)
+
+
+def test_grid_and_random_decide_everything_up_front_and_react_to_nothing() -> None:
+    strategies = strategies_for(SPEC, STUDY)
+    assert [type(s).__name__ for s in strategies] == ["GridSearch", "RandomSearch"]
+    assert not any(s.reactive for s in strategies)
+    first = [t for s in strategies for t in s.initial()]
+    result = TrialResult(
+        study_id=STUDY,
+        trial_id=first[0].trial_id,
+        library="noop",
+        params=first[0].params,
+        status="done",
+        score=0.1,
+        finished_at=1.0,
+    )
+    assert all(s.react(result) == [] for s in strategies)
