@@ -43,6 +43,22 @@ log = logging.getLogger(__name__)
 PLANNED_PER_EVENT = 1000
 # How long a request waits before it is tried again while the store does not answer.
 _STORE_RETRY_S = 2.0
+# First submissions this process remembers (the store remembers all of them).
+_REMEMBERED = 10_000
+
+
+def _check_study_id(request: StudyRequest) -> None:
+    """A request names its study by the spec's own id (name and hash; a resume keeps the id
+    of the study it resumes, whose spec it may fix under the same name): a request from
+    elsewhere must not register a spec under another study's id."""
+    if request.revision == 0 and request.study_id != request.spec.study_id():
+        raise RefusalError(
+            f"study_id {request.study_id!r} is not this spec's id {request.spec.study_id()!r}"
+        )
+    if not request.study_id.startswith(f"{request.spec.name}-"):
+        raise RefusalError(
+            f"study_id {request.study_id!r} does not belong to a study named {request.spec.name!r}"
+        )
 
 
 class Publisher:
@@ -52,6 +68,9 @@ class Publisher:
         self._stopping = threading.Event()
         self._batch: BatchChannel | None = None
         self._db: Database[dict[str, Any]] | None = None
+        # Study ids this process planned a first submission of, oldest first (bounded).
+        self._submitted: dict[str, None] = {}
+        self.resubmissions = 0
         self._runtime = ConsumerRuntime(
             settings,
             self._stopping,
@@ -77,6 +96,7 @@ class Publisher:
             validate_spec(request.spec)
         except SpecError as exc:
             raise RefusalError(str(exc)) from None
+        _check_study_id(request)
         n = request.spec.n_trials()
         if n > self.settings.tunefleet_max_trials:
             raise RefusalError(
@@ -85,27 +105,63 @@ class Publisher:
             )
         return request
 
-    def _plan(self, request: StudyRequest) -> Plan:
-        if request.revision == 0:
-            return plan(request, {}, 0)
-        # A resume: what the study has stored decides what runs again.
+    def _store(self) -> Database[dict[str, Any]]:
         if self._db is None:
             self._db = connect_store(self.settings)
-        study = self._db.studies.find_one({"_id": request.study_id}, {"revision": 1})
+        return self._db
+
+    def _plan(self, delivery: Delivery[StudyRequest]) -> Plan | None:
+        """The request's plan; None for a study submitted before (see `_resubmitted`)."""
+        request = delivery.message
+        if request.revision == 0:
+            if self._resubmitted(delivery):
+                return None
+            return plan(request, {}, 0)
+        # A resume: what the study has stored decides what runs again.
+        study = self._store().studies.find_one({"_id": request.study_id}, {"revision": 1})
         current = int(study["revision"]) if study is not None else request.revision - 1
-        return plan(request, result_states(self._db, request.study_id), current)
+        return plan(request, result_states(self._store(), request.study_id), current)
+
+    def _resubmitted(self, delivery: Delivery[StudyRequest]) -> bool:
+        """Whether a first submission's request names a study that was submitted before: its
+        trials are planned and published already (queued, running or stored), and publishing
+        them again would compute each one twice. What is missing runs through a resume.
+
+        A redelivered request is planned and published again: the planner may have died after
+        recording the study and before publishing all of its trials (and a request requeued
+        while the store was away is redelivered too; a resubmission in that window still
+        publishes, the one race left besides two planners taking identical requests at once).
+        The store is the record across planners and restarts; this planner's own memory
+        covers the moment before the collector has stored its last registration."""
+        study_id = delivery.message.study_id
+        if delivery.attempt > 1:
+            return False
+        if study_id in self._submitted:
+            return True
+        return self._store().studies.find_one({"_id": study_id}, {"_id": 1}) is not None
 
     def _handle(self, delivery: Delivery[StudyRequest]) -> None:
         started = time.monotonic()
         request = delivery.message
         try:
-            decided = self._plan(request)
+            decided = self._plan(delivery)
         except PyMongoError as exc:
             # Not the request's fault: it waits (unacked, then requeued) until the store answers.
             log.warning("store unavailable (%s); study %s waits", exc, request.study_id)
             self._stopping.wait(_STORE_RETRY_S)
             delivery.requeue()
             return
+        if decided is None:
+            log.info(
+                "study %s was submitted before: nothing published (a resume runs what is missing)",
+                request.study_id,
+            )
+            self.resubmissions += 1
+            delivery.ack()
+            return
+        self._submitted[request.study_id] = None
+        while len(self._submitted) > _REMEMBERED:
+            del self._submitted[next(iter(self._submitted))]
         assert self._batch is not None  # set on connect, before any delivery
         # 1. The plan, recorded before anything runs by it.
         first = 0
