@@ -8,16 +8,18 @@ CHAOS_WORKERS ?= 4
 CHAOS_KILLS ?= 10
 CHAOS_SIGTERMS ?= 5
 CHAOS_STORE_OUTAGE_S ?= 10
+CHAOS_STORE_REFUSE_S ?= 70
 CHAOS_DELIVERY_LIMIT ?= 10
 CHAOS_TRIAL_S ?= 1.0
 CHAOS_BULK_TRIALS ?= 2000
 CHAOS_TIMEOUT_S ?= 1800
 CHAOS_REPORT ?= $(CURDIR)/.tunefleet/chaos-report.json
 
-chaos: services-install ## Fault injection, full: 200+ trials, 4 workers, 10+ kill -9, 5 SIGTERM, broker restart, 10 s store outage, collector kill, every bad input
+chaos: services-install ## Fault injection, full: 200+ trials, 4 workers, 10+ kill -9, 5 SIGTERM, broker restart, 10 s store outage, 70 s of a store refusing writes, a resubmission race, collector kill, every bad input
 	mkdir -p $(dir $(CHAOS_REPORT))
 	CHAOS_TRIALS=$(CHAOS_TRIALS) CHAOS_WORKERS=$(CHAOS_WORKERS) CHAOS_KILLS=$(CHAOS_KILLS) \
 	CHAOS_SIGTERMS=$(CHAOS_SIGTERMS) CHAOS_STORE_OUTAGE_S=$(CHAOS_STORE_OUTAGE_S) \
+	CHAOS_STORE_REFUSE_S=$(CHAOS_STORE_REFUSE_S) \
 	CHAOS_DELIVERY_LIMIT=$(CHAOS_DELIVERY_LIMIT) CHAOS_TRIAL_S=$(CHAOS_TRIAL_S) \
 	CHAOS_BULK_TRIALS=$(CHAOS_BULK_TRIALS) CHAOS_TIMEOUT_S=$(CHAOS_TIMEOUT_S) \
 	CHAOS_REPORT=$(CHAOS_REPORT) \

@@ -21,10 +21,12 @@ reads the numbers. The run:
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -44,6 +46,7 @@ from tunefleet_runtime.store import study_status
 from tunefleet_runtime.validation import parse_spec
 
 from tests.support.badinputs import catalogue, inject, service_env, wait_for
+from tests.support.store_faults import refusing_writes
 
 Doc = dict[str, Any]
 
@@ -65,6 +68,7 @@ class ChaosConfig:
     kills: int = 3  # kill -9 of a random worker (the poison trial's kills come on top)
     sigterms: int = 2
     store_outage_s: float = 4.0
+    store_refuse_s: float = 5.0  # the store up, answering pings, refusing every write
     delivery_limit: int = 2
     trial_s: float = 2.0  # how long an ordinary trial sleeps
     bulk_trials: int = 300  # the study being published when RabbitMQ restarts
@@ -82,6 +86,7 @@ class ChaosConfig:
             kills=_env_int("CHAOS_KILLS", d.kills),
             sigterms=_env_int("CHAOS_SIGTERMS", d.sigterms),
             store_outage_s=_env_float("CHAOS_STORE_OUTAGE_S", d.store_outage_s),
+            store_refuse_s=_env_float("CHAOS_STORE_REFUSE_S", d.store_refuse_s),
             delivery_limit=_env_int("CHAOS_DELIVERY_LIMIT", d.delivery_limit),
             trial_s=_env_float("CHAOS_TRIAL_S", d.trial_s),
             bulk_trials=_env_int("CHAOS_BULK_TRIALS", d.bulk_trials),
@@ -106,6 +111,9 @@ class ChaosReport:
     store_outages: int = 0
     store_outage_s: float = 0.0
     collector_kills: int = 0
+    store_refusals: int = 0
+    store_refusal_s: float = 0.0
+    resubmissions: int = 0
     bad_inputs: int = 0
     actions_mid_study: int = 0
     actions: int = 0
@@ -116,6 +124,10 @@ class ChaosReport:
     failed_as_designed: int = 0
     redeliveries: int = 0
     redelivered_trials: int = 0
+    # Deliveries of a trial after its first: after a crash that took the one in hand (kill -9,
+    # SIGTERM past the grace period, broker restart, the poison trial), or for no good reason.
+    recomputed_after_crash: int = 0
+    recomputed_otherwise: list[str] = field(default_factory=list)
     bad_input_problems: list[str] = field(default_factory=list)
     dead_services: list[str] = field(default_factory=list)
     probe_ok: bool = False
@@ -130,8 +142,13 @@ class ChaosReport:
             f"broker_restarts={self.broker_restarts} "
             f"(mid-submission {'yes' if self.broker_restart_mid_submission else 'no'}) "
             f"store_outages={self.store_outages} ({self.store_outage_s:.1f} s) "
-            f"collector_kill9={self.collector_kills} bad_inputs={self.bad_inputs} "
-            f"lost={self.lost} duplicated={self.duplicated} unexpected={self.unexpected} "
+            f"collector_kill9={self.collector_kills} "
+            f"store_refusing_writes={self.store_refusals} ({self.store_refusal_s:.1f} s) "
+            f"resubmissions={self.resubmissions} bad_inputs={self.bad_inputs} "
+            f"lost={self.lost} duplicated={self.duplicated} "
+            f"recomputed={self.recomputed_after_crash + len(self.recomputed_otherwise)} "
+            f"(after a crash {self.recomputed_after_crash}, "
+            f"otherwise {len(self.recomputed_otherwise)}) unexpected={self.unexpected} "
             f"failed_as_designed={self.failed_as_designed} redeliveries={self.redeliveries} "
             f"elapsed_s={self.elapsed_s:.0f} seed={self.config.seed}"
         )
@@ -214,6 +231,8 @@ class _Run:
         self.poison_attempt_killed = 0
         self.workers = [f"worker-{i + 1}" for i in range(config.workers)]
         self.spawned_at = dict.fromkeys(self.workers, 0.0)
+        # (when, which worker or "*" for all) each crash that took trials in hand
+        self.crashes: list[tuple[float, str]] = []
 
     def note(self, what: str) -> None:
         self.report.timeline.append(f"{time.monotonic() - self.started:6.1f} s: {what}")
@@ -235,6 +254,7 @@ class _Run:
     # -- faults ----------------------------------------------------------------------------
 
     def _restart_worker(self, name: str) -> None:
+        self.crashes.append((time.time(), name))
         self.spawned_at[name] = time.time()
         self.pipeline.start("worker", name)
 
@@ -323,6 +343,7 @@ class _Run:
         finally:
             connection.close()
         self.note("RabbitMQ restarting")
+        self.crashes.append((time.time(), "*"))
         self.own.rabbitmq.restart()
         self.report.broker_restarts += 1
         self.note("RabbitMQ back")
@@ -337,6 +358,27 @@ class _Run:
         self.note("store back")
         self.report.store_outages += 1
         self.report.store_outage_s += time.monotonic() - started
+
+    def store_refuses_writes(self) -> None:
+        started = time.monotonic()
+        assert self.own.mongo.pid is not None
+        self.note("store refusing writes")
+        with refusing_writes(self.own.mongo.pid):
+            time.sleep(self.config.store_refuse_s)
+        self.note("store writing again")
+        self.report.store_refusals += 1
+        self.report.store_refusal_s += time.monotonic() - started
+
+    def resubmit(self, spec: dict[str, Any]) -> None:
+        """The running study submitted twice more, at once: nothing may run again."""
+        client = Client(self.settings)
+        threads = [threading.Thread(target=client.submit, args=(spec,)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.report.resubmissions += len(threads)
+        self.note("study submitted twice more")
 
     def kill_collector(self) -> None:
         proc = self.pipeline.processes["collector"]
@@ -353,12 +395,21 @@ class _Run:
         self.rng.shuffle(faults)
         half = len(faults) // 2
         # The broker first: the bulk study it interrupts then queues behind the main one.
-        return ["broker", *faults[:half], "collector", *faults[half:], "store"]
+        return [
+            "broker",
+            *faults[:half],
+            "collector",
+            "resubmit",
+            *faults[half:],
+            "store",
+            "store-refuses",
+        ]
 
     def run(self, client: Client, root: Path) -> ChaosReport:
         started = time.monotonic()
         config = self.config
-        spec = parse_spec(_spec(config))
+        raw_spec = _spec(config)
+        spec = parse_spec(raw_spec)
         study_id = str(client.submit(spec))
         trials = list(expand(spec, study_id))
         self.report.trials = len(trials)
@@ -402,8 +453,12 @@ class _Run:
                         bulk_id = self.restart_broker_mid_submission(client)
                     elif action == "collector":
                         self.kill_collector()
-                    else:
+                    elif action == "resubmit":
+                        self.resubmit(raw_spec)
+                    elif action == "store":
                         self.stop_store()
+                    else:
+                        self.store_refuses_writes()
                     if acted:
                         step += 1
                         self.report.actions_mid_study += int(mid_study)
@@ -477,6 +532,28 @@ class _Run:
         if status is not None:
             report.redeliveries = status.redeliveries
             report.redelivered_trials = status.redelivered
+        self._recomputed([study_id, *([bulk_id] if bulk_id else [])], poison_id)
+
+    def _recomputed(self, study_ids: list[str], poison_id: str) -> None:
+        """Each delivery of a trial after its first, told apart by whether a crash took the
+        trial's previous delivery: its worker killed (or stopped) or the broker restarted
+        after that delivery began."""
+        starts: dict[str, list[Doc]] = {}
+        for doc in self.db.starts.find({"study_id": {"$in": study_ids}}):
+            starts.setdefault(doc["trial_id"], []).append(doc)
+        for trial_id, docs in starts.items():
+            docs.sort(key=lambda d: d["attempt"])
+            for earlier, later in itertools.pairwise(docs):
+                crashed = trial_id == poison_id or any(
+                    when >= earlier["started_at"] and who in ("*", earlier["worker"])
+                    for when, who in self.crashes
+                )
+                if crashed:
+                    self.report.recomputed_after_crash += 1
+                else:
+                    self.report.recomputed_otherwise.append(
+                        f"{trial_id} attempt {later['attempt']} after {earlier['worker']}"
+                    )
 
     def _check_services(self, client: Client) -> None:
         self.report.dead_services = [

@@ -30,6 +30,8 @@ def test_no_trial_lost_or_duplicated_under_faults(
     assert report.broker_restart_mid_submission
     assert report.store_outages == 1
     assert report.collector_kills == 1
+    assert report.store_refusals == 1
+    assert report.resubmissions == 2
     assert report.actions_mid_study == report.actions
     # A SIGTERM is a clean exit, whether the trial in hand was finished or abandoned.
     assert report.sigterm_exit_codes == [0] * CONFIG.sigterms
@@ -37,6 +39,9 @@ def test_no_trial_lost_or_duplicated_under_faults(
     assert report.poison_kills >= 1
     # Exactly one result per trial: nothing lost, nothing twice, nothing made up.
     assert (report.lost, report.duplicated, report.unexpected) == (0, 0, 0)
+    # Computed again only where a crash took a trial in hand: never for a resubmission, a
+    # store refusing writes or any other reason.
+    assert report.recomputed_otherwise == []
     assert report.bulk_trials == CONFIG.bulk_trials
     assert report.wrong == []
     designed_to_fail = 3 + (1 if CONFIG.real_library else 0)

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from pika.adapters.blocking_connection import BlockingChannel
 from pymongo.database import Database
+from tunefleet_contract.spec import StudySpec
 from tunefleet_contract.topology import Topology
 from tunefleet_runtime.broker import publish
 from tunefleet_runtime.deadletters import DeadLetter, list_dead_letters
@@ -71,11 +72,20 @@ def _trial_message(study_id: str, trials: list[dict[str, Any]], **over: Any) -> 
     }
 
 
+def _study_id(spec: dict[str, Any]) -> str:
+    """The spec's own id where it has one (the planner refuses a request under another id);
+    a made-up one for a spec too broken to have one."""
+    try:
+        return StudySpec.model_validate(spec).study_id()
+    except ValueError:
+        return f"{spec.get('name', 'bad')}-{uuid.uuid4().hex[:12]}"
+
+
 def _study_request(spec: dict[str, Any], **over: Any) -> dict[str, Any]:
     return {
         "schema_version": 1,
         "kind": "study.request",
-        "study_id": f"bad-{uuid.uuid4().hex[:8]}",
+        "study_id": _study_id(spec),
         "spec": spec,
         "submitted_at": time.time(),
         **over,
@@ -83,7 +93,13 @@ def _study_request(spec: dict[str, Any], **over: Any) -> dict[str, Any]:
 
 
 def _spec(search: dict[str, Any], **over: Any) -> dict[str, Any]:
-    return {"name": "bad", "dataset": {"kind": "builtin", "name": "iris"}, "search": search, **over}
+    # A name of its own per call: the same spec in two runs is two studies.
+    return {
+        "name": f"bad-{uuid.uuid4().hex[:8]}",
+        "dataset": {"kind": "builtin", "name": "iris"},
+        "search": search,
+        **over,
+    }
 
 
 def _result(study_id: str, trial_id: str, **over: Any) -> dict[str, Any]:
@@ -107,6 +123,13 @@ def catalogue(study_id: str) -> list[BadInput]:
     """The bad inputs; trial-level ones belong to `study_id` so their failures can be found."""
     cases: list[BadInput] = []
     huge = b'{"schema_version": 1, "pad": "' + b"x" * MAX_MESSAGE_BYTES + b'"}'
+    # Under the size limit, and deep enough to overflow any recursive parser: a poison
+    # message that once stopped the collector for good (it was redelivered to each restart).
+    depth = MAX_MESSAGE_BYTES // 2 - 100
+    cases += [
+        BadInput(f"{target}-nested-{depth}-deep", target, b"[" * depth + b"]" * depth, "nested")
+        for target in ("studies", "trials", "events")
+    ]
 
     # -- the publisher's queue: study requests ------------------------------------------------
     grid_1e7 = {
