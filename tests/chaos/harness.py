@@ -42,7 +42,7 @@ from tunefleet_dev.devservices import LocalMongo, LocalRabbitMQ, Pipeline, Servi
 from tunefleet_publisher.strategies import expand
 from tunefleet_runtime.broker import connect, topology_of
 from tunefleet_runtime.settings import ClientSettings
-from tunefleet_runtime.store import study_status
+from tunefleet_runtime.store import MongoStore, study_status
 from tunefleet_runtime.validation import parse_spec
 
 from tests.support.badinputs import catalogue, inject, service_env, wait_for
@@ -528,7 +528,7 @@ class _Run:
             report.wrong += [
                 f"bulk {d['_id']}: {d['status']}" for d in bulk if d["status"] != "done"
             ]
-        status = study_status(self.db, study_id)
+        status = study_status(MongoStore(self.db), study_id)
         if status is not None:
             report.redeliveries = status.redeliveries
             report.redelivered_trials = status.redelivered

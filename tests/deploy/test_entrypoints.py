@@ -150,8 +150,8 @@ def test_services_start_from_the_manifests_and_process_a_study(
     study = client.submit(SPEC)
     _until(lambda: len(client.trials(str(study))) == 2, "both trials to be stored")
     trials = client.trials(str(study))
-    assert sorted(t["score"] for t in trials) == [0.25, 0.75]
-    assert {t["status"] for t in trials} == {"done"}
+    assert sorted(t.score or 0 for t in trials) == [0.25, 0.75]
+    assert {t.status for t in trials} == {"done"}
 
     assert _metric(started["publisher"].port, "tunefleet_trials_published_total") == 2
     worker = started["worker"].port
@@ -191,6 +191,6 @@ def test_a_preempted_worker_hands_its_trial_back_and_another_finishes_it(
     second = pods.start("worker", "worker-b")
     _until(lambda: len(client.trials(str(study))) == 1, "the redelivered trial to be stored")
     (trial,) = client.trials(str(study))
-    assert (trial["status"], trial["score"], trial["attempts"]) == ("done", 0.5, 2)
-    assert trial["worker"] == "worker-b-pod"
+    assert (trial.status, trial.score, trial.attempts) == ("done", 0.5, 2)
+    assert trial.worker == "worker-b-pod"
     assert _metric(second.port, "tunefleet_redeliveries_total") == 1

@@ -221,7 +221,7 @@ def test_resume_with_a_fixed_spec_runs_only_what_is_missing(
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert (lines[0]["revision"], lines[0]["republished"], lines[0]["kept"]) == (2, 15, 0)
     assert lines[0]["superseded"] == 15 and lines[-1]["done"] == 15
-    assert {len(d["fold_scores"]) for d in client.trials(study)} == {3}
+    assert {len(d.fold_scores) for d in client.trials(study)} == {3}
 
 
 def test_resume_failed_reruns_trials_once_the_environment_is_fixed(

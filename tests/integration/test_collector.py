@@ -17,7 +17,7 @@ from tunefleet_contract.topology import Topology
 from tunefleet_publisher.strategies import expand
 from tunefleet_runtime.broker import REASON_HEADER, dead_letter, publish
 from tunefleet_runtime.settings import ClientSettings, CollectorSettings
-from tunefleet_runtime.store import connect_store, study_status
+from tunefleet_runtime.store import MongoStore, connect_store, study_status
 from tunefleet_runtime.validation import parse_spec
 
 from tests.support.broker import Running, queue_depth, take
@@ -83,7 +83,7 @@ def test_stores_each_trial_once_and_acks(
     stored = db.trials.find_one({"_id": TRIALS[0].trial_id})
     assert stored is not None and stored["score"] == 0.1 and stored["fold_scores"] == [0.1] * 3
 
-    status = study_status(db, STUDY)
+    status = study_status(MongoStore(db), STUDY)
     assert status is not None
     assert (status.n_trials, status.done, status.running, status.queued) == (3, 2, 1, 0)
     assert status.best_score == 0.2 and status.workers == 1

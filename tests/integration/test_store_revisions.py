@@ -18,11 +18,10 @@ from tunefleet_contract.spec import StudySpec
 from tunefleet_publisher.strategies import expand
 from tunefleet_runtime.settings import ClientSettings
 from tunefleet_runtime.store import (
+    MongoStore,
     PlanIncompleteError,
     connect_store,
-    leaderboard,
     study_status,
-    trial_documents,
     write_events,
 )
 from tunefleet_runtime.validation import parse_spec
@@ -82,16 +81,16 @@ def test_a_fixed_spec_keeps_shared_results_and_hides_the_dropped_ones(
     old, new = by_score(old_spec), by_score(new_spec)
     write_events(db, registered(old_spec, 0))
     write_events(db, [result(old[0.1], 0), result(old[0.2], 0, "failed"), result(old[9.0], 0)])
-    assert leaderboard(db, STUDY, limit=1)[0]["params"]["score"] == 9.0
+    assert MongoStore(db).leaderboard(STUDY, 0, limit=1)[0].params["score"] == 9.0
 
     write_events(db, registered(new_spec, 1))
     study = db.studies.find_one({"_id": STUDY})
     assert study is not None and study["revision"] == 1 and study["n_trials"] == 3
     assert study["spec"]["search"]["noop"]["grid"]["score"] == [0.1, 0.2, 0.5]
-    status = study_status(db, STUDY)
+    status = study_status(MongoStore(db), STUDY)
     assert status is not None
     assert (status.done, status.failed, status.queued, status.best_score) == (1, 1, 1, 0.1)
-    assert {d["_id"] for d in trial_documents(db, STUDY)} == {
+    assert {d.trial_id for d in MongoStore(db).results(STUDY, 1)} == {
         new[0.1].trial_id,
         new[0.2].trial_id,
     }
@@ -109,18 +108,18 @@ def test_a_fixed_spec_keeps_shared_results_and_hides_the_dropped_ones(
             )
         ],
     )
-    status = study_status(db, STUDY)
+    status = study_status(MongoStore(db), STUDY)
     assert status is not None and status.running == 0 and status.best_score == 0.1
     # The new trial, and a redelivered copy of the kept failure that now succeeds.
     write_events(db, [result(new[0.5], 1), result(new[0.2], 1)])
-    status = study_status(db, STUDY)
+    status = study_status(MongoStore(db), STUDY)
     assert status is not None and status.complete
     assert (status.done, status.failed, status.best_score) == (3, 0, 0.5)
 
     # Registering revision 1 again (a redelivery) changes nothing; an older one neither.
     write_events(db, [*registered(new_spec, 1), *registered(old_spec, 0)])
     assert db.studies.find_one({"_id": STUDY})["revision"] == 1  # type: ignore[index]
-    assert study_status(db, STUDY).done == 3  # type: ignore[union-attr]
+    assert study_status(MongoStore(db), STUDY).done == 3  # type: ignore[union-attr]
 
 
 def test_rerun_failed_leaves_failures_behind_until_they_run_again(
@@ -132,7 +131,7 @@ def test_rerun_failed_leaves_failures_behind_until_they_run_again(
     write_events(db, registered(study_spec, 0))
     write_events(db, [result(trials[0.1], 0), result(trials[0.2], 0, "failed")])
     write_events(db, registered(study_spec, 1, rerun_failed=True))
-    status = study_status(db, STUDY)
+    status = study_status(MongoStore(db), STUDY)
     assert status is not None and (status.done, status.failed, status.queued) == (1, 0, 1)
     # It fails again: the newer failure replaces the older one.
     write_events(db, [result(trials[0.2], 1, "failed", error="still broken")])

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from tunefleet.progress import _State
 from tunefleet_contract.messages import StudyCancelled, StudyRegistered, StudyResumed, TrialResult
 from tunefleet_publisher.strategies import expand
 from tunefleet_runtime.control import StudyControl
+from tunefleet_runtime.memstore import MemoryStore
+from tunefleet_runtime.records import StudyRecord, TrialRecord
 from tunefleet_runtime.validation import parse_spec
 
 BASE: dict[str, Any] = {
@@ -106,39 +109,27 @@ def test_a_larger_random_budget_keeps_the_points_already_drawn() -> None:
     assert len(set(large)) == 12 and large[:5] == small
 
 
-class _Collection:
-    """Equality queries over a list of documents: what `_State.load` asks of a collection."""
-
-    def __init__(self, docs: list[dict[str, Any]]) -> None:
-        self.docs = docs
-
-    def find(self, query: dict[str, Any], _projection: object = None) -> list[dict[str, Any]]:
-        return [d for d in self.docs if all(d.get(k) == v for k, v in query.items())]
-
-    def find_one(self, query: dict[str, Any], _projection: object = None) -> Any:
-        return next(iter(self.find(query)), None)
-
-
-class _Store:
-    def __init__(self, study: dict[str, Any], trials: list[dict[str, Any]]) -> None:
-        self.studies, self.trials, self.starts = (
-            _Collection([study]),
-            _Collection(trials),
-            _Collection([]),
-        )
-
-
 def test_a_wait_after_a_resume_does_not_end_on_the_revision_before() -> None:
-    study = {"_id": "s", "n_trials": 1, "spec": {}, "revision": 0}
-    kept = {
-        "_id": "a" * 24,
-        "study_id": "s",
-        "revision": 0,
-        "status": "done",
-        "score": 0.9,
-        "attempts": 1,
-    }
-    store: Any = _Store(study, [kept])
+    store = MemoryStore()
+    study = StudyRecord(
+        study_id="s",
+        spec=parse_spec({**BASE, "name": "s"}),
+        n_trials=1,
+        revision=0,
+        submitted_at=1.0,
+    )
+    store.put_study(study)
+    kept = TrialRecord(
+        trial_id="a" * 24,
+        study_id="s",
+        library="noop",
+        params={},
+        status="done",
+        revision=0,
+        finished_at=1.0,
+        score=0.9,
+    )
+    store.trials[kept.trial_id] = kept
     before = _State("s")
     before.load(store)
     assert before.snapshot().complete  # revision 0, as the store still has it, is complete
@@ -146,6 +137,7 @@ def test_a_wait_after_a_resume_does_not_end_on_the_revision_before() -> None:
     after = _State("s", revision=1)
     after.load(store)
     assert not after.snapshot().registered and not after.snapshot().complete
-    study["revision"] = kept["revision"] = 1
+    store.put_study(dataclasses.replace(study, revision=1))
+    store.trials[kept.trial_id] = dataclasses.replace(kept, revision=1)
     after.load(store)
     assert after.snapshot().complete and after.snapshot().best_score == 0.9

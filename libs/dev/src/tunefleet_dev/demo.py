@@ -63,10 +63,10 @@ def main(argv: list[str] | None = None) -> int:
                 for row in client.best(study, 1, library=library):
                     table.add_row(
                         library,
-                        f"{row['score']:.5f}",
-                        f"{row['score_std']:.4f}",
-                        ", ".join(f"{k}={v}" for k, v in sorted(row["params"].items())),
-                        row["worker"],
+                        f"{row.score or 0:.5f}",
+                        f"{row.score_std or 0:.4f}",
+                        ", ".join(f"{k}={v}" for k, v in sorted(row.params.items())),
+                        row.worker,
                     )
             console.print(table)
     console.print(f"stopped every process; logs and data under {root}")

@@ -25,8 +25,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import fields
+from typing import Any, Protocol
 
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.database import Database
@@ -40,24 +40,29 @@ from tunefleet_contract.messages import (
     TrialsPlanned,
     TrialsStarted,
 )
+from tunefleet_contract.spec import StudySpec
+from tunefleet_runtime.records import (
+    StudyActivity,
+    StudyRecord,
+    StudyStatus,
+    TrialDetail,
+    TrialRecord,
+    TrialStart,
+)
 from tunefleet_runtime.settings import StoreSettings
 
 __all__ = [
     "DUPLICATE_KEY",
+    "MongoStore",
     "PlanIncompleteError",
-    "StudyStatus",
+    "Store",
     "connect_store",
-    "current_revision",
     "ensure_indexes",
     "finite",
-    "leaderboard",
-    "list_studies",
-    "missing_trials",
     "planned_trials",
     "probe_write",
     "result_states",
     "study_status",
-    "trial_documents",
     "write_events",
 ]
 
@@ -76,7 +81,7 @@ def connect_store(settings: StoreSettings, *, timeout_ms: int = 5000) -> Databas
 
 
 def ensure_indexes(db: Database[Doc]) -> None:
-    # Every trial query selects one study's current revision (see `current_revision`).
+    # Every trial query selects one study's current revision.
     study = [("study_id", ASCENDING), ("revision", ASCENDING)]
     db.trials.create_index([*study, ("score", DESCENDING)], name="revision_leaderboard")
     db.trials.create_index(
@@ -309,99 +314,6 @@ def write_events(db: Database[Doc], events: Iterable[Event]) -> dict[str, int]:
     return counts
 
 
-def current_revision(study: Doc) -> Doc:
-    """The query part that selects a study's results (and starts) of its current revision."""
-    return {"study_id": study["_id"], "revision": int(study["revision"])}
-
-
-@dataclass(frozen=True)
-class StudyStatus:
-    study_id: str
-    name: str
-    n_trials: int
-    done: int
-    failed: int
-    running: int
-    queued: int
-    redelivered: int
-    workers: int
-    best_score: float | None
-    best_trial: Doc | None
-    metric: str | None
-    cancelled: bool = False
-    redeliveries: int = 0  # deliveries beyond each trial's first: preemptions, crashes, restarts
-
-    @property
-    def finished(self) -> int:
-        return self.done + self.failed
-
-    @property
-    def complete(self) -> bool:
-        return self.n_trials > 0 and self.finished >= self.n_trials
-
-
-def study_status(db: Database[Doc], study_id: str) -> StudyStatus | None:
-    study = db.studies.find_one({"_id": study_id})
-    if study is None:
-        return None
-    current = current_revision(study)
-    counts = {
-        row["_id"]: row["n"]
-        for row in db.trials.aggregate(
-            [{"$match": current}, {"$group": {"_id": "$status", "n": {"$sum": 1}}}]
-        )
-    }
-    finished = {d["_id"] for d in db.trials.find(current, {"_id": 1})}
-    started: dict[str, int] = {}
-    workers: set[str] = set()
-    # The highest attempt seen per trial: a start event or the result may be the one that
-    # survived (the other lost with a killed worker), so both count.
-    attempts: dict[str, int] = {}
-    for start in db.starts.find(current, {"trial_id": 1, "worker": 1, "attempt": 1}):
-        tid = start["trial_id"]
-        started[tid] = started.get(tid, 0) + 1
-        attempts[tid] = max(attempts.get(tid, 1), int(start.get("attempt") or 1))
-        workers.add(start["worker"])
-    running = sum(1 for tid in started if tid not in finished)
-    for doc in db.trials.find({**current, "attempts": {"$gt": 1}}, {"attempts": 1}):
-        attempts[doc["_id"]] = max(attempts.get(doc["_id"], 1), int(doc["attempts"]))
-    redelivered = {tid for tid, n in started.items() if n > 1} | {
-        tid for tid, n in attempts.items() if n > 1
-    }
-    best = next(iter(_leaderboard(db, current, limit=1)), None)
-    n_trials = int(study["n_trials"])
-    done, failed = counts.get("done", 0), counts.get("failed", 0)
-    return StudyStatus(
-        study_id=study_id,
-        name=study["spec"]["name"],
-        n_trials=n_trials,
-        done=done,
-        failed=failed,
-        running=running,
-        queued=max(0, n_trials - done - failed - running),
-        redelivered=len(redelivered),
-        redeliveries=sum(n - 1 for n in attempts.values()),
-        workers=len(workers),
-        best_score=best["score"] if best else None,
-        best_trial=best,
-        metric=best["metric"] if best else study["spec"].get("metric"),
-        cancelled=study.get("cancelled_at") is not None,
-    )
-
-
-def _study_trials(db: Database[Doc], study_id: str) -> Doc | None:
-    study = db.studies.find_one({"_id": study_id}, {"revision": 1})
-    return None if study is None else current_revision(study)
-
-
-def leaderboard(
-    db: Database[Doc], study_id: str, *, limit: int = 10, library: str | None = None
-) -> list[Doc]:
-    """Best trials first (scikit-learn scorers are all greater-is-better)."""
-    current = _study_trials(db, study_id)
-    return [] if current is None else _leaderboard(db, current, limit=limit, library=library)
-
-
 def _leaderboard(
     db: Database[Doc], current: Doc, *, limit: int, library: str | None = None
 ) -> list[Doc]:
@@ -409,18 +321,6 @@ def _leaderboard(
     if library is not None:
         query["library"] = library
     return list(db.trials.find(query).sort("score", DESCENDING).limit(limit))
-
-
-def trial_documents(db: Database[Doc], study_id: str) -> list[Doc]:
-    """The study's results in its current revision, best first."""
-    current = _study_trials(db, study_id)
-    return [] if current is None else list(db.trials.find(current).sort("score", DESCENDING))
-
-
-def list_studies(db: Database[Doc], limit: int = 50) -> list[Doc]:
-    return list(
-        db.studies.find({}, {"spec.search": 0}).sort("submitted_at", DESCENDING).limit(limit)
-    )
 
 
 def planned_trials(db: Database[Doc], study_id: str, revision: int) -> list[str]:
@@ -437,7 +337,210 @@ def result_states(db: Database[Doc], study_id: str) -> dict[str, tuple[str, int]
     }
 
 
-def missing_trials(db: Database[Doc], study_id: str, revision: int) -> list[str]:
-    """The planned trials of this revision that have no result, in the planner's order."""
-    have = result_states(db, study_id)
-    return [tid for tid in planned_trials(db, study_id, revision) if tid not in have]
+# -- reading: the store boundary ----------------------------------------------------------------
+
+
+class Store(Protocol):
+    """What tunefleet keeps, as its readers and its one writer see it. MongoDB is one
+    implementation (`MongoStore`); `tunefleet_runtime.memstore.MemoryStore` serves unit tests.
+    A new backend implements this protocol."""
+
+    def write_events(self, events: Iterable[Event]) -> dict[str, int]:
+        """Store a batch idempotently (the collector's only write); raises on any failure."""
+        ...
+
+    def study(self, study_id: str) -> StudyRecord | None: ...
+
+    def studies(self, limit: int = 50) -> list[StudyRecord]:
+        """The most recent studies, newest first."""
+        ...
+
+    def results(self, study_id: str, revision: int) -> list[TrialRecord]:
+        """The study's results in this revision, best first (failed ones last)."""
+        ...
+
+    def starts(self, study_id: str, revision: int) -> list[TrialStart]: ...
+
+    def leaderboard(
+        self, study_id: str, revision: int, *, limit: int, library: str | None = None
+    ) -> list[TrialRecord]:
+        """The best `done` results with a score (scikit-learn scorers: greater is better)."""
+        ...
+
+    def finished_since(
+        self, study_id: str, revision: int, since: float
+    ) -> tuple[int, float | None]:
+        """How many results of this revision finished after `since`, and when its first
+        result finished (None: none yet)."""
+        ...
+
+    def planned_trials(self, study_id: str, revision: int) -> list[str]:
+        """The study's trial set in this revision, in the planner's order."""
+        ...
+
+    def result_states(self, study_id: str) -> dict[str, tuple[str, int]]:
+        """Every stored result of the study, of any revision: trial id -> (status, revision)."""
+        ...
+
+    def trial(self, trial_id: str) -> TrialDetail | None:
+        """One trial by id, or by a unique prefix of 6 or more hex digits (ValueError if
+        several trials start with it)."""
+        ...
+
+
+def study_status(store: Store, study_id: str) -> StudyStatus | None:
+    """Where a study stands, from the store: the one status computation (live progress applies
+    events to the same `StudyActivity`)."""
+    record = store.study(study_id)
+    if record is None:
+        return None
+    activity = StudyActivity(study_id, revision=record.revision)
+    activity.study(record)
+    activity.load(store.results(study_id, record.revision), store.starts(study_id, record.revision))
+    return activity.status(record.name)
+
+
+def trial_detail(
+    trial_id: str,
+    result: TrialRecord | None,
+    starts: list[TrialStart],
+    study_id: str,
+    current_revision: int | None,
+) -> TrialDetail | None:
+    """A trial from its result and its starts (a trial that started and has no result yet is
+    `running`); `current_revision` is its study's."""
+    if result is None and not starts:
+        return None
+    revision = result.revision if result is not None else starts[-1].revision
+    return TrialDetail(
+        trial_id=trial_id,
+        study_id=study_id,
+        status=result.status if result is not None else "running",
+        revision=revision,
+        result=result,
+        starts=starts,
+        # A trial that a fixed spec dropped: stored, but no longer part of its study.
+        superseded=current_revision is not None and revision < current_revision,
+    )
+
+
+def check_prefix(trial_id: str) -> None:
+    if len(trial_id) < 24 and (
+        len(trial_id) < 6 or not all(c in "0123456789abcdef" for c in trial_id)
+    ):
+        raise ValueError("give at least 6 hex digits of a trial id")
+
+
+def _study_record(doc: Doc) -> StudyRecord:
+    return StudyRecord(
+        study_id=doc["_id"],
+        spec=StudySpec.model_validate(doc["spec"]),
+        n_trials=int(doc["n_trials"]),
+        revision=int(doc["revision"]),
+        submitted_at=float(doc["submitted_at"]),
+        cancelled_at=doc.get("cancelled_at"),
+        cancelled_by=doc.get("cancelled_by"),
+        cancel_reason=doc.get("cancel_reason"),
+        published=int(doc.get("published") or 0),
+        kept=int(doc.get("kept") or 0),
+        kept_failed=int(doc.get("kept_failed") or 0),
+        superseded=int(doc.get("superseded") or 0),
+    )
+
+
+_RESULT_FIELDS = frozenset(f.name for f in fields(TrialRecord)) - {"trial_id"}
+
+
+def _trial_record(doc: Doc) -> TrialRecord:
+    return TrialRecord(trial_id=doc["_id"], **{k: v for k, v in doc.items() if k in _RESULT_FIELDS})
+
+
+def _trial_start(doc: Doc) -> TrialStart:
+    return TrialStart(
+        trial_id=doc["trial_id"],
+        attempt=int(doc["attempt"]),
+        worker=doc["worker"],
+        started_at=float(doc["started_at"]),
+        revision=int(doc["revision"]),
+    )
+
+
+class MongoStore:
+    """The store on MongoDB (or FerretDB): see the module's docstring for the layout."""
+
+    def __init__(self, db: Database[Doc]) -> None:
+        self.db = db
+
+    @classmethod
+    def connect(cls, settings: StoreSettings, *, timeout_ms: int = 5000) -> MongoStore:
+        return cls(connect_store(settings, timeout_ms=timeout_ms))
+
+    def write_events(self, events: Iterable[Event]) -> dict[str, int]:
+        return write_events(self.db, events)
+
+    def study(self, study_id: str) -> StudyRecord | None:
+        doc = self.db.studies.find_one({"_id": study_id})
+        return None if doc is None else _study_record(doc)
+
+    def studies(self, limit: int = 50) -> list[StudyRecord]:
+        found = self.db.studies.find().sort("submitted_at", DESCENDING).limit(limit)
+        return [_study_record(doc) for doc in found]
+
+    def results(self, study_id: str, revision: int) -> list[TrialRecord]:
+        query = {"study_id": study_id, "revision": revision}
+        return [_trial_record(d) for d in self.db.trials.find(query).sort("score", DESCENDING)]
+
+    def starts(self, study_id: str, revision: int) -> list[TrialStart]:
+        query = {"study_id": study_id, "revision": revision}
+        return [_trial_start(doc) for doc in self.db.starts.find(query)]
+
+    def leaderboard(
+        self, study_id: str, revision: int, *, limit: int, library: str | None = None
+    ) -> list[TrialRecord]:
+        current = {"study_id": study_id, "revision": revision}
+        return [
+            _trial_record(doc)
+            for doc in _leaderboard(self.db, current, limit=limit, library=library)
+        ]
+
+    def finished_since(
+        self, study_id: str, revision: int, since: float
+    ) -> tuple[int, float | None]:
+        current = {"study_id": study_id, "revision": revision}
+        recent = self.db.trials.count_documents({**current, "finished_at": {"$gt": since}})
+        first = self.db.trials.find_one(current, {"finished_at": 1}, sort=[("finished_at", 1)])
+        return recent, None if first is None else float(first["finished_at"])
+
+    def planned_trials(self, study_id: str, revision: int) -> list[str]:
+        return planned_trials(self.db, study_id, revision)
+
+    def result_states(self, study_id: str) -> dict[str, tuple[str, int]]:
+        return result_states(self.db, study_id)
+
+    def trial(self, trial_id: str) -> TrialDetail | None:
+        check_prefix(trial_id)
+        if len(trial_id) < 24:
+            prefix = {"$regex": f"^{trial_id}"}
+            ids = {
+                d["trial_id"]
+                for d in self.db.starts.find({"trial_id": prefix}, {"trial_id": 1}).limit(3)
+            } | {d["_id"] for d in self.db.trials.find({"_id": prefix}, {"_id": 1}).limit(3)}
+            if len(ids) > 1:
+                raise ValueError(f"{trial_id} is the start of several trial ids")
+            if not ids:
+                return None
+            trial_id = ids.pop()
+        doc = self.db.trials.find_one({"_id": trial_id})
+        start_docs = list(
+            self.db.starts.find({"trial_id": trial_id}).sort([("revision", 1), ("attempt", 1)])
+        )
+        result = None if doc is None else _trial_record(doc)
+        study_id = result.study_id if result else (start_docs[0]["study_id"] if start_docs else "")
+        study = self.db.studies.find_one({"_id": study_id}, {"revision": 1}) if study_id else None
+        return trial_detail(
+            trial_id,
+            result,
+            [_trial_start(s) for s in start_docs],
+            study_id,
+            None if study is None else int(study["revision"]),
+        )

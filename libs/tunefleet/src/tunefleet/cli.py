@@ -32,8 +32,9 @@ from tunefleet_runtime.deadletters import (
     list_dead_letters,
     requeue_dead_letters,
 )
+from tunefleet_runtime.records import StudyStatus, TrialRecord, study_state
 from tunefleet_runtime.settings import ClientSettings
-from tunefleet_runtime.store import StudyStatus, finite
+from tunefleet_runtime.store import finite
 from tunefleet_runtime.validation import load_spec
 
 from tunefleet.client import Client, Study, StudyNotFoundError, format_duration
@@ -130,11 +131,12 @@ def _params(params: dict[str, Any]) -> str:
 
 
 def _state(p: Progress) -> str:
-    if p.cancelled:
-        return "cancelled"
-    if not p.registered:
-        return "submitted (not registered yet)"
-    return "complete" if p.finished >= p.n_trials > 0 else "running"
+    return study_state(
+        registered=p.registered,
+        cancelled=p.cancelled,
+        complete=p.finished >= p.n_trials > 0,
+        started=bool(p.finished or p.running),
+    )
 
 
 def _status_table(p: Progress) -> Table:
@@ -283,7 +285,7 @@ def top(
     with _errors():
         client = _client()
         spec = client.stored_spec(study)
-        rows: list[dict[str, Any]] = []
+        rows: list[TrialRecord] = []
         if by_library:
             for library in spec.search:
                 rows.extend(client.best(study, n, library=library))
@@ -291,8 +293,7 @@ def top(
             rows = client.best(study, n)
         if as_json:
             for row in rows:
-                row["trial_id"] = row.pop("_id")
-                _json(row)
+                _json(row.as_dict())
             return
         table = Table(
             title=f"{study}: best {n}{' per library' if by_library else ''}",
@@ -304,17 +305,17 @@ def top(
             )
         ranks: dict[str, int] = {}
         for row in rows:
-            key = row["library"] if by_library else ""
+            key = row.library if by_library else ""
             ranks[key] = ranks.get(key, 0) + 1
-            fixed = spec.search[row["library"]].fixed
+            fixed = spec.search[row.library].fixed
             table.add_row(
                 str(ranks[key]),
-                row["_id"][:10],
-                row["library"],
-                _score(row.get("score")),
-                _score(row.get("score_std"), 4),
-                f"{row.get('fit_time_s') or 0:.2f}",
-                _params({k: v for k, v in row["params"].items() if k not in fixed}),
+                row.trial_id[:10],
+                row.library,
+                _score(row.score),
+                _score(row.score_std, 4),
+                f"{row.fit_time_s or 0:.2f}",
+                _params({k: v for k, v in row.params.items() if k not in fixed}),
             )
         out.print(table)
 
@@ -327,13 +328,12 @@ def show(
     """One trial: parameters, score per fold, timings, worker, every delivery attempt."""
     with _errors():
         try:
-            doc = _client().trial(trial)
+            detail = _client().trial(trial)
         except ValueError as exc:
             _fail(str(exc), EXIT_USAGE)
-        if doc is None:
+        if detail is None:
             _fail(f"no trial {trial!r} has started or finished")
-        doc["trial_id"] = doc.pop("_id")
-        doc.pop("stored_at", None)
+        doc = detail.as_dict()
         if as_json:
             _json(doc)
             return
@@ -380,7 +380,7 @@ def results(
     with _errors():
         client = _client()
         client.study(study)
-        rows = client.trials(study)[:n]
+        rows = [record.as_dict() for record in client.trials(study)[:n]]
         if as_json:
             for row in rows:
                 _json(row)

@@ -23,19 +23,15 @@ from typing import TYPE_CHECKING, Any
 from tunefleet_contract.messages import StudyCancelled, StudyRequest, StudyResumed
 from tunefleet_contract.spec import SpecError, StudySpec
 from tunefleet_runtime.broker import connect, publish, topology_of
-from tunefleet_runtime.settings import ClientSettings
-from tunefleet_runtime.store import (
+from tunefleet_runtime.records import (
+    StudyRecord,
+    StudyState,
     StudyStatus,
-    connect_store,
-    current_revision,
-    leaderboard,
-    list_studies,
-    missing_trials,
-    planned_trials,
-    result_states,
-    study_status,
-    trial_documents,
+    TrialDetail,
+    TrialRecord,
 )
+from tunefleet_runtime.settings import ClientSettings
+from tunefleet_runtime.store import MongoStore, Store, study_status
 from tunefleet_runtime.validation import load_spec, parse_spec, validate_spec
 
 from tunefleet.progress import Progress, from_store, watch
@@ -167,9 +163,17 @@ class Study(str):
 
 
 class Client:
-    def __init__(self, settings: ClientSettings | None = None, **overrides: Any) -> None:
+    """`store`: where to read from (by default MongoDB at the settings' MONGODB_URL)."""
+
+    def __init__(
+        self,
+        settings: ClientSettings | None = None,
+        *,
+        store: Store | None = None,
+        **overrides: Any,
+    ) -> None:
         self.settings = settings or ClientSettings(**overrides)
-        self._db = connect_store(self.settings)
+        self.store: Store = store or MongoStore.connect(self.settings)
 
     @staticmethod
     def spec(spec: SpecLike) -> StudySpec:
@@ -206,26 +210,28 @@ class Client:
             study_id=study_id, cancelled_at=time.time(), by=_who(), reason=reason
         )
         self._publish(lambda t: t.events_exchange, event.kind, event.encode())
-        self._recorded(study_id, lambda d: d.get("cancelled_at") is not None)
+        self._recorded(study_id, lambda study: study.cancelled)
 
     def _recorded(
-        self, study_id: str, check: Callable[[dict[str, Any]], bool], *, timeout_s: float = 15.0
-    ) -> dict[str, Any] | None:
+        self, study_id: str, check: Callable[[StudyRecord], bool], *, timeout_s: float = 15.0
+    ) -> StudyRecord | None:
         """Wait (briefly) until the collector has stored a cancel or resume, so that what the
         user runs next (`status`, `wait`) sees it; the broker already holds it either way.
-        The study's document once it passes `check`, else None."""
+        The study once it passes `check`, else None."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            doc = self._db.studies.find_one({"_id": study_id}, {"spec.search": 0})
-            if doc is not None and check(doc):
-                return doc
+            study = self.store.study(study_id)
+            if study is not None and check(study):
+                return study
             time.sleep(0.1)
         return None
 
     def missing_trials(self, study_id: str) -> list[str]:
         """The study's trials that have no result, in the order the planner decided them."""
-        doc = self._require(study_id)
-        return missing_trials(self._db, str(study_id), int(doc["revision"]))
+        study = self._require(study_id)
+        stored = self.store.result_states(study.study_id)
+        planned = self.store.planned_trials(study.study_id, study.revision)
+        return [tid for tid in planned if tid not in stored]
 
     def resume(
         self, study_id: str, spec: SpecLike | None = None, *, rerun_failed: bool = False
@@ -243,22 +249,22 @@ class Client:
         The planner decides the new revision's trials; this waits (at most 15 s) until the
         collector has recorded them, and reports what the planner decided.
         """
-        doc = self._require(study_id)
-        study_id = str(study_id)
-        stored_spec = StudySpec.model_validate(doc["spec"])
+        study = self._require(study_id)
+        study_id = study.study_id
+        stored_spec = study.spec
         new_spec = stored_spec if spec is None else self.spec(spec)
         if new_spec.name != stored_spec.name:
             raise SpecError(
                 f"name: the fixed spec is named {new_spec.name!r}, but study {study_id} is "
                 f"{stored_spec.name!r}; a resume keeps the study (submit a new one instead)"
             )
-        revision = int(doc["revision"])
+        revision = study.revision
         # The same spec has the same trial set: the store's record of it (the plan) and the
         # results tell what is missing, without waiting for the planner to say so.
-        planned = planned_trials(self._db, study_id, revision) if new_spec == stored_spec else []
+        planned = self.store.planned_trials(study_id, revision) if new_spec == stored_spec else []
         known: Resumption | None = None
         if planned:
-            stored = result_states(self._db, study_id)
+            stored = self.store.result_states(study_id)
             states = [stored[tid][0] if tid in stored else None for tid in planned]
             failed = states.count("failed")
             republished = states.count(None) + (failed if rerun_failed else 0)
@@ -290,12 +296,12 @@ class Client:
         self._publish(lambda t: t.studies_exchange, "study", request.encode())
         recorded = self._recorded(
             study_id,
-            lambda d: d["revision"] >= revision and d.get("cancelled_at") is None,
+            lambda record: record.revision >= revision and not record.cancelled,
             timeout_s=15.0 if known is not None else 60.0,
         )
         if known is not None:
             return dataclasses.replace(known, revision=revision)
-        if recorded is None or int(recorded["revision"]) != revision:
+        if recorded is None or recorded.revision != revision:
             # A new trial set: only the planner knows what it keeps, and it has not said yet.
             raise TimeoutError(
                 f"study {study_id}: revision {revision} is published, but the planner and the "
@@ -304,11 +310,11 @@ class Client:
         return Resumption(
             study_id=study_id,
             revision=revision,
-            n_trials=int(recorded["n_trials"]),
-            republished=int(recorded["published"]),
-            kept=int(recorded["kept"]),
-            kept_failed=int(recorded["kept_failed"]),
-            superseded=int(recorded["superseded"]),
+            n_trials=recorded.n_trials,
+            republished=recorded.published,
+            kept=recorded.kept,
+            kept_failed=recorded.kept_failed,
+            superseded=recorded.superseded,
             spec_changed=new_spec != stored_spec,
         )
 
@@ -318,28 +324,28 @@ class Client:
         self._require(study_id)
         return Study(study_id, self)
 
-    def _require(self, study_id: str) -> dict[str, Any]:
-        doc = self._db.studies.find_one({"_id": str(study_id)})
-        if doc is None:
+    def _require(self, study_id: str) -> StudyRecord:
+        study = self.store.study(str(study_id))
+        if study is None:
             raise StudyNotFoundError(f"no study {str(study_id)!r}")
-        return doc
+        return study
 
     def stored_spec(self, study_id: str) -> StudySpec:
-        return StudySpec.model_validate(self._require(study_id)["spec"])
+        return self._require(study_id).spec
 
-    def study_document(self, study_id: str) -> dict[str, Any]:
+    def study_record(self, study_id: str) -> StudyRecord:
         return self._require(study_id)
 
     def status(self, study_id: str) -> StudyStatus | None:
-        return study_status(self._db, str(study_id))
+        return study_status(self.store, str(study_id))
 
     def snapshot(self, study_id: str) -> Progress:
         """Where the study stands, read once from the store (throughput over 5 minutes)."""
-        return from_store(self._db, str(study_id))
+        return from_store(self.store, str(study_id))
 
     def progress(self, study_id: str, **kwargs: Any) -> Iterator[Progress]:
         """Live snapshots from the event stream (see `tunefleet.progress.watch`)."""
-        return watch(self.settings, self._db, str(study_id), **kwargs)
+        return watch(self.settings, self.store, str(study_id), **kwargs)
 
     def wait(
         self,
@@ -373,72 +379,36 @@ class Client:
             raise TimeoutError(f"study {study_id} did not finish within {timeout_s} s")
         return status
 
-    def best(self, study_id: str, n: int = 10, library: str | None = None) -> list[dict[str, Any]]:
-        return leaderboard(self._db, str(study_id), limit=n, library=library)
+    def best(self, study_id: str, n: int = 10, library: str | None = None) -> list[TrialRecord]:
+        """The `n` best trials (of `library`), best first; none for a study not registered."""
+        study = self.store.study(str(study_id))
+        if study is None:
+            return []
+        return self.store.leaderboard(study.study_id, study.revision, limit=n, library=library)
 
-    def trials(self, study_id: str) -> list[dict[str, Any]]:
-        return trial_documents(self._db, str(study_id))
+    def trials(self, study_id: str) -> list[TrialRecord]:
+        """The study's results in its current revision, best first (failed ones last); none
+        for a study not registered (yet)."""
+        study = self.store.study(str(study_id))
+        return [] if study is None else self.store.results(study.study_id, study.revision)
 
-    def trial(self, trial_id: str) -> dict[str, Any] | None:
+    def trial(self, trial_id: str) -> TrialDetail | None:
         """One trial's result with its delivery attempts; a unique id prefix is enough.
 
         A trial that has started but has no result yet comes back with status `running`.
         """
-        if len(trial_id) < 24:
-            if len(trial_id) < 6 or not all(c in "0123456789abcdef" for c in trial_id):
-                raise ValueError("give at least 6 hex digits of a trial id")
-            ids = {
-                d["trial_id"]
-                for d in self._db.starts.find(
-                    {"trial_id": {"$regex": f"^{trial_id}"}}, {"trial_id": 1}
-                ).limit(3)
-            } | {
-                d["_id"]
-                for d in self._db.trials.find(
-                    {"_id": {"$regex": f"^{trial_id}"}}, {"_id": 1}
-                ).limit(3)
-            }
-            if len(ids) > 1:
-                raise ValueError(f"{trial_id} is the start of several trial ids")
-            if not ids:
-                return None
-            trial_id = ids.pop()
-        doc = self._db.trials.find_one({"_id": trial_id})
-        starts = list(
-            self._db.starts.find({"trial_id": trial_id}).sort([("revision", 1), ("attempt", 1)])
-        )
-        if doc is None and not starts:
-            return None
-        doc = doc or {
-            "_id": trial_id,
-            "study_id": starts[0]["study_id"],
-            "status": "running",
-            "revision": starts[-1]["revision"],
-        }
-        study = self._db.studies.find_one({"_id": doc["study_id"]}, {"revision": 1})
-        # A trial that a fixed spec dropped: stored, but no longer part of its study.
-        doc["superseded"] = study is not None and doc["revision"] < study["revision"]
-        doc["starts"] = [
-            {
-                "attempt": s["attempt"],
-                "worker": s["worker"],
-                "started_at": s["started_at"],
-                "revision": s["revision"],
-            }
-            for s in starts
-        ]
-        return doc
+        return self.store.trial(trial_id)
 
     def results(self, study_id: str) -> pd.DataFrame:
         """One row per trial with a result; parameters as `param_<name>` columns."""
         import pandas as pd
 
+        self._require(study_id)
         rows = []
-        current = current_revision(self._require(study_id))
-        for doc in self._db.trials.find(current).sort("_id", 1):
-            row = {column: doc.get(column) for column in RESULT_COLUMNS}
-            row["trial_id"] = doc["_id"]
-            for name, value in sorted(doc.get("params", {}).items()):
+        for record in sorted(self.trials(study_id), key=lambda r: r.trial_id):
+            fields = record.as_dict()
+            row = {column: fields.get(column) for column in RESULT_COLUMNS}
+            for name, value in sorted(record.params.items()):
                 row[PARAM_PREFIX + name] = value
             rows.append(row)
         frame = pd.DataFrame(rows, columns=None if rows else RESULT_COLUMNS)
@@ -454,19 +424,19 @@ class Client:
         import pandas as pd
 
         rows = []
-        for doc in list_studies(self._db, limit=limit):
-            status = self.status(doc["_id"])
+        for study in self.store.studies(limit=limit):
+            status = self.status(study.study_id)
             rows.append(
                 {
-                    "study_id": doc["_id"],
-                    "name": doc["spec"]["name"],
-                    "submitted_at": doc["submitted_at"],
-                    "n_trials": doc["n_trials"],
+                    "study_id": study.study_id,
+                    "name": study.name,
+                    "submitted_at": study.submitted_at,
+                    "n_trials": study.n_trials,
                     "done": status.done if status else 0,
                     "failed": status.failed if status else 0,
                     "best_score": status.best_score if status else None,
                     "metric": status.metric if status else None,
-                    "state": _state(status, doc),
+                    "state": str(status.state if status else StudyState.SUBMITTED),
                 }
             )
         columns = [
@@ -483,16 +453,6 @@ class Client:
         frame = pd.DataFrame(rows, columns=columns)
         frame["submitted_at"] = pd.to_datetime(frame["submitted_at"], unit="s", utc=True)
         return frame
-
-
-def _state(status: StudyStatus | None, doc: Mapping[str, Any]) -> str:
-    if doc.get("cancelled_at") is not None:
-        return "cancelled"
-    if status is None:
-        return "registered"
-    if status.complete:
-        return "complete"
-    return "running" if status.finished or status.running else "queued"
 
 
 class progress_display:  # noqa: N801 - used as a context manager, like `open`

@@ -16,11 +16,10 @@ import collections
 import contextlib
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 import pika
-from pymongo.database import Database
 from pymongo.errors import PyMongoError
 from tunefleet_contract.messages import (
     DecodeError,
@@ -33,8 +32,9 @@ from tunefleet_contract.messages import (
 )
 from tunefleet_contract.topology import declare_watch_queue
 from tunefleet_runtime.broker import CONNECTION_ERRORS, connect, topology_of
+from tunefleet_runtime.records import StudyActivity
 from tunefleet_runtime.settings import ClientSettings
-from tunefleet_runtime.store import current_revision
+from tunefleet_runtime.store import Store
 
 __all__ = ["Progress", "from_store", "watch"]
 
@@ -105,73 +105,44 @@ class Progress:
 
 @dataclass
 class _State:
+    """A watcher's view: the study's `StudyActivity` read from the store, kept current from
+    events, with what only a live view has (throughput, what the store has confirmed)."""
+
     study_id: str
     revision: int = 0
+    n_trials: InitVar[int] = 0
+    registered: InitVar[bool] = False
     stale: bool = False  # a newer revision was seen: counts start over from the store
-    n_trials: int = 0
-    registered: bool = False
-    metric: str | None = None
-    cancelled: bool = False
-    results: dict[str, str] = field(default_factory=dict)  # trial id -> done/failed
-    attempts: dict[str, int] = field(default_factory=dict)  # trial id -> highest attempt
-    workers: set[str] = field(default_factory=set)
-    best: tuple[float, str] | None = None
     recent: collections.deque[float] = field(default_factory=collections.deque)
     events: int = 0
     stored: int = 0
     started: float = field(default_factory=time.monotonic)
+    activity: StudyActivity = field(init=False)
 
-    def load(self, db: Database[dict[str, Any]]) -> None:
+    def __post_init__(self, n_trials: int, registered: bool) -> None:
+        self.activity = StudyActivity(
+            self.study_id, revision=self.revision, n_trials=n_trials, registered=registered
+        )
+
+    def load(self, store: Store) -> None:
         """Merge the store's view (within a revision results are write-once, so merging never
         goes back); a new revision in the store starts the counts over."""
-        study = db.studies.find_one(
-            {"_id": self.study_id},
-            {"n_trials": 1, "spec.metric": 1, "revision": 1, "cancelled_at": 1},
-        )
+        study = store.study(self.study_id)
         if study is None:
             return
-        revision = int(study["revision"])
-        if revision < self.revision:
+        if study.revision < self.revision:
             return  # events of a resume came first; the collector has yet to record it
-        if revision > self.revision:
-            self._start_over(revision)
+        if study.revision > self.revision:
+            self._start_over(study.revision)
         self.stale = False
-        self.registered = True
-        self.n_trials = int(study["n_trials"])
-        self.metric = self.metric or (study.get("spec") or {}).get("metric")
-        self.cancelled = study.get("cancelled_at") is not None
-        current = current_revision(study)
-        stored = 0
-        for doc in db.trials.find(
-            current, {"_id": 1, "status": 1, "score": 1, "metric": 1, "attempts": 1, "worker": 1}
-        ):
-            self._result(doc["_id"], doc["status"], doc.get("score"), doc.get("metric"))
-            self.attempts[doc["_id"]] = max(self.attempts.get(doc["_id"], 0), doc["attempts"])
-            if doc.get("worker"):
-                self.workers.add(doc["worker"])
-            stored += 1
-        self.stored = stored
-        for start in db.starts.find(current, {"trial_id": 1, "worker": 1, "attempt": 1}):
-            tid = start["trial_id"]
-            self.attempts[tid] = max(self.attempts.get(tid, 0), int(start["attempt"]))
-            self.workers.add(start["worker"])
-
-    def _result(self, tid: str, status: str, score: float | None, metric: str | None) -> bool:
-        if tid in self.results:
-            return False
-        self.results[tid] = status
-        if metric:
-            self.metric = metric
-        if status == "done" and score is not None and (self.best is None or score > self.best[0]):
-            self.best = (score, tid)
-        return True
+        self.activity.study(study)
+        results = store.results(self.study_id, self.revision)
+        self.activity.load(results, store.starts(self.study_id, self.revision))
+        self.stored = len(results)
 
     def _start_over(self, revision: int) -> None:
         self.revision = revision
-        self.results.clear()
-        self.attempts.clear()
-        self.workers.clear()
-        self.best = None
+        self.activity.restart(revision)
         self.stored = 0
 
     def apply(self, event: object) -> None:
@@ -186,24 +157,14 @@ class _State:
             self._start_over(revision)
             self.stale = True
         self.events += 1
-        if isinstance(event, TrialResult):
-            if self._result(event.trial_id, event.status, event.score, event.metric):
-                self.recent.append(time.monotonic())
-            self.attempts[event.trial_id] = max(
-                self.attempts.get(event.trial_id, 0), event.attempts
-            )
-        elif isinstance(event, TrialsStarted):
-            self.workers.add(event.worker)
-            for tid in event.trial_ids:
-                self.attempts[tid] = max(self.attempts.get(tid, 0), event.attempt)
-        elif isinstance(event, StudyRegistered):
-            self.registered = True
-            self.n_trials = event.n_trials
-            self.metric = self.metric or event.spec.metric
-        elif isinstance(event, StudyCancelled):
-            self.cancelled = True
-        elif isinstance(event, StudyResumed):
-            self.cancelled = False
+        if isinstance(event, StudyRegistered):
+            self.activity.registered = True
+            self.activity.n_trials = event.n_trials
+            self.activity.metric = self.activity.metric or event.spec.metric
+        elif isinstance(
+            event, TrialResult | TrialsStarted | StudyCancelled | StudyResumed
+        ) and self.activity.apply(event):
+            self.recent.append(time.monotonic())
 
     def snapshot(self) -> Progress:
         now = time.monotonic()
@@ -211,24 +172,22 @@ class _State:
             self.recent.popleft()
         window = min(_RATE_WINDOW_S, now - self.started)
         rate = len(self.recent) / window if self.recent and window > 1.0 else None
-        done = sum(1 for s in self.results.values() if s == "done")
-        failed = len(self.results) - done
-        running = sum(1 for tid in self.attempts if tid not in self.results)
-        remaining = max(0, self.n_trials - done - failed)
+        status = self.activity.status()
+        remaining = max(0, status.n_trials - status.finished)
         return Progress(
             study_id=self.study_id,
-            n_trials=self.n_trials,
-            done=done,
-            failed=failed,
-            running=min(running, remaining),
-            redelivered=sum(1 for n in self.attempts.values() if n > 1),
-            redeliveries=sum(n - 1 for n in self.attempts.values() if n > 1),
-            workers=len(self.workers),
-            best_score=self.best[0] if self.best else None,
-            best_trial_id=self.best[1] if self.best else None,
-            metric=self.metric,
-            cancelled=self.cancelled,
-            registered=self.registered,
+            n_trials=status.n_trials,
+            done=status.done,
+            failed=status.failed,
+            running=status.running,
+            redelivered=status.redelivered,
+            redeliveries=status.redeliveries,
+            workers=status.workers,
+            best_score=status.best_score,
+            best_trial_id=status.best_trial_id,
+            metric=status.metric,
+            cancelled=status.cancelled,
+            registered=status.registered,
             throughput=rate,
             eta_s=remaining / rate if rate else None,
             events=self.events,
@@ -236,18 +195,15 @@ class _State:
         )
 
 
-def from_store(db: Database[dict[str, Any]], study_id: str, *, window_s: float = 300.0) -> Progress:
+def from_store(store: Store, study_id: str, *, window_s: float = 300.0) -> Progress:
     """A snapshot read from the store alone (for one-shot `status`): throughput is measured
     over results stored in the last `window_s` seconds."""
     state = _State(study_id)
-    state.load(db)
+    state.load(store)
     snapshot = state.snapshot()
-    since = time.time() - window_s
-    current = {"study_id": study_id, "revision": state.revision}
-    recent = db.trials.count_documents({**current, "finished_at": {"$gt": since}})
-    if recent:
-        first = db.trials.find_one(current, sort=[("finished_at", 1)])
-        span = min(window_s, time.time() - float(first["finished_at"])) if first else window_s
+    recent, first = store.finished_since(study_id, state.revision, time.time() - window_s)
+    if recent and first is not None:
+        span = min(window_s, time.time() - first)
         snapshot.throughput = recent / max(span, 1.0)
         remaining = max(0, snapshot.n_trials - snapshot.finished)
         snapshot.eta_s = remaining / snapshot.throughput if remaining else None
@@ -256,7 +212,7 @@ def from_store(db: Database[dict[str, Any]], study_id: str, *, window_s: float =
 
 def watch(
     settings: ClientSettings,
-    db: Database[dict[str, Any]],
+    store: Store,
     study_id: str,
     *,
     tick_s: float = 1.0,
@@ -277,7 +233,7 @@ def watch(
 
     def load() -> None:
         with contextlib.suppress(PyMongoError):
-            state.load(db)
+            state.load(store)
 
     connection: pika.BlockingConnection | None = None
     try:

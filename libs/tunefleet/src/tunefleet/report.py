@@ -296,7 +296,7 @@ def build_report(client: Client, study_id: str) -> str:
     """The report's HTML, as a string (plotly.js included)."""
     from plotly.offline import get_plotlyjs
 
-    doc = client.study_document(study_id)
+    study = client.study_record(study_id)
     spec = client.stored_spec(study_id)
     status = client.status(study_id)
     frame = client.results(study_id)
@@ -347,7 +347,7 @@ def build_report(client: Client, study_id: str) -> str:
         if status
         else "no results"
     )
-    cancelled = " — cancelled" if doc.get("cancelled_at") is not None else ""
+    cancelled = " — cancelled" if study.cancelled else ""
     # As the user wrote it: `int:` (not the field's Python name), short lists inline.
     spec_yaml = yaml.safe_dump(
         spec.model_dump(mode="json", exclude_defaults=True, by_alias=True),

@@ -1,0 +1,293 @@
+"""What the store gives its readers: typed records instead of documents, one set of study
+states, and the one computation of a study's status.
+
+A store implementation (`tunefleet_runtime.store.MongoStore`, or `MemoryStore` in unit tests)
+turns what it holds into these records; the client, the CLI and live progress read nothing
+else. Live progress (`tunefleet.progress`) starts from a `StudyActivity` read from the store and
+applies the events it sees to it: the same counting, seconds earlier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from tunefleet_contract.messages import StudyCancelled, StudyResumed, TrialResult, TrialsStarted
+from tunefleet_contract.params import Scalar
+from tunefleet_contract.spec import StudySpec
+
+__all__ = [
+    "StudyActivity",
+    "StudyRecord",
+    "StudyState",
+    "StudyStatus",
+    "TrialDetail",
+    "TrialRecord",
+    "TrialStart",
+    "study_state",
+]
+
+
+class StudyState(StrEnum):
+    SUBMITTED = "submitted"  # published; the planner has not registered it yet
+    QUEUED = "queued"  # registered; no trial has started
+    RUNNING = "running"
+    COMPLETE = "complete"  # every trial of the current revision has a result
+    CANCELLED = "cancelled"
+
+
+def study_state(*, registered: bool, cancelled: bool, complete: bool, started: bool) -> StudyState:
+    """The one naming of where a study stands (CLI, Python API, reports)."""
+    if cancelled:
+        return StudyState.CANCELLED
+    if not registered:
+        return StudyState.SUBMITTED
+    if complete:
+        return StudyState.COMPLETE
+    return StudyState.RUNNING if started else StudyState.QUEUED
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """A registered study, in its current revision."""
+
+    study_id: str
+    spec: StudySpec
+    n_trials: int
+    revision: int
+    submitted_at: float
+    cancelled_at: float | None = None
+    cancelled_by: str | None = None
+    cancel_reason: str | None = None
+    # What the planner decided for the current revision (see StudyRegistered).
+    published: int = 0
+    kept: int = 0
+    kept_failed: int = 0
+    superseded: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancelled_at is not None
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One stored result."""
+
+    trial_id: str
+    study_id: str
+    library: str
+    params: Mapping[str, Scalar]
+    status: str  # done | failed
+    revision: int
+    finished_at: float
+    score: float | None = None
+    score_std: float | None = None
+    fold_scores: list[float | None] = field(default_factory=list)
+    metric: str | None = None
+    task: str | None = None
+    fit_time_s: float | None = None
+    score_time_s: float | None = None
+    library_version: str | None = None
+    worker: str = ""
+    attempts: int = 1
+    error: str | None = None
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """For JSON output: the fields by name, `trial_id` first."""
+        return {**asdict(self), "params": dict(self.params)}
+
+
+@dataclass(frozen=True)
+class TrialStart:
+    trial_id: str
+    attempt: int
+    worker: str
+    started_at: float
+    revision: int
+
+
+@dataclass(frozen=True)
+class TrialDetail:
+    """One trial, as `tunefleet show` tells it: its result (if it has one), every delivery, and
+    whether a resume with a fixed spec dropped it from its study."""
+
+    trial_id: str
+    study_id: str
+    status: str  # done | failed | running (started, no result yet)
+    revision: int
+    result: TrialRecord | None
+    starts: list[TrialStart]
+    superseded: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        detail: dict[str, Any] = self.result.as_dict() if self.result else {}
+        detail.update(
+            trial_id=self.trial_id,
+            study_id=self.study_id,
+            status=self.status,
+            revision=self.revision,
+            superseded=self.superseded,
+            starts=[
+                {
+                    "attempt": s.attempt,
+                    "worker": s.worker,
+                    "started_at": s.started_at,
+                    "revision": s.revision,
+                }
+                for s in self.starts
+            ],
+        )
+        return detail
+
+
+@dataclass(frozen=True)
+class StudyStatus:
+    study_id: str
+    name: str
+    n_trials: int
+    done: int
+    failed: int
+    running: int
+    queued: int
+    redelivered: int
+    workers: int
+    best_score: float | None
+    best_trial_id: str | None
+    metric: str | None
+    cancelled: bool = False
+    redeliveries: int = 0  # deliveries beyond each trial's first: preemptions, crashes, restarts
+    registered: bool = True
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.failed
+
+    @property
+    def complete(self) -> bool:
+        return self.n_trials > 0 and self.finished >= self.n_trials
+
+    @property
+    def state(self) -> StudyState:
+        return study_state(
+            registered=self.registered,
+            cancelled=self.cancelled,
+            complete=self.complete,
+            started=bool(self.finished or self.running),
+        )
+
+
+@dataclass
+class StudyActivity:
+    """The counting behind a study's status, in one revision: results, deliveries, workers,
+    the best score. Loaded from the store, and (live progress) kept current from events."""
+
+    study_id: str
+    revision: int = 0
+    n_trials: int = 0
+    registered: bool = False
+    metric: str | None = None
+    cancelled: bool = False
+    results: dict[str, str] = field(default_factory=dict)  # trial id -> done/failed
+    attempts: dict[str, int] = field(default_factory=dict)  # trial id -> highest attempt
+    workers: set[str] = field(default_factory=set)
+    best: tuple[float, str] | None = None
+
+    def restart(self, revision: int) -> None:
+        """A newer revision: what it keeps is the store's to say; count it from nothing."""
+        self.revision = revision
+        self.results.clear()
+        self.attempts.clear()
+        self.workers.clear()
+        self.best = None
+
+    def study(self, record: StudyRecord) -> None:
+        self.registered = True
+        self.n_trials = record.n_trials
+        self.metric = self.metric or record.spec.metric
+        self.cancelled = record.cancelled
+
+    def result(
+        self,
+        trial_id: str,
+        status: str,
+        score: float | None,
+        metric: str | None,
+        attempts: int,
+        worker: str = "",
+    ) -> bool:
+        """Count a result (the first of a trial counts; a repeat changes nothing but the
+        attempts). True if it was new."""
+        self.attempts[trial_id] = max(self.attempts.get(trial_id, 0), attempts)
+        if worker:
+            self.workers.add(worker)
+        if trial_id in self.results:
+            return False
+        self.results[trial_id] = status
+        if metric:
+            self.metric = metric
+        if status == "done" and score is not None and (self.best is None or score > self.best[0]):
+            self.best = (score, trial_id)
+        return True
+
+    def start(self, trial_id: str, attempt: int, worker: str) -> None:
+        self.attempts[trial_id] = max(self.attempts.get(trial_id, 0), attempt)
+        self.workers.add(worker)
+
+    def load(self, results: Iterable[TrialRecord], starts: Iterable[TrialStart]) -> None:
+        for record in results:
+            self.result(
+                record.trial_id,
+                record.status,
+                record.score,
+                record.metric,
+                record.attempts,
+                record.worker,
+            )
+        for start in starts:
+            self.start(start.trial_id, start.attempt, start.worker)
+
+    def apply(self, event: TrialResult | TrialsStarted | StudyCancelled | StudyResumed) -> bool:
+        """An event of this revision; True if it was a new result."""
+        if isinstance(event, TrialResult):
+            return self.result(
+                event.trial_id, event.status, event.score, event.metric, event.attempts
+            )
+        if isinstance(event, TrialsStarted):
+            for tid in event.trial_ids:
+                self.start(tid, event.attempt, event.worker)
+        elif isinstance(event, StudyCancelled):
+            self.cancelled = True
+        else:
+            self.cancelled = False
+        return False
+
+    def status(self, name: str = "") -> StudyStatus:
+        done = sum(1 for s in self.results.values() if s == "done")
+        failed = len(self.results) - done
+        remaining = max(0, self.n_trials - done - failed)
+        running = min(remaining, sum(1 for tid in self.attempts if tid not in self.results))
+        return StudyStatus(
+            study_id=self.study_id,
+            name=name,
+            n_trials=self.n_trials,
+            done=done,
+            failed=failed,
+            running=running,
+            queued=max(0, remaining - running),
+            redelivered=sum(1 for n in self.attempts.values() if n > 1),
+            redeliveries=sum(n - 1 for n in self.attempts.values() if n > 1),
+            workers=len(self.workers),
+            best_score=self.best[0] if self.best else None,
+            best_trial_id=self.best[1] if self.best else None,
+            metric=self.metric,
+            cancelled=self.cancelled,
+            registered=self.registered,
+        )
