@@ -74,17 +74,39 @@ def test_unknown_study_and_trial(service_env: dict[str, str]) -> None:
     assert missing.exit_code == 1 and "has started or finished" in missing.stderr
 
 
+def _consuming(settings: ClientSettings, *queues: str) -> bool:
+    connection, channel = connect(settings, retry_for_s=10)
+    try:
+        return all(
+            channel.queue_declare(queue, passive=True).method.consumer_count > 0 for queue in queues
+        )
+    finally:
+        connection.close()
+
+
 def test_registered_study_without_workers(
-    service_env: dict[str, str], pipeline: Pipeline, tmp_path: Path
+    service_env: dict[str, str], pipeline: Pipeline, tmp_path: Path, settings: ClientSettings
 ) -> None:
     # Publisher and collector only: the study is registered, its trials wait in the queue.
     pipeline.start("publisher")
     pipeline.start("collector")
+    topology = topology_of(settings)
+    wait_until(
+        lambda: _consuming(settings, topology.studies_queue, topology.events_queue),
+        what="the planner and the collector to consume",
+    )
     spec = tmp_path / "s.yaml"
-    spec.write_text("name: idle\ndataset: iris\nsearch:\n  noop:\n    grid: {score: [0.1, 0.2]}\n")
+    # Two grids that both name score 0.2: three trials, where the spec alone counts four.
+    spec.write_text(
+        "name: idle\ndataset: iris\nsearch:\n  noop:\n"
+        "    grid: [{score: [0.1, 0.2]}, {score: [0.2]}]\n"
+    )
     submitted = json.loads(runner.invoke(app, ["submit", str(spec), "--json"]).stdout)
     study = submitted["study_id"]
-    assert submitted["n_trials"] == 2
+    assert (submitted["n_trials"], submitted["at_most"]) == (2, 3)
+    assert not submitted["submitted_before"]
+    again = runner.invoke(app, ["submit", str(spec)])
+    assert again.exit_code == 0 and "was submitted before (2 trials)" in again.stdout
 
     def registered() -> list[dict[str, object]]:
         result = runner.invoke(app, ["studies", "--json"])

@@ -220,11 +220,33 @@ def submit(
     with _errors():
         study = load_spec(spec)
         client = _client()
+        before = client.store.study(study.study_id())
         study_id = client.submit(study)
+        # The planner decides the trials; until it has, the spec's count is an upper bound.
+        record = before or client.registered(study_id)
+        n_trials = record.n_trials if record is not None else None
         if as_json:
-            _json({"study_id": study_id, "n_trials": study.n_trials()})
+            _json(
+                {
+                    "study_id": study_id,
+                    "n_trials": n_trials,
+                    "at_most": study.n_trials(),
+                    "submitted_before": before is not None,
+                }
+            )
+        elif before is not None:
+            out.print(
+                f"{study_id} was submitted before ({before.n_trials} trials): nothing runs "
+                f"again; `tunefleet resume {study_id}` runs what is missing",
+                highlight=False,
+            )
+        elif n_trials is None:
+            out.print(
+                f"submitted {study_id} (at most {study.n_trials()} trials; not registered yet)",
+                highlight=False,
+            )
         else:
-            out.print(f"submitted {study_id} ({study.n_trials()} trials)", highlight=False)
+            out.print(f"submitted {study_id} ({n_trials} trials)", highlight=False)
         if wait:
             _wait(client, study_id, timeout, as_json)
 

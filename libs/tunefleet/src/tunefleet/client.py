@@ -212,6 +212,12 @@ class Client:
         self._publish(lambda t: t.events_exchange, event.kind, event.encode())
         self._recorded(study_id, lambda study: study.cancelled)
 
+    def registered(self, study_id: str, *, timeout_s: float = 10.0) -> StudyRecord | None:
+        """The study as the planner registered it (with its exact number of trials: a spec's
+        `n_trials()` counts a point named by two grids twice), waiting up to `timeout_s` for
+        it; None if it is not registered by then."""
+        return self._recorded(study_id, lambda _study: True, timeout_s=timeout_s)
+
     def _recorded(
         self, study_id: str, check: Callable[[StudyRecord], bool], *, timeout_s: float = 15.0
     ) -> StudyRecord | None:
