@@ -20,7 +20,7 @@ services-install: install ## Install RabbitMQ (apt) and build FerretDB (Go) if m
 demo: services-install ## Run a real 3-library study through the whole pipeline on local services
 	$(UV) run --frozen python -m tunefleet.demo
 
-test: services-install ## The whole test suite, against real services (what CI runs)
+test: services-install cluster-install ## The whole test suite, against real services (what CI runs)
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy
