@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds one of the local control plane's tools from the Go module proxy into OUT_DIR, which the
+# Builds one of the local control plane's tools from the Go module proxy into DIR, which the
 # caller keys by version (~/.cache/tunefleet/kube/<tool>-<version>): a version bump rebuilds,
 # an unchanged one is reused as is.
 #   build.sh kubernetes v1.31.14 DIR   kube-apiserver, kube-controller-manager, kube-scheduler
@@ -8,11 +8,15 @@
 #   build.sh keda v2.16.1 DIR          KEDA's CustomResourceDefinitions (nothing to compile)
 set -euo pipefail
 
-tool=$1 version=$2 out=$3
+tool=$1 version=$2 final=$(realpath -m "$3")
+# Built beside the cache entry and renamed into it at the end: an interrupted build leaves no
+# entry that looks complete.
+out=$final.partial
+rm -rf "$out"
+mkdir -p "$out"
 # Two cores are shared with everything else on a CI runner: compile two packages at a time.
 build_flags=(-p "${BUILD_JOBS:-2}" -trimpath)
 export GOWORK=off
-mkdir -p "$out"
 
 module_dir() { # The module's source in the module cache, downloaded (and verified) if missing.
 	GOFLAGS=-mod=mod go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p'
@@ -86,3 +90,5 @@ keda)
 	exit 2
 	;;
 esac
+rm -rf "$final"
+mv "$out" "$final"

