@@ -36,11 +36,11 @@ def kubectl_binary() -> str:
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout_s: float = 120.0) -> T:
-    """Poll `probe` until it returns something truthy; fail naming `what` on timeout."""
+    """Poll `probe` until it returns neither None nor False; fail naming `what` on timeout."""
     deadline = time.monotonic() + timeout_s
     while True:
         value = probe()
-        if value:
+        if value is not None and value is not False:
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")

@@ -59,8 +59,8 @@ def ready_nodes(kube: Kube) -> set[str]:
     return {
         node["metadata"]["name"]
         for node in kube.items("nodes")
-        if {"type": "Ready", "status": "True"}
-        in [{"type": c["type"], "status": c["status"]} for c in node["status"]["conditions"]]
+        for c in node["status"].get("conditions", [])
+        if c["type"] == "Ready" and c["status"] == "True"
     }
 
 
@@ -82,11 +82,10 @@ def wait_workers(kube: Kube, running: int, pending: int = 0) -> list[dict[str, A
         up = [p for p in pods if running_on(p)]
         waiting = [p for p in pods if p["status"].get("phase") == "Pending"]
         if len(up) == running and len(waiting) == pending and len(pods) == running + pending:
-            return pods or [{}]
+            return pods
         return None
 
-    pods = wait_for(f"{running} running and {pending} pending workers", probe, timeout_s=240)
-    return [p for p in pods if p]
+    return wait_for(f"{running} running and {pending} pending workers", probe, timeout_s=240)
 
 
 def terminating(pod: dict[str, Any]) -> bool:
@@ -350,7 +349,7 @@ def test_teardown_keeps_the_data_and_a_redeploy_reattaches_it(gke: Project, kube
     assert set(claims) == {f"data-{name}-0" for name in STATEFUL}
     volumes = {c["spec"]["volumeName"] for c in claims.values()}
     gke.make("teardown", "KEDA=1")
-    wait_for("every pod to be gone", lambda: not kube.pods() or None)
+    wait_for("every pod to be gone", lambda: not kube.pods())
     for kind in ("statefulset", "deployment", "service", "scaledobject", "secret", "netpol"):
         assert kube.items(kind, "-n", NAMESPACE) == [], kind
     assert kube.get("namespace", NAMESPACE)["status"]["phase"] == "Active"
