@@ -17,6 +17,7 @@ Built binaries are cached under ~/.cache/tunefleet/kube/<tool>-<version> ($TUNEF
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.util
 import json
 import os
@@ -276,7 +277,12 @@ class ControlPlane:
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = (self.logs / f"{name}.log").open("wb")
         self.procs[name] = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, start_new_session=True
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
 
     def _check_alive(self) -> None:
@@ -355,6 +361,13 @@ class ControlPlane:
                     proc.wait()
 
 
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the process that started it dies, however it dies (a killed
+    test run must not leave an API server behind)."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def kwok_config(stages: Path) -> str:
     """KWOK's own node and pod stages (fast, with node leases) and this project's volumes."""
     docs = [
@@ -377,6 +390,8 @@ def main(argv: list[str]) -> int:
             return 1
         return 0
     if command == "up" and len(argv) == 2:
+        # SIGTERM stops it as Ctrl-C does: through ControlPlane.stop.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         with ControlPlane(Path(argv[1]).resolve()) as plane:
             print(f"export KUBECONFIG={plane.kubeconfig}   # Ctrl-C stops it", flush=True)
             with contextlib.suppress(KeyboardInterrupt):
