@@ -295,7 +295,8 @@ class Project:
         self.record = self.root / "recorded.jsonl"
         self.record.touch()
 
-    def make(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def make(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`make ARGS` in the copy; fails the test, with make's output, if make fails."""
         uv = os.environ.get("UV") or shutil.which("uv") or "uv"
         result = subprocess.run(
             [
@@ -316,7 +317,7 @@ class Project:
             check=False,
             timeout=600,
         )
-        if check and result.returncode != 0:
+        if result.returncode != 0:
             raise AssertionError(f"make {shlex.join(args)}:\n{result.stdout}\n{result.stderr}")
         return result
 
