@@ -25,7 +25,7 @@ services-install: install ## Install RabbitMQ (apt) and build FerretDB (Go) if m
 demo: services-install ## Run a real 3-library study through the whole pipeline on local services
 	$(UV) run --frozen python -m tunefleet_dev.demo examples/demo.yaml
 
-test: services-install test-tools ## The whole test suite, against real services (what CI runs)
+test: services-install test-tools cluster-install ## The whole test suite, against real services (what CI runs)
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy

@@ -1,9 +1,11 @@
 # Deployment: compose on a laptop, Tilt on kind, GKE. docs/deploy.md walks through all three.
 .PHONY: k8s-credentials up down compose-demo compose-test images dev dev-down test-cluster \
-	cluster-demo gke-vars gke-release deploy-gke scale status test-deploy
+	cluster-demo gke-vars gke-release deploy-gke scale status teardown test-deploy
 
 KUBECTL ?= kubectl
-COMPOSE ?= docker compose
+DOCKER ?= docker
+GCLOUD ?= gcloud
+COMPOSE ?= $(DOCKER) compose
 KIND_CLUSTER ?= tunefleet
 K8S_NAMESPACE ?= tunefleet
 # deploy-gke: where the images go and which cluster gets them.
@@ -16,6 +18,7 @@ KEDA ?=
 # GKE nodes are x86-64; building on an ARM laptop must still produce amd64 images.
 PLATFORM ?= linux/amd64
 RELEASE_DIR ?= k8s/release
+ROLLOUT_TIMEOUT ?= 10m
 N ?=
 
 .env:
@@ -39,7 +42,7 @@ compose-test: .env ## docker compose: run the test suite in a container against 
 
 images: ## Build the three service images (TAG=...; REGISTRY=... prefixes them; PLATFORM=linux/amd64)
 	for s in publisher worker collector; do \
-		docker build --platform '$(PLATFORM)' --target $$s -t $(if $(REGISTRY),$(REGISTRY)/,)tunefleet-$$s:$(TAG) . || exit 1; \
+		$(DOCKER) build --platform '$(PLATFORM)' --target $$s -t $(if $(REGISTRY),$(REGISTRY)/,)tunefleet-$$s:$(TAG) . || exit 1; \
 	done
 
 dev: k8s-credentials ## Tilt on a local kind cluster (created if missing): live-updating dev loop
@@ -81,18 +84,21 @@ gke-release: gke-vars ## Write the release overlay (REGISTRY, TAG, KEDA) that de
 		> $(RELEASE_DIR)/kustomization.yaml
 
 deploy-gke: gke-vars k8s-credentials ## Build, push and deploy to GKE (PROJECT=... REGISTRY=... [TAG=] [KEDA=1])
-	gcloud container clusters get-credentials '$(CLUSTER)' --location '$(LOCATION)' --project '$(PROJECT)'
+	$(GCLOUD) container clusters get-credentials '$(CLUSTER)' --location '$(LOCATION)' --project '$(PROJECT)'
 	$(MAKE) images REGISTRY='$(REGISTRY)' TAG='$(TAG)'
-	for s in publisher worker collector; do docker push '$(REGISTRY)'/tunefleet-$$s:'$(TAG)' || exit 1; done
+	for s in publisher worker collector; do $(DOCKER) push '$(REGISTRY)'/tunefleet-$$s:'$(TAG)' || exit 1; done
 	$(MAKE) gke-release
-	$(KUBECTL) apply -k $(RELEASE_DIR)
+	$(KUBECTL) apply --server-side --field-manager=tunefleet --force-conflicts -k $(RELEASE_DIR)
 	for r in statefulset/rabbitmq statefulset/mongodb deployment/collector deployment/publisher; do \
-		$(KUBECTL) -n $(K8S_NAMESPACE) rollout status $$r --timeout=10m || exit 1; \
+		$(KUBECTL) -n $(K8S_NAMESPACE) rollout status $$r --timeout=$(ROLLOUT_TIMEOUT) || exit 1; \
 	done
 
 scale: ## Set the number of workers in the current cluster: make scale N=40
 	@test -n '$(N)' || { echo "scale: set N=<workers>, e.g. make scale N=40" >&2; exit 2; }
 	$(KUBECTL) -n $(K8S_NAMESPACE) scale deployment/worker --replicas='$(N)'
+
+teardown: ## Delete what deploy-gke applied but the data: the namespace and its volume claims stay
+	$(KUBECTL) delete -k $(RELEASE_DIR) --selector='tunefleet.io/teardown!=keep' --ignore-not-found
 
 status: ## Pods, workers ready, queue depths (current cluster)
 	$(KUBECTL) -n $(K8S_NAMESPACE) get pods -o wide

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Builds one of the local control plane's tools from the Go module proxy into DIR, which the
+# caller keys by version (~/.cache/tunefleet/kube/<tool>-<version>): a version bump rebuilds,
+# an unchanged one is reused as is.
+#   build.sh kubernetes v1.31.14 DIR   kube-apiserver, kube-controller-manager, kube-scheduler
+#   build.sh kwok v0.8.0 DIR           kwok (fake nodes and pod status) and its stages
+#   build.sh tilt v0.33.21 DIR         tilt (to evaluate the Tiltfile)
+#   build.sh keda v2.16.1 DIR          KEDA's CustomResourceDefinitions (nothing to compile)
+set -euo pipefail
+
+tool=$1 version=$2 final=$(realpath -m "$3")
+# Built beside the cache entry and renamed into it at the end: an interrupted build leaves no
+# entry that looks complete.
+out=$final.partial
+rm -rf "$out"
+mkdir -p "$out"
+# Two cores are shared with everything else on a CI runner: compile two packages at a time.
+build_flags=(-p "${BUILD_JOBS:-2}" -trimpath)
+export GOWORK=off
+
+module_dir() { # The module's source in the module cache, downloaded (and verified) if missing.
+	GOFLAGS=-mod=mod go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p'
+}
+
+case $tool in
+kubernetes)
+	# k8s.io/kubernetes is not meant to be imported: its go.mod replaces every k8s.io staging
+	# module with a directory of its own tree, which a dependent module never sees. A scratch
+	# module that replaces each of them with the published v0.<minor>.<patch> of the same release
+	# builds the same code (the staging modules are published from those very directories).
+	staging=v0.${version#v1.}
+	work=$(mktemp -d)
+	trap 'rm -rf "$work"' EXIT
+	mod=$(GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$version" |
+		sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')
+	{
+		echo "module tunefleet.local/kube-build"
+		grep '^go ' "$mod"
+		echo "require k8s.io/kubernetes $version"
+		# The proxy refuses a few modules' newest patch ("This module version is not available"):
+		# those take the closest earlier patch of the same minor release.
+		for m in $(sed -n 's#^\t\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#\1#p' "$mod"); do
+			patch=${staging##*.}
+			until GOFLAGS=-mod=mod go mod download "$m@${staging%.*}.$patch" 2>/dev/null; do
+				((patch-- > 0)) || { echo "no published version of $m for $version" >&2; exit 1; }
+			done
+			echo "replace $m => $m ${staging%.*}.$patch"
+		done
+	} >"$work/go.mod"
+	printf 'package main\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n\nfunc main() {}\n' >"$work/main.go"
+	pkg=k8s.io/component-base/version
+	minor=$(cut -d. -f2 <<<"$version")
+	ldflags="-s -w -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+	cd "$work"
+	GOFLAGS=-mod=mod go mod tidy
+	GOFLAGS=-mod=mod go build "${build_flags[@]}" -ldflags "$ldflags" -o "$out/" \
+		k8s.io/kubernetes/cmd/kube-apiserver \
+		k8s.io/kubernetes/cmd/kube-controller-manager \
+		k8s.io/kubernetes/cmd/kube-scheduler
+	;;
+kwok)
+	GOBIN=$out GOFLAGS=-mod=mod go install "${build_flags[@]}" -ldflags "-s -w" \
+		"sigs.k8s.io/kwok/cmd/kwok@$version"
+	# The stages (what KWOK does to a node or pod, and when) that its own releases ship.
+	src=$(module_dir "sigs.k8s.io/kwok@$version")/kustomize/stage
+	for stage in node/fast node/heartbeat-with-lease pod/fast; do
+		mkdir -p "$out/stages/$stage"
+		cp "$src/$stage"/*.yaml "$out/stages/$stage/"
+		rm -f "$out/stages/$stage/kustomization.yaml"
+	done
+	;;
+tilt)
+	# `go install .../cmd/tilt@version` stops at the proxy's refusal to list the module's
+	# versions (it looks for a deprecation notice), but the module downloads. Its go.mod replaces
+	# some dependencies, which only counts in the main module: build in a copy of it (a module
+	# zip carries no vendor/ tree, so the dependencies come from the proxy too).
+	work=$(mktemp -d)
+	trap 'chmod -R u+w "$work"; rm -rf "$work"' EXIT
+	cp -r "$(module_dir "github.com/tilt-dev/tilt@$version")" "$work/tilt"
+	chmod -R u+w "$work/tilt"
+	rm -rf "$work/tilt/vendor"
+	cd "$work/tilt"
+	GOFLAGS=-mod=mod go build "${build_flags[@]}" -ldflags "-s -w" -o "$out/tilt" ./cmd/tilt
+	;;
+keda)
+	cp "$(module_dir "github.com/kedacore/keda/v2@$version")"/config/crd/bases/keda.sh_*.yaml "$out/"
+	;;
+*)
+	echo "build.sh: unknown tool $tool (kubernetes, kwok, tilt, keda)" >&2
+	exit 2
+	;;
+esac
+rm -rf "$final"
+mv "$out" "$final"
