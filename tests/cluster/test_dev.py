@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,9 +62,23 @@ def test_tilt_evaluates_the_tiltfile_offline(
     config["contexts"][0]["name"] = config["current-context"] = "kind-tunefleet"
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(json.dumps(config))
+    # The repository as a clone has it, plus the git-ignored credentials `make k8s-credentials`
+    # wrote into the suite's project: the Tiltfile renders k8s/dev, which needs them.
+    repo = tmp_path / "repo"
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.decode()
+    for name in filter(None, tracked.split("\0")):
+        if (ROOT / name).is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, repo / name)
+    for written in (kind.root / "k8s").rglob("credentials/*.env"):
+        target = repo / written.relative_to(kind.root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(written, target)
     result = subprocess.run(
         [str(tool_dir("tilt") / "tilt"), "alpha", "tiltfile-result", "-f", "Tiltfile"],
-        cwd=ROOT,
+        cwd=repo,
         capture_output=True,
         text=True,
         env={**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path)},
@@ -94,5 +109,7 @@ def test_tilt_evaluates_the_tiltfile_offline(
         live = image["LiveUpdateSpec"]
         assert [e["args"] for e in live["execs"]] == [["sh", "-c", f"date > {restart}"]]
         site = "/app/.venv/lib/python3.11/site-packages/"
-        assert {s["containerPath"] for s in live["syncs"]} == {site + module, site + "tunefleet"}
+        # Its own code and the two packages every service image carries (not the client's).
+        shared = {site + "tunefleet_contract", site + "tunefleet_runtime"}
+        assert {s["containerPath"] for s in live["syncs"]} == {site + module} | shared
         assert manifests[service]["Labels"] == {"services": "services"}
