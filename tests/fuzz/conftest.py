@@ -14,7 +14,7 @@ _COMMON = {
     "print_blob": True,
 }
 settings.register_profile("default", max_examples=400, **_COMMON)
-settings.register_profile("long", max_examples=20_000, **_COMMON)
+settings.register_profile("long", max_examples=4_000, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 # For properties whose every example is slow (a CLI process' worth, a parser at its limit).
 FEW = settings(max_examples=max(1, settings().max_examples // 8))
