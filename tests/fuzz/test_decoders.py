@@ -14,50 +14,16 @@ from tunefleet_contract.documents import check_document
 from tunefleet_contract.messages import (
     DecodeError,
     Message,
-    StudyCancelled,
-    StudyRegistered,
-    StudyRequest,
-    StudyResumed,
     TrialMessage,
-    TrialResult,
-    TrialsPlanned,
-    TrialsSettled,
-    TrialsStarted,
     decode_event,
 )
-from tunefleet_publisher.strategies import expand
 from tunefleet_runtime.consumer import RefusalError
 from tunefleet_runtime.deadletters import describe, format_dead_letter
-from tunefleet_runtime.validation import parse_spec
 from tunefleet_worker.worker import check_message
 
-from .strategies import HOSTILE_BODIES, JSON, SCALARS, mutated
+from tests.support.messages import EVERY_KIND, TRIAL_MESSAGE
 
-SPEC = parse_spec(
-    {"dataset": "iris", "search": {"xgboost": {"grid": {"max_depth": [2, 3]}, "fixed": {}}}}
-)
-TRIALS = list(expand(SPEC, "s"))
-VALID: list[Message] = [
-    StudyRequest(study_id="s", spec=SPEC, submitted_at=1.0),
-    TrialMessage(
-        study_id="s",
-        dataset=SPEC.dataset,
-        task="classification",
-        metric="accuracy",
-        folds=3,
-        seed=0,
-        trials=TRIALS,
-    ),
-    StudyRegistered(study_id="s", spec=SPEC, n_trials=2, submitted_at=1.0, published_at=2.0),
-    TrialsStarted(
-        study_id="s", trial_ids=[TRIALS[0].trial_id], worker="w", attempt=1, started_at=1
-    ),
-    TrialResult.of("s", TRIALS[0], revision=0, attempts=1, status="done", score=0.5),
-    StudyCancelled(study_id="s", cancelled_at=1.0),
-    TrialsPlanned(study_id="s", first=0, trials=TRIALS),
-    TrialsSettled(study_id="s", trial_ids=[TRIALS[0].trial_id], settled_at=1.0),
-    StudyResumed(study_id="s", resumed_at=1.0, revision=1),
-]
+from .strategies import HOSTILE_BODIES, JSON, SCALARS, mutated
 
 
 def _payload(message: Message) -> dict[str, Any]:
@@ -77,13 +43,15 @@ def _decoded_or_refused(cls: type[Message], body: bytes) -> Message | None:
 
 @given(HOSTILE_BODIES)
 def test_any_body_is_an_event_or_a_decode_error(body: bytes) -> None:
-    for cls in (type(m) for m in VALID):
+    for cls in (type(m) for m in EVERY_KIND):
         _decoded_or_refused(cls, body)
     with contextlib.suppress(DecodeError):
         decode_event(body)
 
 
-@given(st.sampled_from(VALID).flatmap(lambda m: st.tuples(st.just(type(m)), mutated(_payload(m)))))
+@given(
+    st.sampled_from(EVERY_KIND).flatmap(lambda m: st.tuples(st.just(type(m)), mutated(_payload(m))))
+)
 def test_mutated_messages_decode_or_are_refused(case: tuple[type[Message], Any]) -> None:
     cls, payload = case
     body = json.dumps(payload).encode()
@@ -92,7 +60,7 @@ def test_mutated_messages_decode_or_are_refused(case: tuple[type[Message], Any])
         decode_event(body)
 
 
-@given(mutated(_payload(VALID[1])), st.integers(1, 64))
+@given(mutated(_payload(TRIAL_MESSAGE)), st.integers(1, 64))
 def test_the_worker_check_refuses_only_with_a_reason(payload: Any, threads: int) -> None:
     message = _decoded_or_refused(TrialMessage, json.dumps(payload).encode())
     if isinstance(message, TrialMessage):
@@ -116,7 +84,9 @@ HEADERS = st.dictionaries(
 )
 
 
-@given(HOSTILE_BODIES | mutated(_payload(VALID[1])).map(lambda p: json.dumps(p).encode()), HEADERS)
+@given(
+    HOSTILE_BODIES | mutated(_payload(TRIAL_MESSAGE)).map(lambda p: json.dumps(p).encode()), HEADERS
+)
 def test_dead_letter_readers_survive_any_body_and_headers(
     body: bytes, headers: dict[str, Any]
 ) -> None:

@@ -5,19 +5,13 @@ import json
 import pytest
 from tunefleet_contract.messages import (
     DecodeError,
-    StudyRegistered,
-    StudyRequest,
     TrialMessage,
     TrialResult,
-    TrialsStarted,
     decode_event,
     finite_or_none,
 )
-from tunefleet_publisher.strategies import expand
-from tunefleet_runtime.validation import parse_spec
 
-SPEC = parse_spec({"dataset": "iris", "search": {"xgboost": {"grid": {"max_depth": [2, 3]}}}})
-TRIALS = list(expand(SPEC, "s"))
+from tests.support.messages import EVENTS, EVERY_KIND, TRIAL_MESSAGE, TRIALS
 
 
 def result(**fields: object) -> TrialResult:
@@ -35,26 +29,7 @@ def result(**fields: object) -> TrialResult:
     return TrialResult.model_validate(base)
 
 
-MESSAGES = [
-    StudyRequest(study_id="s", spec=SPEC, submitted_at=1.0),
-    TrialMessage(
-        study_id="s",
-        dataset=SPEC.dataset,
-        task="classification",
-        metric="accuracy",
-        folds=3,
-        seed=0,
-        trials=TRIALS,
-    ),
-    StudyRegistered(study_id="s", spec=SPEC, n_trials=2, submitted_at=1.0, published_at=2.0),
-    TrialsStarted(
-        study_id="s", trial_ids=[TRIALS[0].trial_id], worker="w", attempt=1, started_at=1.0
-    ),
-    result(),
-]
-
-
-@pytest.mark.parametrize("message", MESSAGES, ids=lambda m: m.kind)
+@pytest.mark.parametrize("message", EVERY_KIND, ids=lambda m: m.kind)
 def test_round_trip(message: object) -> None:
     body = message.encode()  # type: ignore[attr-defined]
     assert json.loads(body)["schema_version"] == 1
@@ -62,7 +37,7 @@ def test_round_trip(message: object) -> None:
 
 
 def test_decode_event_dispatches_on_kind() -> None:
-    for event in MESSAGES[2:]:
+    for event in EVENTS:
         assert decode_event(event.encode()) == event
 
 
@@ -84,11 +59,11 @@ def test_bad_bodies_raise_decode_error(body: bytes, expected: str) -> None:
 
 
 def test_unknown_fields_and_bad_ids_refused() -> None:
-    payload = json.loads(MESSAGES[1].encode())
+    payload = json.loads(TRIAL_MESSAGE.encode())
     payload["pickle"] = "gASV"
     with pytest.raises(DecodeError, match="pickle"):
         TrialMessage.decode(json.dumps(payload).encode())
-    payload = json.loads(MESSAGES[1].encode())
+    payload = json.loads(TRIAL_MESSAGE.encode())
     payload["trials"][0]["trial_id"] = "../../etc"
     with pytest.raises(DecodeError, match="trial_id"):
         TrialMessage.decode(json.dumps(payload).encode())

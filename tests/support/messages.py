@@ -1,0 +1,49 @@
+"""One valid message of every kind, for the contract's tests and the decoders' fuzzing."""
+
+from __future__ import annotations
+
+from tunefleet_contract.messages import (
+    EVENT_KINDS,
+    Message,
+    StudyCancelled,
+    StudyRegistered,
+    StudyRequest,
+    StudyResumed,
+    TrialMessage,
+    TrialResult,
+    TrialsPlanned,
+    TrialsSettled,
+    TrialsStarted,
+)
+from tunefleet_publisher.strategies import expand
+from tunefleet_runtime.validation import parse_spec
+
+SPEC = parse_spec({"dataset": "iris", "search": {"xgboost": {"grid": {"max_depth": [2, 3]}}}})
+TRIALS = list(expand(SPEC, "s"))
+
+REQUEST = StudyRequest(study_id="s", spec=SPEC, submitted_at=1.0)
+TRIAL_MESSAGE = TrialMessage(
+    study_id="s",
+    dataset=SPEC.dataset,
+    task="classification",
+    metric="accuracy",
+    folds=3,
+    seed=0,
+    trials=TRIALS,
+)
+# Every kind the events exchange carries (decode_event's), checked complete below.
+EVENTS: list[Message] = [
+    TrialsPlanned(study_id="s", first=0, trials=TRIALS),
+    StudyRegistered(study_id="s", spec=SPEC, n_trials=2, submitted_at=1.0, published_at=2.0),
+    TrialsStarted(
+        study_id="s", trial_ids=[TRIALS[0].trial_id], worker="w", attempt=1, started_at=1.0
+    ),
+    TrialResult.of(
+        "s", TRIALS[0], revision=0, attempts=1, status="done", score=0.9, fold_scores=[0.8, 1.0]
+    ),
+    StudyCancelled(study_id="s", cancelled_at=1.0),
+    StudyResumed(study_id="s", resumed_at=1.0, revision=1),
+    TrialsSettled(study_id="s", trial_ids=[TRIALS[0].trial_id], settled_at=1.0),
+]
+assert {m.kind for m in EVENTS} == set(EVENT_KINDS), "an event kind has no sample"
+EVERY_KIND: list[Message] = [REQUEST, TRIAL_MESSAGE, *EVENTS]
