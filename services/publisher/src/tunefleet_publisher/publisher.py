@@ -17,11 +17,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
-from pymongo.database import Database
 from pymongo.errors import PyMongoError
 from tunefleet_contract.messages import StudyRegistered, StudyRequest, TrialsPlanned
 from tunefleet_contract.spec import SpecError
@@ -29,7 +27,7 @@ from tunefleet_runtime import observability
 from tunefleet_runtime.broker import BatchChannel, publish, topology_of
 from tunefleet_runtime.consumer import ConsumerRuntime, Delivery, RefusalError, Subscription
 from tunefleet_runtime.settings import PublisherSettings
-from tunefleet_runtime.store import connect_store, result_states
+from tunefleet_runtime.store import MongoStore, Store
 from tunefleet_runtime.validation import validate_spec
 
 from tunefleet_publisher.planner import Plan, plan
@@ -51,7 +49,7 @@ class Publisher:
         self.topology = topology_of(settings)
         self._stopping = threading.Event()
         self._batch: BatchChannel | None = None
-        self._db: Database[dict[str, Any]] | None = None
+        self._store: Store | None = None
         self._runtime = ConsumerRuntime(
             settings,
             self._stopping,
@@ -89,11 +87,11 @@ class Publisher:
         if request.revision == 0:
             return plan(request, {}, 0)
         # A resume: what the study has stored decides what runs again.
-        if self._db is None:
-            self._db = connect_store(self.settings)
-        study = self._db.studies.find_one({"_id": request.study_id}, {"revision": 1})
-        current = int(study["revision"]) if study is not None else request.revision - 1
-        return plan(request, result_states(self._db, request.study_id), current)
+        if self._store is None:
+            self._store = MongoStore.connect(self.settings)
+        study = self._store.study(request.study_id)
+        current = study.revision if study is not None else request.revision - 1
+        return plan(request, self._store.result_states(request.study_id), current)
 
     def _handle(self, delivery: Delivery[StudyRequest]) -> None:
         started = time.monotonic()
