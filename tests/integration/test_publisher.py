@@ -3,15 +3,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 from tunefleet.client import Client
 from tunefleet_contract.messages import (
     StudyRegistered,
+    StudyRequest,
     TrialMessage,
     TrialsPlanned,
     decode_event,
 )
 from tunefleet_contract.topology import Topology
+from tunefleet_dev.devservices import free_port
 from tunefleet_publisher.publisher import Publisher
 from tunefleet_publisher.strategies import expand
 from tunefleet_runtime.broker import REASON_HEADER, publish
@@ -101,3 +104,34 @@ def test_bad_request_is_dead_lettered_and_publisher_keeps_going(
     Client(settings).submit(SPEC)
     take(channel, topology.trials_queue, 3)
     assert queue_depth(channel, topology.studies_queue) == 0
+
+
+def test_a_resume_waits_for_the_store_instead_of_being_refused(
+    settings: ClientSettings,
+    channel: BlockingChannel,
+    topology: Topology,
+    run_service: Callable[[Any], Running],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A resume's plan depends on the stored results: with the store away, the request must
+    # wait for it (requeued), not go to the dead letters as if it were bad.
+    spec = parse_spec(SPEC)
+    request = StudyRequest(study_id=spec.study_id(), spec=spec, submitted_at=1.0, revision=1)
+    away = publisher_settings(settings).model_copy(
+        update={"mongodb_url": f"mongodb://127.0.0.1:{free_port()}/"}
+    )
+    blocked = run_service(Publisher(away))
+    publish(channel, topology.studies_exchange, "study", request.encode())
+    wait_until(
+        lambda: "store unavailable" in caplog.text, what="the planner to find the store away"
+    )
+    blocked.stop()
+    assert queue_depth(channel, topology.dead_letter_queue) == 0
+    assert queue_depth(channel, topology.studies_queue) == 1  # handed back, whole
+
+    run_service(Publisher(publisher_settings(settings)))
+    planned, registered = (
+        decode_event(body) for _, _, body in take(channel, topology.events_queue, 2)
+    )
+    assert isinstance(planned, TrialsPlanned) and planned.revision == 1
+    assert isinstance(registered, StudyRegistered) and registered.published == 7

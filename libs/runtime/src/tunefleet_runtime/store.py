@@ -59,9 +59,7 @@ __all__ = [
     "connect_store",
     "ensure_indexes",
     "finite",
-    "planned_trials",
     "probe_write",
-    "result_states",
     "study_status",
     "write_events",
 ]
@@ -323,20 +321,6 @@ def _leaderboard(
     return list(db.trials.find(query).sort("score", DESCENDING).limit(limit))
 
 
-def planned_trials(db: Database[Doc], study_id: str, revision: int) -> list[str]:
-    """The trial ids of the study's plan in this revision, in the planner's order."""
-    query = {"study_id": study_id, "revision": revision}
-    return [doc["_id"] for doc in db.planned.find(query, {"_id": 1}).sort("seq", ASCENDING)]
-
-
-def result_states(db: Database[Doc], study_id: str) -> dict[str, tuple[str, int]]:
-    """Every stored result of the study, of any revision: trial id -> (status, revision)."""
-    return {
-        doc["_id"]: (doc["status"], int(doc["revision"]))
-        for doc in db.trials.find({"study_id": study_id}, {"status": 1, "revision": 1})
-    }
-
-
 # -- reading: the store boundary ----------------------------------------------------------------
 
 
@@ -512,10 +496,15 @@ class MongoStore:
         return recent, None if first is None else float(first["finished_at"])
 
     def planned_trials(self, study_id: str, revision: int) -> list[str]:
-        return planned_trials(self.db, study_id, revision)
+        query = {"study_id": study_id, "revision": revision}
+        found = self.db.planned.find(query, {"_id": 1}).sort("seq", ASCENDING)
+        return [doc["_id"] for doc in found]
 
     def result_states(self, study_id: str) -> dict[str, tuple[str, int]]:
-        return result_states(self.db, study_id)
+        return {
+            doc["_id"]: (doc["status"], int(doc["revision"]))
+            for doc in self.db.trials.find({"study_id": study_id}, {"status": 1, "revision": 1})
+        }
 
     def trial(self, trial_id: str) -> TrialDetail | None:
         check_prefix(trial_id)

@@ -17,11 +17,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
-from pymongo.database import Database
 from pymongo.errors import PyMongoError
 from tunefleet_contract.messages import StudyRegistered, StudyRequest, TrialsPlanned
 from tunefleet_contract.spec import SpecError
@@ -29,7 +27,7 @@ from tunefleet_runtime import observability
 from tunefleet_runtime.broker import BatchChannel, publish, topology_of
 from tunefleet_runtime.consumer import ConsumerRuntime, Delivery, RefusalError, Subscription
 from tunefleet_runtime.settings import PublisherSettings
-from tunefleet_runtime.store import connect_store, result_states
+from tunefleet_runtime.store import MongoStore, Store
 from tunefleet_runtime.validation import validate_spec
 
 from tunefleet_publisher.planner import Plan, plan
@@ -67,7 +65,7 @@ class Publisher:
         self.topology = topology_of(settings)
         self._stopping = threading.Event()
         self._batch: BatchChannel | None = None
-        self._db: Database[dict[str, Any]] | None = None
+        self._store: Store | None = None
         # Study ids this process planned a first submission of, oldest first (bounded).
         self._submitted: dict[str, None] = {}
         self.resubmissions = 0
@@ -105,10 +103,10 @@ class Publisher:
             )
         return request
 
-    def _store(self) -> Database[dict[str, Any]]:
-        if self._db is None:
-            self._db = connect_store(self.settings)
-        return self._db
+    def _stored(self) -> Store:
+        if self._store is None:
+            self._store = MongoStore.connect(self.settings)
+        return self._store
 
     def _plan(self, delivery: Delivery[StudyRequest]) -> Plan | None:
         """The request's plan; None for a study submitted before (see `_resubmitted`)."""
@@ -118,9 +116,9 @@ class Publisher:
                 return None
             return plan(request, {}, 0)
         # A resume: what the study has stored decides what runs again.
-        study = self._store().studies.find_one({"_id": request.study_id}, {"revision": 1})
-        current = int(study["revision"]) if study is not None else request.revision - 1
-        return plan(request, result_states(self._store(), request.study_id), current)
+        study = self._stored().study(request.study_id)
+        current = study.revision if study is not None else request.revision - 1
+        return plan(request, self._stored().result_states(request.study_id), current)
 
     def _resubmitted(self, delivery: Delivery[StudyRequest]) -> bool:
         """Whether a first submission's request names a study that was submitted before: its
@@ -138,7 +136,7 @@ class Publisher:
             return False
         if study_id in self._submitted:
             return True
-        return self._store().studies.find_one({"_id": study_id}, {"_id": 1}) is not None
+        return self._stored().study(study_id) is not None
 
     def _handle(self, delivery: Delivery[StudyRequest]) -> None:
         started = time.monotonic()

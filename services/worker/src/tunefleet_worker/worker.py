@@ -33,9 +33,9 @@ from tunefleet_runtime.broker import (
     topology_of,
 )
 from tunefleet_runtime.consumer import ConsumerRuntime, Delivery, RefusalError, Subscription
-from tunefleet_runtime.control import StudyControl
 from tunefleet_runtime.settings import WorkerSettings
 
+from tunefleet_worker.control import StudyControl
 from tunefleet_worker.datasets import DatasetError, load_dataset
 from tunefleet_worker.training import TrialContext, run_trial
 
