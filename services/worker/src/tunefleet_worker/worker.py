@@ -28,7 +28,6 @@ from tunefleet_contract.spec import default_metric
 from tunefleet_runtime import observability
 from tunefleet_runtime.broker import (
     BatchChannel,
-    dead_letter,
     publish,
     topology_of,
 )
@@ -276,14 +275,7 @@ class Worker:
             self._ack(job)
             return
         delivery = job.delivery
-        dead_letter(
-            delivery.channel,
-            self.topology,
-            delivery.body,
-            delivery.properties,
-            reason,
-            delivery.queue,
-        )
+        delivery.dead_letter(reason)
         self._ack(job)
 
     # -- on the training thread ------------------------------------------------------------
