@@ -28,6 +28,7 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from tunefleet_contract.messages import DecodeError
+from tunefleet_contract.topology import Topology
 from tunefleet_runtime.broker import (
     CONNECTION_ERRORS,
     connect,
@@ -57,6 +58,7 @@ class Delivery(Generic[M]):
 
     connection: pika.BlockingConnection
     channel: BlockingChannel
+    topology: Topology
     queue: str
     tag: int
     properties: pika.BasicProperties
@@ -71,6 +73,11 @@ class Delivery(Generic[M]):
     def ack(self, *, multiple: bool = False) -> None:
         """On the connection's thread; `multiple` also acks every earlier unacked delivery."""
         self.channel.basic_ack(self.tag, multiple=multiple)
+
+    def dead_letter(self, reason: str) -> None:
+        """On the connection's thread: send it to the dead-letter exchange with the reason
+        (confirmed); the caller then acks it."""
+        dead_letter(self.channel, self.topology, self.body, self.properties, reason, self.queue)
 
     def requeue(self) -> None:
         """On the connection's thread: hand it back to the queue, to be delivered again."""
@@ -177,7 +184,14 @@ class ConsumerRuntime:
     ) -> None:
         def delivery(message: M) -> Delivery[M]:
             return Delivery(
-                connection, channel, sub.queue, method.delivery_tag, properties, body, message
+                connection,
+                channel,
+                self.topology,
+                sub.queue,
+                method.delivery_tag,
+                properties,
+                body,
+                message,
             )
 
         try:
@@ -203,14 +217,7 @@ class ConsumerRuntime:
             else f"{type(exc).__name__}: {exc}"
         )
         if sub.dead_letters:
-            dead_letter(
-                delivery.channel,
-                self.topology,
-                delivery.body,
-                delivery.properties,
-                reason,
-                sub.queue,
-            )
+            delivery.dead_letter(reason)
         else:
             log.error("cannot process a message from %s: %s", sub.queue, reason[:500])
         if sub.refused is not None:

@@ -20,7 +20,7 @@ from tunefleet_contract.messages import (
     decode_event,
 )
 from tunefleet_runtime import observability
-from tunefleet_runtime.broker import dead_letter, delivery_attempt, topology_of
+from tunefleet_runtime.broker import delivery_attempt, topology_of
 from tunefleet_runtime.consumer import ConsumerRuntime, Delivery, Subscription
 from tunefleet_runtime.deadletters import death_reason
 from tunefleet_runtime.settings import CollectorSettings
@@ -234,12 +234,5 @@ class Collector:
                     # Already a dead letter (its copy stays in dead-letters): do not loop it.
                     log.error("cannot record a dead trial message: %s", reason[:500])
                 else:
-                    dead_letter(
-                        delivery.channel,
-                        self.topology,
-                        delivery.body,
-                        delivery.properties,
-                        reason,
-                        delivery.queue,
-                    )
+                    delivery.dead_letter(reason)
         return True

@@ -28,7 +28,6 @@ from tunefleet_contract.spec import default_metric
 from tunefleet_runtime import observability
 from tunefleet_runtime.broker import (
     BatchChannel,
-    dead_letter,
     publish,
     topology_of,
 )
@@ -196,15 +195,7 @@ class Worker:
     def _reject(self, job: _Job, reason: str) -> None:
         if job.abandon.is_set():
             return
-        delivery = job.delivery
-        dead_letter(
-            delivery.channel,
-            self.topology,
-            delivery.body,
-            delivery.properties,
-            reason,
-            delivery.queue,
-        )
+        job.delivery.dead_letter(reason)
         self._ack(job)
 
     # -- on the training thread ------------------------------------------------------------
