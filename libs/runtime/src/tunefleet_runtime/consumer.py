@@ -77,8 +77,8 @@ class Delivery(Generic[M]):
         self.channel.basic_ack(self.tag, multiple=multiple)
 
     def dead_letter(self, reason: str) -> None:
-        """On the connection's thread: send it to the dead-letter exchange, saying why (the
-        caller then acks it)."""
+        """On the connection's thread: send it to the dead-letter exchange with the reason
+        (confirmed); the caller then acks it."""
         dead_letter(self.channel, self.topology, self.body, self.properties, reason, self.queue)
 
     def requeue(self) -> None:

@@ -274,8 +274,7 @@ class Worker:
             # The broker has the message back: it is refused again where it is delivered.
             self._ack(job)
             return
-        delivery = job.delivery
-        delivery.dead_letter(reason)
+        job.delivery.dead_letter(reason)
         self._ack(job)
 
     # -- on the training thread ------------------------------------------------------------
