@@ -10,14 +10,15 @@ from typing import Any
 import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 from tunefleet_collector.collector import Collector
-from tunefleet_contract.messages import TrialResult, TrialSpec
+from tunefleet_contract.messages import StudyRegistered, TrialResult, TrialSpec
 from tunefleet_contract.topology import Topology
 from tunefleet_dev.devservices import LocalMongo
 from tunefleet_runtime.broker import publish
 from tunefleet_runtime.settings import ClientSettings, CollectorSettings
 from tunefleet_runtime.store import connect_store
+from tunefleet_runtime.validation import parse_spec
 
-from tests.support.broker import Running, queue_depth
+from tests.support.broker import Running, queue_depth, take
 from tests.support.store_faults import refusing_writes
 from tests.support.waiting import wait_until
 
@@ -91,3 +92,37 @@ def test_a_document_the_store_refuses_on_a_healthy_day_is_dead_lettered(
         lambda: queue_depth(channel, topology.dead_letter_queue) == 1, what="one dead letter"
     )
     wait_until(lambda: db.trials.count_documents({}) == 1, what="the good result is stored")
+
+
+def test_a_registration_whose_plan_never_comes_is_set_aside_not_waited_on_for_good(
+    settings: ClientSettings,
+    channel: BlockingChannel,
+    topology: Topology,
+    run_service: Callable[[Any], Running],
+) -> None:
+    db = connect_store(settings)
+    run_service(
+        Collector(
+            CollectorSettings(
+                **settings.model_dump(),
+                tunefleet_collector_flush_s=0.2,
+                tunefleet_plan_wait_s=1.0,
+            )
+        )
+    )
+    spec = parse_spec({"name": "refuse", "dataset": "iris", "search": {"noop": {"fixed": {}}}})
+    first = StudyRegistered(
+        study_id=STUDY, spec=spec, n_trials=0, submitted_at=1.0, published_at=2.0
+    )
+    publish(channel, topology.events_exchange, first.kind, first.encode())
+    wait_until(lambda: db.studies.find_one({"_id": STUDY}), what="the study is registered")
+    # A resume's registration, for trials no collector will ever be given the plan of.
+    orphan = first.model_copy(update={"n_trials": 3, "revision": 1})
+    publish(channel, topology.events_exchange, orphan.kind, orphan.encode())
+    publish(channel, topology.events_exchange, "trial.result", _result(1).encode())
+    wait_until(lambda: db.trials.count_documents({}) == 1, what="the result behind it is stored")
+    wait_until(
+        lambda: queue_depth(channel, topology.dead_letter_queue) == 1, what="it is set aside"
+    )
+    (_, properties, _) = take(channel, topology.dead_letter_queue, 1)[0]
+    assert "planned trials stored" in str(properties.headers)

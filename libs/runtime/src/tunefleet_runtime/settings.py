@@ -114,6 +114,10 @@ class WorkerSettings(BrokerSettings, ServiceSettings):
 class CollectorSettings(BrokerSettings, StoreSettings, ServiceSettings):
     tunefleet_collector_batch: int = Field(default=500, ge=1, le=50_000)
     tunefleet_collector_flush_s: float = Field(default=0.2, gt=0, le=60)
+    # How long a revision's registration may wait for the rest of its plan (in another
+    # collector's hands) before it is set aside as a dead letter, so that the events behind it
+    # are not held up for good by a plan that never comes.
+    tunefleet_plan_wait_s: float = Field(default=120.0, gt=0, le=3600)
 
 
 class ClientSettings(BrokerSettings, StoreSettings):

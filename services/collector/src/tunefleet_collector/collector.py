@@ -142,6 +142,7 @@ class Collector:
             turn_s=settings.tunefleet_collector_flush_s,
         )
         self.failed_writes = 0  # batches the store could not take (outages), in all
+        self._plan_wait_since: float | None = None
 
     def stop(self) -> None:
         self._stopping.set()
@@ -187,6 +188,7 @@ class Collector:
                 return min(0.2 * 2.0**self._failures, 5.0)
             counts = {"trials": 0}
         self._failures = 0
+        self._plan_wait_since = None
         # Everything delivered on this channel and not yet acked is in this batch.
         batch.last.ack(multiple=True)
         self.stored += counts["trials"]
@@ -203,7 +205,10 @@ class Collector:
         if self._db is None:
             return True  # connecting (and creating the indexes) failed
         if isinstance(exc, PlanIncompleteError):
-            return True  # the rest of a plan is in another collector's hands: wait for it
+            # The rest of a plan is in another collector's hands: wait for it, for a while.
+            now = time.monotonic()
+            self._plan_wait_since = self._plan_wait_since or now
+            return now - self._plan_wait_since < self.settings.tunefleet_plan_wait_s
         try:
             probe_write(self._db)
         except Exception:
