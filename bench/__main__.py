@@ -1,8 +1,10 @@
-"""`make bench` / `uv run python -m bench [--quick] [--reps N] [BENCHMARK ...]`.
+"""`make bench` / `uv run --group peers python -m bench [--quick] [--reps N] [BENCHMARK ...]`.
 
-Benchmarks: profile, gridsearch (with efficiency), overhead, submission, footprint; all by
-default. Each writes its section of docs/benchmarks.md. `--quick` runs small versions to check
-the harness; its numbers are not the ones to publish.
+Benchmarks: profile, gridsearch (GridSearchCV and its peers on two grids, with efficiency),
+overhead, submission, footprint; all by default. Each writes its section of docs/benchmarks.md.
+`--quick` runs small versions to check the harness; its numbers are not the ones to publish.
+The peers (Optuna, Ray Tune) come from the `peers` dependency group; without it they are
+reported as not installed.
 """
 
 from __future__ import annotations
