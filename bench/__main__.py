@@ -1,10 +1,10 @@
 """`make bench` / `uv run --group peers python -m bench [--quick] [--reps N] [BENCHMARK ...]`.
 
-Benchmarks: profile, gridsearch (GridSearchCV and its peers on two grids, with efficiency),
-overhead, submission, footprint; all by default. Each writes its section of docs/benchmarks.md.
-`--quick` runs small versions to check the harness; its numbers are not the ones to publish.
-The peers (Optuna, Ray Tune) come from the `peers` dependency group; without it they are
-reported as not installed.
+Benchmarks: profile, gridsearch (GridSearchCV on benchmark 1's grid, with efficiency), peers
+(every peer on a realistic grid), overhead, submission, footprint; all by default. Each writes
+its section of docs/benchmarks.md. `--quick` runs small versions to check the harness; its
+numbers are not the ones to publish. The peers (Optuna, Ray Tune) come from the `peers`
+dependency group; without it they are reported as not installed.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from bench import common, footprint, gridsearch, overhead, profile, submission
 BENCHMARKS = {
     "profile": profile.run,
     "gridsearch": gridsearch.run,
+    "peers": gridsearch.run_peers,
     "overhead": overhead.run,
     "submission": submission.run,
     "footprint": footprint.run,

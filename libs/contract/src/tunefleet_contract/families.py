@@ -8,8 +8,7 @@ and the worker finds the families of a message with the same function: part of t
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 
 from tunefleet_contract.libraries import catalogues
 from tunefleet_contract.messages import TrialSpec
@@ -22,23 +21,25 @@ def rounds_of(library: str, params: Mapping[str, Scalar]) -> tuple[str, int] | N
     """The trial's rounds parameter and value where one fit of more rounds, cut, scores it
     exactly (`LibraryCatalogue.rounds_of`); None where it does not."""
     catalogue = catalogues().get(library)
-    return catalogue.rounds_of(params) if catalogue is not None else None
+    if catalogue is None or not catalogue.rounds:
+        return None
+    return catalogue.rounds_of(params)
 
 
-def _family_key(trial: TrialSpec) -> str:
+def _family_key(trial: TrialSpec) -> Hashable:
     found = rounds_of(trial.library, trial.params)
     if found is None:
         return trial.trial_id  # a family of one
-    rest = {k: v for k, v in trial.params.items() if k != found[0]}
-    # json, not repr: 1, 1.0 and true are different parameter values and stay apart.
-    return json.dumps([trial.library, found[0], rest], sort_keys=True)
+    # Typed: 1, 1.0 and true are different parameter values and stay apart.
+    rest = sorted((k, type(v).__name__, v) for k, v in trial.params.items() if k != found[0])
+    return trial.library, found[0], tuple(rest)
 
 
 def families(trials: Iterable[TrialSpec]) -> list[list[TrialSpec]]:
     """The trials grouped into families: those that differ only in the rounds parameter (see
     `rounds_of`); every other trial is a family of one. Families in the order of their first
     trial, members in their given order."""
-    groups: dict[str, list[TrialSpec]] = {}
+    groups: dict[Hashable, list[TrialSpec]] = {}
     for trial in trials:
         groups.setdefault(_family_key(trial), []).append(trial)
     return list(groups.values())
