@@ -28,10 +28,17 @@ def main() -> None:
     parser.add_argument("benchmarks", nargs="*", metavar="BENCHMARK", help=", ".join(BENCHMARKS))
     parser.add_argument("--reps", type=int, default=3, help="repetitions (median, min, max)")
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the harness")
+    parser.add_argument(
+        "--once",
+        default="",
+        metavar="SIDE,...",
+        help="peers to run in the first repetition only (e.g. gridsearch-1x2,ray)",
+    )
     args = parser.parse_args()
     unknown = [name for name in args.benchmarks if name not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    gridsearch.ONCE = frozenset(filter(None, args.once.split(",")))
     if args.quick:
         # Quick numbers check the harness; they must not overwrite the published ones.
         common.REPORT = common.REPO / ".tunefleet" / "benchmarks-quick.md"

@@ -40,6 +40,9 @@ from bench.studies import gridsearch_spec, realistic_spec
 
 BASELINES = ("gridsearch-2x1", "gridsearch-1x2")
 REFERENCE = "gridsearch-2x1"  # whose scores every side is compared with
+# Sides run in the first repetition only (`--once`): on a loaded machine a slow peer's three
+# repetitions can cost more than the time there is; the report says which ran once.
+ONCE: frozenset[str] = frozenset()
 # Which peers run on which grid. Benchmark 1's grid is the long one (about 80 s per side):
 # every peer on it would take `make bench` past 20 minutes, so it keeps the comparison its
 # 1.3x target was set against; the realistic grid has the whole field.
@@ -66,19 +69,17 @@ class Comparison:
     """Every side's wall times over the repetitions, and its scores' distance to GridSearchCV."""
 
     sides: list[str]
-    walls: dict[str, list[float]] = field(default_factory=dict)
+    walls: dict[str, dict[int, float]] = field(default_factory=dict)  # side -> rep -> wall
     max_diff: dict[str, float] = field(default_factory=dict)
-    compared: dict[str, int] = field(default_factory=dict)
     training: list[float] = field(default_factory=list)  # tunefleet's fit + score seconds
     fitting: list[float] = field(default_factory=list)  # tunefleet's fit seconds
     fits: int = 0  # tunefleet's fits per repetition: one per family and fold
 
     def ratios(self, over: tuple[str, ...]) -> list[float]:
-        """Per repetition: the fastest of `over` / tunefleet."""
-        present = [s for s in over if s in self.walls]
-        reps = len(self.walls["tunefleet"])
+        """Per repetition: the fastest of `over` that ran in it / tunefleet."""
         return [
-            min(self.walls[s][i] for s in present) / self.walls["tunefleet"][i] for i in range(reps)
+            min(w[i] for s, w in self.walls.items() if s in over and i in w) / wall
+            for i, wall in self.walls["tunefleet"].items()
         ]
 
 
@@ -122,25 +123,26 @@ def compare(
         order = sides[rep % len(sides) :] + sides[: rep % len(sides)]
         runs: dict[str, dict[str, Any]] = {}
         for side in order:
+            if rep > 0 and side in ONCE:
+                continue
             runs[side] = (
                 _tunefleet(services, spec, n_trials) if side == "tunefleet" else _peer(side, spec)
             )
-            result.walls.setdefault(side, []).append(runs[side]["wall_s"])
+            result.walls.setdefault(side, {})[rep] = runs[side]["wall_s"]
         expected = {_key(lib, params): mean for lib, params, mean in runs[REFERENCE]["scores"]}
-        for side in sides:
+        for side in runs:
             got = {_key(lib, params): mean for lib, params, mean in runs[side]["scores"]}
             if set(got) != set(expected):
                 raise RuntimeError(f"{side} scored {len(got)} trials, GridSearchCV {len(expected)}")
             diff = max(abs(got[k] - expected[k]) for k in expected)
             result.max_diff[side] = max(result.max_diff.get(side, 0.0), diff)
-            result.compared[side] = result.compared.get(side, 0) + len(expected)
         docs = runs["tunefleet"]["docs"]
         result.fitting.append(sum(d["fit_time_s"] for d in docs))
         result.training.append(sum(d["fit_time_s"] + d["score_time_s"] for d in docs))
         result.fits = spec["cv"]["folds"] * sum(1 / d["fit_shared_by"] for d in docs)
         print(
             f"{name} rep {rep + 1}: "
-            + ", ".join(f"{side} {result.walls[side][-1]:.1f} s" for side in sides),
+            + ", ".join(f"{side} {result.walls[side][rep]:.1f} s" for side in runs),
             flush=True,
         )
     return result
@@ -188,18 +190,20 @@ def _report(name: str, spec: dict[str, Any], c: Comparison, reps: int) -> None:
     rows = []
     for side in c.sides:
         vs = [
-            min(c.walls[b][i] for b in BASELINES if b in c.walls) / c.walls[side][i]
-            for i in range(reps)
+            min(w[i] for b, w in c.walls.items() if b in BASELINES and i in w) / wall
+            for i, wall in c.walls[side].items()
         ]
         rows.append(
             [
                 LABELS[side],
-                Spread.of(c.walls[side]).fmt(1),
-                Spread.of([n_trials / w for w in c.walls[side]]).fmt(2),
+                Spread.of(list(c.walls[side].values())).fmt(1),
+                Spread.of([n_trials / w for w in c.walls[side].values()]).fmt(2),
                 Spread.of(vs).fmt(2, "x"),
                 f"{c.max_diff[side]:.3g}",
             ]
         )
+    ran_once = [LABELS[s] for s in c.sides if len(c.walls[s]) == 1 < reps]
+    once = f"; run in the first repetition only: {', '.join(ran_once)}" if ran_once else ""
     missing = [LABELS[s] for s in GRIDS[name][1] if s not in c.sides]
     absent = f"\nNot installed here, so not measured: {', '.join(missing)}.\n" if missing else ""
     header = ["side", "wall time, s", "trials/s", "speed-up vs GridSearchCV", "max abs score diff"]
@@ -224,15 +228,15 @@ def _report(name: str, spec: dict[str, Any], c: Comparison, reps: int) -> None:
             "end of a grid (it then runs that point twice); that is part of its time."
         )
     body = f"""
-{_describe(spec)}. Median of {reps} repetitions (min..max), the sides in rotating order.
+{_describe(spec)}. Median of {reps} repetitions (min..max), the sides in rotating order{once}.
 
 {table(header, rows)}
 {absent}
 {claim} (medians of the per-repetition ratios; the target is {target}).
 
 "speed-up vs GridSearchCV" is the faster GridSearchCV configuration's wall time over the side's.
-Scores: every side's mean score of every trial, in every repetition ({c.compared["tunefleet"]}
-per side), against `GridSearchCV(n_jobs={CORES})`'s `mean_test_score`; "max abs score diff" is the
+Scores: every side's mean score of every trial ({n_trials}), in every repetition it ran,
+against `GridSearchCV(n_jobs={CORES})`'s `mean_test_score`; "max abs score diff" is the
 largest difference (0 = bit-for-bit equal). tunefleet's time includes the broker, the publisher,
 the workers' dataset load and the collector's writes to MongoDB, from `Client.submit` to the
 `stored_at` of the last result; each peer's is its searches, its workers already started.
@@ -242,7 +246,7 @@ the workers' dataset load and the collector's writes to MongoDB, from `Client.su
 
 
 def _report_limit(name: str, c: Comparison, reps: int) -> None:
-    walls = c.walls["tunefleet"]
+    walls = list(c.walls["tunefleet"].values())
     limit = [t / CORES for t in c.training]
     rows = [
         ["fits per repetition (one per family and fold)", f"{c.fits:.0f}"],

@@ -79,13 +79,13 @@ QUICK_REALISTIC_GRIDS: dict[str, dict[str, Any]] = {
 
 
 def realistic_spec(quick: bool = False) -> dict[str, Any]:
-    """The peers' grid: 4,000 x 20 classification, 3-fold stratified CV, accuracy."""
+    """The peers' grid: 2,000 x 20 classification, 3-fold stratified CV, accuracy."""
     return {
         **gridsearch_spec(quick),
         "name": "bench-realistic",
         "dataset": {
             "kind": "make_classification",
-            "n_samples": 2000 if quick else 4000,
+            "n_samples": 1000 if quick else 2000,
             "n_features": 20,
             "n_informative": 10,
             "seed": 0,
