@@ -97,7 +97,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 def command_line() -> str:
     args = " ".join(sys.argv[1:])
-    return f"uv run python -m bench {args}".strip()
+    return f"uv run --group peers python -m bench {args}".strip()
 
 
 def write_section(name: str, title: str, body: str, command: str | None = None) -> None:

@@ -8,11 +8,11 @@ LOAD_BATCH ?= 10
 LOAD_TIME ?= 60s
 LOAD_NAME ?= loadtest
 
-bench: services-install ## The five benchmarks + a profile, median of BENCH_REPS runs -> docs/benchmarks.md
-	$(UV) run --frozen python -m bench --reps $(BENCH_REPS)
+bench: services-install ## The benchmarks (GridSearchCV, Optuna, Ray Tune side by side) + a profile, median of BENCH_REPS runs -> docs/benchmarks.md
+	$(UV) run --frozen --group peers python -m bench --reps $(BENCH_REPS)
 
 bench-quick: services-install ## Small versions of the benchmarks to check the harness (-> .tunefleet/)
-	$(UV) run --frozen python -m bench --quick --reps 1
+	$(UV) run --frozen --group peers python -m bench --quick --reps 1
 
 load: services-install ## Locust: LOAD_USERS worker stand-ins x LOAD_RATE results/s for LOAD_TIME -> docs
 	mkdir -p .tunefleet

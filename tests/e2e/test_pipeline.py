@@ -17,8 +17,9 @@ from tests.support.reference import ParamsKey, gridsearch_means
 
 SEARCH: dict[str, dict[str, Any]] = {
     "xgboost": {
-        "fixed": {"n_estimators": 10},
-        "grid": {"max_depth": [2, 3, 4], "learning_rate": [0.1, 0.3], "subsample": [0.7, 1.0]},
+        # Families: the two n_estimators values of each point share one fit per fold.
+        "fixed": {"subsample": 0.7},
+        "grid": {"max_depth": [2, 3, 4], "learning_rate": [0.1, 0.3], "n_estimators": [5, 10]},
     },
     "lightgbm": {
         "fixed": {"n_estimators": 10},
@@ -74,6 +75,7 @@ def test_study_through_three_processes(settings: ClientSettings, pipeline: Pipel
         assert abs(doc["score"] - reference[key]) <= 1e-9, key
         assert doc["library_version"] and doc["worker"] in {"worker-1", "worker-2"}
         assert len(doc["fold_scores"]) == 3 and doc["fit_time_s"] > 0
+        assert doc["fit_shared_by"] == (2 if doc["library"] == "xgboost" else 1)
     assert {d["library"] for d in docs} == set(SEARCH)
     assert {d["worker"] for d in docs} == {"worker-1", "worker-2"}  # both took work
 

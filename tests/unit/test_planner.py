@@ -69,3 +69,27 @@ def test_grid_and_random_decide_everything_up_front_and_react_to_nothing() -> No
         finished_at=1.0,
     )
     assert all(s.react(result) == [] for s in strategies)
+
+
+def test_a_family_stays_in_one_message_and_a_resume_publishes_its_missing_members() -> None:
+    spec = parse_spec(
+        {
+            "dataset": "iris",
+            "search": {"xgboost": {"grid": {"max_depth": [2, 3], "n_estimators": [5, 10, 15]}}},
+            "chunk_size": 1,
+        }
+    )
+    study = spec.study_id()
+    first = StudyRequest(study_id=study, spec=spec, submitted_at=1.0)
+    messages = plan(first, {}, 0).messages()
+    assert [[t.params for t in m.trials] for m in messages] == [
+        [{"max_depth": d, "n_estimators": n} for n in (5, 10, 15)] for d in (2, 3)
+    ]
+    # A resume of a family with two members stored publishes the third alone.
+    missing = [messages[0].trials[1].trial_id, messages[1].trials[2].trial_id]
+    stored = {
+        t.trial_id: ("done", 0) for m in messages for t in m.trials if t.trial_id not in missing
+    }
+    again = StudyRequest(study_id=study, spec=spec, submitted_at=2.0, revision=1)
+    resumed = plan(again, stored, 0).messages()
+    assert [[t.trial_id for t in m.trials] for m in resumed] == [[missing[0]], [missing[1]]]

@@ -4,8 +4,9 @@ from typing import Any
 
 import pytest
 from sklearn.model_selection import ParameterGrid
+from tunefleet_contract.messages import TrialSpec
 from tunefleet_publisher.strategies import expand
-from tunefleet_publisher.trials import chunked, trial_id
+from tunefleet_publisher.trials import chunked, family_chunks, trial_id
 from tunefleet_runtime.validation import parse_spec
 
 
@@ -63,3 +64,18 @@ def test_several_libraries_get_distinct_ids() -> None:
 def test_chunked() -> None:
     assert list(chunked(iter(range(7)), 3)) == [[0, 1, 2], [3, 4, 5], [6]]
     assert list(chunked(iter([]), 3)) == []
+
+
+def _trials(library: str, fixed: dict[str, Any], grid: dict[str, list[Any]]) -> list[TrialSpec]:
+    study = parse_spec({"dataset": "iris", "search": {library: {"fixed": fixed, "grid": grid}}})
+    return list(expand(study, "s"))
+
+
+def test_family_chunks_never_split_a_family() -> None:
+    trials = _trials("xgboost", {}, {"max_depth": [1, 2, 3], "n_estimators": [10, 20, 30, 40]})
+    assert [len(c) for c in family_chunks(trials, 1)] == [4, 4, 4]
+    assert [len(c) for c in family_chunks(trials, 6)] == [4, 4, 4]
+    assert [len(c) for c in family_chunks(trials, 8)] == [8, 4]
+    lone = _trials("noop", {}, {"x": [float(i) for i in range(7)]})
+    assert [len(c) for c in family_chunks(lone, 3)] == [3, 3, 1]
+    assert list(family_chunks([], 3)) == []

@@ -213,6 +213,13 @@ class TrialResult(Message):
     fold_scores: list[float | None] = Field(default_factory=list)
     fit_time_s: float | None = None
     score_time_s: float | None = None
+    fit_shared_by: int = Field(
+        default=1,
+        ge=1,
+        le=100_000,
+        description="Trials of one family scored from the same fits (one per fold, at the "
+        "family's largest rounds); fit_time_s is this trial's equal share of those fits.",
+    )
     library_version: str | None = None
     worker: str = ""
     attempts: int = Field(default=1, ge=1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "FRACTION",
@@ -106,3 +106,25 @@ class LibraryCatalogue:
     thread_param: str
     # Names the platform controls: threads under another name, logging, anything writing files.
     platform: frozenset[str] = frozenset()
+    # Families: the parameter(s) counting boosting rounds, of which a trial sets one; values of
+    # other parameters under which a model of N rounds cut after n is not the model trained
+    # for n rounds; parameters that must be set for it to be (see `rounds_of`).
+    rounds: tuple[str, ...] = ()
+    cut_not_exact: Mapping[str, frozenset[Scalar]] = field(default_factory=dict)
+    cut_needs: tuple[str, ...] = ()
+
+    def rounds_of(self, params: Mapping[str, Scalar]) -> tuple[str, int] | None:
+        """The trial's rounds parameter and value where a longer model of the same parameters,
+        cut after that many rounds, predicts bit for bit as this trial's own model; None where
+        it does not, or the trial names no rounds."""
+        names = [name for name in self.rounds if name in params]
+        if len(names) != 1:
+            return None
+        value = params[names[0]]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            return None
+        if any(params.get(k) in values for k, values in self.cut_not_exact.items()):
+            return None
+        if any(params.get(name) is None for name in self.cut_needs):
+            return None
+        return names[0], value

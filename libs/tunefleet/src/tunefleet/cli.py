@@ -377,6 +377,9 @@ def show(
             table.add_row(
                 "fit / score s", f"{doc['fit_time_s']:.3f} / {doc.get('score_time_s') or 0:.3f}"
             )
+            shared = doc.get("fit_shared_by") or 1
+            if shared > 1:
+                table.add_row("fit shared", f"with its family: {shared} trials, an equal part each")
         if doc.get("library_version"):
             table.add_row("library version", doc["library_version"])
         if doc.get("worker"):

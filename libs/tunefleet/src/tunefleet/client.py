@@ -53,6 +53,7 @@ RESULT_COLUMNS = [
     "metric",
     "fit_time_s",
     "score_time_s",
+    "fit_shared_by",
     "attempts",
     "worker",
     "finished_at",

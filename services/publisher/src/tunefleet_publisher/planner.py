@@ -10,7 +10,7 @@ from tunefleet_contract.messages import StudyRequest, TrialMessage, TrialSpec
 from tunefleet_runtime.validation import resolved_task
 
 from tunefleet_publisher.strategies import expand
-from tunefleet_publisher.trials import chunked
+from tunefleet_publisher.trials import family_chunks
 
 __all__ = ["Plan", "StoredResults", "plan"]
 
@@ -31,7 +31,7 @@ class Plan:
         return len(self.trials) - len(self.publish)
 
     def messages(self) -> list[TrialMessage]:
-        """The trial messages to publish, `chunk_size` trials each."""
+        """The trial messages to publish, `chunk_size` trials each, families kept whole."""
         spec = self.request.spec
         task = resolved_task(spec)
         return [
@@ -45,7 +45,8 @@ class Plan:
                 trials=chunk,
                 revision=self.request.revision,
             )
-            for chunk in chunked(iter(self.publish), spec.chunk_size)
+            # A family (trials differing only in their rounds) stays in one message.
+            for chunk in family_chunks(self.publish, spec.chunk_size)
         ]
 
 

@@ -1,5 +1,5 @@
 """The planner's building blocks: deterministic trial ids, scikit-learn ParameterGrid order,
-seeded draws from a search space, chunks."""
+seeded draws from a search space, chunks (that keep families whole)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ import hashlib
 import json
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
+from tunefleet_contract.families import families
+from tunefleet_contract.messages import TrialSpec
 from tunefleet_contract.params import Scalar
 from tunefleet_contract.spec import Distribution, RandomSearch
 
-__all__ = ["chunked", "grid_points", "sample_space", "trial_id"]
+__all__ = ["chunked", "family_chunks", "grid_points", "sample_space", "trial_id"]
 
 
 def trial_id(study_id: str, library: str, params: dict[str, Scalar], scoring: str = "") -> str:
@@ -103,6 +105,23 @@ def chunked(items: Iterator[T], size: int) -> Iterator[list[T]]:
     for item in items:
         chunk.append(item)
         if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def family_chunks(trials: Iterable[TrialSpec], size: int) -> Iterator[list[TrialSpec]]:
+    """Chunks of up to `size` trials that never split a family (`tunefleet_contract.families`):
+    a worker scores a family with one fit per fold only when it has all of it. A family larger
+    than `size` is a chunk of its own."""
+    chunk: list[TrialSpec] = []
+    for family in families(trials):
+        if chunk and len(chunk) + len(family) > size:
+            yield chunk
+            chunk = []
+        chunk.extend(family)
+        if len(chunk) >= size:
             yield chunk
             chunk = []
     if chunk:

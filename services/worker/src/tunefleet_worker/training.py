@@ -24,15 +24,19 @@ from tunefleet_contract.params import THREAD_PARAM, Scalar
 from tunefleet_contract.spec import Task
 
 from tunefleet_worker.datasets import Dataset
-from tunefleet_worker.foldcache import FoldSet, fold_set
+from tunefleet_worker.foldcache import Fold, FoldSet, fold_set
 from tunefleet_worker.libraries import model_libraries, model_library
 
 __all__ = [
     "TrialContext",
     "cv_splits",
+    "done_result",
+    "failed_result",
+    "fit_fold",
     "library_version",
     "make_estimator",
     "run_trial",
+    "split_threads",
     "warm_up",
 ]
 
@@ -119,19 +123,26 @@ def _context_fields(ctx: TrialContext, trial: TrialSpec) -> dict[str, Any]:
     }
 
 
+def fit_fold(
+    ctx: TrialContext, library: str, params: Mapping[str, Scalar], threads: int, fold: Fold
+) -> Any:
+    """The library's estimator for `params`, fitted on one fold's training part."""
+    estimator = make_estimator(library, ctx.dataset.task, params, threads)
+    if ctx.reuse_structures:
+        model_library(library).fit(estimator, fold, ctx.fold_set)
+    else:
+        estimator.fit(fold.X_train, fold.y_train)
+    return estimator
+
+
 def _cross_validate(
     ctx: TrialContext, library: str, params: Mapping[str, Scalar], threads: int
 ) -> tuple[list[float], float, float]:
     fit_time = score_time = 0.0
     scores: list[float] = []
-    model = model_library(library)
     for fold in ctx.fold_set:
-        estimator = make_estimator(library, ctx.dataset.task, params, threads)
         t0 = time.perf_counter()
-        if ctx.reuse_structures:
-            model.fit(estimator, fold, ctx.fold_set)
-        else:
-            estimator.fit(fold.X_train, fold.y_train)
+        estimator = fit_fold(ctx, library, params, threads, fold)
         t1 = time.perf_counter()
         scores.append(float(ctx.scorer(estimator, fold.X_test, fold.y_test)))
         fit_time += t1 - t0
@@ -139,10 +150,54 @@ def _cross_validate(
     return scores, fit_time, score_time
 
 
-def run_trial(ctx: TrialContext, trial: TrialSpec) -> TrialResult:
-    """Train and score one trial; a library error becomes a `failed` result, never a raise."""
+def split_threads(ctx: TrialContext, trial: TrialSpec) -> tuple[dict[str, Scalar], int]:
+    """The trial's parameters without its thread count, and that count (the worker's default)."""
     params = dict(trial.params)
     threads = int(params.pop(THREAD_PARAM[trial.library], ctx.threads))  # type: ignore[arg-type]
+    return params, threads
+
+
+def failed_result(
+    ctx: TrialContext, trial: TrialSpec, exc: Exception, fit_time: float, **fields: Any
+) -> TrialResult:
+    """A library error as the trial's result: `failed`, `training-error`, the message."""
+    return TrialResult.failed(
+        ctx.study_id,
+        trial,
+        reason="training-error",
+        error=f"{type(exc).__name__}: {exc}",
+        fit_time_s=fit_time,
+        **_context_fields(ctx, trial),
+        **fields,
+    )
+
+
+def done_result(
+    ctx: TrialContext,
+    trial: TrialSpec,
+    scores: list[float],
+    fit_time: float,
+    score_time: float,
+    **fields: Any,
+) -> TrialResult:
+    """A trial's scores over the folds as its result, with GridSearchCV's mean."""
+    return TrialResult.of(
+        ctx.study_id,
+        trial,
+        status="done",
+        score=finite_or_none(float(np.mean(scores))),
+        score_std=finite_or_none(float(np.std(scores))),
+        fold_scores=[finite_or_none(s) for s in scores],
+        fit_time_s=fit_time,
+        score_time_s=score_time,
+        **_context_fields(ctx, trial),
+        **fields,
+    )
+
+
+def run_trial(ctx: TrialContext, trial: TrialSpec) -> TrialResult:
+    """Train and score one trial; a library error becomes a `failed` result, never a raise."""
+    params, threads = split_threads(ctx, trial)
     fit_time = score_time = 0.0
     try:
         started = time.perf_counter()
@@ -152,23 +207,5 @@ def run_trial(ctx: TrialContext, trial: TrialSpec) -> TrialResult:
         else:
             scores, fit_time, score_time = _cross_validate(ctx, trial.library, params, threads)
     except Exception as exc:  # any library error is the trial's result, not the worker's crash
-        return TrialResult.failed(
-            ctx.study_id,
-            trial,
-            reason="training-error",
-            error=f"{type(exc).__name__}: {exc}",
-            fit_time_s=fit_time,
-            **_context_fields(ctx, trial),
-        )
-    mean = float(np.mean(scores))
-    return TrialResult.of(
-        ctx.study_id,
-        trial,
-        status="done",
-        score=finite_or_none(mean),
-        score_std=finite_or_none(float(np.std(scores))),
-        fold_scores=[finite_or_none(s) for s in scores],
-        fit_time_s=fit_time,
-        score_time_s=score_time,
-        **_context_fields(ctx, trial),
-    )
+        return failed_result(ctx, trial, exc, fit_time)
+    return done_result(ctx, trial, scores, fit_time, score_time)

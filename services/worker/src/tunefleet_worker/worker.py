@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
+from tunefleet_contract.families import families
 from tunefleet_contract.messages import TrialMessage, TrialResult, TrialsSettled, TrialsStarted
 from tunefleet_contract.params import LIBRARIES, THREAD_PARAM, ParamError, check_param
 from tunefleet_contract.spec import default_metric
@@ -36,7 +37,8 @@ from tunefleet_runtime.settings import WorkerSettings
 
 from tunefleet_worker.control import StudyControl
 from tunefleet_worker.datasets import DatasetError, load_dataset
-from tunefleet_worker.training import TrialContext, run_trial
+from tunefleet_worker.families import run_family
+from tunefleet_worker.training import TrialContext
 
 __all__ = ["Worker", "check_message"]
 
@@ -289,7 +291,7 @@ class Worker:
         try:
             self._run(job)
         except Exception as exc:
-            # Not a training error (run_trial returns those as results) but one around it: the
+            # Not a training error (run_family returns those as results) but one around it: the
             # message must not stay in hand, unacked, until the broker's consumer_timeout.
             study = job.delivery.message.study_id
             log.exception("cannot run the trials of a message of study %s", study)
@@ -317,17 +319,20 @@ class Worker:
         except (DatasetError, ValueError) as exc:
             self._call(job, self._reject, f"dataset: {exc}")
             return
-        for trial in message.trials:
+        # One family (trials differing only in their rounds) at a time: its members' results
+        # come from the same fits, together.
+        for family in families(message.trials):
             if job.abandon.is_set():
                 return
             if self.control.skips(message.study_id, message.revision):
                 break  # the rest of the chunk stays without results, for a resume
-            if self._settled(message, trial.trial_id):
+            # Members settled by another worker's confirmed results are not computed again.
+            todo = [t for t in family if not self._settled(message, t.trial_id)]
+            if not todo:
                 continue
-            result = run_trial(ctx, trial)
-            job.results.append((result, result.encode()))
+            job.results.extend((result, result.encode()) for result in run_family(ctx, todo))
             if job.flush_pending.is_set():
-                continue  # the commit already asked for takes this result too
+                continue  # the commit already asked for takes these results too
             job.flush_pending.set()
             if job.abandon.is_set() or not self._call(job, self._publish_results):
                 return

@@ -34,6 +34,9 @@ CATALOGUE = LibraryCatalogue(
             "model_shrink_rate",
         }
     ),
+    rounds=("iterations", "n_estimators"),
+    # Without a learning_rate CatBoost derives one from the iterations.
+    cut_needs=("learning_rate",),
     params={
         "iterations": int_rule(1, 100_000),
         "n_estimators": int_rule(1, 100_000),

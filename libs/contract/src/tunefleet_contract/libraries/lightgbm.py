@@ -31,6 +31,9 @@ CATALOGUE = LibraryCatalogue(
             "callbacks",
         }
     ),
+    rounds=("n_estimators",),
+    # DART drops and rescales earlier trees as it adds new ones.
+    cut_not_exact={"boosting_type": frozenset({"dart"})},
     params={
         "boosting_type": choice_rule("gbdt", "dart", "rf"),
         "num_leaves": int_rule(2, 131_072),

@@ -18,6 +18,9 @@ CATALOGUE = LibraryCatalogue(
     name="xgboost",
     thread_param="n_jobs",
     platform=frozenset({"nthread", "verbosity", "device", "callbacks", "early_stopping_rounds"}),
+    rounds=("n_estimators",),
+    # DART drops and rescales earlier trees as it adds new ones; gblinear has no trees to cut.
+    cut_not_exact={"booster": frozenset({"dart", "gblinear"})},
     params={
         "n_estimators": int_rule(1, 100_000),
         "max_depth": int_rule(0, 64, nullable=True),

@@ -36,6 +36,11 @@ class ModelLibrary:
         """Fit on one fold; a library overrides this to reuse what the fold cache holds."""
         estimator.fit(fold.X_train, fold.y_train)
 
+    def cut(self, rounds: int) -> dict[str, Any]:
+        """The keyword the estimator's predict methods take to use only the first `rounds`
+        boosting rounds (for families, `tunefleet_worker.families`)."""
+        raise NotImplementedError(f"{self.name} has no rounds to cut")
+
     def simulate(
         self, params: Mapping[str, Scalar], folds: int, sleep: Callable[[float], object]
     ) -> list[float] | None:

@@ -47,6 +47,9 @@ class CatBoost(ModelLibrary):
         classify = task == "classification"
         return (catboost.CatBoostClassifier if classify else catboost.CatBoostRegressor)(**kwargs)
 
+    def cut(self, rounds: int) -> dict[str, Any]:
+        return {"ntree_end": rounds}
+
     def fit(self, estimator: Any, fold: Fold, folds: FoldSet) -> None:
         # CatBoost's estimators accept a Pool in place of X; quantized once with the trial's
         # own quantization parameters it trains exactly as from the raw arrays.

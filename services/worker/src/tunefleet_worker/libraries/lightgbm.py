@@ -82,6 +82,9 @@ class LightGBM(ModelLibrary):
         classify = task == "classification"
         return (lightgbm.LGBMClassifier if classify else lightgbm.LGBMRegressor)(**kwargs)
 
+    def cut(self, rounds: int) -> dict[str, Any]:
+        return {"num_iteration": rounds}
+
     def fit(self, estimator: Any, fold: Fold, folds: FoldSet) -> None:
         with _cached_datasets(fold, folds):
             estimator.fit(fold.X_train, fold.y_train)

@@ -21,6 +21,9 @@ class XGBoost(ModelLibrary):
         classify = task == "classification"
         return (xgboost.XGBClassifier if classify else xgboost.XGBRegressor)(**kwargs)
 
+    def cut(self, rounds: int) -> dict[str, Any]:
+        return {"iteration_range": (0, rounds)}
+
     def fit(self, estimator: Any, fold: Fold, folds: FoldSet) -> None:
         # XGBoost's estimators build their training matrix through this one method; the cached
         # matrix is the one that method returns for the same arguments.

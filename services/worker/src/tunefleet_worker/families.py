@@ -1,0 +1,104 @@
+"""One fit per fold for a family of trials that differ only in their number of rounds.
+
+A boosted model of N rounds contains the model of every n < N: its first n trees are the trees
+a model trained for n rounds has, bit for bit, where `tunefleet_contract.families.rounds_of` says
+so (the exceptions, such as DART, are never grouped). So each fold is fitted once, at the
+family's largest value, and every member is scored by the scikit-learn scorer on that fitted
+estimator with its predictions cut after the member's rounds (each library's
+`ModelLibrary.cut`: XGBoost's `iteration_range`, LightGBM's `num_iteration`, CatBoost's
+`ntree_end`). Each member keeps its own trial id and result, and its score is the one training
+it alone gives (tests/unit/test_families.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from tunefleet_contract.families import rounds_of
+from tunefleet_contract.messages import TrialResult, TrialSpec
+
+from tunefleet_worker.libraries import model_library
+from tunefleet_worker.training import (
+    TrialContext,
+    done_result,
+    failed_result,
+    fit_fold,
+    run_trial,
+    split_threads,
+)
+
+__all__ = ["run_family", "truncated"]
+
+# Whatever a scikit-learn scorer may call. A method without the library's keyword raises when
+# called (a failed trial), never predicts with the whole model.
+_RESPONSE_METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function")
+
+
+@contextlib.contextmanager
+def truncated(estimator: Any, library: str, rounds: int) -> Iterator[Any]:
+    """The fitted estimator itself, predicting with its first `rounds` rounds only.
+
+    The estimator is not wrapped: the scorer sees the very object (classes_, tags, type) it
+    would see after training `rounds` rounds, with instance attributes shadowing its predict
+    methods until the block ends.
+    """
+    cut = model_library(library).cut(rounds)
+    patched = [name for name in _RESPONSE_METHODS if hasattr(estimator, name)]
+    for name in patched:
+        method = getattr(estimator, name)
+        # Named as the method: scikit-learn reads `__name__` to decide how to use the output.
+        setattr(estimator, name, functools.update_wrapper(functools.partial(method, **cut), method))
+    try:
+        yield estimator
+    finally:
+        for name in patched:
+            delattr(estimator, name)
+
+
+def run_family(ctx: TrialContext, members: Sequence[TrialSpec]) -> list[TrialResult]:
+    """Score every member of one family (see `tunefleet.trials.families`) from one fit per
+    fold; a library error fails every member with it. A family of one is a plain trial."""
+    if len(members) == 1:
+        return [run_trial(ctx, members[0])]
+    library = members[0].library
+    rounds = []
+    for member in members:
+        found = rounds_of(library, member.params)
+        if found is None:
+            raise ValueError(f"trial {member.trial_id} cannot share a fit: no rounds to cut")
+        rounds.append(found[1])
+    top = max(rounds)
+    largest = members[rounds.index(top)]
+    params, threads = split_threads(ctx, largest)
+    shared = len(members)
+    scores: list[list[float]] = [[] for _ in members]
+    score_times = [0.0] * shared
+    fit_time = 0.0
+    try:
+        for fold in ctx.fold_set:
+            t0 = time.perf_counter()
+            estimator = fit_fold(ctx, library, params, threads, fold)
+            fit_time += time.perf_counter() - t0
+            for i, n in enumerate(rounds):
+                t1 = time.perf_counter()
+                if n == top:  # the whole model: exactly what training it alone scores
+                    score = ctx.scorer(estimator, fold.X_test, fold.y_test)
+                else:
+                    with truncated(estimator, library, n) as view:
+                        score = ctx.scorer(view, fold.X_test, fold.y_test)
+                scores[i].append(float(score))
+                score_times[i] += time.perf_counter() - t1
+    except Exception as exc:  # a library error is every member's result, not the worker's crash
+        return [
+            failed_result(ctx, m, exc, fit_time / shared, fit_shared_by=shared) for m in members
+        ]
+    # The fits are shared: each member carries an equal part, and says by how many it is shared,
+    # so that summing fit_time_s over a study still gives the training time spent.
+    return [
+        done_result(ctx, m, s, fit_time / shared, t, fit_shared_by=shared)
+        for m, s, t in zip(members, scores, score_times, strict=True)
+    ]
