@@ -94,6 +94,7 @@ class TrialRecord:
     task: str | None = None
     fit_time_s: float | None = None
     score_time_s: float | None = None
+    fit_shared_by: int = 1  # trials of one family scored from the same fits (see TrialResult)
     library_version: str | None = None
     worker: str = ""
     attempts: int = 1
