@@ -1,6 +1,6 @@
 """`make bench` / `uv run python -m bench [--quick] [--reps N] [BENCHMARK ...]`.
 
-Benchmarks: profile, gridsearch (with efficiency), overhead, submission, footprint; all by
+Benchmarks: profile, gridsearch (with efficiency), overhead, submission, footprint, datasets; all by
 default. Each writes its section of docs/benchmarks.md. `--quick` runs small versions to check
 the harness; its numbers are not the ones to publish.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import common, footprint, gridsearch, overhead, profile, submission
+from bench import common, datasets, footprint, gridsearch, overhead, profile, submission
 
 BENCHMARKS = {
     "profile": profile.run,
@@ -17,6 +17,7 @@ BENCHMARKS = {
     "overhead": overhead.run,
     "submission": submission.run,
     "footprint": footprint.run,
+    "datasets": datasets.run,
 }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -30,6 +30,7 @@ from tunefleet_worker.libraries import model_libraries, model_library
 __all__ = [
     "TrialContext",
     "cv_splits",
+    "library_data",
     "library_version",
     "make_estimator",
     "run_trial",
@@ -63,11 +64,29 @@ def warm_up() -> None:
             importlib.import_module(module)
 
 
-def make_estimator(library: str, task: Task, params: Mapping[str, Scalar], threads: int = 1) -> Any:
-    """The scikit-learn estimator a trial trains; the parity test builds GridSearchCV on it."""
+def make_estimator(
+    library: str,
+    task: Task,
+    params: Mapping[str, Scalar],
+    threads: int = 1,
+    categorical: Sequence[str] = (),
+) -> Any:
+    """The scikit-learn estimator a trial trains; the parity test builds GridSearchCV on it.
+
+    `categorical`: the table's categorical columns (`Dataset.categorical`), which each library
+    handles natively (XGBoost's `enable_categorical`, LightGBM's pandas categoricals, CatBoost's
+    `cat_features`)."""
     model = model_library(library)
     kwargs: dict[str, Any] = {THREAD_PARAM[library]: threads, **params}
-    return model.make_estimator(task, kwargs)
+    return model.make_estimator(task, kwargs, categorical)
+
+
+def library_data(dataset: Dataset, library: str) -> Dataset:
+    """The dataset as `library` takes it: the same, or for one that refuses NaN categories
+    (CatBoost) its view with missing as a level of its own."""
+    if dataset.categorical and model_library(library).missing_category:
+        return dataset.with_missing_category()
+    return dataset
 
 
 def cv_splits(
@@ -125,11 +144,13 @@ def _cross_validate(
     fit_time = score_time = 0.0
     scores: list[float] = []
     model = model_library(library)
-    for fold in ctx.fold_set:
-        estimator = make_estimator(library, ctx.dataset.task, params, threads)
+    data = library_data(ctx.dataset, library)
+    folds = ctx.fold_set if data is ctx.dataset else fold_set(data, ctx.folds, ctx.seed)
+    for fold in folds:
+        estimator = make_estimator(library, data.task, params, threads, data.categorical)
         t0 = time.perf_counter()
         if ctx.reuse_structures:
-            model.fit(estimator, fold, ctx.fold_set)
+            model.fit(estimator, fold, folds)
         else:
             estimator.fit(fold.X_train, fold.y_train)
         t1 = time.perf_counter()
