@@ -646,7 +646,8 @@ def _describe_model(model: ModelStored) -> str:
     ]
     if model.status == "done":
         lines += [
-            f"format           {model.format} ({model.size:,} bytes, sha256 {model.sha256})",
+            f"format           {model.format}, {model.size:,} bytes",
+            f"sha256           {model.sha256}",
             f"trained on       {model.n_rows:,} rows; fit {model.fit_time_s or 0:.2f} s",
         ]
     else:
@@ -666,12 +667,13 @@ def _describe_model(model: ModelStored) -> str:
 def refit(
     study: StudyArg,
     trial: TrialOpt = None,
-    wait: WaitOpt = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait until the model is stored (or the refit fails).")
+    ] = False,
     timeout: TimeoutOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train a trial's configuration (the best by default) on the whole dataset and store the
-    model in the library's native format; idempotent."""
+    """Train a trial (the best by default) on the whole dataset; store its model, natively."""
     with _errors():
         client = _client()
         try:
