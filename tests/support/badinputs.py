@@ -49,6 +49,8 @@ class BadInput:
     sanitized_trials: tuple[str, ...] = ()
     # A study that must be registered, all of whose trials must fail with this error text.
     failed_study: tuple[str, int, str] | None = None
+    # A refit whose model must be recorded `failed` with the reason (trial id).
+    failed_model: str | None = None
 
 
 def _tid() -> str:
@@ -139,12 +141,12 @@ def _upload(sha: str, target: str = "y") -> dict[str, Any]:
     return {"kind": "upload", "target": target, "sha256": sha, "format": "csv"}
 
 
-def _refit(study_id: str, **over: Any) -> dict[str, Any]:
+def _refit(study_id: str, trial_id: str, **over: Any) -> dict[str, Any]:
     return {
         "schema_version": 1,
         "kind": "model.refit",
         "study_id": study_id,
-        "trial_id": _tid(),
+        "trial_id": trial_id,
         "library": "xgboost",
         "params": {"n_estimators": 2},
         "dataset": {"kind": "builtin", "name": "iris"},
@@ -175,6 +177,7 @@ def catalogue(study_id: str) -> list[BadInput]:
     """The bad inputs; trial-level ones belong to `study_id` so their failures can be found."""
     cases: list[BadInput] = []
     huge = b'{"schema_version": 1, "pad": "' + b"x" * MAX_MESSAGE_BYTES + b'"}'
+    refit_missing, refit_unknown = _tid(), _tid()
     # Under the size limit, and deep enough to overflow any recursive parser: a poison
     # message that once stopped the collector for good (it was redelivered to each restart).
     depth = MAX_MESSAGE_BYTES // 2 - 100
@@ -372,14 +375,16 @@ def catalogue(study_id: str) -> list[BadInput]:
         BadInput(
             "refit-dataset-not-stored",
             "trials",
-            _json(_refit(study_id, dataset=_upload(MISSING_SHA))),
+            _json(_refit(study_id, refit_missing, dataset=_upload(MISSING_SHA))),
             "refit: dataset",
+            failed_model=refit_missing,
         ),
         BadInput(
             "refit-unknown-library",
             "trials",
-            _json(_refit(study_id, library="sklearn")),
+            _json(_refit(study_id, refit_unknown, library="sklearn")),
             "unknown library 'sklearn'",
+            failed_model=refit_unknown,
         ),
         BadInput(
             "trial-nan",
@@ -530,6 +535,12 @@ def check(
                 d["status"] != "failed" or error not in (d.get("error") or "") for d in docs
             ):
                 outcome.problems.append(f"{case.name}: {len(docs)}/{n} trials failed as expected")
+        if case.failed_model is not None:
+            model = db.models.find_one({"_id": case.failed_model})
+            if model is None or model["status"] != "failed":
+                outcome.problems.append(f"{case.name}: refit not recorded failed: {model!r}")
+            elif case.reason is not None and case.reason not in (model.get("error") or ""):
+                outcome.problems.append(f"{case.name}: model error {model.get('error')!r}")
         if case.name == "event-dotted-key":
             tid = json.loads(case.body)["trial_id"]
             if letter is None and db.trials.find_one({"_id": tid}) is None:

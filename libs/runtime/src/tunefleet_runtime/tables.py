@@ -55,6 +55,11 @@ def prepare(
     import numpy as np
     import pandas as pd
 
+    if not feature_names:
+        raise ValueError(
+            "the model was trained on a built-in or synthetic dataset, which has no column "
+            "names: give it a numeric array with the columns in that dataset's order"
+        )
     missing = [name for name in feature_names if name not in frame.columns]
     if missing:
         raise ValueError(f"the frame lacks the model's features: {', '.join(missing[:20])}")
