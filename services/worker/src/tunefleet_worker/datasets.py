@@ -115,6 +115,7 @@ def from_frame(frame: pd.DataFrame, target: str, name: str = "DataFrame") -> Dat
         raise DatasetError(f"{name}: no column {target!r} (columns: {shown})")
     if len(frame) < 2:
         raise DatasetError(f"{name}: fewer than two rows")
+    frame = frame.reset_index(drop=True)  # rows are positions: a slice's index must not align
     y_column = frame[target]
     if y_column.isna().any():
         raise DatasetError(
