@@ -78,22 +78,22 @@ def test_dataframe_in_tuned_by_workers_without_the_files(
     best = client.best(study, n=1)[0]
     estimator = study.best_model(timeout_s=300)
     model = study.model()
-    assert model is not None and model.trial_id == best["_id"] and model.status == "done"
+    assert model is not None and model.trial_id == best.trial_id and model.status == "done"
     assert model.feature_names == ["age", "income", "plan", "region"]
     assert [c.feature for c in model.categories] == ["plan", "region"]
     assert model.classes == [0, 1] and model.n_rows == len(frame)
-    view = library_data(data, best["library"])
-    local = make_estimator(best["library"], data.task, best["params"], 1, view.categorical)
+    view = library_data(data, best.library)
+    local = make_estimator(best.library, data.task, dict(best.params), 1, view.categorical)
     local.fit(view.X, view.y)
     unseen = mixed_table(rows=100, seed=99)
     features = study.prepare(unseen)
     assert np.array_equal(estimator.predict_proba(features), local.predict_proba(features))
 
     db = connect_store(settings)
-    first = db.models.find_one({"_id": best["_id"]})["stored_at"]
-    assert study.refit() == best["_id"]  # again: the same model id, one document
+    first = db.models.find_one({"_id": best.trial_id})["stored_at"]
+    assert study.refit() == best.trial_id  # again: the same model id, one document
     deadline = time.monotonic() + 120
-    while db.models.find_one({"_id": best["_id"]})["stored_at"] == first:
+    while db.models.find_one({"_id": best.trial_id})["stored_at"] == first:
         assert time.monotonic() < deadline, "the second refit never ended"
         time.sleep(0.5)
     assert db.models.count_documents({"study_id": str(study)}) == 1

@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from tunefleet_publisher.strategies import expand
 from tunefleet_runtime.tables import MISSING_CATEGORY
-from tunefleet_runtime.trials import expand
 from tunefleet_runtime.validation import parse_spec
 from tunefleet_worker.datasets import DatasetError, from_frame
 from tunefleet_worker.training import TrialContext, library_data, run_trial
