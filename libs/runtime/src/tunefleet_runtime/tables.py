@@ -28,7 +28,9 @@ def as_category(column: pd.Series[Any], levels: Sequence[str] | None = None) -> 
     import pandas as pd
 
     if levels is None and isinstance(column.dtype, pd.CategoricalDtype):
-        return column.reset_index(drop=True)
+        # Its own levels, in its order, as strings: a stored model names them as strings.
+        names = [str(level) for level in column.cat.categories]
+        return column.cat.rename_categories(names).reset_index(drop=True)
     present = column.notna()
     text = column.astype(object).where(~present, column.astype(str)).where(present, None)
     if levels is None:
