@@ -341,7 +341,7 @@ def catalogue(study_id: str) -> list[BadInput]:
             noop(x=1.0),
             dataset={"kind": "file", "path": "dates.parquet", "target": "y"},
         ),
-        # Uploaded datasets (tunefleet.blobs): `seed_store` puts these in the store first.
+        # Uploaded datasets (tunefleet_runtime.blobs): `seed_store` puts these in the store first.
         trial_case(
             "trial-dataset-not-stored",
             "not in the store (never uploaded, or deleted)",

@@ -354,7 +354,7 @@ class FeatureLevels(_Document):
 
 class ModelStored(Message):
     """Worker → collector: a refit ended; when `done`, the model's bytes are stored as the blob
-    `sha256` (tunefleet.blobs) in the library's native format, described by the rest."""
+    `sha256` (tunefleet_runtime.blobs) in the library's native format, described by the rest."""
 
     kind: ClassVar[str] = "model.stored"
     study_id: StudyId

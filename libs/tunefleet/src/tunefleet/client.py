@@ -239,7 +239,7 @@ class Client:
         a local CSV/Parquet path or `data` becomes the content's hash."""
         study = self.spec(spec)
         base = Path(spec).parent if isinstance(spec, str | Path) else None
-        return upload.resolve(study, self.blobs, data, base)[0]
+        return upload.resolve(study, self.blobs, data, base)
 
     def submit(self, spec: SpecLike, *, data: pd.DataFrame | None = None) -> Study:
         """Publish the study request (confirmed by the broker); returns the study. The planner

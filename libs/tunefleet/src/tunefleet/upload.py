@@ -10,7 +10,6 @@ upload streams from disk like any file.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,16 +19,7 @@ from tunefleet_runtime.blobs import BlobError, BlobStore
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Uploaded", "columns_of", "resolve"]
-
-
-@dataclass(frozen=True)
-class Uploaded:
-    """What `resolve` did with the data: its hash and size, and whether bytes were sent."""
-
-    sha256: str
-    size: int
-    uploaded: bool
+__all__ = ["columns_of", "resolve"]
 
 
 def columns_of(path: Path, format: str) -> list[str]:
@@ -53,7 +43,8 @@ def _with_dataset(spec: StudySpec, dataset: UploadDataset) -> StudySpec:
     return StudySpec.model_validate({**spec.model_dump(), "dataset": dataset.model_dump()})
 
 
-def _upload(blobs: BlobStore, path: Path, format: DataFormat, target: str, name: str) -> Uploaded:
+def _upload(blobs: BlobStore, path: Path, format: DataFormat, target: str, name: str) -> str:
+    """Check the target column, store the file unless stored already; its SHA-256."""
     try:
         _check_target(columns_of(path, format), target, name)
     except (OSError, ValueError) as exc:
@@ -61,21 +52,21 @@ def _upload(blobs: BlobStore, path: Path, format: DataFormat, target: str, name:
             raise
         raise SpecError(f"dataset.path: {name}: cannot read: {exc}") from None
     try:
-        info, sent = blobs.put_file(path, kind="dataset", format=format, name=name)
+        info, _ = blobs.put_file(path, kind="dataset", format=format, name=name)
     except BlobError as exc:
         raise SpecError(f"dataset: {exc}") from None
-    return Uploaded(info.sha256, info.size, sent)
+    return info.sha256
 
 
 def resolve(
     spec: StudySpec, blobs: BlobStore, data: pd.DataFrame | None = None, base: Path | None = None
-) -> tuple[StudySpec, Uploaded | None]:
+) -> StudySpec:
     """The spec as it is published, with any data it names or is given uploaded."""
     dataset = spec.dataset
     if not isinstance(dataset, UploadDataset):
         if data is not None:
             raise SpecError("data: given, but the spec's dataset is not {kind: upload, target}")
-        return spec, None
+        return spec
     if data is not None:
         if dataset.path is not None or dataset.sha256 is not None:
             raise SpecError("data: given, but the spec's dataset already names a path or sha256")
@@ -87,7 +78,7 @@ def resolve(
                 f"dataset.sha256: {dataset.sha256} is not stored (deleted, or never uploaded): "
                 "submit with the data's path or DataFrame to upload it"
             )
-        return spec, Uploaded(info.sha256, info.size, False)
+        return spec
     if dataset.path is None:
         raise SpecError("dataset: an upload dataset needs a path, or a DataFrame as data=")
     path = Path(dataset.path).expanduser()
@@ -96,14 +87,14 @@ def resolve(
     if not path.is_file():
         raise SpecError(f"dataset.path: {path}: no such file")
     format = DATA_FORMATS[path.suffix.lower()]
-    done = _upload(blobs, path, format, dataset.target, path.name)
-    stored = UploadDataset(kind="upload", target=dataset.target, sha256=done.sha256, format=format)
-    return _with_dataset(spec, stored), done
+    sha = _upload(blobs, path, format, dataset.target, path.name)
+    stored = UploadDataset(kind="upload", target=dataset.target, sha256=sha, format=format)
+    return _with_dataset(spec, stored)
 
 
 def _upload_frame(
     spec: StudySpec, dataset: UploadDataset, blobs: BlobStore, data: Any
-) -> tuple[StudySpec, Uploaded]:
+) -> StudySpec:
     import pandas as pd
 
     if not isinstance(data, pd.DataFrame):
@@ -115,8 +106,6 @@ def _upload_frame(
         path = Path(tmp) / "data.parquet"
         # The index is not a feature: dropping it makes equal tables equal bytes.
         data.to_parquet(path, index=False)
-        done = _upload(blobs, path, "parquet", dataset.target, "DataFrame")
-    stored = UploadDataset(
-        kind="upload", target=dataset.target, sha256=done.sha256, format="parquet"
-    )
-    return _with_dataset(spec, stored), done
+        sha = _upload(blobs, path, "parquet", dataset.target, "DataFrame")
+    stored = UploadDataset(kind="upload", target=dataset.target, sha256=sha, format="parquet")
+    return _with_dataset(spec, stored)
