@@ -6,7 +6,7 @@ MONGO_PASSWORD) become, under k8s/ (git-ignored):
 - base/credentials/rabbitmq.env   the broker's own user (RABBITMQ_DEFAULT_USER/PASS)
 - base/credentials/mongodb.env    MongoDB's root user (MONGO_INITDB_ROOT_USERNAME/PASSWORD)
 - base/credentials/broker.env     RABBITMQ_URL, for every service
-- base/credentials/store.env      MONGODB_URL, for the collector
+- base/credentials/store.env      MONGODB_URL, for the collector and the workers
 - components/keda-workers/credentials/management.env   the management API URL, for KEDA
 
 Passwords are percent-encoded into the URLs, so any character works.

@@ -17,7 +17,15 @@ from tunefleet_runtime.broker import connect, topology_of
 from tunefleet_runtime.settings import ClientSettings
 from tunefleet_runtime.store import connect_store
 
-from tests.support.badinputs import BadInput, Outcome, catalogue, inject, service_env, wait_for
+from tests.support.badinputs import (
+    BadInput,
+    Outcome,
+    catalogue,
+    inject,
+    seed_store,
+    service_env,
+    wait_for,
+)
 
 
 @dataclass
@@ -49,11 +57,12 @@ def bad_run(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Ite
     cases = catalogue(study_id)
     with Pipeline(services, Path(root) / "logs", env=env) as pipeline:
         pipeline.start_all(workers=1)
+        db = connect_store(settings)
+        seed_store(db)
         connection, channel = connect(settings, retry_for_s=30)
         try:
             inject(channel, topology_of(settings), cases)
         finally:
             connection.close()
-        db = connect_store(settings)
         outcome = wait_for(settings, db, cases, timeout=120)
         yield BadInputRun(settings, db, pipeline, cases, outcome, study_id)

@@ -45,7 +45,7 @@ from tunefleet_runtime.settings import ClientSettings
 from tunefleet_runtime.store import MongoStore, study_status
 from tunefleet_runtime.validation import parse_spec
 
-from tests.support.badinputs import catalogue, inject, service_env, wait_for
+from tests.support.badinputs import catalogue, inject, seed_store, service_env, wait_for
 from tests.support.store_faults import refusing_writes
 
 Doc = dict[str, Any]
@@ -422,6 +422,7 @@ class _Run:
         }
 
         bad = catalogue(f"chaos-bad-{uuid.uuid4().hex[:8]}")
+        seed_store(self.db)
         connection, channel = connect(self.settings, retry_for_s=30)
         try:
             inject(channel, topology_of(self.settings), bad)

@@ -215,6 +215,9 @@ def test_network_policies_select_the_pods_they_mean(gke: Project, kube: Kube) ->
     assert selected(kube, store["podSelector"]) == {"mongodb"}
     (rule,) = store["ingress"]
     assert selected(kube, rule["from"][0]["podSelector"]) == {"collector"}
+    # The planner reads what a resume keeps; workers read uploaded datasets and store models.
+    peers = [selected(kube, peer["podSelector"]) for peer in rule["from"]]
+    assert peers == [{"collector"}, {"publisher"}, {"worker"}]
     assert selected(kube, policies["metrics"]["podSelector"]) == set(SERVICES)
 
 

@@ -41,7 +41,7 @@ def env_names(cls: type[BaseSettings]) -> set[str]:
 def test_setting_names_are_derived_from_the_classes() -> None:
     worker = env_names(WorkerSettings)
     assert {"RABBITMQ_URL", "TUNEFLEET_GRACE_PERIOD_S", "TUNEFLEET_METRICS_PORT"} <= worker
-    assert "MONGODB_URL" not in worker
+    assert "MONGODB_URL" in worker  # optional: uploaded datasets and refits (blobs only)
     assert "MONGODB_URL" in env_names(CollectorSettings)
 
 

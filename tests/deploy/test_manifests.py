@@ -187,7 +187,7 @@ def test_only_the_services_reach_the_broker_and_only_the_collector_the_database(
 
     assert allowed("rabbitmq", 5672) == set(SERVICES)
     assert allowed("rabbitmq", 15672) == set()
-    assert allowed("mongodb", 27017) == {"collector", "publisher"}
+    assert allowed("mongodb", 27017) == {"collector", "publisher", "worker"}
 
 
 def test_keda_scales_workers_on_ready_and_unacked_messages(

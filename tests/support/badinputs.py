@@ -10,6 +10,7 @@ a result) a sanitized stored document.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import time
 import uuid
@@ -22,6 +23,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pymongo.database import Database
 from tunefleet_contract.spec import StudySpec
 from tunefleet_contract.topology import Topology
+from tunefleet_runtime.blobs import BUCKET, CATALOGUE, BlobStore
 from tunefleet_runtime.broker import publish
 from tunefleet_runtime.deadletters import DeadLetter, list_dead_letters
 from tunefleet_runtime.settings import BrokerSettings
@@ -47,6 +49,8 @@ class BadInput:
     sanitized_trials: tuple[str, ...] = ()
     # A study that must be registered, all of whose trials must fail with this error text.
     failed_study: tuple[str, int, str] | None = None
+    # A refit whose model must be recorded `failed` with the reason (trial id).
+    failed_model: str | None = None
 
 
 def _tid() -> str:
@@ -119,10 +123,61 @@ def _result(study_id: str, trial_id: str, **over: Any) -> dict[str, Any]:
     }
 
 
+# Tables for the uploaded-dataset cases, stored by `seed_store` (the corrupt ones broken after).
+GOOD_TABLE = b"a,b,y\n1,red,0\n2,blue,1\n3,green,0\n4,red,1\n"
+CORRUPT_TABLE = b"a,y\n" + b"1,0\n2,1\n" * 50
+TRUNCATED_TABLE = b"a,y\n" + b"3,0\n4,1\n" * 50
+# Over the workers' TUNEFLEET_MAX_DATASET_BYTES (service_env).
+MAX_DATASET_BYTES = 50_000
+HUGE_TABLE = b"a,y\n" + b"5,0\n6,1\n" * (MAX_DATASET_BYTES // 8 + 1)
+MISSING_SHA = hashlib.sha256(b"a table nobody uploaded").hexdigest()
+
+
+def _sha(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def _upload(sha: str, target: str = "y") -> dict[str, Any]:
+    return {"kind": "upload", "target": target, "sha256": sha, "format": "csv"}
+
+
+def _refit(study_id: str, trial_id: str, **over: Any) -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "kind": "model.refit",
+        "study_id": study_id,
+        "trial_id": trial_id,
+        "library": "xgboost",
+        "params": {"n_estimators": 2},
+        "dataset": {"kind": "builtin", "name": "iris"},
+        "task": "classification",
+        "requested_at": time.time(),
+        **over,
+    }
+
+
+def seed_store(db: Database[dict[str, Any]]) -> None:
+    """The blobs the uploaded-dataset cases name: whole, corrupt, truncated and too big."""
+    blobs = BlobStore(db, max_bytes=1 << 30)
+    for content in (GOOD_TABLE, CORRUPT_TABLE, TRUNCATED_TABLE, HUGE_TABLE):
+        blobs.put_bytes(content, kind="dataset", format="csv", name="bad-input")
+    chunks = db[f"{BUCKET}.chunks"]
+
+    def file_of(content: bytes) -> Any:
+        return db[CATALOGUE].find_one({"_id": _sha(content)})["file_id"]  # type: ignore[index]
+
+    # Same length, other bytes: only the hash can tell.
+    chunks.update_one(
+        {"files_id": file_of(CORRUPT_TABLE)}, {"$set": {"data": b"x" * len(CORRUPT_TABLE)}}
+    )
+    chunks.delete_many({"files_id": file_of(TRUNCATED_TABLE)})  # an upload that lost its chunks
+
+
 def catalogue(study_id: str) -> list[BadInput]:
     """The bad inputs; trial-level ones belong to `study_id` so their failures can be found."""
     cases: list[BadInput] = []
     huge = b'{"schema_version": 1, "pad": "' + b"x" * MAX_MESSAGE_BYTES + b'"}'
+    refit_missing, refit_unknown = _tid(), _tid()
     # Under the size limit, and deep enough to overflow any recursive parser: a poison
     # message that once stopped the collector for good (it was redelivered to each restart).
     depth = MAX_MESSAGE_BYTES // 2 - 100
@@ -220,6 +275,19 @@ def catalogue(study_id: str) -> list[BadInput]:
         )
     )
 
+    cases.append(
+        BadInput(
+            "study-upload-path-only",
+            "studies",
+            _json(
+                _study_request(
+                    _spec({"noop": {}}, dataset={"kind": "upload", "target": "y", "path": "a.csv"})
+                )
+            ),
+            "must name its sha256",
+        )
+    )
+
     # -- the workers' queue: trial messages ----------------------------------------------------
     def trial_case(name: str, reason: str, trials: list[dict[str, Any]], **over: Any) -> BadInput:
         body = _json(_trial_message(study_id, trials, **over))
@@ -268,10 +336,55 @@ def catalogue(study_id: str) -> list[BadInput]:
             dataset={"kind": "file", "path": "corrupt.parquet", "target": "y"},
         ),
         trial_case(
-            "trial-text-features",
-            "feature columns must be numeric",
+            "trial-date-features",
+            "'when' is datetime64",  # strings are categories; dates are neither
             noop(x=1.0),
-            dataset={"kind": "file", "path": "text.csv", "target": "y"},
+            dataset={"kind": "file", "path": "dates.parquet", "target": "y"},
+        ),
+        # Uploaded datasets (tunefleet_runtime.blobs): `seed_store` puts these in the store first.
+        trial_case(
+            "trial-dataset-not-stored",
+            "not in the store (never uploaded, or deleted)",
+            noop(x=1.0),
+            dataset=_upload(MISSING_SHA),
+        ),
+        trial_case(
+            "trial-dataset-hash-mismatch",
+            "does not match its hash",
+            noop(x=1.0),
+            dataset=_upload(_sha(CORRUPT_TABLE)),
+        ),
+        trial_case(
+            "trial-dataset-truncated",
+            "truncated or corrupt",
+            noop(x=1.0),
+            dataset=_upload(_sha(TRUNCATED_TABLE)),
+        ),
+        trial_case(
+            "trial-dataset-oversized",
+            "over this worker's limit",
+            noop(x=1.0),
+            dataset=_upload(_sha(HUGE_TABLE)),
+        ),
+        trial_case(
+            "trial-dataset-no-target",
+            "no column 'label'",
+            noop(x=1.0),
+            dataset=_upload(_sha(GOOD_TABLE), target="label"),
+        ),
+        BadInput(
+            "refit-dataset-not-stored",
+            "trials",
+            _json(_refit(study_id, refit_missing, dataset=_upload(MISSING_SHA))),
+            "refit: dataset",
+            failed_model=refit_missing,
+        ),
+        BadInput(
+            "refit-unknown-library",
+            "trials",
+            _json(_refit(study_id, refit_unknown, library="sklearn")),
+            "unknown library 'sklearn'",
+            failed_model=refit_unknown,
         ),
         BadInput(
             "trial-nan",
@@ -344,13 +457,18 @@ def catalogue(study_id: str) -> list[BadInput]:
 
 def service_env(data_root: Path) -> dict[str, str]:
     """What the services need for the catalogue: its size limit, and a data root holding the
-    files the worker-side cases read (a corrupt parquet, a CSV with text features)."""
+    files the worker-side cases read (a corrupt parquet, a table with a date feature)."""
+    import pandas as pd
+
     data_root.mkdir(parents=True, exist_ok=True)
     (data_root / "corrupt.parquet").write_bytes(b"PAR1 this is not really parquet")
-    (data_root / "text.csv").write_text("a,b,y\n1,red,0\n2,blue,1\n3,green,0\n")
+    when = pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"])
+    pd.DataFrame({"when": when, "y": [0, 1, 0]}).to_parquet(data_root / "dates.parquet")
     return {
         "TUNEFLEET_DATA_ROOTS": str(data_root),
         "TUNEFLEET_MAX_MESSAGE_BYTES": str(MAX_MESSAGE_BYTES),
+        "TUNEFLEET_MAX_DATASET_BYTES": str(MAX_DATASET_BYTES),
+        "TUNEFLEET_CACHE_DIR": str(data_root.parent / "cache"),
     }
 
 
@@ -417,6 +535,12 @@ def check(
                 d["status"] != "failed" or error not in (d.get("error") or "") for d in docs
             ):
                 outcome.problems.append(f"{case.name}: {len(docs)}/{n} trials failed as expected")
+        if case.failed_model is not None:
+            model = db.models.find_one({"_id": case.failed_model})
+            if model is None or model["status"] != "failed":
+                outcome.problems.append(f"{case.name}: refit not recorded failed: {model!r}")
+            elif case.reason is not None and case.reason not in (model.get("error") or ""):
+                outcome.problems.append(f"{case.name}: model error {model.get('error')!r}")
         if case.name == "event-dotted-key":
             tid = json.loads(case.body)["trial_id"]
             if letter is None and db.trials.find_one({"_id": tid}) is None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from tunefleet_contract.messages import (
     EVENT_KINDS,
+    FeatureLevels,
     Message,
+    ModelRefit,
+    ModelStored,
     StudyCancelled,
     StudyRegistered,
     StudyRequest,
@@ -44,6 +47,32 @@ EVENTS: list[Message] = [
     StudyCancelled(study_id="s", cancelled_at=1.0),
     StudyResumed(study_id="s", resumed_at=1.0, revision=1),
     TrialsSettled(study_id="s", trial_ids=[TRIALS[0].trial_id], settled_at=1.0),
+    ModelStored(
+        study_id="s",
+        trial_id=TRIALS[0].trial_id,
+        library="xgboost",
+        params=TRIALS[0].params,
+        status="done",
+        sha256="ab" * 32,
+        format="ubj",
+        size=1234,
+        dataset=SPEC.dataset,
+        task="classification",
+        feature_names=["a", "b"],
+        feature_types=["float64", "category"],
+        categories=[FeatureLevels(feature="b", levels=["x", "y"])],
+        classes=[0, 1, 2],
+        finished_at=1.0,
+    ),
 ]
 assert {m.kind for m in EVENTS} == set(EVENT_KINDS), "an event kind has no sample"
-EVERY_KIND: list[Message] = [REQUEST, TRIAL_MESSAGE, *EVENTS]
+REFIT = ModelRefit(
+    study_id="s",
+    trial_id=TRIALS[0].trial_id,
+    library="xgboost",
+    params=TRIALS[0].params,
+    dataset=SPEC.dataset,
+    task="classification",
+    requested_at=1.0,
+)
+EVERY_KIND: list[Message] = [REQUEST, TRIAL_MESSAGE, REFIT, *EVENTS]

@@ -6,7 +6,7 @@ from typing import Any
 
 from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 from tunefleet_worker.datasets import Dataset
-from tunefleet_worker.training import make_estimator
+from tunefleet_worker.training import library_data, make_estimator
 
 ParamsKey = tuple[tuple[str, Any], ...]
 
@@ -26,11 +26,12 @@ def gridsearch_means(
     seed: int,
 ) -> dict[ParamsKey, float]:
     """`mean_test_score` per trial (fixed + grid point), same splitter and scorer as a study."""
+    data = library_data(data, library)
     splitter = (StratifiedKFold if data.task == "classification" else KFold)(
         n_splits=folds, shuffle=True, random_state=seed
     )
     search = GridSearchCV(
-        make_estimator(library, data.task, fixed),
+        make_estimator(library, data.task, fixed, categorical=data.categorical),
         grid,
         scoring=metric,
         cv=splitter,

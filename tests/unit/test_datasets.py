@@ -50,10 +50,14 @@ def test_files_inside_roots_only(tmp_path: Path) -> None:
         load_dataset(FileDataset(path="d.csv", target="label"), [root])
 
 
-def test_corrupt_and_non_numeric_files(tmp_path: Path) -> None:
+def test_corrupt_files_and_unusable_columns(tmp_path: Path) -> None:
     (tmp_path / "bad.parquet").write_bytes(b"PAR1 this is not parquet")
     with pytest.raises(DatasetError, match="cannot read"):
         load_dataset(FileDataset(path="bad.parquet", target="y"), [tmp_path])
     pd.DataFrame({"city": ["a", "b"], "y": [1.5, 2.5]}).to_csv(tmp_path / "t.csv", index=False)
-    with pytest.raises(DatasetError, match="must be numeric; not: city"):
-        load_dataset(FileDataset(path="t.csv", target="y"), [tmp_path])
+    table = load_dataset(FileDataset(path="t.csv", target="y"), [tmp_path])
+    assert table.categorical == ("city",)  # strings are categories (test_parity_tables.py)
+    when = pd.to_datetime(["2024-01-01", "2024-01-02"])
+    pd.DataFrame({"when": when, "y": [1.5, 2.5]}).to_parquet(tmp_path / "d.parquet")
+    with pytest.raises(DatasetError, match=r"'when' is datetime64.*numbers, strings or categ"):
+        load_dataset(FileDataset(path="d.parquet", target="y"), [tmp_path])

@@ -15,13 +15,16 @@ from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from tunefleet_contract.documents import check_document, load_json
 from tunefleet_contract.params import Scalar
-from tunefleet_contract.spec import DatasetSpec, StudySpec, Task
+from tunefleet_contract.spec import DatasetSpec, StudySpec, Task, UploadDataset
 
 __all__ = [
     "SCHEMA_VERSION",
     "DecodeError",
     "Event",
+    "FeatureLevels",
     "Message",
+    "ModelRefit",
+    "ModelStored",
     "StudyCancelled",
     "StudyRegistered",
     "StudyRequest",
@@ -33,6 +36,7 @@ __all__ = [
     "TrialsSettled",
     "TrialsStarted",
     "decode_event",
+    "decode_work",
     "finite_or_none",
 ]
 
@@ -129,6 +133,17 @@ class StudyRequest(Message):
         default=False, description="The resume publishes failed trials again, too."
     )
 
+    @model_validator(mode="after")
+    def _data_stored(self) -> StudyRequest:
+        _require_stored(self.spec.dataset)
+        return self
+
+
+def _require_stored(dataset: DatasetSpec) -> None:
+    # A path on the submitter's laptop means nothing to a worker: only content hashes travel.
+    if isinstance(dataset, UploadDataset):
+        dataset.require_stored()
+
 
 class TrialSpec(_Document):
     trial_id: TrialId
@@ -148,6 +163,11 @@ class TrialMessage(Message):
     seed: int = Field(ge=0)
     trials: list[TrialSpec] = Field(min_length=1)
     revision: Revision = 0
+
+    @model_validator(mode="after")
+    def _data_stored(self) -> TrialMessage:
+        _require_stored(self.dataset)
+        return self
 
 
 class TrialsPlanned(Message):
@@ -314,6 +334,69 @@ class TrialsSettled(Message):
     settled_at: float
 
 
+class ModelRefit(Message):
+    """CLI/API → a worker (on the trials queue, like a trial): train this trial's configuration
+    on the whole dataset and store the model. Idempotent: the model's id is the trial id."""
+
+    kind: ClassVar[str] = "model.refit"
+    study_id: StudyId
+    trial_id: TrialId
+    library: str
+    params: dict[str, Scalar]
+    dataset: DatasetSpec
+    task: Task | None
+    requested_at: float
+    by: str = Field(default="", max_length=200)
+
+    @model_validator(mode="after")
+    def _data_stored(self) -> ModelRefit:
+        _require_stored(self.dataset)
+        return self
+
+
+class FeatureLevels(_Document):
+    feature: str
+    levels: list[str]
+
+
+class ModelStored(Message):
+    """Worker → collector: a refit ended; when `done`, the model's bytes are stored as the blob
+    `sha256` (tunefleet_runtime.blobs) in the library's native format, described by the rest."""
+
+    kind: ClassVar[str] = "model.stored"
+    study_id: StudyId
+    trial_id: TrialId
+    library: str
+    params: dict[str, Scalar]
+    status: Literal["done", "failed"]
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    format: str | None = Field(default=None, max_length=40, description="ubj, txt or cbm")
+    size: int | None = Field(default=None, ge=0)
+    library_version: str | None = None
+    dataset: DatasetSpec
+    task: Task | None = None
+    feature_names: list[str] = Field(default_factory=list)
+    feature_types: list[str] = Field(default_factory=list, description="dtype per feature")
+    # A list, not a mapping: column names may hold `.` or `$`, which no store key may.
+    categories: list[FeatureLevels] = Field(
+        default_factory=list, description="The levels of each categorical feature, in order."
+    )
+    classes: list[Scalar] = Field(
+        default_factory=list, description="Original class labels; the model predicts indices."
+    )
+    missing_category: str | None = Field(
+        default=None,
+        description="The level a missing category was given (a library that refuses NaN "
+        "there, CatBoost); None: missing stays NaN.",
+    )
+    n_rows: int | None = Field(default=None, ge=0)
+    fit_time_s: float | None = None
+    worker: str = ""
+    attempts: int = Field(default=1, ge=1)
+    error: str | None = Field(default=None, max_length=10_000)
+    finished_at: float
+
+
 # Routing keys on the events exchange are the kinds: watchers and the control stream bind them.
 EVENT_KINDS: dict[str, type[Message]] = {
     cls.kind: cls
@@ -325,6 +408,7 @@ EVENT_KINDS: dict[str, type[Message]] = {
         StudyCancelled,
         StudyResumed,
         TrialsSettled,
+        ModelStored,
     )
 }
 
@@ -336,7 +420,19 @@ Event = (
     | StudyCancelled
     | StudyResumed
     | TrialsSettled
+    | ModelStored
 )
+
+
+def decode_work(body: bytes) -> TrialMessage | ModelRefit:
+    """Decode what the trials queue carries: trials, or a refit (one slot per worker for both)."""
+    payload = _load(body)
+    kind = payload.pop("kind", None)
+    work: dict[str, type[Message]] = {TrialMessage.kind: TrialMessage, ModelRefit.kind: ModelRefit}
+    cls = work.get(str(kind))
+    if cls is None:
+        raise DecodeError(f"expected a 'trial.batch' or 'model.refit' message, got kind={kind!r}")
+    return _validate(cls, payload)  # type: ignore[return-value]
 
 
 def decode_event(body: bytes) -> Event:

@@ -33,6 +33,7 @@ __all__ = [
     "SpecError",
     "StudySpec",
     "SyntheticDataset",
+    "UploadDataset",
     "coherence_problem",
     "default_metric",
     "format_validation_error",
@@ -89,6 +90,10 @@ class SyntheticDataset(_Model):
         return self
 
 
+DataFormat = Literal["csv", "parquet"]
+DATA_FORMATS: Mapping[str, DataFormat] = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
 class FileDataset(_Model):
     kind: Literal["file"] = "file"
     path: str = Field(min_length=1, max_length=4096)
@@ -97,13 +102,48 @@ class FileDataset(_Model):
     @field_validator("path")
     @classmethod
     def _known_format(cls, value: str) -> str:
-        if Path(value).suffix.lower() not in {".csv", ".parquet", ".pq"}:
+        if Path(value).suffix.lower() not in DATA_FORMATS:
             raise ValueError("must end in .csv or .parquet")
         return value
 
 
+class UploadDataset(_Model):
+    """A table the client uploads to the store; workers fetch it by its content's SHA-256.
+
+    What a user writes names the data: a local `path`, or nothing when `Client.submit` is given
+    a DataFrame. The client uploads it and rewrites the dataset to `sha256` + `format`, which is
+    all that is published (`require_stored`): the study id and the trial ids follow the
+    content, never a path on the submitter's machine.
+    """
+
+    kind: Literal["upload"]
+    target: str = Field(min_length=1, max_length=1000)
+    path: str | None = Field(default=None, min_length=1, max_length=4096)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    format: DataFormat | None = None
+
+    @model_validator(mode="after")
+    def _path_or_hash(self) -> UploadDataset:
+        if self.path is not None:
+            if self.sha256 is not None:
+                raise ValueError("give path (to upload) or sha256 (uploaded), not both")
+            if Path(self.path).suffix.lower() not in DATA_FORMATS:
+                raise ValueError("path: must end in .csv or .parquet")
+        if (self.sha256 is None) != (self.format is None):
+            raise ValueError("sha256 and format go together")
+        return self
+
+    def require_stored(self) -> None:
+        """Refuse what only a client can resolve: a local path, or data still to be given."""
+        if self.sha256 is None:
+            raise ValueError(
+                "dataset: an upload dataset must name its sha256 and format when published "
+                "(the client uploads the data and rewrites the spec)"
+            )
+
+
 DatasetSpec = Annotated[
-    BuiltinDataset | SyntheticDataset | FileDataset, Field(discriminator="kind")
+    BuiltinDataset | SyntheticDataset | FileDataset | UploadDataset, Field(discriminator="kind")
 ]
 
 
@@ -417,7 +457,7 @@ def format_validation_error(error: ValidationError) -> str:
     for item in error.errors():
         loc = ".".join(str(p) for p in item["loc"] if not _TYPE_TAG.match(str(p)))
         # The discriminated union adds the variant's tag to the path; users never wrote it.
-        loc = re.sub(r"\.(builtin|file|make_classification|make_regression)\b", "", loc)
+        loc = re.sub(r"\.(builtin|file|upload|make_classification|make_regression)\b", "", loc)
         located.setdefault(loc, []).append(item["msg"].removeprefix("Value error, "))
     # A union reports each member's failure: the deepest path is the one that explains it.
     deepest = {

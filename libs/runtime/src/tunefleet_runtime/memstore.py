@@ -8,7 +8,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from tunefleet_contract.messages import Event, TrialResult, TrialsPlanned, TrialsStarted
+from tunefleet_contract.messages import (
+    Event,
+    ModelStored,
+    TrialResult,
+    TrialsPlanned,
+    TrialsStarted,
+)
 from tunefleet_runtime.records import StudyRecord, TrialDetail, TrialRecord, TrialStart
 from tunefleet_runtime.store import Store, check_prefix, trial_detail
 
@@ -22,6 +28,7 @@ class MemoryStore:
     started: list[TrialStart] = field(default_factory=list)
     start_study: dict[str, str] = field(default_factory=dict)  # trial id -> study id
     planned: dict[tuple[str, int], list[str]] = field(default_factory=dict)
+    stored_models: list[ModelStored] = field(default_factory=list)  # oldest first
 
     def put_study(self, record: StudyRecord) -> None:
         self.studies_by_id[record.study_id] = record
@@ -47,6 +54,8 @@ class MemoryStore:
                 plan = self.planned.setdefault((event.study_id, event.revision), [])
                 plan.extend(t.trial_id for t in event.trials if t.trial_id not in plan)
                 counts["planned"] += len(event.trials)
+            elif isinstance(event, ModelStored):
+                self.stored_models.append(event)
             else:
                 raise NotImplementedError(f"MemoryStore: put_study for {event.kind}")
         return counts
@@ -113,6 +122,20 @@ class MemoryStore:
             (s for s in self.started if s.trial_id == tid), key=lambda s: (s.revision, s.attempt)
         )
         return trial_detail(tid, result, starts, study_id, study.revision if study else None)
+
+    def models(self, study_id: str, trial_id: str | None = None) -> list[ModelStored]:
+        return [
+            m
+            for m in reversed(self.stored_models)
+            if m.study_id == study_id and trial_id in (None, m.trial_id)
+        ]
+
+    def studies_using(self, sha256: str) -> list[str]:
+        return sorted(
+            s.study_id
+            for s in self.studies_by_id.values()
+            if getattr(s.spec.dataset, "sha256", None) == sha256
+        )
 
 
 def _implements_the_protocol(store: MemoryStore) -> Store:

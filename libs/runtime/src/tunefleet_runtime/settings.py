@@ -7,6 +7,7 @@ no default here: the only default credentials are those of the local development
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -56,11 +57,21 @@ class BrokerSettings(_Base):
     )
 
 
+_DATABASE = Field(default="tunefleet", pattern=r"^[A-Za-z0-9_-]{1,60}$")
+_MAX_DATASET = Field(
+    default=4 << 30,
+    ge=1,
+    le=1 << 40,
+    description="Largest dataset that is uploaded (client) or fetched (worker), in bytes.",
+)
+
+
 class StoreSettings(_Base):
     """What every process that reads MongoDB needs."""
 
     mongodb_url: MongoUrl
-    mongodb_database: str = Field(default="tunefleet", pattern=r"^[A-Za-z0-9_-]{1,60}$")
+    mongodb_database: str = _DATABASE
+    tunefleet_max_dataset_bytes: int = _MAX_DATASET
 
 
 class ServiceSettings(_Base):
@@ -102,6 +113,18 @@ class WorkerSettings(BrokerSettings, ServiceSettings):
         description="Colon-separated directories that file datasets may be read from.",
     )
     tunefleet_worker_name: str = Field(default="", max_length=200)
+    # Uploaded datasets and refits need the store (blobs only: results still go through the
+    # broker to the collector); a worker without it runs every other study.
+    mongodb_url: MongoUrl | None = None
+    mongodb_database: str = _DATABASE
+    tunefleet_max_dataset_bytes: int = _MAX_DATASET
+    tunefleet_cache_dir: Path = Field(
+        default=Path(tempfile.gettempdir()) / "tunefleet-cache",
+        description="Where fetched datasets are kept between trials and processes.",
+    )
+    tunefleet_cache_bytes: int = Field(
+        default=8 << 30, ge=1 << 20, description="Size bound of the dataset cache, in bytes."
+    )
 
     @field_validator("tunefleet_data_roots", mode="before")
     @classmethod

@@ -30,9 +30,10 @@ from typing import Any, Protocol
 
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 from tunefleet_contract.messages import (
     Event,
+    ModelStored,
     StudyCancelled,
     StudyRegistered,
     StudyResumed,
@@ -56,6 +57,7 @@ __all__ = [
     "MongoStore",
     "PlanIncompleteError",
     "Store",
+    "connect_database",
     "connect_store",
     "ensure_indexes",
     "finite",
@@ -69,13 +71,20 @@ Doc = dict[str, Any]
 
 
 def connect_store(settings: StoreSettings, *, timeout_ms: int = 5000) -> Database[Doc]:
+    return connect_database(
+        str(settings.mongodb_url), settings.mongodb_database, timeout_ms=timeout_ms
+    )
+
+
+def connect_database(url: str, database: str, *, timeout_ms: int = 5000) -> Database[Doc]:
+    """For processes whose store access is optional (a worker fetching uploaded datasets)."""
     client: MongoClient[Doc] = MongoClient(
-        str(settings.mongodb_url),
+        url,
         serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=timeout_ms,
         tz_aware=True,
     )
-    return client[settings.mongodb_database]
+    return client[database]
 
 
 def ensure_indexes(db: Database[Doc]) -> None:
@@ -243,6 +252,23 @@ def _plan_counts(event: StudyRegistered) -> Doc:
     }
 
 
+def _write_models(db: Database[Doc], models: list[ModelStored], now: float) -> int:
+    """`models`, one per trial (`_id` = trial id): a stored model replaces whatever was there
+    (a refit again, redelivered, after a failure); a failure never replaces a stored model."""
+    written = 0
+    for model in models:
+        doc = {"_id": model.trial_id, **finite(model.model_dump(mode="json")), "stored_at": now}
+        query: Doc = {"_id": model.trial_id}
+        if model.status == "failed":
+            query["status"] = {"$ne": "done"}
+        try:
+            db.models.replace_one(query, doc, upsert=True)
+            written += 1
+        except DuplicateKeyError:
+            pass  # a stored model stands; the failed refit is only in the events stream
+    return written
+
+
 def write_events(db: Database[Doc], events: Iterable[Event]) -> dict[str, int]:
     """Store a batch idempotently; raises (and the caller must not ack) on any real failure."""
     studies: list[Doc] = []
@@ -251,6 +277,7 @@ def write_events(db: Database[Doc], events: Iterable[Event]) -> dict[str, int]:
     control: list[StudyCancelled | StudyResumed] = []
     revisions: list[StudyRegistered] = []
     planned: list[TrialsPlanned] = []
+    models: list[ModelStored] = []
     now = time.time()
     for event in events:
         if isinstance(event, TrialsPlanned):
@@ -262,6 +289,8 @@ def write_events(db: Database[Doc], events: Iterable[Event]) -> dict[str, int]:
                 revisions.append(event)
         elif isinstance(event, StudyCancelled | StudyResumed):
             control.append(event)
+        elif isinstance(event, ModelStored):
+            models.append(event)
         elif isinstance(event, TrialsStarted):
             starts.extend(
                 {
@@ -307,6 +336,7 @@ def write_events(db: Database[Doc], events: Iterable[Event]) -> dict[str, int]:
                 "$unset": {"cancelled_at": "", "cancelled_by": "", "cancel_reason": ""},
             }
         db.studies.update_one({"_id": change.study_id}, update)
+    counts["models"] = _write_models(db, models, now)
     counts["control"] = len(control)
     counts["revisions"] = len(revisions)
     return counts
@@ -369,6 +399,14 @@ class Store(Protocol):
     def trial(self, trial_id: str) -> TrialDetail | None:
         """One trial by id, or by a unique prefix of 6 or more hex digits (ValueError if
         several trials start with it)."""
+        ...
+
+    def models(self, study_id: str, trial_id: str | None = None) -> list[ModelStored]:
+        """The study's refits that ended (of one trial, or all), most recently stored first."""
+        ...
+
+    def studies_using(self, sha256: str) -> list[str]:
+        """The ids of the studies whose spec names this uploaded dataset."""
         ...
 
 
@@ -437,6 +475,10 @@ _RESULT_FIELDS = frozenset(f.name for f in fields(TrialRecord)) - {"trial_id"}
 
 def _trial_record(doc: Doc) -> TrialRecord:
     return TrialRecord(trial_id=doc["_id"], **{k: v for k, v in doc.items() if k in _RESULT_FIELDS})
+
+
+def _model_record(doc: Doc) -> ModelStored:
+    return ModelStored.model_validate({k: v for k, v in doc.items() if k != "stored_at"})
 
 
 def _trial_start(doc: Doc) -> TrialStart:
@@ -533,3 +575,14 @@ class MongoStore:
             study_id,
             None if study is None else int(study["revision"]),
         )
+
+    def models(self, study_id: str, trial_id: str | None = None) -> list[ModelStored]:
+        query: Doc = {"study_id": study_id}
+        if trial_id is not None:
+            query["_id"] = trial_id
+        docs = self.db.models.find(query, {"_id": 0}).sort("stored_at", DESCENDING)
+        return [_model_record(doc) for doc in docs]
+
+    def studies_using(self, sha256: str) -> list[str]:
+        found = self.db.studies.find({"spec.dataset.sha256": sha256}, {"_id": 1})
+        return sorted(str(d["_id"]) for d in found)

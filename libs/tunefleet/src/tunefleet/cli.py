@@ -9,6 +9,7 @@ one JSON document (or JSON lines for lists) to stdout for scripts.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -25,6 +26,7 @@ from pymongo.errors import PyMongoError
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from tunefleet_contract.messages import ModelStored
 from tunefleet_contract.spec import SpecError
 from tunefleet_runtime.broker import CONNECTION_ERRORS
 from tunefleet_runtime.deadletters import (
@@ -37,7 +39,13 @@ from tunefleet_runtime.settings import ClientSettings
 from tunefleet_runtime.store import finite
 from tunefleet_runtime.validation import load_spec
 
-from tunefleet.client import Client, Study, StudyNotFoundError, format_duration
+from tunefleet.client import (
+    Client,
+    DatasetInUseError,
+    Study,
+    StudyNotFoundError,
+    format_duration,
+)
 from tunefleet.progress import Progress
 
 __all__ = ["app", "main"]
@@ -218,8 +226,10 @@ def submit(
 ) -> None:
     """Validate a study spec and publish it; nothing is published if it is invalid."""
     with _errors():
-        study = load_spec(spec)
+        load_spec(spec)  # a bad spec is a usage error before any connection is tried
         client = _client()
+        # A local dataset path is uploaded now (relative to the spec): the study id follows it.
+        study = client.publishable(spec)
         before = client.store.study(study.study_id())
         study_id = client.submit(study)
         # The planner decides the trials; until it has, the spec's count is an upper bound.
@@ -623,6 +633,152 @@ def dead_letters(
                 out.print(format_dead_letter(letter), markup=False, highlight=False, soft_wrap=True)
         if not letters and not as_json:
             out.print("no dead letters")
+
+
+TrialOpt = Annotated[
+    str | None, typer.Option("--trial", help="A trial id or unique prefix (default: the best).")
+]
+
+
+def _describe_model(model: ModelStored) -> str:
+    lines = [
+        f"study            {model.study_id}",
+        f"trial            {model.trial_id}",
+        f"library          {model.library} {model.library_version or ''}",
+        f"status           {model.status}",
+    ]
+    if model.status == "done":
+        lines += [
+            f"format           {model.format}, {model.size:,} bytes",
+            f"sha256           {model.sha256}",
+            f"trained on       {model.n_rows:,} rows; fit {model.fit_time_s or 0:.2f} s",
+        ]
+    else:
+        lines.append(f"error            {model.error}")
+    dataset = getattr(model.dataset, "sha256", None) or model.dataset.model_dump_json()
+    lines += [
+        f"dataset          {dataset}",
+        f"params           {_params(model.params)}",
+        f"features         {', '.join(model.feature_names) or '-'}",
+        f"categorical      {', '.join(c.feature for c in model.categories) or '-'}",
+        f"classes          {', '.join(map(str, model.classes)) or '-'}",
+    ]
+    return "\n".join(lines)
+
+
+@app.command()
+def refit(
+    study: StudyArg,
+    trial: TrialOpt = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait until the model is stored (or the refit fails).")
+    ] = False,
+    timeout: TimeoutOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a trial (the best by default) on the whole dataset; store its model, natively."""
+    with _errors():
+        client = _client()
+        try:
+            trial_id = client.refit(study, trial)
+        except LookupError as exc:
+            _fail(str(exc))
+        if not wait:
+            if as_json:
+                _json({"study_id": study, "trial_id": trial_id})
+            else:
+                out.print(f"refit of trial {trial_id} requested", highlight=False)
+            return
+        try:
+            model = client.wait_model(study, trial_id, timeout_s=timeout or 3600)
+        except RuntimeError as exc:
+            _fail(str(exc))
+        if as_json:
+            _json(model.model_dump(mode="json"))
+        else:
+            out.print(_describe_model(model), markup=False, highlight=False)
+
+
+@app.command()
+def model(
+    study: StudyArg,
+    trial: TrialOpt = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Write the model file (native format) here."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A stored model's description (the best trial's by default); -o downloads it."""
+    with _errors():
+        client = _client()
+        try:
+            found = client.model(study, trial)
+        except LookupError as exc:
+            _fail(str(exc))
+        if found is None:
+            _fail(f"study {study}: no stored model of that trial; run `tunefleet refit {study}`")
+        if output is not None:
+            if found.status != "done":
+                _fail(f"trial {found.trial_id}: the refit failed: {found.error}")
+            output.write_bytes(client.model_bytes(found))
+        if as_json:
+            _json({**found.model_dump(mode="json"), "path": str(output) if output else None})
+            return
+        out.print(_describe_model(found), markup=False, highlight=False)
+        if output is not None:
+            out.print(f"wrote {output}", highlight=False)
+
+
+@app.command()
+def datasets(
+    delete: Annotated[
+        str | None, typer.Option("--delete", help="Delete this dataset (8+ hex digits).")
+    ] = None,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Delete every dataset no study uses.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Uploaded datasets: size, when, and the studies that use them; delete unused ones."""
+    with _errors():
+        client = _client()
+        if delete is not None:
+            try:
+                gone = client.delete_dataset(delete)
+            except (LookupError, DatasetInUseError) as exc:
+                _fail(str(exc))
+            out.print(f"deleted dataset {gone.sha256} ({gone.size:,} bytes)", highlight=False)
+            return
+        rows = client.datasets()
+        if prune:
+            unused = [info for info, users in rows if not users]
+            for info in unused:
+                client.delete_dataset(info.sha256)
+            orphans = client.blobs.prune_orphans()
+            out.print(
+                f"deleted {len(unused)} unused datasets "
+                f"({sum(i.size for i in unused):,} bytes); {orphans} broken uploads removed",
+                highlight=False,
+            )
+            return
+        if as_json:
+            for info, users in rows:
+                _json({**dataclasses.asdict(info), "studies": users})
+            return
+        table = Table()
+        for column in ("sha256", "name", "format", "bytes", "uploaded", "studies"):
+            table.add_column(column, justify="right" if column == "bytes" else "left")
+        for info, users in rows:
+            table.add_row(
+                info.sha256[:12],
+                info.name,
+                info.format,
+                f"{info.size:,}",
+                _when(info.created_at),
+                ", ".join(users) or "(none)",
+            )
+        out.print(table)
 
 
 # Exports, results tables and reports need the `client` extra; the services install none of it.

@@ -12,6 +12,7 @@ The client writes only through the broker (requests, cancels, resumes); it reads
 from __future__ import annotations
 
 import dataclasses
+import functools
 import getpass
 import importlib
 import socket
@@ -20,8 +21,15 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tunefleet_contract.messages import StudyCancelled, StudyRequest, StudyResumed
+from tunefleet_contract.messages import (
+    ModelRefit,
+    ModelStored,
+    StudyCancelled,
+    StudyRequest,
+    StudyResumed,
+)
 from tunefleet_contract.spec import SpecError, StudySpec
+from tunefleet_runtime.blobs import BlobInfo, BlobStore
 from tunefleet_runtime.broker import connect, publish, topology_of
 from tunefleet_runtime.records import (
     StudyRecord,
@@ -31,15 +39,16 @@ from tunefleet_runtime.records import (
     TrialRecord,
 )
 from tunefleet_runtime.settings import ClientSettings
-from tunefleet_runtime.store import MongoStore, Store, study_status
-from tunefleet_runtime.validation import load_spec, parse_spec, validate_spec
+from tunefleet_runtime.store import MongoStore, Store, connect_store, study_status
+from tunefleet_runtime.validation import load_spec, parse_spec, resolved_task, validate_spec
 
+from tunefleet import models, upload
 from tunefleet.progress import Progress, from_store, watch
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Client", "Resumption", "Study", "StudyNotFoundError"]
+__all__ = ["Client", "DatasetInUseError", "Resumption", "Study", "StudyNotFoundError"]
 
 SpecLike = StudySpec | Mapping[str, Any] | str | Path
 
@@ -62,6 +71,10 @@ RESULT_COLUMNS = [
 ]
 # Like scikit-learn's cv_results_: `param_<name>`, so a parameter never shadows a column.
 PARAM_PREFIX = "param_"
+
+
+class DatasetInUseError(ValueError):
+    """A dataset that a study uses cannot be deleted."""
 
 
 class StudyNotFoundError(LookupError):
@@ -148,6 +161,28 @@ class Study(str):
         # Parameters that none of these trials has (another library's) are noise here.
         return frame.dropna(axis="columns", how="all").reset_index(drop=True)
 
+    def refit(self, trial_id: str | None = None) -> str:
+        """Ask a worker to train a trial (the best by default) on the whole dataset and store
+        the model; returns the trial id. Idempotent: the model's id is the trial's."""
+        return self.client.refit(self, trial_id)
+
+    def model(self, trial_id: str | None = None) -> ModelStored | None:
+        """The stored model's description (of the best trial's, by default), if refitted."""
+        return self.client.model(self, trial_id)
+
+    def best_model(self, *, timeout_s: float = 600) -> Any:
+        """The best trial's model, fitted on the whole dataset, as the library's scikit-learn
+        estimator: refitted first (and waited for) unless stored already. Predict on
+        `study.prepare(frame)`."""
+        return self.client.best_model(self, timeout_s=timeout_s)
+
+    def prepare(self, frame: pd.DataFrame, trial_id: str | None = None) -> Any:
+        """`frame`'s features as the stored model takes them (columns, category levels)."""
+        model = self.client.model(self, trial_id)
+        if model is None:
+            raise LookupError(f"study {self}: no stored model; refit first")
+        return models.prepare(frame, model)
+
     def cancel(self, reason: str | None = None) -> None:
         self.client.cancel(self, reason=reason)
 
@@ -194,10 +229,26 @@ class Client:
         finally:
             connection.close()
 
-    def submit(self, spec: SpecLike) -> Study:
-        """Publish the study request (confirmed by the broker); returns the study. The planner
-        decides its trials."""
+    @functools.cached_property
+    def blobs(self) -> BlobStore:
+        """Uploaded datasets and stored models (`tunefleet_runtime.blobs`): bytes, read and
+        written directly (never through the broker)."""
+        return BlobStore(connect_store(self.settings), self.settings.tunefleet_max_dataset_bytes)
+
+    def publishable(self, spec: SpecLike, data: pd.DataFrame | None = None) -> StudySpec:
+        """The spec as it is published: validated, and its data uploaded (`tunefleet.upload`):
+        a local CSV/Parquet path or `data` becomes the content's hash."""
         study = self.spec(spec)
+        base = Path(spec).parent if isinstance(spec, str | Path) else None
+        return upload.resolve(study, self.blobs, data, base)
+
+    def submit(self, spec: SpecLike, *, data: pd.DataFrame | None = None) -> Study:
+        """Publish the study request (confirmed by the broker); returns the study. The planner
+        decides its trials.
+
+        `data`: a DataFrame to tune on, for a spec whose dataset is `{kind: upload, target}`;
+        it is uploaded once (as Parquet) and the spec records its SHA-256."""
+        study = self.publishable(spec, data)
         study_id = study.study_id()
         request = StudyRequest(study_id=study_id, spec=study, submitted_at=time.time())
         self._publish(lambda t: t.studies_exchange, "study", request.encode())
@@ -259,7 +310,7 @@ class Client:
         study = self._require(study_id)
         study_id = study.study_id
         stored_spec = study.spec
-        new_spec = stored_spec if spec is None else self.spec(spec)
+        new_spec = stored_spec if spec is None else self.publishable(spec)
         if new_spec.name != stored_spec.name:
             raise SpecError(
                 f"name: the fixed spec is named {new_spec.name!r}, but study {study_id} is "
@@ -324,6 +375,113 @@ class Client:
             superseded=recorded.superseded,
             spec_changed=new_spec != stored_spec,
         )
+
+    # -- refits and models ---------------------------------------------------------------------
+
+    def _trial_to_refit(self, study_id: str, trial_id: str | None) -> TrialRecord:
+        if trial_id is None:
+            best = self.best(study_id, n=1)
+            if not best:
+                raise LookupError(f"study {study_id} has no done trial to refit")
+            return best[0]
+        detail = self.trial(trial_id)
+        if detail is None or detail.study_id != str(study_id):
+            raise LookupError(f"no trial {trial_id} in study {study_id}")
+        if detail.result is None or detail.status != "done":
+            raise LookupError(f"trial {detail.trial_id} is {detail.status}; refit a done trial")
+        return detail.result
+
+    def refit(self, study_id: str, trial_id: str | None = None) -> str:
+        """Publish a refit of the trial (the best by default); returns its trial id."""
+        spec = self.stored_spec(study_id)
+        trial = self._trial_to_refit(study_id, trial_id)
+        task = trial.task if trial.task in ("classification", "regression") else None
+        message = ModelRefit(
+            study_id=str(study_id),
+            trial_id=trial.trial_id,
+            library=trial.library,
+            params=dict(trial.params),
+            dataset=spec.dataset,
+            task=task or resolved_task(spec),
+            requested_at=time.time(),
+            by=_who(),
+        )
+        # On the trials queue: a worker takes it as it takes trials, one at a time, and it is
+        # redelivered like them if the worker dies before the model is stored.
+        self._publish(lambda t: t.trials_exchange, "trial", message.encode())
+        return trial.trial_id
+
+    def model(self, study_id: str, trial_id: str | None = None) -> ModelStored | None:
+        """The stored model of the trial (a unique prefix will do), or of the best trial; None
+        before its refit ends."""
+        if trial_id is None:
+            best = self.best(study_id, n=1)
+            if not best:
+                return None
+            trial_id = best[0].trial_id
+        elif len(trial_id) < 24:
+            detail = self.trial(trial_id)
+            if detail is None:
+                raise LookupError(f"no trial {trial_id}")
+            trial_id = detail.trial_id
+        found = self.store.models(str(study_id), trial_id)
+        return found[0] if found else None
+
+    def models(self, study_id: str) -> list[ModelStored]:
+        """Every refit of the study that ended (stored or failed), newest first."""
+        return self.store.models(str(study_id))
+
+    def wait_model(
+        self, study_id: str, trial_id: str, *, timeout_s: float = 600, poll_s: float = 0.5
+    ) -> ModelStored:
+        """Wait for a refit to end; a failed one raises with the worker's error."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            model = self.model(study_id, trial_id)
+            if model is not None:
+                if model.status != "done":
+                    raise RuntimeError(f"refit of trial {trial_id} failed: {model.error}")
+                return model
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no model of trial {trial_id} within {timeout_s} s")
+            time.sleep(poll_s)
+
+    def model_bytes(self, model: ModelStored) -> bytes:
+        if model.sha256 is None:
+            raise LookupError(f"trial {model.trial_id}: no stored model")
+        return self.blobs.read_bytes(model.sha256)
+
+    def best_model(self, study_id: str, *, timeout_s: float = 600) -> Any:
+        model = self.model(study_id)
+        if model is None or model.status != "done":
+            trial_id = self.refit(study_id)
+            model = self.wait_model(study_id, trial_id, timeout_s=timeout_s)
+        return models.load_estimator(model, self.model_bytes(model))
+
+    # -- datasets ----------------------------------------------------------------------------
+
+    def datasets(self) -> list[tuple[BlobInfo, list[str]]]:
+        """Every uploaded dataset, newest first, with the ids of the studies that use it."""
+        blobs = self.blobs.list("dataset")
+        return [(info, self.store.studies_using(info.sha256)) for info in blobs]
+
+    def delete_dataset(self, sha256: str) -> BlobInfo:
+        """Delete an uploaded dataset that no study uses (a unique prefix of its hash will do);
+        one that a study uses is refused: its workers, a resume or a refit still need it."""
+        matches = [i for i in self.blobs.list("dataset") if i.sha256.startswith(sha256.lower())]
+        if len(sha256) < 8 or len(matches) != 1:
+            what = "no" if not matches else "several"
+            raise LookupError(f"{what} stored dataset matches {sha256!r} (give 8+ hex digits)")
+        info = matches[0]
+        users = self.store.studies_using(info.sha256)
+        if users:
+            raise DatasetInUseError(
+                f"dataset {info.sha256[:12]} is used by {len(users)} "
+                f"stud{'y' if len(users) == 1 else 'ies'} ({', '.join(users[:5])}); "
+                "it stays stored"
+            )
+        self.blobs.delete(info.sha256)
+        return info
 
     # -- reading, from the store -------------------------------------------------------------
 

@@ -13,6 +13,7 @@ causally, and needs a handful of trials with varied parameters to mean anything.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import time
@@ -342,6 +343,8 @@ def build_report(client: Client, study_id: str) -> str:
     else:
         sections.append("<p class='note'>No trial has finished successfully yet.</p>")
 
+    sections.append(_models_section(client, study_id))
+
     counts = (
         f"{status.done} done, {status.failed} failed of {status.n_trials} trials"
         if status
@@ -370,6 +373,47 @@ Generated {generated}.</p>
 <h2>Spec</h2><pre>{html.escape(spec_yaml)}</pre>
 </body></html>
 """
+
+
+# Models up to this size are embedded in the report (a download link that works offline);
+# larger ones are named with the command that downloads them.
+EMBED_MODEL_BYTES = 5_000_000
+
+
+def _models_section(client: Client, study_id: str) -> str:
+    stored = client.models(study_id)
+    fetch = f"tunefleet model {study_id} --trial TRIAL -o PATH"
+    if not stored:
+        return (
+            "<h2>Model</h2><p class='note'>No refitted model yet: "
+            f"<code>tunefleet refit {html.escape(study_id)}</code> trains the best trial on the "
+            "whole dataset and stores it.</p>"
+        )
+    rows = []
+    for model in stored:
+        if model.status != "done" or model.sha256 is None or model.size is None:
+            link = f"refit failed: {html.escape(model.error or '')}"
+        elif model.size <= EMBED_MODEL_BYTES:
+            data = base64.b64encode(client.model_bytes(model)).decode()
+            name = f"{study_id}-{model.trial_id}.{model.format}"
+            link = (
+                f"<a download='{html.escape(name)}' "
+                f"href='data:application/octet-stream;base64,{data}'>{html.escape(name)}</a>"
+            )
+        else:
+            link = f"<code>{html.escape(fetch.replace('TRIAL', model.trial_id))}</code>"
+        rows.append(
+            f"<tr><td><code>{model.trial_id}</code></td><td>{html.escape(model.library)} "
+            f"{html.escape(model.library_version or '')}</td><td>{html.escape(model.format or '-')}"
+            f"</td><td>{model.size or 0:,}</td><td><code>{(model.sha256 or '-')[:12]}</code></td>"
+            f"<td>{link}</td></tr>"
+        )
+    return (
+        "<h2>Model</h2><p>Refitted on the whole dataset, in the library's native format "
+        f"(<code>{html.escape(fetch)}</code>; <code>Study.best_model()</code> in Python).</p>"
+        "<table><tr><th>trial</th><th>library</th><th>format</th><th>bytes</th>"
+        f"<th>sha256</th><th>download</th></tr>{''.join(rows)}</table>"
+    )
 
 
 def write_report(client: Client, study_id: str, path: str | Path) -> int:

@@ -14,6 +14,8 @@ from pymongo.database import Database
 from tunefleet_contract.messages import (
     DecodeError,
     Event,
+    ModelRefit,
+    ModelStored,
     TrialMessage,
     TrialResult,
     decode_event,
@@ -31,7 +33,7 @@ from tunefleet_runtime.store import (
     write_events,
 )
 
-__all__ = ["Collector", "dead_trial_results"]
+__all__ = ["Collector", "dead_refit_models", "dead_trial_results"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,29 @@ def dead_trial_results(
             task=message.task,
         )
         for trial in message.trials
+    ]
+
+
+def dead_refit_models(body: bytes, properties: pika.BasicProperties) -> list[ModelStored]:
+    """A dead-lettered refit becomes a `failed` model with the reason, so that whoever waits
+    for the model hears why instead of waiting out its timeout."""
+    try:
+        message = ModelRefit.decode(body)
+    except DecodeError:
+        return []
+    return [
+        ModelStored(
+            study_id=message.study_id,
+            trial_id=message.trial_id,
+            library=message.library,
+            params=message.params,
+            dataset=message.dataset,
+            task=message.task,
+            status="failed",
+            error=death_reason(properties.headers),
+            attempts=delivery_attempt(properties),
+            finished_at=time.time(),
+        )
     ]
 
 
@@ -124,13 +149,14 @@ class Collector:
                     lambda body: body,
                     lambda delivery: self._batch.add(
                         delivery,
-                        list(
-                            dead_trial_results(
+                        [
+                            *dead_trial_results(
                                 delivery.body,
                                 delivery.properties,
                                 settings.tunefleet_delivery_limit,
-                            )
-                        ),
+                            ),
+                            *dead_refit_models(delivery.body, delivery.properties),
+                        ],
                     ),
                     refused=lambda delivery: self._batch.add(delivery, []),
                     dead_letters=False,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -15,9 +17,17 @@ from tunefleet_contract.spec import (
     FileDataset,
     SyntheticDataset,
     Task,
+    UploadDataset,
 )
+from tunefleet_runtime.tables import as_category, fill_missing_category
 
-__all__ = ["Dataset", "DatasetError", "load_dataset"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Dataset", "DatasetError", "Fetch", "from_frame", "load_dataset"]
+
+# Where an uploaded dataset's file is on this machine (the worker's DataCache.path).
+Fetch = Callable[[UploadDataset], Path]
 
 
 class DatasetError(ValueError):
@@ -26,9 +36,33 @@ class DatasetError(ValueError):
 
 @dataclass(frozen=True)
 class Dataset:
-    X: npt.NDArray[np.float64]
+    """Features and target as every trial sees them.
+
+    `X` is a float64 array when every feature is numeric (NaN is a missing value for all three
+    libraries). A table with string or categorical columns stays a DataFrame: numeric columns
+    float64, the others pandas `category` with their levels fixed on the whole table, so that
+    every fold (and a refit) codes them alike; `categorical` names those columns.
+    """
+
+    X: Any
     y: npt.NDArray[np.generic]
     task: Task
+    categorical: tuple[str, ...] = ()
+    feature_names: tuple[str, ...] = ()  # of a table (built-in and synthetic data have none)
+    classes: tuple[Any, ...] = ()  # the original labels; `y` holds their indices
+    _views: dict[str, Dataset] = field(default_factory=dict, compare=False, repr=False)
+
+    def with_missing_category(self) -> Dataset:
+        """The table with missing categories as a level of their own (`MISSING_CATEGORY`), for
+        a library that refuses NaN there; built once, shared by every trial of the process."""
+        view = self._views.get("missing")
+        if view is None:
+            X = self.X.copy()
+            for name in self.categorical:
+                X[name] = fill_missing_category(X[name])
+            view = dataclasses.replace(self, X=X, _views={})
+            self._views["missing"] = view
+        return view
 
 
 def _classes(y: npt.NDArray[np.generic]) -> npt.NDArray[np.int64]:
@@ -62,38 +96,100 @@ def _inside(path: Path, roots: Sequence[Path]) -> Path:
     )
 
 
-def _read_file(
-    spec: FileDataset, roots: Sequence[Path]
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.generic]]:
+def _read_table(path: Path, parquet: bool, target: str, name: str) -> Dataset:
     import pandas as pd
 
-    path = _inside(Path(spec.path), roots)
     try:
-        frame = pd.read_parquet(path) if path.suffix in {".parquet", ".pq"} else pd.read_csv(path)
+        frame = pd.read_parquet(path) if parquet else pd.read_csv(path)
     except Exception as exc:  # pandas and pyarrow raise many kinds for a corrupt file
-        raise DatasetError(f"{spec.path}: cannot read: {type(exc).__name__}: {exc}") from None
-    if spec.target not in frame.columns:
-        raise DatasetError(f"{spec.path}: no column {spec.target!r}")
-    features = frame.drop(columns=[spec.target])
-    bad = [str(c) for c in features.columns if features[c].dtype.kind not in "biuf"]
-    if bad:
-        raise DatasetError(
-            f"{spec.path}: feature columns must be numeric; not: {', '.join(bad[:10])}"
-        )
+        raise DatasetError(f"{name}: cannot read: {type(exc).__name__}: {exc}") from None
+    return from_frame(frame, target, name)
+
+
+def from_frame(frame: pd.DataFrame, target: str, name: str = "DataFrame") -> Dataset:
+    """The dataset a table makes: its features and target as every trial sees them."""
+    import pandas as pd
+
+    if target not in frame.columns:
+        shown = ", ".join(map(str, frame.columns[:20]))
+        raise DatasetError(f"{name}: no column {target!r} (columns: {shown})")
     if len(frame) < 2:
-        raise DatasetError(f"{spec.path}: fewer than two rows")
-    return features.to_numpy(dtype=np.float64), frame[spec.target].to_numpy()
+        raise DatasetError(f"{name}: fewer than two rows")
+    frame = frame.reset_index(drop=True)  # rows are positions: a slice's index must not align
+    y_column = frame[target]
+    if y_column.isna().any():
+        raise DatasetError(
+            f"{name}: the target {target!r} has {y_column.isna().sum()} missing values"
+        )
+    features = frame.drop(columns=[target])
+    columns: dict[str, Any] = {}
+    categorical: list[str] = []
+    for column_name in features.columns:
+        column = features[column_name]
+        if not isinstance(column_name, str):
+            raise DatasetError(f"{name}: column names must be strings, not {column_name!r}")
+        if column.dtype.kind in "biuf":
+            columns[column_name] = column.astype(np.float64)
+        elif isinstance(column.dtype, pd.CategoricalDtype) or column.dtype.kind in "OSUT":
+            columns[column_name] = as_category(column)
+            categorical.append(column_name)
+        else:
+            raise DatasetError(
+                f"{name}: feature column {column_name!r} is {column.dtype}; give numbers, "
+                "strings or categories"
+            )
+    y = y_column.to_numpy()
+    if categorical:
+        X: Any = pd.DataFrame(columns, index=pd.RangeIndex(len(frame)))
+    else:
+        X = np.column_stack(list(columns.values())) if columns else np.empty((len(frame), 0))
+    return _finish(X, y, _infer_task(y), tuple(categorical), tuple(columns))
+
+
+def _finish(
+    X: Any,
+    y: npt.NDArray[np.generic],
+    task: Task,
+    categorical: tuple[str, ...] = (),
+    features: tuple[str, ...] = (),
+) -> Dataset:
+    classes: tuple[Any, ...] = ()
+    if task == "classification":
+        classes = tuple(np.unique(y).tolist())
+        y = _classes(y)
+    else:
+        y = np.asarray(y, dtype=np.float64)
+    # Shared by every trial of this process: nothing may change it in place.
+    y.flags.writeable = False
+    if not categorical:
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        X.flags.writeable = False
+    return Dataset(
+        X=X, y=y, task=task, categorical=categorical, feature_names=features, classes=classes
+    )
+
+
+def _read_upload(spec: UploadDataset, fetch: Fetch | None) -> Dataset:
+    if fetch is None:
+        raise DatasetError("uploaded datasets need the store: this worker has no MONGODB_URL")
+    try:
+        path = fetch(spec)
+    except ValueError as exc:  # BlobError: missing, over the limit, corrupt
+        raise DatasetError(str(exc)) from None
+    return _read_table(path, spec.format == "parquet", spec.target, f"dataset {spec.sha256}")
 
 
 @lru_cache(maxsize=8)
-def _load(spec_json: str, roots: tuple[Path, ...]) -> Dataset:
+def _load(spec_json: str, roots: tuple[Path, ...], fetch: Fetch | None) -> Dataset:
     from pydantic import TypeAdapter
 
     spec: DatasetSpec = TypeAdapter(DatasetSpec).validate_json(spec_json)
     if isinstance(spec, FileDataset):
-        X, y = _read_file(spec, roots)
-        task = _infer_task(y)
-    elif isinstance(spec, SyntheticDataset):
+        path = _inside(Path(spec.path), roots)
+        return _read_table(path, path.suffix in {".parquet", ".pq"}, spec.target, spec.path)
+    if isinstance(spec, UploadDataset):
+        return _read_upload(spec, fetch)
+    if isinstance(spec, SyntheticDataset):
         from sklearn import datasets
 
         kwargs = spec.model_dump(exclude={"kind", "seed"}, exclude_none=True)
@@ -101,21 +197,18 @@ def _load(spec_json: str, roots: tuple[Path, ...]) -> Dataset:
             X, y = getattr(datasets, spec.kind)(random_state=spec.seed, **kwargs)
         except ValueError as exc:
             raise DatasetError(f"{spec.kind}: {exc}") from None
-        task = "classification" if spec.kind == "make_classification" else "regression"
+        task: Task = "classification" if spec.kind == "make_classification" else "regression"
     else:
         from sklearn import datasets
 
         X, y = getattr(datasets, f"load_{spec.name}")(return_X_y=True)
         task = BUILTIN_DATASETS[spec.name]
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    y = _classes(y) if task == "classification" else np.asarray(y, dtype=np.float64)
-    # Shared by every trial of this process: nothing may change it in place.
-    X.flags.writeable = False
-    y.flags.writeable = False
-    return Dataset(X=X, y=y, task=task)
+    return _finish(X, y, task)
 
 
-def load_dataset(spec: DatasetSpec, roots: Sequence[Path] = ()) -> Dataset:
+def load_dataset(
+    spec: DatasetSpec, roots: Sequence[Path] = (), fetch: Fetch | None = None
+) -> Dataset:
     """The dataset, from this process's cache after the first load."""
     # Every message asks: no TypeAdapter here, building one costs more than a no-op trial.
-    return _load(spec.model_dump_json(), tuple(roots))
+    return _load(spec.model_dump_json(), tuple(roots), fetch)

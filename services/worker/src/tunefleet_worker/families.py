@@ -27,6 +27,7 @@ from tunefleet_worker.training import (
     done_result,
     failed_result,
     fit_fold,
+    library_folds,
     run_trial,
     split_threads,
 )
@@ -79,9 +80,10 @@ def run_family(ctx: TrialContext, members: Sequence[TrialSpec]) -> list[TrialRes
     score_times = [0.0] * shared
     fit_time = 0.0
     try:
-        for fold in ctx.fold_set:
+        data, folds = library_folds(ctx, library)
+        for fold in folds:
             t0 = time.perf_counter()
-            estimator = fit_fold(ctx, library, params, threads, fold)
+            estimator = fit_fold(ctx, library, params, threads, data, folds, fold)
             fit_time += time.perf_counter() - t0
             for i, n in enumerate(rounds):
                 t1 = time.perf_counter()

@@ -35,8 +35,9 @@ FOLD_ARRAY_BUDGET_BYTES = 1 << 30
 STRUCTURE_BUDGET_BYTES = 512 << 20
 MAX_STRUCTURES = 256
 # Folds of this many (dataset, folds, seed) combinations are kept: a worker usually serves one
-# study at a time, and a study has one dataset and one splitter.
-MAX_FOLD_SETS = 2
+# study at a time, and a study has one dataset and one splitter (CatBoost's view of a table
+# with missing categories is one more).
+MAX_FOLD_SETS = 3
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,9 @@ class Fold:
     index: int
     train: npt.NDArray[np.intp]
     test: npt.NDArray[np.intp]
-    X_train: npt.NDArray[np.float64]
+    X_train: Any  # a float64 array, or a DataFrame with categorical columns (`Dataset`)
     y_train: npt.NDArray[np.generic]
-    X_test: npt.NDArray[np.float64]
+    X_test: Any
     y_test: npt.NDArray[np.generic]
 
 
@@ -54,6 +55,18 @@ def _read_only(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
     # Shared across trials: a library writing into its input must fail, not poison the cache.
     array.setflags(write=False)
     return array
+
+
+def _rows(X: Any, rows: npt.NDArray[np.intp]) -> Any:
+    # A table (categorical columns) is sliced as GridSearchCV slices it (`_safe_indexing`:
+    # DataFrame.take); pandas hands out copies, so no flag is needed to protect the cache.
+    if isinstance(X, np.ndarray):
+        return _read_only(X[rows])
+    return X.take(rows, axis=0)
+
+
+def _nbytes(X: Any) -> int:
+    return int(X.nbytes) if isinstance(X, np.ndarray) else int(X.memory_usage(index=False).sum())
 
 
 @dataclass
@@ -80,9 +93,9 @@ class FoldSet:
             index=index,
             train=train,
             test=test,
-            X_train=_read_only(X[train]),
+            X_train=_rows(X, train),
             y_train=_read_only(y[train]),
-            X_test=_read_only(X[test]),
+            X_test=_rows(X, test),
             y_test=_read_only(y[test]),
         )
         if self.keep_arrays:
@@ -137,7 +150,7 @@ def fold_set(dataset: Dataset, folds: int, seed: int) -> FoldSet:
     fresh = FoldSet(
         dataset=dataset,
         splits=_splits(dataset, folds, seed),
-        keep_arrays=folds * dataset.X.nbytes <= FOLD_ARRAY_BUDGET_BYTES,
+        keep_arrays=folds * _nbytes(dataset.X) <= FOLD_ARRAY_BUDGET_BYTES,
         max_structures=min(MAX_STRUCTURES, max(folds, STRUCTURE_BUDGET_BYTES // binned_bytes)),
     )
     with _SETS_LOCK:

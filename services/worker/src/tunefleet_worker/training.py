@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -33,6 +33,8 @@ __all__ = [
     "done_result",
     "failed_result",
     "fit_fold",
+    "library_data",
+    "library_folds",
     "library_version",
     "make_estimator",
     "run_trial",
@@ -67,11 +69,29 @@ def warm_up() -> None:
             importlib.import_module(module)
 
 
-def make_estimator(library: str, task: Task, params: Mapping[str, Scalar], threads: int = 1) -> Any:
-    """The scikit-learn estimator a trial trains; the parity test builds GridSearchCV on it."""
+def make_estimator(
+    library: str,
+    task: Task,
+    params: Mapping[str, Scalar],
+    threads: int = 1,
+    categorical: Sequence[str] = (),
+) -> Any:
+    """The scikit-learn estimator a trial trains; the parity test builds GridSearchCV on it.
+
+    `categorical`: the table's categorical columns (`Dataset.categorical`), which each library
+    handles natively (XGBoost's `enable_categorical`, LightGBM's pandas categoricals, CatBoost's
+    `cat_features`)."""
     model = model_library(library)
     kwargs: dict[str, Any] = {THREAD_PARAM[library]: threads, **params}
-    return model.make_estimator(task, kwargs)
+    return model.make_estimator(task, kwargs, categorical)
+
+
+def library_data(dataset: Dataset, library: str) -> Dataset:
+    """The dataset as `library` takes it: the same, or for one that refuses NaN categories
+    (CatBoost) its view with missing as a level of its own."""
+    if dataset.categorical and model_library(library).missing_category:
+        return dataset.with_missing_category()
+    return dataset
 
 
 def cv_splits(
@@ -123,13 +143,27 @@ def _context_fields(ctx: TrialContext, trial: TrialSpec) -> dict[str, Any]:
     }
 
 
+def library_folds(ctx: TrialContext, library: str) -> tuple[Dataset, FoldSet]:
+    """The data as `library` takes it (its own form of categorical columns) and its folds:
+    the message's folds, or the same split of that form of the data."""
+    data = library_data(ctx.dataset, library)
+    folds = ctx.fold_set if data is ctx.dataset else fold_set(data, ctx.folds, ctx.seed)
+    return data, folds
+
+
 def fit_fold(
-    ctx: TrialContext, library: str, params: Mapping[str, Scalar], threads: int, fold: Fold
+    ctx: TrialContext,
+    library: str,
+    params: Mapping[str, Scalar],
+    threads: int,
+    data: Dataset,
+    folds: FoldSet,
+    fold: Fold,
 ) -> Any:
     """The library's estimator for `params`, fitted on one fold's training part."""
-    estimator = make_estimator(library, ctx.dataset.task, params, threads)
+    estimator = make_estimator(library, data.task, params, threads, data.categorical)
     if ctx.reuse_structures:
-        model_library(library).fit(estimator, fold, ctx.fold_set)
+        model_library(library).fit(estimator, fold, folds)
     else:
         estimator.fit(fold.X_train, fold.y_train)
     return estimator
@@ -140,9 +174,10 @@ def _cross_validate(
 ) -> tuple[list[float], float, float]:
     fit_time = score_time = 0.0
     scores: list[float] = []
-    for fold in ctx.fold_set:
+    data, folds = library_folds(ctx, library)
+    for fold in folds:
         t0 = time.perf_counter()
-        estimator = fit_fold(ctx, library, params, threads, fold)
+        estimator = fit_fold(ctx, library, params, threads, data, folds, fold)
         t1 = time.perf_counter()
         scores.append(float(ctx.scorer(estimator, fold.X_test, fold.y_test)))
         fit_time += t1 - t0

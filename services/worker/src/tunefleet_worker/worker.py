@@ -22,11 +22,21 @@ from dataclasses import dataclass, field
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
+from pymongo.errors import PyMongoError
 from tunefleet_contract.families import families
-from tunefleet_contract.messages import TrialMessage, TrialResult, TrialsSettled, TrialsStarted
+from tunefleet_contract.messages import (
+    ModelRefit,
+    ModelStored,
+    TrialMessage,
+    TrialResult,
+    TrialsSettled,
+    TrialsStarted,
+    decode_work,
+)
 from tunefleet_contract.params import LIBRARIES, THREAD_PARAM, ParamError, check_param
 from tunefleet_contract.spec import default_metric
 from tunefleet_runtime import observability
+from tunefleet_runtime.blobs import BlobError, BlobStore
 from tunefleet_runtime.broker import (
     BatchChannel,
     publish,
@@ -34,21 +44,28 @@ from tunefleet_runtime.broker import (
 )
 from tunefleet_runtime.consumer import ConsumerRuntime, Delivery, RefusalError, Subscription
 from tunefleet_runtime.settings import WorkerSettings
+from tunefleet_runtime.store import connect_database
 
 from tunefleet_worker.control import StudyControl
+from tunefleet_worker.datacache import DataCache
 from tunefleet_worker.datasets import DatasetError, load_dataset
 from tunefleet_worker.families import run_family
+from tunefleet_worker.refit import refit
 from tunefleet_worker.training import TrialContext
 
-__all__ = ["Worker", "check_message"]
+__all__ = ["Worker", "blob_store", "check_message"]
+
+# What the trials queue carries: trials, and refits (one slot per worker for both).
+Work = TrialMessage | ModelRefit
 
 log = logging.getLogger(__name__)
 
 
-def check_message(message: TrialMessage, max_threads: int) -> None:
+def check_message(message: Work, max_threads: int) -> None:
     """Refuse (`RefusalError`) what the planner would have refused: the message may not come from
     it. Also what this worker will not run: more threads than its limit."""
-    for trial in message.trials:
+    trials = message.trials if isinstance(message, TrialMessage) else [message]
+    for trial in trials:
         if trial.library not in LIBRARIES:
             raise RefusalError(
                 f"trial {trial.trial_id}: unknown library {trial.library!r}; "
@@ -67,16 +84,24 @@ def check_message(message: TrialMessage, max_threads: int) -> None:
             )
 
 
+def blob_store(settings: WorkerSettings) -> Callable[[], BlobStore]:
+    """How this worker reaches the blobs (uploaded datasets, models), connected on first use."""
+    url = str(settings.mongodb_url)
+    return lambda: BlobStore(
+        connect_database(url, settings.mongodb_database), settings.tunefleet_max_dataset_bytes
+    )
+
+
 @dataclass
 class _Job:
     """One delivery in hand."""
 
-    delivery: Delivery[TrialMessage]
+    delivery: Delivery[Work]
     batch: BatchChannel
     abandon: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
     # Results encoded by the training thread, waiting for the connection thread's next commit.
-    results: deque[tuple[TrialResult, bytes]] = field(default_factory=deque)
+    results: deque[tuple[TrialResult | ModelStored, bytes]] = field(default_factory=deque)
     flush_pending: threading.Event = field(default_factory=threading.Event)
     published: list[str] = field(default_factory=list)  # trial ids with confirmed results
     # The broker closed the channel the delivery came on (consumer_timeout) while it ran: it
@@ -96,6 +121,11 @@ class Worker:
         self.trials_done = 0
         self.control = StudyControl(on_settled=self._on_settled)
         self.trials_skipped = 0
+        self.data = DataCache(
+            settings.tunefleet_cache_dir,
+            settings.tunefleet_cache_bytes,
+            blob_store(settings) if settings.mongodb_url is not None else None,
+        )
         self._runtime = ConsumerRuntime(
             settings,
             self._stopping,
@@ -164,6 +194,8 @@ class Worker:
         if job is None or job.finished.is_set():
             return
         message = job.delivery.message
+        if not isinstance(message, TrialMessage):
+            return  # a refit settles nothing but itself
         if (message.study_id, message.revision) != (event.study_id, event.revision):
             return
         if not {t.trial_id for t in message.trials} <= set(event.trial_ids):
@@ -184,16 +216,21 @@ class Worker:
 
     # -- on the connection's thread --------------------------------------------------------
 
-    def _decode(self, body: bytes) -> TrialMessage:
-        message = TrialMessage.decode(body)
+    def _decode(self, body: bytes) -> Work:
+        message = decode_work(body)
         check_message(message, self.settings.tunefleet_max_worker_threads)
         return message
 
     def _settled(self, message: TrialMessage, trial_id: str) -> bool:
         return self.control.settled(message.study_id, message.revision, trial_id)
 
-    def _on_message(self, delivery: Delivery[TrialMessage]) -> None:
+    def _on_message(self, delivery: Delivery[Work]) -> None:
         message = delivery.message
+        assert self._batch is not None  # set on connect, before any delivery
+        if isinstance(message, ModelRefit):  # a refit of a cancelled study still runs
+            self._job = _Job(delivery, self._batch)
+            threading.Thread(target=self._train, args=(self._job,), daemon=True).start()
+            return
         if self.control.skips(message.study_id, message.revision):
             # Cancelled, or superseded by a resume: drop without a result (a resume runs or
             # has already republished these trials).
@@ -207,7 +244,6 @@ class Worker:
             delivery.ack()
             self.trials_skipped += len(message.trials)
             return
-        assert self._batch is not None  # set on connect, before any delivery
         job = _Job(delivery, self._batch)
         self._job = job
         publish(
@@ -236,12 +272,13 @@ class Worker:
             return
         results = [job.results.popleft() for _ in range(len(job.results))]
         job.batch.publish(
-            self.topology.events_exchange, [("trial.result", body) for _, body in results]
+            self.topology.events_exchange, [(result.kind, body) for result, body in results]
         )
-        self.trials_done += len(results)
-        job.published.extend(result.trial_id for result, _ in results)
+        job.published.extend(r.trial_id for r, _ in results if isinstance(r, TrialResult))
         for result, _ in results:
-            observability.result_published(result.status, result.fit_time_s)
+            if isinstance(result, TrialResult):
+                self.trials_done += 1
+                observability.result_published(result.status, result.fit_time_s)
 
     def _ack(self, job: _Job) -> None:
         if job.abandon.is_set():
@@ -258,7 +295,7 @@ class Worker:
     def _settle(self, job: _Job) -> None:
         """Announce the orphaned delivery's confirmed results, then consume again."""
         message = job.delivery.message
-        if job.published:
+        if job.published and isinstance(message, TrialMessage):
             settled = TrialsSettled(
                 study_id=message.study_id,
                 trial_ids=job.published,
@@ -268,6 +305,17 @@ class Worker:
             )
             job.batch.publish(self.topology.events_exchange, [(settled.kind, settled.encode())])
         self._runtime.restart()
+
+    def _requeue(self, job: _Job) -> None:
+        if job.abandon.is_set():
+            return
+        if job.orphaned:  # the broker has the message back already
+            self._runtime.restart()
+        else:
+            job.delivery.requeue()
+        job.finished.set()
+        if self._job is job:
+            self._job = None
 
     def _reject(self, job: _Job, reason: str) -> None:
         if job.abandon.is_set():
@@ -299,8 +347,13 @@ class Worker:
 
     def _run(self, job: _Job) -> None:
         message = job.delivery.message
+        if isinstance(message, ModelRefit):
+            self._refit(job, message)
+            return
         try:
-            dataset = load_dataset(message.dataset, self.settings.tunefleet_data_roots)
+            dataset = load_dataset(
+                message.dataset, self.settings.tunefleet_data_roots, self.data.path
+            )
             task = message.task or dataset.task
             if message.task is not None and message.task != dataset.task:
                 raise DatasetError(f"the study says {message.task}, the data is {dataset.task}")
@@ -319,6 +372,12 @@ class Worker:
         except (DatasetError, ValueError) as exc:
             self._call(job, self._reject, f"dataset: {exc}")
             return
+        except PyMongoError as exc:
+            # The store is out of reach, which is not the message's fault: hand it back, the
+            # delivery limit bounds how often.
+            log.warning("cannot fetch the dataset of study %s: %s", message.study_id, exc)
+            self._call(job, self._requeue)
+            return
         # One family (trials differing only in their rounds) at a time: its members' results
         # come from the same fits, together.
         for family in families(message.trials):
@@ -336,4 +395,31 @@ class Worker:
             job.flush_pending.set()
             if job.abandon.is_set() or not self._call(job, self._publish_results):
                 return
+        self._call(job, self._ack)
+
+    def _refit(self, job: _Job, message: ModelRefit) -> None:
+        try:
+            dataset = load_dataset(
+                message.dataset, self.settings.tunefleet_data_roots, self.data.path
+            )
+            stored = refit(
+                message,
+                dataset,
+                self.data.store(),
+                threads=self.settings.tunefleet_worker_threads,
+                worker=self.name,
+                attempts=job.delivery.attempt,
+            )
+        except (DatasetError, BlobError) as exc:
+            self._call(job, self._reject, f"refit: {exc}")
+            return
+        except PyMongoError as exc:
+            log.warning("cannot refit trial %s: the store: %s", message.trial_id, exc)
+            self._call(job, self._requeue)
+            return
+        if job.abandon.is_set():
+            return
+        job.results.append((stored, stored.encode()))
+        # The model is stored; its event goes out with the ack: a death before that refits
+        # again, and the blob's content address makes the second store a no-op.
         self._call(job, self._ack)

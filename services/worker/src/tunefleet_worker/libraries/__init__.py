@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from functools import cache
+from pathlib import Path
 from typing import Any, ClassVar
 
 from tunefleet_contract.params import Scalar
@@ -27,10 +28,23 @@ class ModelLibrary:
     name: ClassVar[str]  # the catalogue's name for it
     distribution: ClassVar[str]  # the distribution whose version each result records
     modules: ClassVar[tuple[str, ...]] = ()  # imported at start-up, not in the first trial
+    # True for a library that refuses NaN in a categorical feature and takes missing as a
+    # level of its own (`Dataset.with_missing_category`).
+    missing_category: ClassVar[bool] = False
 
-    def make_estimator(self, task: Task, kwargs: dict[str, Any]) -> Any:
-        """The scikit-learn estimator a trial trains (kwargs include the thread count)."""
+    def make_estimator(
+        self, task: Task, kwargs: dict[str, Any], categorical: Sequence[str] = ()
+    ) -> Any:
+        """The scikit-learn estimator a trial trains (kwargs include the thread count);
+        `categorical` names the table's categorical columns, for the library's native handling."""
         raise NotImplementedError(f"{self.name} builds no estimator")
+
+    # The file extension of the library's native model format (None: it stores no model).
+    model_format: ClassVar[str | None] = None
+
+    def save_model(self, estimator: Any, path: Path) -> None:
+        """Write the fitted estimator's model to `path` in the library's own format."""
+        raise NotImplementedError(f"{self.name} stores no model")
 
     def fit(self, estimator: Any, fold: Fold, folds: FoldSet) -> None:
         """Fit on one fold; a library overrides this to reuse what the fold cache holds."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from tunefleet_contract.spec import Task
@@ -39,16 +41,27 @@ class CatBoost(ModelLibrary):
     name = "catboost"
     distribution = "catboost"
     modules = ("catboost",)
+    # "Invalid type for cat_feature ... NaN values should be converted to string".
+    missing_category = True
 
-    def make_estimator(self, task: Task, kwargs: dict[str, Any]) -> Any:
+    def make_estimator(
+        self, task: Task, kwargs: dict[str, Any], categorical: Sequence[str] = ()
+    ) -> Any:
         import catboost
 
         kwargs.update(verbose=False, allow_writing_files=False)
+        if categorical:
+            kwargs["cat_features"] = tuple(categorical)  # a list fails sklearn.clone
         classify = task == "classification"
         return (catboost.CatBoostClassifier if classify else catboost.CatBoostRegressor)(**kwargs)
 
     def cut(self, rounds: int) -> dict[str, Any]:
         return {"ntree_end": rounds}
+
+    model_format = "cbm"
+
+    def save_model(self, estimator: Any, path: Path) -> None:
+        estimator.save_model(str(path), format="cbm")
 
     def fit(self, estimator: Any, fold: Fold, folds: FoldSet) -> None:
         # CatBoost's estimators accept a Pool in place of X; quantized once with the trial's
@@ -58,7 +71,9 @@ class CatBoost(ModelLibrary):
         params = estimator.get_params()
 
         def build() -> Any:
-            pool = catboost.Pool(fold.X_train, fold.y_train)
+            pool = catboost.Pool(
+                fold.X_train, fold.y_train, cat_features=params.get("cat_features")
+            )
             pool.quantize(**{k: params[k] for k in QUANTIZATION if params.get(k) is not None})
             return pool
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from tunefleet_contract.spec import Task
@@ -75,7 +76,10 @@ class LightGBM(ModelLibrary):
     distribution = "lightgbm"
     modules = ("lightgbm.sklearn",)
 
-    def make_estimator(self, task: Task, kwargs: dict[str, Any]) -> Any:
+    def make_estimator(
+        self, task: Task, kwargs: dict[str, Any], categorical: Sequence[str] = ()
+    ) -> Any:
+        # Categorical columns need nothing: LightGBM takes pandas `category` columns as such.
         import lightgbm
 
         kwargs.setdefault("verbose", -1)
@@ -84,6 +88,11 @@ class LightGBM(ModelLibrary):
 
     def cut(self, rounds: int) -> dict[str, Any]:
         return {"num_iteration": rounds}
+
+    model_format = "txt"
+
+    def save_model(self, estimator: Any, path: Path) -> None:
+        estimator.booster_.save_model(path)
 
     def fit(self, estimator: Any, fold: Fold, folds: FoldSet) -> None:
         with _cached_datasets(fold, folds):

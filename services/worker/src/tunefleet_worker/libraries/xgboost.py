@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from tunefleet_contract.spec import Task
@@ -15,14 +17,23 @@ class XGBoost(ModelLibrary):
     distribution = "xgboost-cpu"
     modules = ("xgboost",)
 
-    def make_estimator(self, task: Task, kwargs: dict[str, Any]) -> Any:
+    def make_estimator(
+        self, task: Task, kwargs: dict[str, Any], categorical: Sequence[str] = ()
+    ) -> Any:
         import xgboost
 
+        if categorical:
+            kwargs["enable_categorical"] = True  # pandas `category` columns, with `hist`
         classify = task == "classification"
         return (xgboost.XGBClassifier if classify else xgboost.XGBRegressor)(**kwargs)
 
     def cut(self, rounds: int) -> dict[str, Any]:
         return {"iteration_range": (0, rounds)}
+
+    model_format = "ubj"
+
+    def save_model(self, estimator: Any, path: Path) -> None:
+        estimator.save_model(path)  # the scikit-learn wrapper's: it keeps its attributes
 
     def fit(self, estimator: Any, fold: Fold, folds: FoldSet) -> None:
         # XGBoost's estimators build their training matrix through this one method; the cached
