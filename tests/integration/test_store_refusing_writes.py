@@ -30,6 +30,16 @@ def _result(n: int, **params: Any) -> TrialResult:
     return TrialResult.of(STUDY, trial, revision=0, attempts=1, status="done", score=0.5)
 
 
+def _collector(
+    settings: ClientSettings, run_service: Callable[[Any], Running], **overrides: Any
+) -> Collector:
+    """A running collector that writes a batch every 0.2 s."""
+    fields = {**settings.model_dump(), "tunefleet_collector_flush_s": 0.2, **overrides}
+    collector = Collector(CollectorSettings(**fields))
+    run_service(collector)
+    return collector
+
+
 @pytest.fixture
 def own_store(tmp_path: Path) -> Iterator[LocalMongo]:
     """A store of this test's own: the test breaks it."""
@@ -47,12 +57,8 @@ def test_results_wait_while_the_store_refuses_writes_then_land(
     own_store: LocalMongo,
 ) -> None:
     ours = ClientSettings(**{**settings.model_dump(), "mongodb_url": own_store.url})
-    collector_settings = CollectorSettings(
-        **ours.model_dump(), tunefleet_collector_flush_s=0.2, tunefleet_collector_batch=5
-    )
     db = connect_store(ours)
-    collector = Collector(collector_settings)
-    run_service(collector)
+    collector = _collector(ours, run_service, tunefleet_collector_batch=5)
     publish(channel, topology.events_exchange, "trial.result", _result(0).encode())
     wait_until(lambda: db.trials.count_documents({}) == 1, what="the first result is stored")
 
@@ -82,9 +88,7 @@ def test_a_document_the_store_refuses_on_a_healthy_day_is_dead_lettered(
     run_service: Callable[[Any], Running],
 ) -> None:
     db = connect_store(settings)
-    run_service(
-        Collector(CollectorSettings(**settings.model_dump(), tunefleet_collector_flush_s=0.2))
-    )
+    _collector(settings, run_service)
     # Valid JSON and a valid message, but BSON has no integer this large.
     publish(channel, topology.events_exchange, "trial.result", _result(1, x=10**30).encode())
     publish(channel, topology.events_exchange, "trial.result", _result(2).encode())
@@ -101,15 +105,7 @@ def test_a_registration_whose_plan_never_comes_is_set_aside_not_waited_on_for_go
     run_service: Callable[[Any], Running],
 ) -> None:
     db = connect_store(settings)
-    run_service(
-        Collector(
-            CollectorSettings(
-                **settings.model_dump(),
-                tunefleet_collector_flush_s=0.2,
-                tunefleet_plan_wait_s=1.0,
-            )
-        )
-    )
+    _collector(settings, run_service, tunefleet_plan_wait_s=1.0)
     spec = parse_spec({"name": "refuse", "dataset": "iris", "search": {"noop": {"fixed": {}}}})
     first = StudyRegistered(
         study_id=STUDY, spec=spec, n_trials=0, submitted_at=1.0, published_at=2.0
