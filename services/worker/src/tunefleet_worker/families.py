@@ -61,7 +61,7 @@ def truncated(estimator: Any, library: str, rounds: int) -> Iterator[Any]:
 
 
 def run_family(ctx: TrialContext, members: Sequence[TrialSpec]) -> list[TrialResult]:
-    """Score every member of one family (see `tunefleet.trials.families`) from one fit per
+    """Score every member of one family (see `tunefleet_contract.families`) from one fit per
     fold; a library error fails every member with it. A family of one is a plain trial."""
     if len(members) == 1:
         return [run_trial(ctx, members[0])]
