@@ -22,7 +22,7 @@ from tunefleet_worker.datasets import Dataset, load_dataset
 from tunefleet_worker.families import run_family, truncated
 from tunefleet_worker.training import TrialContext, fit_fold, make_estimator, run_trial
 
-from tests.support.reference import gridsearch_means, params_key
+from tests.support.reference import gridsearch_means, local_study, params_key
 
 ROUNDS = [3, 8, 5]
 
@@ -66,26 +66,7 @@ CASES = [
 def _study(
     library: str, fixed: dict[str, Any], grid: dict[str, Any], dataset: str, metric: str
 ) -> tuple[TrialContext, list[TrialSpec], Dataset]:
-    spec = parse_spec(
-        {
-            "dataset": dataset,
-            "metric": metric,
-            "cv": {"folds": 3, "seed": 7},
-            "search": {library: {"fixed": fixed, "grid": grid}},
-        }
-    )
-    data = load_dataset(spec.dataset)
-    ctx = TrialContext(
-        study_id="families",
-        dataset=data,
-        metric=metric,
-        folds=3,
-        seed=7,
-        worker="test",
-        attempts=1,
-        threads=1,
-    )
-    return ctx, list(expand(spec, "families")), data
+    return local_study(library, fixed, grid, dataset, metric, study_id="families")
 
 
 def _grid(library: str, fixed: dict[str, Any], grid: dict[str, list[Any]]) -> list[TrialSpec]:

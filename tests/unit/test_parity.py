@@ -6,12 +6,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tunefleet_publisher.strategies import expand
-from tunefleet_runtime.validation import parse_spec
-from tunefleet_worker.datasets import load_dataset
-from tunefleet_worker.training import TrialContext, run_trial
+from tunefleet_worker.training import run_trial
 
-from tests.support.reference import gridsearch_means, params_key
+from tests.support.reference import gridsearch_means, local_study, params_key
 
 GRIDS: dict[str, tuple[dict[str, Any], dict[str, list[Any]]]] = {
     "xgboost": ({"n_estimators": 8}, {"max_depth": [2, 3], "learning_rate": [0.1, 0.3]}),
@@ -30,26 +27,9 @@ CASES = [
 @pytest.mark.parametrize(("dataset_name", "metric"), CASES)
 def test_mean_scores_equal_gridsearchcv(library: str, dataset_name: str, metric: str) -> None:
     fixed, grid = GRIDS[library]
-    spec = parse_spec(
-        {
-            "dataset": dataset_name,
-            "metric": metric,
-            "cv": {"folds": 3, "seed": 7},
-            "search": {library: {"fixed": fixed, "grid": grid}},
-        }
+    ctx, trials, dataset = local_study(
+        library, fixed, grid, dataset_name, metric, study_id="parity"
     )
-    dataset = load_dataset(spec.dataset)
-    ctx = TrialContext(
-        study_id="parity",
-        dataset=dataset,
-        metric=metric,
-        folds=3,
-        seed=7,
-        worker="test",
-        attempts=1,
-        threads=1,
-    )
-    trials = list(expand(spec, "parity"))
     ours = {params_key(t.params): run_trial(ctx, t) for t in trials}
     expected_means = gridsearch_means(library, dataset, fixed, grid, metric=metric, folds=3, seed=7)
 
