@@ -23,6 +23,8 @@ from tunefleet_contract.params import LIBRARIES, ParamError, Scalar, check_param
 __all__ = [
     "BUILTIN_DATASETS",
     "LARGE_STUDY",
+    "ASHASearch",
+    "AdaptiveSearch",
     "BuiltinDataset",
     "CVSpec",
     "DatasetSpec",
@@ -33,7 +35,9 @@ __all__ = [
     "SpecError",
     "StudySpec",
     "SyntheticDataset",
+    "TPESearch",
     "UploadDataset",
+    "asha_rounds",
     "coherence_problem",
     "default_metric",
     "format_validation_error",
@@ -262,18 +266,83 @@ class RandomSearch(_Model):
         return total
 
 
+class AdaptiveSearch(RandomSearch):
+    """A search that decides its trials as results arrive (the planner asks it after each):
+    `n_trials` trials in all, at most `max_in_flight` of them decided and without a result at
+    any time, so that results still steer what is decided next."""
+
+    max_in_flight: int = Field(default=4, ge=1, le=10_000)
+
+
+class TPESearch(AdaptiveSearch):
+    """Bayesian search with Optuna's TPE sampler (constant liar for the trials in flight); the
+    first `n_startup` trials are seeded random draws."""
+
+    n_startup: int = Field(default=10, ge=1, le=10_000)
+
+
+class ASHASearch(AdaptiveSearch):
+    """Asynchronous successive halving: configurations drawn from `space` start at `min_rounds`
+    boosting rounds; the best 1/`eta` of those scored at a rung go on to `eta` times the rounds,
+    up to `max_rounds`. Every configuration at every rung is a trial of its own, and `n_trials`
+    counts them all. `rounds` names the parameter (default: the library's rounds parameter)."""
+
+    min_rounds: int = Field(ge=1, le=1_000_000)
+    max_rounds: int = Field(ge=1, le=1_000_000)
+    eta: int = Field(default=3, ge=2, le=100)
+    rounds: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _rungs(self) -> ASHASearch:
+        if self.max_rounds < self.min_rounds * self.eta:
+            raise ValueError(
+                f"max_rounds {self.max_rounds} leaves no rung above min_rounds "
+                f"{self.min_rounds} (it must be at least min_rounds * eta = "
+                f"{self.min_rounds * self.eta})"
+            )
+        return self
+
+    def rungs(self) -> list[int]:
+        """The rounds of each rung, lowest first: min_rounds times powers of eta, and
+        max_rounds on top."""
+        found = [self.min_rounds]
+        while found[-1] * self.eta < self.max_rounds:
+            found.append(found[-1] * self.eta)
+        if found[-1] != self.max_rounds:
+            found.append(self.max_rounds)
+        return found
+
+
 class LibrarySearch(_Model):
-    """One library's part of a study: fixed parameters, a scikit-learn ParameterGrid and/or a
-    random search. Without `random`, an empty grid is one trial of the fixed parameters."""
+    """One library's part of a study: fixed parameters, a scikit-learn ParameterGrid, a random
+    search and an adaptive one (TPE or ASHA), each optional. Without a search, an empty grid is
+    one trial of the fixed parameters."""
 
     fixed: dict[str, Scalar] = Field(default_factory=dict)
     grid: ParamGridDict | list[ParamGridDict] = Field(default_factory=dict)
     random: RandomSearch | None = None
+    tpe: TPESearch | None = None
+    asha: ASHASearch | None = None
+
+    @model_validator(mode="after")
+    def _one_adaptive(self) -> LibrarySearch:
+        if self.tpe is not None and self.asha is not None:
+            raise ValueError("give tpe or asha, not both (one adaptive search per library)")
+        return self
+
+    @property
+    def adaptive(self) -> TPESearch | ASHASearch | None:
+        return self.tpe if self.tpe is not None else self.asha
+
+    def searches(self) -> list[tuple[str, RandomSearch]]:
+        """The sampled searches by their key (random, tpe, asha), in that order."""
+        given = (("random", self.random), ("tpe", self.tpe), ("asha", self.asha))
+        return [(key, search) for key, search in given if search is not None]
 
     def grids(self) -> list[ParamGridDict]:
-        """The grids that contribute trials (none when only a random search is given)."""
+        """The grids that contribute trials (none when only sampled searches are given)."""
         grids = self.grid if isinstance(self.grid, list) else [self.grid]
-        if self.random is not None and all(not grid for grid in grids):
+        if self.searches() and all(not grid for grid in grids):
             return []
         return grids
 
@@ -289,7 +358,7 @@ class LibrarySearch(_Model):
     def size(self) -> int:
         """Trials at most: a list of grids naming a point twice, or a random search in a
         small discrete space, yields fewer distinct trials."""
-        return self.grid_size() + (self.random.n_trials if self.random else 0)
+        return self.grid_size() + sum(search.n_trials for _, search in self.searches())
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -337,6 +406,11 @@ class StudySpec(_Model):
     def n_trials(self) -> int:
         return sum(part.size() for part in self.search.values())
 
+    @property
+    def adaptive(self) -> bool:
+        """Whether results decide some of its trials (a library has tpe or asha)."""
+        return any(part.adaptive is not None for part in self.search.values())
+
     def canonical_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
@@ -368,8 +442,10 @@ def search_problems(search: Mapping[str, LibrarySearch]) -> list[str]:
                     problems.append(f"{where}.{name}: also given in fixed")
                 for scalar in values:
                     _collect(problems, where, library, name, scalar)
-        if part.random is not None:
-            _check_random(problems, f"{library}.random", library, part)
+        for key, search in part.searches():
+            _check_space(problems, f"{library}.{key}", library, part, search)
+        if part.asha is not None:
+            _check_asha(problems, f"{library}.asha", library, part, part.asha)
     return problems
 
 
@@ -400,12 +476,45 @@ def _collect(problems: list[str], where: str, library: str, name: str, value: Sc
         problems.append(f"{where}.{exc}")
 
 
-def _check_random(problems: list[str], where: str, library: str, part: LibrarySearch) -> None:
+def _check_asha(
+    problems: list[str], where: str, library: str, part: LibrarySearch, asha: ASHASearch
+) -> None:
+    """The resource must be a rounds parameter of the library, set by the rungs only."""
+    from tunefleet_contract.libraries import catalogues  # the registry imports this module
+
+    known = catalogues()[library].rounds
+    name = asha.rounds or (known[0] if known else None)
+    if name is None:
+        problems.append(f"{where}.rounds: {library} has no boosting-rounds parameter")
+        return
+    if name not in known:
+        problems.append(
+            f"{where}.rounds: {name!r} is not a boosting-rounds parameter of {library} "
+            f"(choose from {', '.join(known)})"
+        )
+        return
+    for other in known:
+        if other in asha.space or other in part.fixed:
+            at = "space" if other in asha.space else "fixed"
+            problems.append(f"{where}: {other!r} in {at}; the rungs set the rounds ({name})")
+    for rounds in asha.rungs():
+        _collect(problems, where, library, name, rounds)
+
+
+def asha_rounds(library: str, asha: ASHASearch) -> str:
+    """The parameter an ASHA search's rungs set (validated by `search_problems`)."""
+    from tunefleet_contract.libraries import catalogues  # the registry imports this module
+
+    return asha.rounds or catalogues()[library].rounds[0]
+
+
+def _check_space(
+    problems: list[str], where: str, library: str, part: LibrarySearch, search: RandomSearch
+) -> None:
     """Every value a distribution can produce must pass the catalogue: checking both ends of a
     range suffices (the catalogue's ranges are intervals), plus one non-integral value for
     uniform/loguniform, which an integer parameter must refuse."""
-    assert part.random is not None
-    space = part.random.space
+    space = search.space
     for name, dist in space.items():
         at = f"{where}.space"
         if name in part.fixed:
@@ -433,14 +542,14 @@ def _check_random(problems: list[str], where: str, library: str, part: LibrarySe
             elif other not in space:
                 problems.append(f"{at}.{name}.when: {other!r} is neither in the space nor fixed")
     try:
-        part.random.order()
+        search.order()
     except ValueError as exc:
         problems.append(f"{where}.space.{exc}")
         return
-    bound = part.random.max_distinct()
-    if bound is not None and part.random.n_trials > bound:
+    bound = search.max_distinct()
+    if bound is not None and search.n_trials > bound:
         problems.append(
-            f"{where}.n_trials: {part.random.n_trials} is more than the at most {bound} "
+            f"{where}.n_trials: {search.n_trials} is more than the at most {bound} "
             "distinct points of this space (use a grid to run them all)"
         )
 
