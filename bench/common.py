@@ -122,6 +122,23 @@ def write_section(name: str, title: str, body: str, command: str | None = None) 
     print(section, flush=True)
 
 
+def in_fresh_process(module: str, side: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Run a peer as `python -m MODULE SIDE SPEC_JSON OUT_JSON` in a process of its own (its
+    libraries, threads and workers all its own) and return the JSON it wrote."""
+    with tempfile.TemporaryDirectory(prefix="tunefleet-bench-peer-") as tmp:
+        out = Path(tmp) / "result.json"
+        done = subprocess.run(
+            [sys.executable, "-m", module, side, json.dumps(spec), str(out)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
+        if done.returncode != 0 or not out.exists():
+            raise RuntimeError(f"{side} failed ({done.returncode}): {done.stderr[-3000:]}")
+        return json.loads(out.read_text())  # type: ignore[no-any-return]
+
+
 def save_json(name: str, data: object) -> Path:
     """Raw results for other steps (the scale model), next to the report they belong to."""
     path = REPORT.parent / f".{REPORT.stem}-{name}.json"
@@ -252,6 +269,23 @@ def trial_docs(run: Run, study_id: str) -> list[dict[str, Any]]:
 def last_stored_at(docs: Sequence[dict[str, Any]]) -> float:
     """When the collector wrote the last result: the end of an end-to-end measurement."""
     return max(float(d["stored_at"]) for d in docs)
+
+
+def run_study(services: Services, spec: dict[str, Any], n_trials: int) -> dict[str, Any]:
+    """One study on a fresh pipeline of `CORES` workers x 1 thread, timed from `submit` to the
+    collector's write of its last result (`n_trials` of them) to MongoDB."""
+    with pipeline(services, workers=CORES, env={"TUNEFLEET_WORKER_THREADS": "1"}) as run_:
+        # Validated before the clock, as a notebook would have it ready.
+        study = run_.client.spec(spec)
+        t0 = time.time()
+        study_id = run_.client.submit(study)
+        wait_stored(run_, study_id, n_trials, timeout=3600)
+        docs = trial_docs(run_, study_id)
+    failed = [d for d in docs if d["status"] != "done"]
+    if failed:
+        raise RuntimeError(f"{len(failed)} trials failed: {failed[0].get('error')}")
+    scores = [(d["library"], d["params"], d["score"]) for d in docs]
+    return {"wall_s": last_stored_at(docs) - t0, "scores": scores, "docs": docs}
 
 
 # --- processes ------------------------------------------------------------------------------

@@ -12,14 +12,8 @@ repetition to the next, so a drift in the machine's load hits all of them.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from tunefleet_dev.devservices import Services
@@ -27,12 +21,10 @@ from tunefleet_dev.devservices import Services
 from bench.common import (
     CORES,
     Spread,
-    last_stored_at,
-    pipeline,
+    in_fresh_process,
+    run_study,
     services_up,
     table,
-    trial_docs,
-    wait_stored,
     write_section,
 )
 from bench.peers import LABELS, PEERS, installed
@@ -83,36 +75,6 @@ class Comparison:
         ]
 
 
-def _peer(side: str, spec: dict[str, Any]) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="tunefleet-bench-peer-") as tmp:
-        out = Path(tmp) / "result.json"
-        done = subprocess.run(
-            [sys.executable, "-m", "bench.peers", side, json.dumps(spec), str(out)],
-            capture_output=True,
-            text=True,
-            check=False,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        )
-        if done.returncode != 0 or not out.exists():
-            raise RuntimeError(f"{side} failed ({done.returncode}): {done.stderr[-3000:]}")
-        return json.loads(out.read_text())  # type: ignore[no-any-return]
-
-
-def _tunefleet(services: Services, spec: dict[str, Any], n_trials: int) -> dict[str, Any]:
-    with pipeline(services, workers=CORES, env={"TUNEFLEET_WORKER_THREADS": "1"}) as run_:
-        # Validated before the clock, as a notebook would have it ready.
-        study = run_.client.spec(spec)
-        t0 = time.time()
-        study_id = run_.client.submit(study)
-        wait_stored(run_, study_id, n_trials, timeout=3600)
-        docs = trial_docs(run_, study_id)
-    failed = [d for d in docs if d["status"] != "done"]
-    if failed:
-        raise RuntimeError(f"{len(failed)} trials failed: {failed[0].get('error')}")
-    scores = [(d["library"], d["params"], d["score"]) for d in docs]
-    return {"wall_s": last_stored_at(docs) - t0, "scores": scores, "docs": docs}
-
-
 def compare(
     services: Services, name: str, spec: dict[str, Any], peers: tuple[str, ...], reps: int
 ) -> Comparison:
@@ -126,7 +88,9 @@ def compare(
             if rep > 0 and side in ONCE:
                 continue
             runs[side] = (
-                _tunefleet(services, spec, n_trials) if side == "tunefleet" else _peer(side, spec)
+                run_study(services, spec, n_trials)
+                if side == "tunefleet"
+                else in_fresh_process("bench.peers", side, spec)
             )
             result.walls.setdefault(side, {})[rep] = runs[side]["wall_s"]
         expected = {_key(lib, params): mean for lib, params, mean in runs[REFERENCE]["scores"]}

@@ -46,7 +46,7 @@ def installed(side: str) -> bool:
     return dist is None or importlib.util.find_spec(dist) is not None
 
 
-def _import_libraries(_: object = None) -> str:
+def import_libraries(_: object = None) -> str:
     import catboost
     import lightgbm
     import xgboost
@@ -54,7 +54,7 @@ def _import_libraries(_: object = None) -> str:
     return f"{xgboost.__version__} {lightgbm.__version__} {catboost.__version__}"
 
 
-def _splitter(task: str, folds: int, seed: int) -> Any:
+def splitter(task: str, folds: int, seed: int) -> Any:
     from sklearn.model_selection import KFold, StratifiedKFold
 
     return (StratifiedKFold if task == "classification" else KFold)(
@@ -62,17 +62,19 @@ def _splitter(task: str, folds: int, seed: int) -> Any:
     )
 
 
-def _cv_mean(
+def cross_validated(
     library: str, params: dict[str, Any], X: Any, y: Any, study: dict[str, Any], threads: int
-) -> float:
-    """One trial as a user's objective computes it: cross_val_score's mean."""
+) -> tuple[float, float]:
+    """One trial as a user's objective computes it: the mean test score over the study's folds
+    (what cross_val_score averages) and the seconds spent in `fit`, summed over the folds."""
     import numpy as np
-    from sklearn.model_selection import cross_val_score
+    from sklearn.model_selection import cross_validate
     from tunefleet_worker.training import make_estimator
 
     estimator = make_estimator(library, study["task"], params, threads=threads)
-    splitter = _splitter(study["task"], study["folds"], study["seed"])
-    return float(np.mean(cross_val_score(estimator, X, y, cv=splitter, scoring=study["metric"])))
+    cv = splitter(study["task"], study["folds"], study["seed"])
+    out = cross_validate(estimator, X, y, cv=cv, scoring=study["metric"])
+    return float(np.mean(out["test_score"])), float(np.sum(out["fit_time"]))
 
 
 def _gridsearch(n_jobs: int, threads: int) -> Callable[..., tuple[float, Scores]]:
@@ -82,7 +84,7 @@ def _gridsearch(n_jobs: int, threads: int) -> Callable[..., tuple[float, Scores]
         from tunefleet_worker.training import make_estimator
 
         if n_jobs > 1:  # loky's workers started and the libraries imported in them
-            Parallel(n_jobs=n_jobs)(delayed(_import_libraries)(i) for i in range(n_jobs))
+            Parallel(n_jobs=n_jobs)(delayed(import_libraries)(i) for i in range(n_jobs))
         scores: Scores = []
         started = time.perf_counter()
         for library, part in spec.search.items():
@@ -90,7 +92,7 @@ def _gridsearch(n_jobs: int, threads: int) -> Callable[..., tuple[float, Scores]
                 make_estimator(library, study["task"], part.fixed, threads=threads),
                 part.grid,
                 scoring=study["metric"],
-                cv=_splitter(study["task"], study["folds"], study["seed"]),
+                cv=splitter(study["task"], study["folds"], study["seed"]),
                 refit=False,
                 n_jobs=n_jobs,
             ).fit(X, y)
@@ -112,7 +114,7 @@ def _optuna(spec: Any, X: Any, y: Any, study: dict[str, Any]) -> tuple[float, Sc
 
         def objective(trial: Any, library: str = library, part: Any = part) -> float:
             params = {k: trial.suggest_categorical(k, values) for k, values in part.grid.items()}
-            return _cv_mean(library, {**part.fixed, **params}, X, y, study, threads=1)
+            return cross_validated(library, {**part.fixed, **params}, X, y, study, threads=1)[0]
 
         search = optuna.create_study(
             direction="maximize", sampler=optuna.samplers.GridSampler(part.grid, seed=0)
@@ -134,7 +136,7 @@ def _grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
 def _ray_trial(config: dict[str, Any], X: Any, y: Any, study: dict[str, Any]) -> dict[str, Any]:
     params = dict(config["point"])
     library = params.pop("__library")
-    return {"score": _cv_mean(library, params, X, y, study, threads=1)}
+    return {"score": cross_validated(library, params, X, y, study, threads=1)[0]}
 
 
 def _ray(spec: Any, X: Any, y: Any, study: dict[str, Any]) -> tuple[float, Scores]:
@@ -148,7 +150,7 @@ def _ray(spec: Any, X: Any, y: Any, study: dict[str, Any]) -> tuple[float, Score
         num_cpus=CORES, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR
     )
     # Worker processes started and the libraries imported in them, before the clock.
-    ray.get([ray.remote(_import_libraries).remote(i) for i in range(CORES)])
+    ray.get([ray.remote(import_libraries).remote(i) for i in range(CORES)])
     # One Tuner for the whole study: a grid over every library's points (each Tuner costs
     # seconds of set-up, and one search lets Ray keep both CPUs busy across libraries).
     points = [
@@ -184,8 +186,9 @@ RUNNERS: dict[str, Callable[..., tuple[float, Scores]]] = {
 }
 
 
-def child(side: str, spec_json: str, out: str) -> None:
-    """In a fresh process: run one peer over the spec's grid; write JSON to `out`."""
+def load_study(spec_json: str) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """In a peer's process: the spec, X, y and what its objective needs (task, metric, folds,
+    seed), with the three libraries imported before any clock starts."""
     from tunefleet_runtime.validation import parse_spec, resolved_task
     from tunefleet_worker.datasets import load_dataset
 
@@ -198,8 +201,14 @@ def child(side: str, spec_json: str, out: str) -> None:
         "folds": spec.cv.folds,
         "seed": spec.cv.seed,
     }
-    _import_libraries()
-    wall, scores = RUNNERS[side](spec, dataset.X, dataset.y, study)
+    import_libraries()
+    return spec, dataset.X, dataset.y, study
+
+
+def child(side: str, spec_json: str, out: str) -> None:
+    """In a fresh process: run one peer over the spec's grid; write JSON to `out`."""
+    spec, X, y, study = load_study(spec_json)
+    wall, scores = RUNNERS[side](spec, X, y, study)
     Path(out).write_text(json.dumps({"wall_s": wall, "scores": scores}))
 
 
