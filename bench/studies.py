@@ -130,3 +130,110 @@ def noop_spec(n_trials: int, chunk_size: int, name: str = "bench-noop") -> dict[
 def seed_scale_spec() -> dict[str, Any]:
     """Benchmark 3: the seed's 26,160-point grid, sent in chunks of 6 trials (4,360 messages)."""
     return {**noop_spec(26_160, 6, name="bench-seed-scale")}
+
+
+# --- adaptive search (bench.adaptive) ----------------------------------------------------------
+
+# Two datasets: a classification of 20,000 rows (the issue's >= 20,000) and a regression.
+ADAPTIVE_DATASETS: dict[str, dict[str, Any]] = {
+    "classification": {
+        "kind": "make_classification",
+        "n_samples": 20_000,
+        "n_features": 20,
+        "n_informative": 10,
+        "seed": 0,
+    },
+    "regression": {
+        "kind": "make_regression",
+        "n_samples": 10_000,
+        "n_features": 20,
+        "n_informative": 10,
+        "noise": 10.0,
+        "seed": 0,
+    },
+}
+QUICK_ADAPTIVE_ROWS = 2000
+
+# TPE on XGBoost at fixed rounds: five parameters, two of them on a log scale.
+TPE_ROUNDS = 50
+TPE_SPACE: dict[str, Any] = {
+    "learning_rate": {"loguniform": [0.01, 0.3]},
+    "max_depth": {"int": [2, 10]},
+    "min_child_weight": {"loguniform": [0.5, 20.0]},
+    "subsample": {"uniform": [0.5, 1.0]},
+    "colsample_bytree": {"uniform": [0.5, 1.0]},
+}
+TPE_TRIALS, TPE_STARTUP = 30, 10
+
+# ASHA on LightGBM with n_estimators as the resource: rungs 10, 30, 90, 270.
+ASHA_FIXED: dict[str, Any] = {"subsample_freq": 1}
+ASHA_SPACE: dict[str, Any] = {
+    "learning_rate": {"loguniform": [0.01, 0.3]},
+    "num_leaves": {"int": [8, 128]},
+    "min_child_samples": {"int": [5, 100]},
+    "subsample": {"uniform": [0.5, 1.0]},
+    "colsample_bytree": {"uniform": [0.5, 1.0]},
+}
+ASHA_RUNGS = {"min_rounds": 10, "max_rounds": 270, "eta": 3}
+ASHA_TRIALS = 81  # evaluations in all: about 54 configurations at 10 rounds, 2 at 270
+REFERENCE_TRIALS = 60  # the full search: configurations drawn from the same space, at 270
+
+
+def _adaptive_base(name: str, dataset: str, quick: bool) -> dict[str, Any]:
+    data = dict(ADAPTIVE_DATASETS[dataset])
+    if quick:
+        data["n_samples"] = QUICK_ADAPTIVE_ROWS
+    return {"name": f"{name}-{dataset}", "dataset": data, "cv": {"folds": 3, "seed": 0}}
+
+
+def tpe_spec(dataset: str, seed: int, quick: bool = False) -> dict[str, Any]:
+    """XGBoost, TPE over `TPE_SPACE`, `TPE_TRIALS` trials; `seed` seeds the sampler only (the
+    folds stay the same)."""
+    return {
+        **_adaptive_base("bench-tpe", dataset, quick),
+        "search": {
+            "xgboost": {
+                "fixed": {"n_estimators": 10 if quick else TPE_ROUNDS},
+                "tpe": {
+                    "n_trials": 8 if quick else TPE_TRIALS,
+                    "n_startup": 4 if quick else TPE_STARTUP,
+                    "seed": seed,
+                    "space": TPE_SPACE,
+                },
+            }
+        },
+    }
+
+
+def asha_spec(dataset: str, seed: int, quick: bool = False) -> dict[str, Any]:
+    """LightGBM, ASHA over `ASHA_SPACE` with n_estimators as the resource."""
+    rungs = {"min_rounds": 2, "max_rounds": 18, "eta": 3} if quick else ASHA_RUNGS
+    return {
+        **_adaptive_base("bench-asha", dataset, quick),
+        "search": {
+            "lightgbm": {
+                "fixed": ASHA_FIXED,
+                "asha": {
+                    **rungs,
+                    "n_trials": 13 if quick else ASHA_TRIALS,
+                    "seed": seed,
+                    "space": ASHA_SPACE,
+                },
+            }
+        },
+    }
+
+
+def reference_spec(dataset: str, quick: bool = False) -> dict[str, Any]:
+    """The full search ASHA is measured against: a random search of the same space, every
+    configuration at the top rung's rounds."""
+    top = 18 if quick else ASHA_RUNGS["max_rounds"]
+    return {
+        **_adaptive_base("bench-full", dataset, quick),
+        "search": {
+            "lightgbm": {
+                "fixed": {**ASHA_FIXED, "n_estimators": top},
+                "random": {"n_trials": 12 if quick else REFERENCE_TRIALS, "space": ASHA_SPACE},
+            }
+        },
+    }

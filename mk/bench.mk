@@ -1,5 +1,5 @@
 # Benchmarks (bench/) and the load test (loadtest/); numbers go to docs/benchmarks.md.
-.PHONY: bench bench-quick load
+.PHONY: bench bench-quick bench-adaptive load
 
 BENCH_REPS ?= 3
 LOAD_USERS ?= 20
@@ -13,6 +13,9 @@ bench: services-install ## The benchmarks (GridSearchCV, Optuna, Ray Tune side b
 
 bench-quick: services-install ## Small versions of the benchmarks to check the harness (-> .tunefleet/)
 	$(UV) run --frozen --group peers python -m bench --quick --reps 1
+
+bench-adaptive: services-install ## Adaptive search: tunefleet's TPE and ASHA against Optuna's and Ray Tune's, 2 datasets, several seeds -> docs/benchmarks.md
+	$(UV) run --frozen --group peers python -m bench.adaptive
 
 load: services-install ## Locust: LOAD_USERS worker stand-ins x LOAD_RATE results/s for LOAD_TIME -> docs
 	mkdir -p .tunefleet
