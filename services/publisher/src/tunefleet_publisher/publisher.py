@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
-from pymongo.errors import PyMongoError
 from tunefleet_contract.messages import (
     StudyRegistered,
     StudyRequest,
@@ -50,7 +49,7 @@ from tunefleet_runtime import observability
 from tunefleet_runtime.broker import BatchChannel, publish, topology_of
 from tunefleet_runtime.consumer import ConsumerRuntime, Delivery, RefusalError, Subscription
 from tunefleet_runtime.settings import PublisherSettings
-from tunefleet_runtime.store import MongoStore, Store
+from tunefleet_runtime.store import STORE_ERRORS, MongoStore, Store
 from tunefleet_runtime.validation import validate_spec
 
 from tunefleet_publisher.planner import Plan, decide, plan, trial_messages
@@ -198,7 +197,7 @@ class Publisher:
         request = delivery.message
         try:
             decided = self._plan(delivery)
-        except PyMongoError as exc:
+        except STORE_ERRORS as exc:
             # Not the request's fault: it waits (unacked, then requeued) until the store answers.
             log.warning("store unavailable (%s); study %s waits", exc, request.study_id)
             self._stopping.wait(_STORE_RETRY_S)
@@ -282,7 +281,7 @@ class Publisher:
             study = self._adaptive(result.study_id)
             if study is not None:
                 self._react(study, delivery)
-        except PyMongoError as exc:
+        except STORE_ERRORS as exc:
             log.warning("store unavailable (%s); a result of %s waits", exc, result.study_id)
             self._stopping.wait(_STORE_RETRY_S)
             delivery.requeue()
