@@ -1,5 +1,5 @@
 """Adaptive studies (TPE, ASHA) under kill -9 of the planner, again and again, and of a worker,
-the collector and the broker: each ends with exactly its n_trials trials, none lost, none twice,
+the collector and the broker, and with the store stopped for a while: each ends with exactly its n_trials trials, none lost, none twice,
 each with the score its parameters give, and the planner rebuilt its searches from the store.
 `make chaos` runs it with more trials (CHAOS_ADAPTIVE_TRIALS)."""
 
@@ -67,6 +67,7 @@ FAULTS = [
     (22, "planner"),
     (27, "planner+collector"),
     (31, "planner"),
+    (34, "store"),
 ]
 
 
@@ -122,6 +123,10 @@ def test_an_adaptive_study_survives_kill_9_of_the_planner(
                     kill(pipeline, "worker-2", "worker")
                 if fault == "broker":
                     chaos_services.rabbitmq.restart()
+                if fault == "store":
+                    chaos_services.mongo.stop()
+                    time.sleep(4)
+                    chaos_services.mongo.start()
                 done.append(fault)
             time.sleep(0.1)
         # Let anything left over (a trial published twice) land before counting.
