@@ -12,13 +12,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from tunefleet_contract.messages import StudyCancelled, StudyResumed, TrialResult, TrialsStarted
 from tunefleet_contract.params import Scalar
 from tunefleet_contract.spec import StudySpec
 
 __all__ = [
+    "PlannedTrial",
+    "ResultState",
     "StudyActivity",
     "StudyRecord",
     "StudyState",
@@ -28,6 +30,26 @@ __all__ = [
     "TrialStart",
     "study_state",
 ]
+
+
+class ResultState(NamedTuple):
+    """How a stored trial ended, in short: what a resume and a restarted planner need."""
+
+    status: str  # done | failed
+    revision: int
+    score: float | None
+
+
+@dataclass(frozen=True)
+class PlannedTrial:
+    """One of the planner's decisions as stored: the trial, the latest revision that has it,
+    and for an adaptive search the trial whose result it was decided on (None: up front)."""
+
+    trial_id: str
+    library: str
+    params: Mapping[str, Scalar]
+    revision: int
+    after: str | None = None
 
 
 class StudyState(StrEnum):

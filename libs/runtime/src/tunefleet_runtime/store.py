@@ -12,8 +12,9 @@ best scores by `$sort` + `$limit`, no NaN, no nested arrays, plain keys.
                                  revision; otherwise the first write stands
     starts   _id = trial:revision:attempt   a worker began a trial (for "running", redeliveries)
     planned  _id = trial id      the planner's decisions: the study's trial set, each trial with
-                                 the latest revision that has it, its library, parameters and
-                                 position (`seq`) in the plan
+                                 the latest revision that has it, its library, parameters,
+                                 position (`seq`) in the plan and, when an adaptive search
+                                 decided it on a result, that trial's id (`after`)
 
 Every result and start carries the revision it was run in; a new revision moves the results it
 keeps to itself. Status, leaderboards and results read the current revision only, so trials that
@@ -30,7 +31,7 @@ from typing import Any, Protocol
 
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from tunefleet_contract.messages import (
     Event,
     ModelStored,
@@ -43,6 +44,8 @@ from tunefleet_contract.messages import (
 )
 from tunefleet_contract.spec import StudySpec
 from tunefleet_runtime.records import (
+    PlannedTrial,
+    ResultState,
     StudyActivity,
     StudyRecord,
     StudyStatus,
@@ -54,6 +57,7 @@ from tunefleet_runtime.settings import StoreSettings
 
 __all__ = [
     "DUPLICATE_KEY",
+    "STORE_ERRORS",
     "MongoStore",
     "PlanIncompleteError",
     "Store",
@@ -68,6 +72,9 @@ __all__ = [
 
 DUPLICATE_KEY = 11000
 Doc = dict[str, Any]
+# What a store that is away (or refuses) raises: callers wait and retry, or say so, without
+# knowing which driver is behind the store.
+STORE_ERRORS: tuple[type[BaseException], ...] = (PyMongoError,)
 
 
 def connect_store(settings: StoreSettings, *, timeout_ms: int = 5000) -> Database[Doc]:
@@ -184,6 +191,7 @@ def _insert_planned(db: Database[Doc], events: Sequence[TrialsPlanned]) -> int:
             "seq": event.first + i,
             "library": trial.library,
             "params": finite(trial.params),
+            **({"after": event.after} if event.after is not None else {}),
         }
         for event in events
         for i, trial in enumerate(event.trials)
@@ -212,10 +220,11 @@ def _revise(db: Database[Doc], event: StudyRegistered) -> None:
         return
     planned = {"study_id": event.study_id, "revision": event.revision}
     wanted = {doc["_id"] for doc in db.planned.find(planned, {"_id": 1})}
-    if len(wanted) < event.n_trials:
+    expected = event.n_trials if event.planned is None else event.planned
+    if len(wanted) < expected:
         raise PlanIncompleteError(
             f"study {event.study_id} revision {event.revision}: {len(wanted)} of "
-            f"{event.n_trials} planned trials stored"
+            f"{expected} planned trials stored"
         )
     kept = ["done"] if event.rerun_failed else ["done", "failed"]
     older = {"study_id": event.study_id, "revision": {"$lt": event.revision}}
@@ -392,8 +401,12 @@ class Store(Protocol):
         """The study's trial set in this revision, in the planner's order."""
         ...
 
-    def result_states(self, study_id: str) -> dict[str, tuple[str, int]]:
-        """Every stored result of the study, of any revision: trial id -> (status, revision)."""
+    def result_states(self, study_id: str) -> dict[str, ResultState]:
+        """Every stored result of the study, of any revision, by trial id."""
+        ...
+
+    def plan(self, study_id: str) -> list[PlannedTrial]:
+        """Every trial the planner decided for the study, of any revision, in its order."""
         ...
 
     def trial(self, trial_id: str) -> TrialDetail | None:
@@ -542,11 +555,25 @@ class MongoStore:
         found = self.db.planned.find(query, {"_id": 1}).sort("seq", ASCENDING)
         return [doc["_id"] for doc in found]
 
-    def result_states(self, study_id: str) -> dict[str, tuple[str, int]]:
+    def result_states(self, study_id: str) -> dict[str, ResultState]:
+        fields = {"status": 1, "revision": 1, "score": 1}
         return {
-            doc["_id"]: (doc["status"], int(doc["revision"]))
-            for doc in self.db.trials.find({"study_id": study_id}, {"status": 1, "revision": 1})
+            doc["_id"]: ResultState(doc["status"], int(doc["revision"]), doc.get("score"))
+            for doc in self.db.trials.find({"study_id": study_id}, fields)
         }
+
+    def plan(self, study_id: str) -> list[PlannedTrial]:
+        found = self.db.planned.find({"study_id": study_id}).sort("seq", ASCENDING)
+        return [
+            PlannedTrial(
+                trial_id=doc["_id"],
+                library=doc["library"],
+                params=doc["params"],
+                revision=int(doc["revision"]),
+                after=doc.get("after"),
+            )
+            for doc in found
+        ]
 
     def trial(self, trial_id: str) -> TrialDetail | None:
         check_prefix(trial_id)
