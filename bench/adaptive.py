@@ -22,13 +22,14 @@ order of the sides rotates from one seed to the next. The numbers go to docs/ben
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tunefleet_contract.spec import ASHASearch, StudySpec, asha_rounds
+from tunefleet_contract.spec import StudySpec, asha_rounds
 from tunefleet_dev.devservices import Services
 from tunefleet_runtime.validation import parse_spec
 
@@ -208,54 +209,55 @@ def _asha_table(outcomes: dict[str, list[Outcome]], full: Outcome, rungs: list[i
     return table(header, rows)
 
 
+def _params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())
+
+
 def report(results: Results, seeds: int, asha_seeds: int) -> None:
     tpe, asha, full = results.specs["tpe"], results.specs["asha"], results.specs["full"]
     (tpe_library, tpe_part), *_ = tpe.search.items()
     (asha_library, asha_part), *_ = asha.search.items()
-    assert tpe_part.tpe is not None and isinstance(asha_part.asha, ASHASearch)
+    tpe_search, asha_search = tpe_part.tpe, asha_part.asha
     full_search = full.search[asha_library].random
-    assert full_search is not None
-    rungs = asha_part.asha.rungs()
+    assert tpe_search is not None and asha_search is not None and full_search is not None
+    rungs, eta = asha_search.rungs(), asha_search.eta
     data = "; ".join(
-        f"{name}: `{d['kind']}` {d['n_samples']:,} x {d['n_features']}"
+        f"{name} `{d['kind']}` {d['n_samples']:,} x {d['n_features']}"
         for name, d in results.data.items()
     )
-    sections = []
-    for dataset in results.tpe:
-        sections.append(f"#### TPE, {dataset}\n\n{_tpe_table(results.tpe[dataset])}")
-    for dataset in results.asha:
-        sections.append(
-            f"#### ASHA, {dataset}\n\n"
-            f"{_asha_table(results.asha[dataset], results.full[dataset], rungs)}"
-        )
+    sections = [f"### TPE, {name}\n\n{_tpe_table(sides)}" for name, sides in results.tpe.items()]
+    sections += [
+        f"### ASHA, {name}\n\n{_asha_table(sides, results.full[name], rungs)}"
+        for name, sides in results.asha.items()
+    ]
     body = f"""
-Datasets: {data}; 3-fold CV (stratified for the classification) with seed 0 on every side,
-scored by the default metric (accuracy, r2). Every side runs on the same {CORES} cores.
+- Data: {data}; 3-fold CV (stratified for the classification), seed 0, on every side;
+  scored by the default metric (accuracy, r2). Every side runs on the same {CORES} cores.
+- **TPE**: {tpe_library} ({_params(tpe_part.fixed)}), space {_space(TPE_SPACE)};
+  {tpe_search.n_trials} trials, the first {tpe_search.n_startup} random. tunefleet's `tpe`
+  (max_in_flight {tpe_search.max_in_flight}) against Optuna's
+  `TPESampler(seed, n_startup_trials={tpe_search.n_startup}, constant_liar=True)` with
+  `study.optimize(n_trials={tpe_search.n_trials}, n_jobs={CORES})` and `cross_validate` on the
+  same folds and scorer in its objective. Seeds 0..{seeds - 1} (the sampler's; the folds stay),
+  median (min..max).
+- **ASHA**: {asha_library} ({_params(asha_part.fixed)}), space {_space(ASHA_SPACE)};
+  `{asha_rounds(asha_library, asha_search)}` is the resource, rungs {rungs} (eta {eta}),
+  {asha_search.n_trials} evaluations on every side (an evaluation: one configuration at one
+  rung's rounds, trained from scratch). tunefleet's `asha`; Optuna's `RandomSampler` with
+  `SuccessiveHalvingPruner(min_resource={rungs[0]}, reduction_factor={eta})`, each rung's CV
+  score reported at step = rounds; Ray Tune's `ASHAScheduler(time_attr="rounds",
+  grace_period={rungs[0]}, max_t={rungs[-1]}, reduction_factor={eta})` over a seeded random
+  search. The peers stop at the same number of evaluations. Seeds 0..{asha_seeds - 1}, median
+  (min..max).
+- The full search: tunefleet's random search of {full_search.n_trials} configurations of the
+  same space, every one at {rungs[-1]} rounds, once per dataset. The gap is
+  (full best - best) / |full best| (negative: better than the full search), bar
+  <= {100 * GAP_BAR:.1f}%. Compute is the sum of fit seconds (tunefleet: the workers'
+  `fit_time_s`; the peers: `cross_validate`'s `fit_time`, which also builds the library's
+  training set that tunefleet's fold cache may reuse); compute and wall time are fractions of
+  the full search's, bar <= {FRACTION_BAR:.2f} for both.
 
-**TPE** on {tpe_library}, {tpe_part.fixed}, space {_space(TPE_SPACE)}: {tpe_part.tpe.n_trials}
-trials, the first {tpe_part.tpe.n_startup} random; tunefleet's `tpe` (max_in_flight
-{tpe_part.tpe.max_in_flight}) against Optuna's `TPESampler(seed, n_startup_trials=
-{tpe_part.tpe.n_startup}, constant_liar=True)` with `study.optimize(n_trials, n_jobs={CORES})`,
-`cross_validate` on the same folds and scorer in its objective. Seeds 0..{seeds - 1} (the
-sampler's seed; the folds stay the same), median (min..max).
-
-**ASHA** on {asha_library}, {asha_part.fixed}, space {_space(ASHA_SPACE)}, rounds
-(`{asha_rounds(asha_library, asha_part.asha)}`) the resource, rungs {rungs} (eta
-{asha_part.asha.eta}), {asha_part.asha.n_trials} evaluations (one configuration at one rung's
-rounds, trained from scratch) on every side: tunefleet's `asha`, Optuna's `RandomSampler` with
-`SuccessiveHalvingPruner(min_resource={rungs[0]}, reduction_factor={asha_part.asha.eta})`
-(each rung's CV score reported at step = rounds) and Ray Tune's `ASHAScheduler(time_attr=rounds,
-grace_period={rungs[0]}, max_t={rungs[-1]}, reduction_factor={asha_part.asha.eta})` with a
-seeded random search, the peers stopped at the same number of evaluations. The full search is
-tunefleet's random search of {full_search.n_trials} configurations of the
-same space at {rungs[-1]} rounds, once per dataset. Seeds 0..{asha_seeds - 1}, median
-(min..max). The gap is (full best - best) / |full best| (negative: better than the full
-search); the bar is <= {100 * GAP_BAR:.1f}%. Compute is the sum of fit seconds (tunefleet: the
-workers' `fit_time_s`; the peers: `cross_validate`'s `fit_time`, which also builds each
-library's training set where tunefleet's fold cache may reuse it), and compute and wall time
-are fractions of the full search's; the bar is <= {FRACTION_BAR:.2f} for both.
-
-{chr(10).join(sections)}
+{(chr(10) * 2).join(sections)}
 """
     common.write_section(
         "adaptive",
@@ -276,7 +278,11 @@ def main() -> None:
     if args.quick:
         # Quick numbers check the harness; they must not overwrite the published ones.
         common.REPORT = common.REPO / ".tunefleet" / "benchmarks-quick.md"
-    report(measure(args.seeds, args.asha_seeds, args.quick), args.seeds, args.asha_seeds)
+    results = measure(args.seeds, args.asha_seeds, args.quick)
+    # Every evaluation of every run, beside the report, for whoever wants more than medians.
+    specs = {k: v.model_dump(mode="json") for k, v in results.specs.items()}
+    common.save_json("adaptive", dataclasses.asdict(results) | {"specs": specs})
+    report(results, args.seeds, args.asha_seeds)
 
 
 if __name__ == "__main__":

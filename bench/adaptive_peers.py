@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from tunefleet_contract.spec import ASHASearch, RandomSearch, TPESearch, asha_rounds
+from tunefleet_publisher.strategies.tpe import _suggest as suggest_one
+from tunefleet_publisher.trials import active
 
 from bench.budget import Budget, Evaluation
 from bench.common import CORES
@@ -57,23 +59,15 @@ def _adaptive(spec: Any) -> tuple[str, Any, RandomSearch]:
     return library, part, part.adaptive
 
 
-def suggest(trial: Any, search: RandomSearch) -> dict[str, Any]:
-    """The point an Optuna trial proposes in a tunefleet space (`when` honoured)."""
-    point: dict[str, Any] = {}
+def suggest(trial: Any, search: RandomSearch, fixed: dict[str, Any]) -> dict[str, Any]:
+    """The parameters an Optuna trial proposes in a tunefleet space: the fixed ones, then each
+    parameter of the space whose `when` holds, asked exactly as the planner asks (the same
+    Optuna distributions, the same order)."""
+    point = dict(fixed)
     for name in search.order():
         dist = search.space[name]
-        if any(point.get(k) not in values for k, values in dist.condition().items()):
-            continue
-        bounds = dist.bounds_of(dist.kind)
-        assert bounds is not None
-        if dist.kind == "uniform":
-            point[name] = trial.suggest_float(name, bounds[0], bounds[1])
-        elif dist.kind == "loguniform":
-            point[name] = trial.suggest_float(name, bounds[0], bounds[1], log=True)
-        elif dist.kind == "int":
-            point[name] = trial.suggest_int(name, bounds[0], bounds[1], log=dist.log)
-        else:
-            point[name] = trial.suggest_categorical(name, bounds)
+        if active(dist, point):
+            point[name] = suggest_one(trial, name, dist)
     return point
 
 
@@ -108,7 +102,7 @@ def _optuna_tpe(spec: Any, X: Any, y: Any, study: dict[str, Any]) -> tuple[float
     evaluations: list[Evaluation] = []
 
     def objective(trial: Any) -> float:
-        params = {**part.fixed, **suggest(trial, search)}
+        params = suggest(trial, search, part.fixed)
         score, fit_s = cross_validated(library, params, X, y, study, threads=1)
         evaluations.append(Evaluation(None, score, fit_s))  # list.append is atomic
         return score
@@ -135,7 +129,7 @@ def _optuna_sha(spec: Any, X: Any, y: Any, study: dict[str, Any]) -> tuple[float
     evaluations: list[Evaluation] = []
 
     def objective(trial: Any) -> float:
-        params = {**part.fixed, **suggest(trial, search)}
+        params = suggest(trial, search, part.fixed)
         score = float("nan")
         for step, rounds in enumerate(rungs):
             if not budget.take():

@@ -109,8 +109,9 @@ def test_peers_ask_optuna_for_the_spec_space_with_its_conditions() -> None:
         }
     )
     trial = _Trial()
-    point = suggest(trial, search)
+    point = suggest(trial, search, {"n_estimators": 50})
     assert point == {
+        "n_estimators": 50,
         "booster": "gbtree",
         "learning_rate": 0.01,
         "max_depth": 2,
