@@ -22,7 +22,6 @@ order of the sides rotates from one seed to the next. The numbers go to docs/ben
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import sys
 from collections.abc import Sequence
@@ -34,9 +33,10 @@ from tunefleet_dev.devservices import Services
 from tunefleet_runtime.validation import parse_spec
 
 from bench import common
-from bench.adaptive_peers import LABELS, installed
+from bench.adaptive_peers import LABELS
 from bench.budget import Evaluation, Outcome, fraction, relative_gap, rung_counts
 from bench.common import CORES, Spread, in_fresh_process, run_study, services_up, table
+from bench.peers import installed
 from bench.studies import (
     ADAPTIVE_DATASETS,
     ASHA_SPACE,
@@ -48,6 +48,9 @@ from bench.studies import (
 
 TUNEFLEET = f"tunefleet, {CORES} workers x 1 thread"
 GAP_BAR, FRACTION_BAR = 0.002, 0.25
+# The peers of each comparison, by the tool they need (`bench.peers.installed`).
+TPE_PEERS = {"optuna-tpe": "optuna"}
+ASHA_PEERS = {"optuna-sha": "optuna", "ray-asha": "ray"}
 
 
 @dataclass
@@ -78,13 +81,15 @@ def _peer(side: str, spec: dict[str, Any]) -> Outcome:
     return Outcome(tuple(Evaluation(*row) for row in ran["evaluations"]), ran["wall_s"])
 
 
-def _sides(services: Services, sides: Sequence[str], spec: dict[str, Any], turn: int) -> Any:
+def _sides(
+    services: Services, sides: Sequence[str], spec: dict[str, Any], turn: int
+) -> dict[str, Outcome]:
     """Each side's outcome on one spec, in an order that rotates with `turn`."""
     order = [*sides[turn % len(sides) :], *sides[: turn % len(sides)]]
+    n_trials = parse_spec(spec).n_trials()
     got: dict[str, Outcome] = {}
     for side in order:
         got[side] = _tunefleet(services, spec) if side == "tunefleet" else _peer(side, spec)
-        n_trials = parse_spec(spec).n_trials()
         if len(got[side].evaluations) != n_trials:
             raise RuntimeError(
                 f"{side} made {len(got[side].evaluations)} of {n_trials} evaluations"
@@ -94,8 +99,8 @@ def _sides(services: Services, sides: Sequence[str], spec: dict[str, Any], turn:
 
 def measure(seeds: int, asha_seeds: int, quick: bool) -> Results:
     results = Results()
-    tpe_sides = ["tunefleet", *(s for s in ("optuna-tpe",) if installed(s))]
-    asha_sides = ["tunefleet", *(s for s in ("optuna-sha", "ray-asha") if installed(s))]
+    tpe_sides = ["tunefleet", *(s for s, tool in TPE_PEERS.items() if installed(tool))]
+    asha_sides = ["tunefleet", *(s for s, tool in ASHA_PEERS.items() if installed(tool))]
     with services_up() as services:
         for dataset in ADAPTIVE_DATASETS:
             results.data[dataset] = tpe_spec(dataset, 0, quick)["dataset"]
@@ -278,11 +283,7 @@ def main() -> None:
     if args.quick:
         # Quick numbers check the harness; they must not overwrite the published ones.
         common.REPORT = common.REPO / ".tunefleet" / "benchmarks-quick.md"
-    results = measure(args.seeds, args.asha_seeds, args.quick)
-    # Every evaluation of every run, beside the report, for whoever wants more than medians.
-    specs = {k: v.model_dump(mode="json") for k, v in results.specs.items()}
-    common.save_json("adaptive", dataclasses.asdict(results) | {"specs": specs})
-    report(results, args.seeds, args.asha_seeds)
+    report(measure(args.seeds, args.asha_seeds, args.quick), args.seeds, args.asha_seeds)
 
 
 if __name__ == "__main__":

@@ -35,20 +35,12 @@ from bench.budget import Budget, Evaluation
 from bench.common import CORES
 from bench.peers import cross_validated, import_libraries, load_study
 
-SIDES = ("optuna-tpe", "optuna-sha", "ray-asha")
 LABELS = {
     "optuna-tpe": f"Optuna TPESampler (constant liar), n_jobs={CORES}",
     "optuna-sha": f"Optuna RandomSampler + SuccessiveHalvingPruner, n_jobs={CORES}",
     "ray-asha": f"Ray Tune ASHAScheduler, {CORES} CPUs, 1 per trial",
 }
-_DISTRIBUTIONS = {"optuna-tpe": "optuna", "optuna-sha": "optuna", "ray-asha": "ray"}
 Run = Callable[[Any, Any, Any, dict[str, Any]], tuple[float, list[Evaluation]]]
-
-
-def installed(side: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(_DISTRIBUTIONS[side]) is not None
 
 
 def _adaptive(spec: Any) -> tuple[str, Any, RandomSearch]:
