@@ -12,6 +12,7 @@ from tunefleet_contract.messages import (
     Event,
     ModelStored,
     TrialResult,
+    TrialSpec,
     TrialsPlanned,
     TrialsStarted,
 )
@@ -27,7 +28,7 @@ class MemoryStore:
     trials: dict[str, TrialRecord] = field(default_factory=dict)
     started: list[TrialStart] = field(default_factory=list)
     start_study: dict[str, str] = field(default_factory=dict)  # trial id -> study id
-    planned: dict[tuple[str, int], list[str]] = field(default_factory=dict)
+    planned: dict[tuple[str, int], list[TrialSpec]] = field(default_factory=dict)
     stored_models: list[ModelStored] = field(default_factory=list)  # oldest first
 
     def put_study(self, record: StudyRecord) -> None:
@@ -52,7 +53,8 @@ class MemoryStore:
                     counts["starts"] += 1
             elif isinstance(event, TrialsPlanned):
                 plan = self.planned.setdefault((event.study_id, event.revision), [])
-                plan.extend(t.trial_id for t in event.trials if t.trial_id not in plan)
+                known = {t.trial_id for t in plan}
+                plan.extend(t for t in event.trials if t.trial_id not in known)
                 counts["planned"] += len(event.trials)
             elif isinstance(event, ModelStored):
                 self.stored_models.append(event)
@@ -97,6 +99,9 @@ class MemoryStore:
         return sum(1 for t in finished if t > since), min(finished, default=None)
 
     def planned_trials(self, study_id: str, revision: int) -> list[str]:
+        return [t.trial_id for t in self.plan(study_id, revision)]
+
+    def plan(self, study_id: str, revision: int) -> list[TrialSpec]:
         return list(self.planned.get((study_id, revision), []))
 
     def result_states(self, study_id: str) -> dict[str, tuple[str, int]]:

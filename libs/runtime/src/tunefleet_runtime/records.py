@@ -14,9 +14,17 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from tunefleet_contract.messages import StudyCancelled, StudyResumed, TrialResult, TrialsStarted
+from tunefleet_contract.messages import (
+    StudyCancelled,
+    StudyResumed,
+    TrialResult,
+    TrialSpec,
+    TrialsPlanned,
+    TrialsStarted,
+)
 from tunefleet_contract.params import Scalar
 from tunefleet_contract.spec import StudySpec
+from tunefleet_runtime.adaptive import SearchStatus, SearchTally
 
 __all__ = [
     "StudyActivity",
@@ -166,6 +174,7 @@ class StudyStatus:
     cancelled: bool = False
     redeliveries: int = 0  # deliveries beyond each trial's first: preemptions, crashes, restarts
     registered: bool = True
+    searches: tuple[SearchStatus, ...] = ()  # per library, in the spec's order
 
     @property
     def finished(self) -> int:
@@ -188,7 +197,9 @@ class StudyStatus:
 @dataclass
 class StudyActivity:
     """The counting behind a study's status, in one revision: results, deliveries, workers,
-    the best score. Loaded from the store, and (live progress) kept current from events."""
+    the best score, and per library its search (`tunefleet_runtime.adaptive.SearchTally`: an
+    adaptive one's trials decided so far). Loaded from the store, and (live progress) kept
+    current from events."""
 
     study_id: str
     revision: int = 0
@@ -200,6 +211,10 @@ class StudyActivity:
     attempts: dict[str, int] = field(default_factory=dict)  # trial id -> highest attempt
     workers: set[str] = field(default_factory=set)
     best: tuple[float, str] | None = None
+    spec: StudySpec | None = None
+    searches: SearchTally | None = None  # once the spec is known
+    # Results and decisions seen before the spec (events ahead of the registration).
+    unsorted: list[TrialResult | TrialRecord | TrialSpec] = field(default_factory=list)
 
     def restart(self, revision: int) -> None:
         """A newer revision: what it keeps is the store's to say; count it from nothing."""
@@ -208,12 +223,45 @@ class StudyActivity:
         self.attempts.clear()
         self.workers.clear()
         self.best = None
+        self.searches = None if self.spec is None else SearchTally(self.spec)
+        self.unsorted.clear()
 
     def study(self, record: StudyRecord) -> None:
         self.registered = True
         self.n_trials = record.n_trials
         self.metric = self.metric or record.spec.metric
         self.cancelled = record.cancelled
+        self.describe(record.spec)
+
+    def registration(self, n_trials: int, spec: StudySpec) -> None:
+        """What a `study.registered` event says (before the store has it)."""
+        self.registered = True
+        self.n_trials = n_trials
+        self.metric = self.metric or spec.metric
+        self.describe(spec)
+
+    def describe(self, spec: StudySpec) -> None:
+        """The spec the searches are told apart by (a resume's fixed spec replaces it)."""
+        if self.searches is not None and spec == self.spec:
+            return
+        self.spec = spec
+        self.searches = SearchTally(spec)
+        waiting, self.unsorted = self.unsorted, []
+        for item in waiting:
+            self._sort(item)
+
+    def _sort(self, item: TrialResult | TrialRecord | TrialSpec) -> None:
+        if self.searches is None:
+            self.unsorted.append(item)
+        elif isinstance(item, TrialSpec):
+            self.searches.planned(item.trial_id, item.library, item.params)
+        else:
+            self.searches.result(item.trial_id, item.library, item.params, item.status, item.score)
+
+    def plan(self, trials: Iterable[TrialSpec]) -> None:
+        """Trials the planner decided (the store's plan, or a `trials.planned` event)."""
+        for trial in trials:
+            self._sort(trial)
 
     def result(
         self,
@@ -252,16 +300,23 @@ class StudyActivity:
                 record.attempts,
                 record.worker,
             )
+            # Always: a spec that arrived since (a resume's) starts the tally over.
+            self._sort(record)
         for start in starts:
             self.start(start.trial_id, start.attempt, start.worker)
 
-    def apply(self, event: TrialResult | TrialsStarted | StudyCancelled | StudyResumed) -> bool:
+    def apply(
+        self, event: TrialResult | TrialsStarted | TrialsPlanned | StudyCancelled | StudyResumed
+    ) -> bool:
         """An event of this revision; True if it was a new result."""
         if isinstance(event, TrialResult):
+            self._sort(event)  # the tally counts a trial's first result only, as here
             return self.result(
                 event.trial_id, event.status, event.score, event.metric, event.attempts
             )
-        if isinstance(event, TrialsStarted):
+        if isinstance(event, TrialsPlanned):
+            self.plan(event.trials)
+        elif isinstance(event, TrialsStarted):
             for tid in event.trial_ids:
                 self.start(tid, event.attempt, event.worker)
         elif isinstance(event, StudyCancelled):
@@ -291,4 +346,5 @@ class StudyActivity:
             metric=self.metric,
             cancelled=self.cancelled,
             registered=self.registered,
+            searches=tuple(self.searches.status()) if self.searches else (),
         )

@@ -38,6 +38,7 @@ from tunefleet_contract.messages import (
     StudyRegistered,
     StudyResumed,
     TrialResult,
+    TrialSpec,
     TrialsPlanned,
     TrialsStarted,
 )
@@ -392,6 +393,11 @@ class Store(Protocol):
         """The study's trial set in this revision, in the planner's order."""
         ...
 
+    def plan(self, study_id: str, revision: int) -> list[TrialSpec]:
+        """The same trials with their library and parameters (what an adaptive search has
+        decided so far)."""
+        ...
+
     def result_states(self, study_id: str) -> dict[str, tuple[str, int]]:
         """Every stored result of the study, of any revision: trial id -> (status, revision)."""
         ...
@@ -419,6 +425,8 @@ def study_status(store: Store, study_id: str) -> StudyStatus | None:
     activity = StudyActivity(study_id, revision=record.revision)
     activity.study(record)
     activity.load(store.results(study_id, record.revision), store.starts(study_id, record.revision))
+    if record.spec.adaptive:  # the plan says how far its adaptive searches have decided
+        activity.plan(store.plan(study_id, record.revision))
     return activity.status(record.name)
 
 
@@ -541,6 +549,14 @@ class MongoStore:
         query = {"study_id": study_id, "revision": revision}
         found = self.db.planned.find(query, {"_id": 1}).sort("seq", ASCENDING)
         return [doc["_id"] for doc in found]
+
+    def plan(self, study_id: str, revision: int) -> list[TrialSpec]:
+        query = {"study_id": study_id, "revision": revision}
+        found = self.db.planned.find(query, {"library": 1, "params": 1}).sort("seq", ASCENDING)
+        return [
+            TrialSpec(trial_id=doc["_id"], library=doc["library"], params=doc["params"])
+            for doc in found
+        ]
 
     def result_states(self, study_id: str) -> dict[str, tuple[str, int]]:
         return {

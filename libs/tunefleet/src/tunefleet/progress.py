@@ -27,10 +27,12 @@ from tunefleet_contract.messages import (
     StudyRegistered,
     StudyResumed,
     TrialResult,
+    TrialsPlanned,
     TrialsStarted,
     decode_event,
 )
 from tunefleet_contract.topology import declare_watch_queue
+from tunefleet_runtime.adaptive import SearchStatus
 from tunefleet_runtime.broker import CONNECTION_ERRORS, connect, topology_of
 from tunefleet_runtime.records import StudyActivity
 from tunefleet_runtime.settings import ClientSettings
@@ -63,6 +65,7 @@ class Progress:
     eta_s: float | None = None
     events: int = 0  # events seen live (0 means: only the store's snapshot so far)
     stored: int = 0  # results the store held at the last read
+    searches: tuple[SearchStatus, ...] = ()  # per library: its strategy, how far, its best
 
     @property
     def finished(self) -> int:
@@ -100,6 +103,7 @@ class Progress:
             "complete": self.complete,
             "throughput_per_s": self.throughput,
             "eta_s": self.eta_s,
+            "searches": [search.as_dict() for search in self.searches],
         }
 
 
@@ -138,6 +142,8 @@ class _State:
         self.activity.study(study)
         results = store.results(self.study_id, self.revision)
         self.activity.load(results, store.starts(self.study_id, self.revision))
+        if study.spec.adaptive:  # what its adaptive searches have decided so far
+            self.activity.plan(store.plan(self.study_id, self.revision))
         self.stored = len(results)
 
     def _start_over(self, revision: int) -> None:
@@ -158,11 +164,9 @@ class _State:
             self.stale = True
         self.events += 1
         if isinstance(event, StudyRegistered):
-            self.activity.registered = True
-            self.activity.n_trials = event.n_trials
-            self.activity.metric = self.activity.metric or event.spec.metric
+            self.activity.registration(event.n_trials, event.spec)
         elif isinstance(
-            event, TrialResult | TrialsStarted | StudyCancelled | StudyResumed
+            event, TrialResult | TrialsStarted | TrialsPlanned | StudyCancelled | StudyResumed
         ) and self.activity.apply(event):
             self.recent.append(time.monotonic())
 
@@ -192,6 +196,7 @@ class _State:
             eta_s=remaining / rate if rate else None,
             events=self.events,
             stored=self.stored,
+            searches=status.searches,
         )
 
 
