@@ -5,6 +5,7 @@ from __future__ import annotations
 from tunefleet_contract.messages import StudyRequest, TrialResult
 from tunefleet_publisher.planner import plan
 from tunefleet_publisher.strategies import expand, strategies_for
+from tunefleet_runtime.records import ResultState
 from tunefleet_runtime.validation import parse_spec
 
 SPEC = parse_spec(
@@ -45,7 +46,11 @@ def test_a_submission_plans_and_publishes_every_trial_in_chunks() -> None:
 def test_a_resume_publishes_only_what_has_no_result() -> None:
     ids = [t.trial_id for t in expand(SPEC, STUDY)]
     gone = "f" * 24  # a result of the revision before that this spec no longer has
-    stored = {ids[0]: ("done", 0), ids[1]: ("failed", 0), gone: ("done", 0)}
+    stored = {
+        ids[0]: ResultState("done", 0, 0.9),
+        ids[1]: ResultState("failed", 0, None),
+        gone: ResultState("done", 0, 0.8),
+    }
     decided = plan(request(1), stored, 0)
     assert [t.trial_id for t in decided.publish] == ids[2:]
     assert (decided.kept, decided.kept_failed, decided.superseded) == (2, 1, 1)
@@ -88,7 +93,10 @@ def test_a_family_stays_in_one_message_and_a_resume_publishes_its_missing_member
     # A resume of a family with two members stored publishes the third alone.
     missing = [messages[0].trials[1].trial_id, messages[1].trials[2].trial_id]
     stored = {
-        t.trial_id: ("done", 0) for m in messages for t in m.trials if t.trial_id not in missing
+        t.trial_id: ResultState("done", 0, 0.9)
+        for m in messages
+        for t in m.trials
+        if t.trial_id not in missing
     }
     again = StudyRequest(study_id=study, spec=spec, submitted_at=2.0, revision=1)
     resumed = plan(again, stored, 0).messages()

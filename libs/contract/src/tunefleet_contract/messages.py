@@ -180,6 +180,11 @@ class TrialsPlanned(Message):
     revision: Revision = 0
     first: int = Field(ge=0, description="Position of the first of these in the plan.")
     trials: list[TrialSpec] = Field(min_length=1)
+    after: TrialId | None = Field(
+        default=None,
+        description="An adaptive search decided these on this trial's result (None: before "
+        "any result).",
+    )
 
 
 class StudyRegistered(Message):
@@ -202,6 +207,12 @@ class StudyRegistered(Message):
     kept_failed: int = Field(default=0, ge=0, description="Of those kept: failed ones.")
     superseded: int = Field(
         default=0, ge=0, description="Results of the revision before that this one no longer has."
+    )
+    planned: int | None = Field(
+        default=None,
+        ge=0,
+        description="Trials planned by now (None: all n_trials); an adaptive search plans "
+        "the rest as results arrive.",
     )
 
 

@@ -442,8 +442,8 @@ def search_problems(search: Mapping[str, LibrarySearch]) -> list[str]:
                     problems.append(f"{where}.{name}: also given in fixed")
                 for scalar in values:
                     _collect(problems, where, library, name, scalar)
-        for key, search in part.searches():
-            _check_space(problems, f"{library}.{key}", library, part, search)
+        for key, sampled in part.searches():
+            _check_space(problems, f"{library}.{key}", library, part, sampled)
         if part.asha is not None:
             _check_asha(problems, f"{library}.asha", library, part, part.asha)
     return problems

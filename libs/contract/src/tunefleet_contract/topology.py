@@ -3,6 +3,7 @@
     studies exchange (direct) ──▶ studies queue ──▶ publisher
     trials exchange (direct)  ──▶ trials queue  ──▶ workers      (delivery-limit → DLX)
     events exchange (topic)   ──▶ events queue  ──▶ collector    (+ any live watcher's queue)
+    events ─ trial.result ─▶ planner queue ──▶ the planner (adaptive searches; one consumer)
     events ─ study.cancelled|resumed ─▶ control stream ──▶ every worker reads it from the start
     dead-letter exchange (fanout) ──▶ dead-letters (kept for `tunefleet dead-letters`)
                                   ──▶ dead-letters.collector (records dead trials as failed)
@@ -55,6 +56,10 @@ class Topology:
         return f"{self.namespace}.events.collector"
 
     @property
+    def planner_queue(self) -> str:
+        return f"{self.namespace}.events.planner"
+
+    @property
     def dead_letter_exchange(self) -> str:
         return f"{self.namespace}.dlx"
 
@@ -102,6 +107,14 @@ def declare(channel: Any, topology: Topology) -> None:
     channel.exchange_declare(t.events_exchange, exchange_type="topic", durable=True)
     channel.queue_declare(t.events_queue, durable=True, arguments=t.queue_arguments())
     channel.queue_bind(t.events_queue, t.events_exchange, routing_key="#")
+    # Results steer adaptive searches. One consumer at a time (a second planner stands by):
+    # a study's search state lives in one process.
+    channel.queue_declare(
+        t.planner_queue,
+        durable=True,
+        arguments={**t.queue_arguments(), "x-single-active-consumer": True},
+    )
+    channel.queue_bind(t.planner_queue, t.events_exchange, routing_key="trial.result")
 
     # A stream, not a queue: consuming does not remove, so a worker that starts after a cancel
     # reads every cancel and resume from the first offset (kept 7 days; streams have no DLX).

@@ -18,9 +18,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from tunefleet_contract.messages import TrialSpec
 from tunefleet_contract.params import Scalar
 from tunefleet_contract.spec import (
     ASHASearch,
@@ -37,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AdaptiveSearch",
     "BestPoint",
+    "Decision",
     "Ladder",
     "Rung",
     "SearchStatus",
@@ -50,6 +50,20 @@ __all__ = [
 ]
 
 Params = Mapping[str, Scalar]
+
+
+class Decision(Protocol):
+    """A trial the planner decided: a `TrialSpec` (as a `trials.planned` event carries it) or a
+    `PlannedTrial` (as the store keeps it)."""
+
+    @property
+    def trial_id(self) -> str: ...
+
+    @property
+    def library(self) -> str: ...
+
+    @property
+    def params(self) -> Params: ...
 
 
 def _strategies(part: LibrarySearch) -> list[str]:
@@ -234,7 +248,7 @@ def _at_rungs(
 
 
 def asha_rungs(
-    asha: AdaptiveSearch, records: Iterable[TrialRecord], planned: Iterable[TrialSpec] = ()
+    asha: AdaptiveSearch, records: Iterable[TrialRecord], planned: Iterable[Decision] = ()
 ) -> list[Rung]:
     """Per rung, lowest first: configurations decided, scored, failed and promoted.
 

@@ -12,11 +12,17 @@ from tunefleet_contract.messages import (
     Event,
     ModelStored,
     TrialResult,
-    TrialSpec,
     TrialsPlanned,
     TrialsStarted,
 )
-from tunefleet_runtime.records import StudyRecord, TrialDetail, TrialRecord, TrialStart
+from tunefleet_runtime.records import (
+    PlannedTrial,
+    ResultState,
+    StudyRecord,
+    TrialDetail,
+    TrialRecord,
+    TrialStart,
+)
 from tunefleet_runtime.store import Store, check_prefix, trial_detail
 
 __all__ = ["MemoryStore"]
@@ -28,7 +34,8 @@ class MemoryStore:
     trials: dict[str, TrialRecord] = field(default_factory=dict)
     started: list[TrialStart] = field(default_factory=list)
     start_study: dict[str, str] = field(default_factory=dict)  # trial id -> study id
-    planned: dict[tuple[str, int], list[TrialSpec]] = field(default_factory=dict)
+    planned: dict[tuple[str, int], list[str]] = field(default_factory=dict)
+    decisions: dict[str, dict[str, PlannedTrial]] = field(default_factory=dict)  # by study
     stored_models: list[ModelStored] = field(default_factory=list)  # oldest first
 
     def put_study(self, record: StudyRecord) -> None:
@@ -53,8 +60,17 @@ class MemoryStore:
                     counts["starts"] += 1
             elif isinstance(event, TrialsPlanned):
                 plan = self.planned.setdefault((event.study_id, event.revision), [])
-                known = {t.trial_id for t in plan}
-                plan.extend(t for t in event.trials if t.trial_id not in known)
+                plan.extend(t.trial_id for t in event.trials if t.trial_id not in plan)
+                decided = self.decisions.setdefault(event.study_id, {})
+                for t in event.trials:
+                    known = decided.get(t.trial_id)
+                    decided[t.trial_id] = PlannedTrial(
+                        t.trial_id,
+                        t.library,
+                        t.params,
+                        max(event.revision, known.revision if known else 0),
+                        known.after if known else event.after,
+                    )
                 counts["planned"] += len(event.trials)
             elif isinstance(event, ModelStored):
                 self.stored_models.append(event)
@@ -99,17 +115,17 @@ class MemoryStore:
         return sum(1 for t in finished if t > since), min(finished, default=None)
 
     def planned_trials(self, study_id: str, revision: int) -> list[str]:
-        return [t.trial_id for t in self.plan(study_id, revision)]
-
-    def plan(self, study_id: str, revision: int) -> list[TrialSpec]:
         return list(self.planned.get((study_id, revision), []))
 
-    def result_states(self, study_id: str) -> dict[str, tuple[str, int]]:
+    def result_states(self, study_id: str) -> dict[str, ResultState]:
         return {
-            t.trial_id: (t.status, t.revision)
+            t.trial_id: ResultState(t.status, t.revision, t.score)
             for t in self.trials.values()
             if t.study_id == study_id
         }
+
+    def plan(self, study_id: str) -> list[PlannedTrial]:
+        return list(self.decisions.get(study_id, {}).values())
 
     def trial(self, trial_id: str) -> TrialDetail | None:
         check_prefix(trial_id)

@@ -12,21 +12,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from tunefleet_contract.messages import (
     StudyCancelled,
     StudyResumed,
     TrialResult,
-    TrialSpec,
     TrialsPlanned,
     TrialsStarted,
 )
 from tunefleet_contract.params import Scalar
 from tunefleet_contract.spec import StudySpec
-from tunefleet_runtime.adaptive import SearchStatus, SearchTally
+from tunefleet_runtime.adaptive import Decision, SearchStatus, SearchTally
 
 __all__ = [
+    "PlannedTrial",
+    "ResultState",
     "StudyActivity",
     "StudyRecord",
     "StudyState",
@@ -36,6 +37,26 @@ __all__ = [
     "TrialStart",
     "study_state",
 ]
+
+
+class ResultState(NamedTuple):
+    """How a stored trial ended, in short: what a resume and a restarted planner need."""
+
+    status: str  # done | failed
+    revision: int
+    score: float | None
+
+
+@dataclass(frozen=True)
+class PlannedTrial:
+    """One of the planner's decisions as stored: the trial, the latest revision that has it,
+    and for an adaptive search the trial whose result it was decided on (None: up front)."""
+
+    trial_id: str
+    library: str
+    params: Mapping[str, Scalar]
+    revision: int
+    after: str | None = None
 
 
 class StudyState(StrEnum):
@@ -214,7 +235,8 @@ class StudyActivity:
     spec: StudySpec | None = None
     searches: SearchTally | None = None  # once the spec is known
     # Results and decisions seen before the spec (events ahead of the registration).
-    unsorted: list[TrialResult | TrialRecord | TrialSpec] = field(default_factory=list)
+    unsorted_results: list[TrialResult | TrialRecord] = field(default_factory=list)
+    unsorted_plan: list[Decision] = field(default_factory=list)
 
     def restart(self, revision: int) -> None:
         """A newer revision: what it keeps is the store's to say; count it from nothing."""
@@ -224,7 +246,8 @@ class StudyActivity:
         self.workers.clear()
         self.best = None
         self.searches = None if self.spec is None else SearchTally(self.spec)
-        self.unsorted.clear()
+        self.unsorted_results.clear()
+        self.unsorted_plan.clear()
 
     def study(self, record: StudyRecord) -> None:
         self.registered = True
@@ -246,22 +269,26 @@ class StudyActivity:
             return
         self.spec = spec
         self.searches = SearchTally(spec)
-        waiting, self.unsorted = self.unsorted, []
-        for item in waiting:
-            self._sort(item)
+        self.plan(self.unsorted_plan)
+        for result in self.unsorted_results:
+            self._tally(result)
+        self.unsorted_plan, self.unsorted_results = [], []
 
-    def _sort(self, item: TrialResult | TrialRecord | TrialSpec) -> None:
+    def _tally(self, result: TrialResult | TrialRecord) -> None:
         if self.searches is None:
-            self.unsorted.append(item)
-        elif isinstance(item, TrialSpec):
-            self.searches.planned(item.trial_id, item.library, item.params)
+            self.unsorted_results.append(result)
         else:
-            self.searches.result(item.trial_id, item.library, item.params, item.status, item.score)
+            self.searches.result(
+                result.trial_id, result.library, result.params, result.status, result.score
+            )
 
-    def plan(self, trials: Iterable[TrialSpec]) -> None:
+    def plan(self, trials: Iterable[Decision]) -> None:
         """Trials the planner decided (the store's plan, or a `trials.planned` event)."""
         for trial in trials:
-            self._sort(trial)
+            if self.searches is None:
+                self.unsorted_plan.append(trial)
+            else:
+                self.searches.planned(trial.trial_id, trial.library, trial.params)
 
     def result(
         self,
@@ -301,7 +328,7 @@ class StudyActivity:
                 record.worker,
             )
             # Always: a spec that arrived since (a resume's) starts the tally over.
-            self._sort(record)
+            self._tally(record)
         for start in starts:
             self.start(start.trial_id, start.attempt, start.worker)
 
@@ -310,7 +337,7 @@ class StudyActivity:
     ) -> bool:
         """An event of this revision; True if it was a new result."""
         if isinstance(event, TrialResult):
-            self._sort(event)  # the tally counts a trial's first result only, as here
+            self._tally(event)  # the tally counts a trial's first result only, as here
             return self.result(
                 event.trial_id, event.status, event.score, event.metric, event.attempts
             )

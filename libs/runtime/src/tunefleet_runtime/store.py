@@ -12,8 +12,9 @@ best scores by `$sort` + `$limit`, no NaN, no nested arrays, plain keys.
                                  revision; otherwise the first write stands
     starts   _id = trial:revision:attempt   a worker began a trial (for "running", redeliveries)
     planned  _id = trial id      the planner's decisions: the study's trial set, each trial with
-                                 the latest revision that has it, its library, parameters and
-                                 position (`seq`) in the plan
+                                 the latest revision that has it, its library, parameters,
+                                 position (`seq`) in the plan and, when an adaptive search
+                                 decided it on a result, that trial's id (`after`)
 
 Every result and start carries the revision it was run in; a new revision moves the results it
 keeps to itself. Status, leaderboards and results read the current revision only, so trials that
@@ -38,12 +39,13 @@ from tunefleet_contract.messages import (
     StudyRegistered,
     StudyResumed,
     TrialResult,
-    TrialSpec,
     TrialsPlanned,
     TrialsStarted,
 )
 from tunefleet_contract.spec import StudySpec
 from tunefleet_runtime.records import (
+    PlannedTrial,
+    ResultState,
     StudyActivity,
     StudyRecord,
     StudyStatus,
@@ -185,6 +187,7 @@ def _insert_planned(db: Database[Doc], events: Sequence[TrialsPlanned]) -> int:
             "seq": event.first + i,
             "library": trial.library,
             "params": finite(trial.params),
+            **({"after": event.after} if event.after is not None else {}),
         }
         for event in events
         for i, trial in enumerate(event.trials)
@@ -213,10 +216,11 @@ def _revise(db: Database[Doc], event: StudyRegistered) -> None:
         return
     planned = {"study_id": event.study_id, "revision": event.revision}
     wanted = {doc["_id"] for doc in db.planned.find(planned, {"_id": 1})}
-    if len(wanted) < event.n_trials:
+    expected = event.n_trials if event.planned is None else event.planned
+    if len(wanted) < expected:
         raise PlanIncompleteError(
             f"study {event.study_id} revision {event.revision}: {len(wanted)} of "
-            f"{event.n_trials} planned trials stored"
+            f"{expected} planned trials stored"
         )
     kept = ["done"] if event.rerun_failed else ["done", "failed"]
     older = {"study_id": event.study_id, "revision": {"$lt": event.revision}}
@@ -393,13 +397,12 @@ class Store(Protocol):
         """The study's trial set in this revision, in the planner's order."""
         ...
 
-    def plan(self, study_id: str, revision: int) -> list[TrialSpec]:
-        """The same trials with their library and parameters (what an adaptive search has
-        decided so far)."""
+    def result_states(self, study_id: str) -> dict[str, ResultState]:
+        """Every stored result of the study, of any revision, by trial id."""
         ...
 
-    def result_states(self, study_id: str) -> dict[str, tuple[str, int]]:
-        """Every stored result of the study, of any revision: trial id -> (status, revision)."""
+    def plan(self, study_id: str) -> list[PlannedTrial]:
+        """Every trial the planner decided for the study, of any revision, in its order."""
         ...
 
     def trial(self, trial_id: str) -> TrialDetail | None:
@@ -426,7 +429,7 @@ def study_status(store: Store, study_id: str) -> StudyStatus | None:
     activity.study(record)
     activity.load(store.results(study_id, record.revision), store.starts(study_id, record.revision))
     if record.spec.adaptive:  # the plan says how far its adaptive searches have decided
-        activity.plan(store.plan(study_id, record.revision))
+        activity.plan(t for t in store.plan(study_id) if t.revision == record.revision)
     return activity.status(record.name)
 
 
@@ -550,19 +553,25 @@ class MongoStore:
         found = self.db.planned.find(query, {"_id": 1}).sort("seq", ASCENDING)
         return [doc["_id"] for doc in found]
 
-    def plan(self, study_id: str, revision: int) -> list[TrialSpec]:
-        query = {"study_id": study_id, "revision": revision}
-        found = self.db.planned.find(query, {"library": 1, "params": 1}).sort("seq", ASCENDING)
+    def result_states(self, study_id: str) -> dict[str, ResultState]:
+        fields = {"status": 1, "revision": 1, "score": 1}
+        return {
+            doc["_id"]: ResultState(doc["status"], int(doc["revision"]), doc.get("score"))
+            for doc in self.db.trials.find({"study_id": study_id}, fields)
+        }
+
+    def plan(self, study_id: str) -> list[PlannedTrial]:
+        found = self.db.planned.find({"study_id": study_id}).sort("seq", ASCENDING)
         return [
-            TrialSpec(trial_id=doc["_id"], library=doc["library"], params=doc["params"])
+            PlannedTrial(
+                trial_id=doc["_id"],
+                library=doc["library"],
+                params=doc["params"],
+                revision=int(doc["revision"]),
+                after=doc.get("after"),
+            )
             for doc in found
         ]
-
-    def result_states(self, study_id: str) -> dict[str, tuple[str, int]]:
-        return {
-            doc["_id"]: (doc["status"], int(doc["revision"]))
-            for doc in self.db.trials.find({"study_id": study_id}, {"status": 1, "revision": 1})
-        }
 
     def trial(self, trial_id: str) -> TrialDetail | None:
         check_prefix(trial_id)

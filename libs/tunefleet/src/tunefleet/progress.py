@@ -143,7 +143,8 @@ class _State:
         results = store.results(self.study_id, self.revision)
         self.activity.load(results, store.starts(self.study_id, self.revision))
         if study.spec.adaptive:  # what its adaptive searches have decided so far
-            self.activity.plan(store.plan(self.study_id, self.revision))
+            plan = store.plan(self.study_id)
+            self.activity.plan(t for t in plan if t.revision == self.revision)
         self.stored = len(results)
 
     def _start_over(self, revision: int) -> None:

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from tunefleet_contract.messages import TrialSpec
 from tunefleet_runtime.adaptive import (
     AdaptiveSearch,
     asha_rungs,
@@ -37,7 +36,7 @@ from tunefleet_runtime.adaptive import (
     ladders,
     library_strategy,
 )
-from tunefleet_runtime.records import TrialRecord
+from tunefleet_runtime.records import PlannedTrial, TrialRecord
 
 from tunefleet.client import PARAM_PREFIX, Client
 
@@ -402,7 +401,9 @@ def _params_text(params: Any) -> str:
     )
 
 
-def _rungs_table(search: AdaptiveSearch, records: list[TrialRecord], plan: list[TrialSpec]) -> str:
+def _rungs_table(
+    search: AdaptiveSearch, records: list[TrialRecord], plan: list[PlannedTrial]
+) -> str:
     head = ["rung", search.rounds or "rounds", "configurations", "scored", "failed", "promoted"]
     head += ["best score", "best trial"]
     rows = []
@@ -489,7 +490,8 @@ def build_report(client: Client, study_id: str) -> str:
     status = client.status(study_id)
     frame = client.results(study_id)
     records = client.trials(study_id) if spec.adaptive else []
-    plan = client.store.plan(study_id, study.revision) if spec.adaptive else []
+    decided = client.store.plan(study_id) if spec.adaptive else []
+    plan = [t for t in decided if t.revision == study.revision]
     metric = (status.metric if status else None) or spec.metric or "score"
     done = frame[(frame["status"] == "done") & frame["score"].notna()] if len(frame) else frame
 
@@ -577,7 +579,7 @@ Generated {generated}.</p>
 def _adaptive_sections(
     search: AdaptiveSearch,
     mine: list[TrialRecord],
-    plan: list[TrialSpec],
+    plan: list[PlannedTrial],
     part: pd.DataFrame,
     metric: str,
     sections: list[str],

@@ -21,7 +21,7 @@ from tunefleet_contract.messages import (
     decode_event,
 )
 from tunefleet_runtime import observability
-from tunefleet_runtime.broker import delivery_attempt, topology_of
+from tunefleet_runtime.broker import delivery_attempt, publish, topology_of
 from tunefleet_runtime.consumer import ConsumerRuntime, Delivery, Subscription
 from tunefleet_runtime.deadletters import death_reason
 from tunefleet_runtime.settings import CollectorSettings
@@ -215,6 +215,7 @@ class Collector:
             counts = {"trials": 0}
         self._failures = 0
         self._plan_wait_since = None
+        self._announce_dead(batch)
         # Everything delivered on this channel and not yet acked is in this batch.
         batch.last.ack(multiple=True)
         self.stored += counts["trials"]
@@ -222,6 +223,23 @@ class Collector:
         log.debug("stored %s from %d deliveries", counts, batch.deliveries)
         batch.clear()
         return flush_s
+
+    def _announce_dead(self, batch: _Batch) -> None:
+        """The failed results written for dead-lettered trials, published as the results they
+        are (before the dead letters are acked): the planner's adaptive searches and live
+        watchers learn of them like of any result. Stored again on the way back: a no-op."""
+        assert batch.last is not None
+        for item in batch.items:
+            if item.delivery.queue != self.topology.dead_letter_collector_queue:
+                continue
+            for event in item.events:
+                if isinstance(event, TrialResult):
+                    publish(
+                        batch.last.channel,
+                        self.topology.events_exchange,
+                        event.kind,
+                        event.encode(),
+                    )
 
     def _store_is_away(self, exc: Exception) -> bool:
         """Whether a failed write was the store's fault, not the data's: decided by a write of

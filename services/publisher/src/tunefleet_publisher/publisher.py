@@ -10,6 +10,21 @@ trials (`planner.plan`), then publishes, each step confirmed by the broker befor
 
 and acks the request last. A planner that dies on the way gets the request again and decides
 the same trials (their ids are deterministic): recording and publishing them twice is harmless.
+
+A study with an adaptive search (TPE, ASHA) is planned as it runs. The planner consumes the
+`trial.result` events (its own queue) and, for each result of such a study:
+
+1. writes the result to the store (as the collector does; the same idempotent write), so that
+   whatever it decides on is on record before the decision;
+2. lets the searches decide (`strategies.adaptive`: top up to `max_in_flight`);
+3. writes the decisions to the store itself (not through the collector: a planner restarted a
+   moment later must find them), marked with the result they were decided on;
+4. publishes their trial messages, and acks the result last.
+
+A restarted planner rebuilds a study's searches from the store when its next result arrives
+(`_adaptive`). A result redelivered because the planner died before acking it decides nothing
+new (the searches already count it), and the trials decided on it are published again, in case
+the planner died before publishing them: at worst a trial computed twice, never one lost.
 """
 
 from __future__ import annotations
@@ -17,11 +32,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pymongo.errors import PyMongoError
-from tunefleet_contract.messages import StudyRegistered, StudyRequest, TrialsPlanned
+from tunefleet_contract.messages import (
+    StudyRegistered,
+    StudyRequest,
+    TrialResult,
+    TrialSpec,
+    TrialsPlanned,
+)
 from tunefleet_contract.spec import SpecError
 from tunefleet_runtime import observability
 from tunefleet_runtime.broker import BatchChannel, publish, topology_of
@@ -30,7 +53,8 @@ from tunefleet_runtime.settings import PublisherSettings
 from tunefleet_runtime.store import MongoStore, Store
 from tunefleet_runtime.validation import validate_spec
 
-from tunefleet_publisher.planner import Plan, plan
+from tunefleet_publisher.planner import Plan, decide, plan, trial_messages
+from tunefleet_publisher.strategies import AdaptiveStrategy
 from tunefleet_publisher.trials import chunked
 
 __all__ = ["PLANNED_PER_EVENT", "Publisher"]
@@ -43,6 +67,21 @@ PLANNED_PER_EVENT = 1000
 _STORE_RETRY_S = 2.0
 # First submissions this process remembers (the store remembers all of them).
 _REMEMBERED = 10_000
+
+
+@dataclass
+class AdaptiveStudy:
+    """A study whose adaptive searches this planner drives: their state, where the next
+    decision goes in the plan, and which result each decision was made on."""
+
+    request: StudyRequest
+    searches: list[AdaptiveStrategy]
+    next_seq: int
+    after: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return all(search.done for search in self.searches)
 
 
 def _check_study_id(request: StudyRequest) -> None:
@@ -69,10 +108,17 @@ class Publisher:
         # Study ids this process planned a first submission of, oldest first (bounded).
         self._submitted: dict[str, None] = {}
         self.resubmissions = 0
+        # The adaptive studies this planner drives, and studies known to have no adaptive
+        # search (their results need nothing from it; bounded, oldest first).
+        self._adaptive_studies: dict[str, AdaptiveStudy] = {}
+        self._fixed_studies: dict[str, None] = {}
         self._runtime = ConsumerRuntime(
             settings,
             self._stopping,
-            [Subscription(self.topology.studies_queue, self._decode, self._handle)],
+            [
+                Subscription(self.topology.studies_queue, self._decode, self._handle),
+                Subscription(self.topology.planner_queue, TrialResult.decode, self._on_result),
+            ],
             prefetch=1,
             on_connect=self._connected,
         )
@@ -116,9 +162,11 @@ class Publisher:
                 return None
             return plan(request, {}, 0)
         # A resume: what the study has stored decides what runs again.
-        study = self._stored().study(request.study_id)
+        store = self._stored()
+        study = store.study(request.study_id)
         current = study.revision if study is not None else request.revision - 1
-        return plan(request, self._stored().result_states(request.study_id), current)
+        recorded = store.plan(request.study_id) if request.spec.adaptive else []
+        return plan(request, store.result_states(request.study_id), current, recorded)
 
     def _resubmitted(self, delivery: Delivery[StudyRequest]) -> bool:
         """Whether a first submission's request names a study that was submitted before: its
@@ -162,22 +210,26 @@ class Publisher:
             del self._submitted[next(iter(self._submitted))]
         assert self._batch is not None  # set on connect, before any delivery
         # 1. The plan, recorded before anything runs by it.
-        first = 0
         size = self.settings.tunefleet_publish_batch
-        events = []
-        for chunk in chunked(iter(decided.trials), PLANNED_PER_EVENT):
-            event = TrialsPlanned(
+        planned = [
+            TrialsPlanned(
                 study_id=request.study_id, revision=request.revision, first=first, trials=chunk
             )
-            events.append((event.kind, event.encode()))
-            first += len(chunk)
+            for first, chunk in _positioned(chunked(iter(decided.trials), PLANNED_PER_EVENT))
+        ]
+        if decided.adaptive:
+            # Stored now, not only through the collector: this planner's next decisions, or a
+            # restarted planner's, go on from this record.
+            self._stored().write_events(planned)
+        events = [(event.kind, event.encode()) for event in planned]
         for start in range(0, len(events), size):
             self._batch.publish(self.topology.events_exchange, events[start : start + size])
         # 2. The study: the collector then knows the total before any result arrives.
         registered = StudyRegistered(
             study_id=request.study_id,
             spec=request.spec,
-            n_trials=len(decided.trials),
+            n_trials=decided.n_trials,
+            planned=len(decided.trials) if decided.adaptive else None,
             submitted_at=request.submitted_at,
             published_at=time.time(),
             revision=request.revision,
@@ -198,6 +250,10 @@ class Publisher:
                 self.topology.trials_exchange, [("trial", message.encode()) for message in part]
             )
             observability.TRIALS_PUBLISHED.inc(sum(len(message.trials) for message in part))
+        if decided.adaptive:
+            self._adaptive_studies[request.study_id] = AdaptiveStudy(
+                request, decided.adaptive, next_seq=len(decided.trials)
+            )
         # Only now: a crash before this ack plans and publishes the same trial ids again.
         delivery.ack()
         log.info(
@@ -210,3 +266,145 @@ class Publisher:
             len(messages),
             time.monotonic() - started,
         )
+
+    # -- adaptive searches: results in, decisions out ----------------------------------------
+
+    def _on_result(self, delivery: Delivery[TrialResult]) -> None:
+        result = delivery.message
+        try:
+            study = self._adaptive(result.study_id)
+            if study is not None:
+                self._react(study, delivery)
+        except PyMongoError as exc:
+            log.warning("store unavailable (%s); a result of %s waits", exc, result.study_id)
+            self._stopping.wait(_STORE_RETRY_S)
+            delivery.requeue()
+            return
+        except _NotRegisteredError:
+            # Its registration is still on its way to the store (the collector is behind).
+            self._stopping.wait(_STORE_RETRY_S)
+            delivery.requeue()
+            return
+        delivery.ack()
+
+    def _adaptive(self, study_id: str) -> AdaptiveStudy | None:
+        """The study's adaptive searches; rebuilt from the store when this planner does not
+        drive them yet (it restarted, or another planner planned the study). None: the study
+        has no adaptive search, or is cancelled."""
+        known = self._adaptive_studies.get(study_id)
+        if known is not None or study_id in self._fixed_studies:
+            return known
+        store = self._stored()
+        record = store.study(study_id)
+        if record is None:
+            if store.plan(study_id):
+                raise _NotRegisteredError(study_id)  # planned, its registration on the way
+            self._remember_fixed(study_id)
+            return None
+        if not record.spec.adaptive:
+            self._remember_fixed(study_id)
+            return None
+        if record.cancelled:
+            return None
+        request = StudyRequest(
+            study_id=study_id,
+            spec=record.spec,
+            submitted_at=record.submitted_at,
+            revision=record.revision,
+        )
+        recorded = store.plan(study_id)
+        trials, searches = decide(request, store.result_states(study_id), recorded)
+        known_ids = {p.trial_id for p in recorded}
+        study = AdaptiveStudy(
+            request, searches, next_seq=len(recorded), after={p.trial_id: p.after for p in recorded}
+        )
+        # What it decides now (the planner that died had recorded a result, not yet what it
+        # decided on it) is recorded and published like any decision.
+        self._decided(study, [t for t in trials if t.trial_id not in known_ids], None)
+        self._adaptive_studies[study_id] = study
+        log.info(
+            "study %s: adaptive searches rebuilt from %d stored decisions", study_id, len(recorded)
+        )
+        return study
+
+    def _remember_fixed(self, study_id: str) -> None:
+        self._fixed_studies[study_id] = None
+        while len(self._fixed_studies) > _REMEMBERED:
+            del self._fixed_studies[next(iter(self._fixed_studies))]
+
+    def _react(self, study: AdaptiveStudy, delivery: Delivery[TrialResult]) -> None:
+        result = delivery.message
+        store = self._stored()
+        record = store.study(result.study_id)
+        if record is not None and record.cancelled:
+            # Nothing more is decided; a resume rebuilds the searches from the store.
+            del self._adaptive_studies[result.study_id]
+            return
+        mine = [s for s in study.searches if result.trial_id in {t.trial_id for t in s.decided}]
+        seen_before = any(result.trial_id in s.outcomes for s in mine)
+        if mine and not seen_before:
+            store.write_events([result])
+        new = [trial for search in study.searches for trial in search.react(result)]
+        again: list[TrialSpec] = []
+        if seen_before and delivery.attempt > 1:
+            # Redelivered: this planner (or one before it) may have died after recording what
+            # it decided on this result, before publishing it.
+            again = [
+                t
+                for s in mine
+                for t in s.decided
+                if study.after.get(t.trial_id) == result.trial_id and t.trial_id not in s.outcomes
+            ]
+        self._decided(study, new, result.trial_id, again)
+        if study.done:
+            del self._adaptive_studies[result.study_id]
+
+    def _decided(
+        self,
+        study: AdaptiveStudy,
+        new: list[TrialSpec],
+        after: str | None,
+        again: list[TrialSpec] | None = None,
+    ) -> None:
+        """Record `new` decisions (made on the result of trial `after`), then publish them,
+        with `again`: decisions recorded before whose publishing is in doubt."""
+        if new:
+            self._stored().write_events(
+                [
+                    TrialsPlanned(
+                        study_id=study.request.study_id,
+                        revision=study.request.revision,
+                        first=study.next_seq,
+                        trials=new,
+                        after=after,
+                    )
+                ]
+            )
+            study.next_seq += len(new)
+            study.after.update((t.trial_id, after) for t in new)
+        publish = [*new, *(again or [])]
+        if not publish:
+            return
+        assert self._batch is not None
+        messages = trial_messages(study.request, publish)
+        self._batch.publish(
+            self.topology.trials_exchange, [("trial", message.encode()) for message in messages]
+        )
+        observability.TRIALS_PUBLISHED.inc(len(publish))
+        log.info(
+            "study %s: %d trials decided%s",
+            study.request.study_id,
+            len(new),
+            f", {len(again)} published again" if again else "",
+        )
+
+
+class _NotRegisteredError(Exception):
+    """A result of a study whose registration the store does not have yet."""
+
+
+def _positioned(chunks: Iterable[list[TrialSpec]]) -> Iterator[tuple[int, list[TrialSpec]]]:
+    first = 0
+    for chunk in chunks:
+        yield first, chunk
+        first += len(chunk)

@@ -15,7 +15,7 @@ from tunefleet_contract.messages import TrialSpec
 from tunefleet_contract.params import Scalar
 from tunefleet_contract.spec import Distribution, RandomSearch
 
-__all__ = ["chunked", "family_chunks", "grid_points", "sample_space", "trial_id"]
+__all__ = ["active", "chunked", "family_chunks", "grid_points", "sample_space", "trial_id"]
 
 
 def trial_id(study_id: str, library: str, params: dict[str, Scalar], scoring: str = "") -> str:
@@ -71,7 +71,8 @@ def _same(a: Scalar, b: Scalar) -> bool:
     return type(a) is type(b) and a == b
 
 
-def _active(dist: Distribution, point: dict[str, Scalar]) -> bool:
+def active(dist: Distribution, point: dict[str, Scalar]) -> bool:
+    """Whether a conditional parameter is sampled, given the point drawn so far."""
     return all(
         name in point and any(_same(point[name], v) for v in values)
         for name, values in dist.condition().items()
@@ -79,20 +80,21 @@ def _active(dist: Distribution, point: dict[str, Scalar]) -> bool:
 
 
 def sample_space(
-    search: RandomSearch, fixed: dict[str, Scalar], seed: int, library: str
+    search: RandomSearch, fixed: dict[str, Scalar], seed: int, library: str, stream: str = ""
 ) -> Iterator[dict[str, Scalar]]:
     """Endless seeded draws (fixed parameters included); the caller keeps the distinct ones.
 
-    The stream depends only on the seed, the library's name and its space: adding a library to
-    a study does not change another library's trials.
+    The stream depends only on the seed, the library's name, `stream` (one per kind of search,
+    so that two searches of one library with one seed draw different points) and its space:
+    adding a library to a study does not change another library's trials.
     """
-    rng = random.Random(f"tunefleet:{seed}:{library}")
+    rng = random.Random(f"tunefleet:{seed}:{library}" + (f":{stream}" if stream else ""))
     order = search.order()
     while True:
         point: dict[str, Scalar] = dict(fixed)
         for name in order:
             dist = search.space[name]
-            if _active(dist, point):
+            if active(dist, point):
                 point[name] = _draw(dist, rng.random())
         yield point
 

@@ -12,21 +12,33 @@ A new strategy is one new module in this package (and its section of the spec's 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol
 
 from tunefleet_contract.messages import TrialResult, TrialSpec
 from tunefleet_contract.spec import StudySpec
 from tunefleet_runtime.validation import scoring_key
 
+from tunefleet_publisher.strategies.adaptive import AdaptiveStrategy, Outcome, outcome_of
+from tunefleet_publisher.strategies.asha import ASHASearch
 from tunefleet_publisher.strategies.grid_search import GridSearch
 from tunefleet_publisher.strategies.random_search import RandomSearch
+from tunefleet_publisher.strategies.tpe import TPESearch
 
-__all__ = ["SearchStrategy", "expand", "strategies_for"]
+__all__ = [
+    "AdaptiveStrategy",
+    "Outcome",
+    "SearchStrategy",
+    "expand",
+    "outcome_of",
+    "strategies_for",
+]
 
 
 class SearchStrategy(Protocol):
     """One part of a study's search, as the planner drives it."""
+
+    library: str
 
     @property
     def reactive(self) -> bool:
@@ -42,15 +54,16 @@ class SearchStrategy(Protocol):
         """The trials decided because of this result (none for a non-reactive strategy)."""
         ...
 
-    def restore(self, planned: Sequence[TrialSpec], results: Sequence[TrialResult]) -> None:
-        """Rebuild the state of a planner that restarted: what it had decided (from the store's
-        planned trials) and what came of it (the stored results)."""
+    def restore(self, planned: Sequence[TrialSpec], outcomes: Mapping[str, Outcome]) -> None:
+        """Rebuild the state of a planner that restarted, or of a resumed study, before
+        `initial`: what it had decided (the store's planned trials of its library that no
+        non-reactive strategy decides, in order) and what came of them (stored results)."""
         ...
 
 
 def strategies_for(spec: StudySpec, study_id: str) -> list[SearchStrategy]:
-    """Per library, in the spec's order: its grid, then its random search, which skips points
-    the grid already has (they are one trial)."""
+    """Per library, in the spec's order: its grid, then its random search, then its adaptive
+    search; each skips points an earlier one already has (they are one trial)."""
     scoring = scoring_key(spec)
     found: list[SearchStrategy] = []
     for library, part in spec.search.items():
@@ -58,10 +71,14 @@ def strategies_for(spec: StudySpec, study_id: str) -> list[SearchStrategy]:
         found.append(GridSearch(study_id, scoring, library, part, seen))
         if part.random is not None:
             found.append(RandomSearch(study_id, scoring, library, part, part.random, spec, seen))
+        if part.tpe is not None:
+            found.append(TPESearch(study_id, scoring, library, part, part.tpe, spec, seen))
+        if part.asha is not None:
+            found.append(ASHASearch(study_id, scoring, library, part, part.asha, spec, seen))
     return found
 
 
 def expand(spec: StudySpec, study_id: str) -> Iterator[TrialSpec]:
-    """Every trial a study decides up front, lazily, in planning order."""
+    """Every trial a study decides before any result, lazily, in planning order."""
     for strategy in strategies_for(spec, study_id):
         yield from strategy.initial()

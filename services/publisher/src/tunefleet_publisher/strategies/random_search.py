@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from tunefleet_contract import spec as schema
 from tunefleet_contract.messages import TrialResult, TrialSpec
@@ -73,5 +73,5 @@ class RandomSearch:
     def react(self, result: TrialResult) -> list[TrialSpec]:
         return []
 
-    def restore(self, planned: Sequence[TrialSpec], results: Sequence[TrialResult]) -> None:
+    def restore(self, planned: Sequence[TrialSpec], outcomes: Mapping[str, float | None]) -> None:
         return None

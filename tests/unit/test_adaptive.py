@@ -1,0 +1,234 @@
+"""The adaptive searches (TPE, ASHA) as the planner drives them, with results made up by a
+deterministic objective instead of workers: what they decide, when, and after a restart."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from tunefleet_contract.messages import StudyRequest, TrialResult, TrialSpec
+from tunefleet_contract.spec import SpecError
+from tunefleet_publisher.planner import decide, plan
+from tunefleet_publisher.strategies import AdaptiveStrategy
+from tunefleet_runtime.records import PlannedTrial, ResultState
+from tunefleet_runtime.validation import parse_spec
+
+Objective = Callable[[dict[str, Any]], float]
+
+
+def peak(params: dict[str, Any]) -> float:
+    """Best at learning_rate 0.1, max_depth 6; ASHA's rounds add a little."""
+    lr = float(params["learning_rate"])
+    depth = int(params.get("max_depth", 6))
+    rounds = int(params.get("n_estimators", 0))
+    return -((math.log10(lr) + 1) ** 2) - 0.05 * (depth - 6) ** 2 + rounds / 1000
+
+
+def request(search: dict[str, Any], *, revision: int = 0) -> StudyRequest:
+    spec = parse_spec({"name": "adaptive", "dataset": "iris", "search": {"xgboost": search}})
+    return StudyRequest(study_id=spec.study_id(), spec=spec, submitted_at=0.0, revision=revision)
+
+
+TPE = {
+    "fixed": {"n_estimators": 20},
+    "tpe": {
+        "n_trials": 30,
+        "max_in_flight": 3,
+        "n_startup": 8,
+        "seed": 7,
+        "space": {
+            "learning_rate": {"loguniform": [0.001, 1.0]},
+            "max_depth": {"int": [2, 10]},
+        },
+    },
+}
+ASHA = {
+    "asha": {
+        "n_trials": 40,
+        "max_in_flight": 2,
+        "min_rounds": 10,
+        "max_rounds": 90,
+        "eta": 3,
+        "seed": 3,
+        "space": {"learning_rate": {"loguniform": [0.001, 1.0]}},
+    }
+}
+
+
+def result(req: StudyRequest, trial: TrialSpec, objective: Objective) -> TrialResult:
+    return TrialResult.of(
+        req.study_id,
+        trial,
+        revision=req.revision,
+        attempts=1,
+        status="done",
+        score=objective(dict(trial.params)),
+    )
+
+
+def run(
+    req: StudyRequest, objective: Objective = peak, *, stop_after: int | None = None
+) -> tuple[list[TrialSpec], AdaptiveStrategy, list[TrialSpec]]:
+    """One worker: trials finish in the order they were decided. Returns every decision in
+    order, the search, and what is still in flight (when stopped early)."""
+    trials, searches = decide(req, {})
+    (search,) = searches
+    queue = list(trials)
+    decided = list(trials)
+    finished = 0
+    while queue and (stop_after is None or finished < stop_after):
+        trial = queue.pop(0)
+        new = search.react(result(req, trial, objective))
+        finished += 1
+        queue.extend(new)
+        decided.extend(new)
+    return decided, search, queue
+
+
+def test_tpe_decides_exactly_n_trials_never_more_than_max_in_flight_at_once() -> None:
+    req = request(TPE)
+    trials, (search,) = decide(req, {})
+    assert len(trials) == 3  # max_in_flight, before any result
+    assert len({t.trial_id for t in trials}) == 3
+    decided, search, queue = run(req)
+    assert len(decided) == 30 and len({t.trial_id for t in decided}) == 30
+    assert queue == [] and search.done
+    assert all(t.params["n_estimators"] == 20 for t in decided)  # fixed parameters kept
+
+
+def test_tpe_with_one_worker_and_a_seed_proposes_the_same_trials_in_the_same_order() -> None:
+    first = [t.trial_id for t in run(request(TPE))[0]]
+    again = [t.trial_id for t in run(request(TPE))[0]]
+    assert first == again
+    other_seed = {**TPE, "tpe": {**TPE["tpe"], "seed": 8}}
+    assert [t.trial_id for t in run(request(other_seed))[0]] != first
+
+
+def test_tpe_results_steer_it_to_better_points_than_its_random_start() -> None:
+    decided, _, _ = run(request(TPE))
+    scores = [peak(dict(t.params)) for t in decided]
+    startup, guided = scores[:8], scores[-10:]
+    # The guided trials are near the optimum where the random start is spread out.
+    assert sorted(guided)[len(guided) // 2] > sorted(startup)[len(startup) // 2]
+    assert max(scores) > -0.05
+
+
+def test_a_redelivered_result_decides_nothing_new() -> None:
+    req = request(TPE)
+    trials, (search,) = decide(req, {})
+    done = result(req, trials[0], peak)
+    assert len(search.react(done)) == 1
+    assert search.react(done) == []
+    assert len(search.decided) == 4
+
+
+def restored(req: StudyRequest, decided: list[TrialSpec], outcomes: dict[str, float]) -> Any:
+    recorded = [PlannedTrial(t.trial_id, t.library, t.params, req.revision) for t in decided]
+    stored = {tid: ResultState("done", req.revision, score) for tid, score in outcomes.items()}
+    return decide(req, stored, recorded)
+
+
+@pytest.mark.parametrize("search", [TPE, ASHA], ids=["tpe", "asha"])
+def test_a_search_rebuilt_from_the_store_decides_what_the_running_one_would(
+    search: dict[str, Any],
+) -> None:
+    req = request(search)
+    uninterrupted, _, _ = run(req)
+    # The planner dies after 12 results: what the store has is what it decided and what came.
+    decided, live, queue = run(req, stop_after=12)
+    outcomes = {tid: score for tid, score in live.outcomes.items() if score is not None}
+    trials, (rebuilt,) = restored(req, decided, outcomes)
+    assert [t.trial_id for t in trials] == [t.trial_id for t in decided]  # nothing new yet
+    assert rebuilt.in_flight == len(queue)
+    order = list(decided)
+    while queue:
+        trial = queue.pop(0)
+        new = rebuilt.react(result(req, trial, peak))
+        queue.extend(new)
+        order.extend(new)
+    assert [t.trial_id for t in order] == [t.trial_id for t in uninterrupted]
+
+
+def test_asha_promotes_the_best_third_of_a_rung_and_never_waits_for_one_to_fill() -> None:
+    req = request(ASHA)
+    decided, search, _ = run(req)
+    assert len(decided) == 40 and len({t.trial_id for t in decided}) == 40
+    rounds = [t.params["n_estimators"] for t in decided]
+    assert set(rounds) == {10, 30, 90}
+    # The first three configurations start at rung 0; none waits for a full rung.
+    assert rounds[:3] == [10, 10, 10]
+
+    def config(t: TrialSpec) -> float:
+        return float(t.params["learning_rate"])
+
+    at = {r: [t for t in decided if t.params["n_estimators"] == r] for r in (10, 30, 90)}
+    # Every promoted configuration was scored at the rung below, in its top third then.
+    for low, high in ((10, 30), (30, 90)):
+        lower = {config(t) for t in at[low]}
+        assert all(config(t) in lower for t in at[high])
+        assert len(at[high]) <= len(at[low]) // 3 + 1
+    # The best configuration of rung 0 went all the way up.
+    best = max(at[10], key=lambda t: peak(dict(t.params)))
+    assert config(best) in {config(t) for t in at[90]}
+    # A promotion is the same configuration with more rounds: its own trial.
+    top = at[90][0]
+    same = [t for t in at[10] if config(t) == config(top)]
+    assert same and same[0].trial_id != top.trial_id
+
+
+def test_asha_never_promotes_a_failed_trial() -> None:
+    req = request(ASHA)
+    trials, (search,) = decide(req, {})
+    failing = [
+        TrialResult.failed(req.study_id, t, revision=0, attempts=1, reason="error", error="boom")
+        for t in trials
+    ]
+    new = [t for failure in failing for t in search.react(failure)]
+    assert all(t.params["n_estimators"] == 10 for t in new)
+
+
+def test_a_resume_keeps_the_searchs_decisions_and_publishes_what_has_no_result() -> None:
+    req = request(TPE)
+    decided, live, queue = run(req, stop_after=10)
+    resumed = request(TPE, revision=1)
+    recorded = [PlannedTrial(t.trial_id, t.library, t.params, 0) for t in decided]
+    stored = {
+        tid: ResultState("done", 0, score)
+        for tid, score in live.outcomes.items()
+        if score is not None
+    }
+    decision = plan(resumed, stored, 0, recorded)
+    assert [t.trial_id for t in decision.trials] == [t.trial_id for t in decided]
+    assert {t.trial_id for t in decision.publish} == {t.trial_id for t in queue}
+    assert decision.n_trials == 30
+
+
+def test_a_fixed_space_leaves_out_the_decisions_outside_it() -> None:
+    req = request(TPE)
+    decided, live, _ = run(req, stop_after=10)
+    narrower = {
+        **TPE,
+        "tpe": {
+            **TPE["tpe"],
+            "space": {**TPE["tpe"]["space"], "max_depth": {"int": [2, 5]}},
+        },
+    }
+    fixed = request(narrower, revision=1)
+    fixed = StudyRequest(study_id=req.study_id, spec=fixed.spec, submitted_at=0.0, revision=1)
+    recorded = [PlannedTrial(t.trial_id, t.library, t.params, 0) for t in decided]
+    trials, _ = decide(fixed, {}, recorded)
+    kept = [t for t in trials if t.trial_id in {d.trial_id for d in decided}]
+    assert kept == [t for t in decided if int(t.params["max_depth"]) <= 5]
+    assert all(int(t.params["max_depth"]) <= 5 for t in trials)
+
+
+def test_asha_needs_a_rounds_parameter_outside_its_space() -> None:
+    bad = {"asha": {**ASHA["asha"], "space": {"n_estimators": {"int": [1, 50]}}}}
+    with pytest.raises(SpecError, match="the rungs set the rounds"):
+        request(bad)
+    with pytest.raises(SpecError, match="no rung above"):
+        request({"asha": {**ASHA["asha"], "max_rounds": 20}})
+    with pytest.raises(SpecError, match="tpe or asha, not both"):
+        request({"asha": ASHA["asha"], "tpe": TPE["tpe"]})
