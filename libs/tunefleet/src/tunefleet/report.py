@@ -437,8 +437,8 @@ def _top_rung_table(search: AdaptiveSearch, records: list[TrialRecord]) -> str:
         rows.append(f"<tr>{''.join(cells)}</tr>")
     header = "".join(f"<th>{html.escape(h)}</th>" for h in head)
     return (
-        f"<p>{len(reached)} configurations reached the top rung ({search.rungs[top]} rounds); "
-        "their score at each rung:</p>"
+        f"<p>{len(reached)} configuration{'s' if len(reached) > 1 else ''} reached the top rung "
+        f"({search.rungs[top]} rounds); score at each rung:</p>"
         f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
 
