@@ -286,7 +286,7 @@ def status(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Queued, running, done, failed, redelivered, workers seen, throughput, ETA, best so far."""
+    """Trials (queued, running, done, failed), workers, ETA, best so far, each library's search."""
     with _errors():
         client = _client()
         study_id = study or _latest(client)
