@@ -22,8 +22,9 @@ install: $(UV) ## Create .venv from uv.lock (all services, dev tools)
 services-install: install ## Install RabbitMQ (apt) and build FerretDB (Go) if missing
 	$(UV) run --frozen python -m tunefleet_dev.devservices install
 
-demo: services-install ## Run a real 3-library study through the whole pipeline on local services
-	$(UV) run --frozen python -m tunefleet_dev.demo examples/demo.yaml
+DEMO_SPEC ?= examples/demo.yaml
+demo: services-install ## Run a real 3-library study through the whole pipeline on local services (DEMO_SPEC=examples/tpe.yaml: another)
+	$(UV) run --frozen python -m tunefleet_dev.demo $(DEMO_SPEC)
 
 test: services-install test-tools cluster-install ## The whole test suite, against real services (what CI runs)
 	$(UV) run --frozen ruff check .

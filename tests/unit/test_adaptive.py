@@ -154,6 +154,7 @@ def test_a_search_rebuilt_from_the_store_decides_what_the_running_one_would(
 def test_asha_promotes_the_best_third_of_a_rung_and_never_waits_for_one_to_fill() -> None:
     req = request(ASHA)
     decided, search, _ = run(req)
+    assert search.done
     assert len(decided) == 40 and len({t.trial_id for t in decided}) == 40
     rounds = [t.params["n_estimators"] for t in decided]
     assert set(rounds) == {10, 30, 90}
@@ -207,7 +208,7 @@ def test_a_resume_keeps_the_searchs_decisions_and_publishes_what_has_no_result()
 
 def test_a_fixed_space_leaves_out_the_decisions_outside_it() -> None:
     req = request(TPE)
-    decided, live, _ = run(req, stop_after=10)
+    decided, _, _ = run(req, stop_after=10)
     narrower = {
         **TPE,
         "tpe": {

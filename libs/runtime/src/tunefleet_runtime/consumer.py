@@ -104,7 +104,8 @@ class Subscription(Generic[M]):
     back. `refused` is told of each delivery that was dead-lettered instead (default: ack it at
     once; a service that acks in batches takes it into its batch). `dead_letters=False` is
     for the dead-letter queues themselves: no size limit, and a refusal is only logged, since
-    a message sent back to the dead-letter exchange would come round again."""
+    a message sent back to the dead-letter exchange would come round again; and for a second
+    copy of events that the collector's queue dead-letters already (the planner's)."""
 
     queue: str
     decode: Callable[[bytes], M]

@@ -319,10 +319,11 @@ class Client:
             )
         revision = study.revision
         # The same spec has the same trial set: the store's record of it (the plan) and the
-        # results tell what is missing, without waiting for the planner to say so.
+        # results tell what is missing, without waiting for the planner to say so (once an
+        # adaptive search has decided all of its trials).
         planned = self.store.planned_trials(study_id, revision) if new_spec == stored_spec else []
         known: Resumption | None = None
-        if planned:
+        if planned and len(planned) >= study.n_trials:
             stored = self.store.result_states(study_id)
             states = [stored[tid][0] if tid in stored else None for tid in planned]
             failed = states.count("failed")

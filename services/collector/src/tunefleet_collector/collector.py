@@ -233,13 +233,15 @@ class Collector:
             if item.delivery.queue != self.topology.dead_letter_collector_queue:
                 continue
             for event in item.events:
-                if isinstance(event, TrialResult):
-                    publish(
-                        batch.last.channel,
-                        self.topology.events_exchange,
-                        event.kind,
-                        event.encode(),
-                    )
+                if not isinstance(event, TrialResult):
+                    continue
+                try:
+                    body = event.encode()
+                except ValueError:
+                    # Parameters no JSON can carry (a bad message's infinity): no planner
+                    # decided this trial, and its failure is stored.
+                    continue
+                publish(batch.last.channel, self.topology.events_exchange, event.kind, body)
 
     def _store_is_away(self, exc: Exception) -> bool:
         """Whether a failed write was the store's fault, not the data's: decided by a write of

@@ -117,7 +117,14 @@ class Publisher:
             self._stopping,
             [
                 Subscription(self.topology.studies_queue, self._decode, self._handle),
-                Subscription(self.topology.planner_queue, TrialResult.decode, self._on_result),
+                # The collector dead-letters a bad event (its copy, with the reason); the
+                # planner's copy of it is only logged, not dead-lettered a second time.
+                Subscription(
+                    self.topology.planner_queue,
+                    TrialResult.decode,
+                    self._on_result,
+                    dead_letters=False,
+                ),
             ],
             prefetch=1,
             on_connect=self._connected,
