@@ -275,3 +275,25 @@ def test_activity_tallies_searches_whenever_the_spec_arrives(spec_first: bool) -
     xgb, lgb, _ = activity.status().searches
     assert (xgb.decided, xgb.adaptive_finished) == (0, 0)  # p1 lacks learning_rate: not TPE's
     assert (lgb.decided, lgb.rung_finished, lgb.best_trial_id) == (9, (6, 2, 1), "d2")
+
+
+def test_trials_yet_to_decide_are_not_queued() -> None:
+    activity = StudyActivity("s")
+    activity.registration(21, SPEC)  # 1 grid point, 6 TPE, 12 ASHA, 2 random trials
+    tpe = {"n_estimators": 50, "learning_rate": 0.05, "max_depth": 4}
+    planned = [
+        ("g", "xgboost", {"n_estimators": 50, "max_depth": 3}),
+        ("t1", "xgboost", tpe),
+        ("t2", "xgboost", {**tpe, "max_depth": 5}),
+        ("c1", "catboost", {"depth": 2}),
+        ("c2", "catboost", {"depth": 3}),
+        *(
+            (f"a{n}", "lightgbm", {"verbose": -1, "num_leaves": n, "n_estimators": 10})
+            for n in (4, 8, 16)
+        ),
+    ]
+    activity.plan(TrialSpec(trial_id=hexid(t), library=lib, params=p) for t, lib, p in planned)
+    activity.load([lgbm(hexid("a4"), 4, 10, 0.9, 1.0)], [])
+    activity.start(hexid("t1"), 1, "w1")
+    status = activity.status()
+    assert (status.done, status.running, status.undecided, status.queued) == (1, 1, 13, 6)

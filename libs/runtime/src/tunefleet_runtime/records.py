@@ -196,6 +196,7 @@ class StudyStatus:
     redeliveries: int = 0  # deliveries beyond each trial's first: preemptions, crashes, restarts
     registered: bool = True
     searches: tuple[SearchStatus, ...] = ()  # per library, in the spec's order
+    undecided: int = 0  # trials adaptive searches have yet to decide (neither queued nor run)
 
     @property
     def finished(self) -> int:
@@ -357,6 +358,11 @@ class StudyActivity:
         failed = len(self.results) - done
         remaining = max(0, self.n_trials - done - failed)
         running = min(remaining, sum(1 for tid in self.attempts if tid not in self.results))
+        searches = tuple(self.searches.status()) if self.searches else ()
+        undecided = min(
+            remaining - running,
+            sum(max(0, (s.n_trials or 0) - s.decided) for s in searches if s.adaptive),
+        )
         return StudyStatus(
             study_id=self.study_id,
             name=name,
@@ -364,7 +370,7 @@ class StudyActivity:
             done=done,
             failed=failed,
             running=running,
-            queued=max(0, remaining - running),
+            queued=max(0, remaining - running - undecided),
             redelivered=sum(1 for n in self.attempts.values() if n > 1),
             redeliveries=sum(n - 1 for n in self.attempts.values() if n > 1),
             workers=len(self.workers),
@@ -373,5 +379,6 @@ class StudyActivity:
             metric=self.metric,
             cancelled=self.cancelled,
             registered=self.registered,
-            searches=tuple(self.searches.status()) if self.searches else (),
+            searches=searches,
+            undecided=undecided,
         )

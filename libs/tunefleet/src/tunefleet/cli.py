@@ -158,7 +158,8 @@ def _status_table(p: Progress) -> Table:
     table.add_row(
         "trials",
         f"{p.finished}/{p.n_trials} finished: {p.done} done, {p.failed} failed; "
-        f"{p.running} running, {p.queued} {'left' if p.cancelled else 'queued'}",
+        f"{p.running} running, {p.queued} {'left' if p.cancelled else 'queued'}"
+        + (f", {p.undecided} yet to decide" if p.undecided else ""),
     )
     table.add_row(
         "redelivered", f"{p.redelivered} trials, {p.redeliveries} extra deliveries in all"
