@@ -14,6 +14,7 @@ CHAOS_TRIAL_S ?= 1.0
 CHAOS_BULK_TRIALS ?= 2000
 CHAOS_TIMEOUT_S ?= 1800
 CHAOS_REPORT ?= $(CURDIR)/.tunefleet/chaos-report.json
+CHAOS_ADAPTIVE_TRIALS ?= 200
 
 chaos: services-install ## Fault injection, full: 200+ trials, 4 workers, 10+ kill -9, 5 SIGTERM, broker restart, 10 s store outage, 70 s of a store refusing writes, a resubmission race, collector kill, every bad input
 	mkdir -p $(dir $(CHAOS_REPORT))
@@ -22,11 +23,11 @@ chaos: services-install ## Fault injection, full: 200+ trials, 4 workers, 10+ ki
 	CHAOS_STORE_REFUSE_S=$(CHAOS_STORE_REFUSE_S) \
 	CHAOS_DELIVERY_LIMIT=$(CHAOS_DELIVERY_LIMIT) CHAOS_TRIAL_S=$(CHAOS_TRIAL_S) \
 	CHAOS_BULK_TRIALS=$(CHAOS_BULK_TRIALS) CHAOS_TIMEOUT_S=$(CHAOS_TIMEOUT_S) \
-	CHAOS_REPORT=$(CHAOS_REPORT) \
-		$(UV) run --frozen pytest -q -s tests/chaos/test_chaos.py
+	CHAOS_REPORT=$(CHAOS_REPORT) CHAOS_ADAPTIVE_TRIALS=$(CHAOS_ADAPTIVE_TRIALS) \
+		$(UV) run --frozen pytest -q -s tests/chaos/test_chaos.py tests/chaos/test_adaptive_chaos.py
 
 chaos-short: services-install ## Fault injection, the short form CI runs inside `make test`
-	$(UV) run --frozen pytest -q -s tests/chaos/test_chaos.py
+	$(UV) run --frozen pytest -q -s tests/chaos/test_chaos.py tests/chaos/test_adaptive_chaos.py
 
 FUZZ_PROFILE ?= long
 fuzz: install ## Property-based fuzzing, long form: every decoder, the spec parser, the CLI's spec loading

@@ -3,6 +3,9 @@ with no manual step; only a document the store would refuse on any day is dead-l
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -72,6 +75,39 @@ def test_results_wait_while_the_store_refuses_writes_then_land(
         wait_until(lambda: collector.failed_writes >= 5, what="the collector retries the batch")
         assert queue_depth(channel, topology.dead_letter_queue) == 0
         assert db.trials.count_documents({}) == 1
+    wait_until(
+        lambda: db.trials.count_documents({}) == 21, what="every result lands after recovery"
+    )
+    wait_until(
+        lambda: queue_depth(channel, topology.events_queue) == 0, what="every event is acked"
+    )
+    assert queue_depth(channel, topology.dead_letter_queue) == 0
+
+
+def test_results_wait_while_the_store_hangs_then_land(
+    settings: ClientSettings,
+    channel: BlockingChannel,
+    topology: Topology,
+    run_service: Callable[[Any], Running],
+    own_store: LocalMongo,
+) -> None:
+    """A store that accepts connections and answers nothing (its process stopped: a hung
+    disk, a paused VM): writes wait, nothing is dead-lettered, and all of it lands after."""
+    ours = ClientSettings(**{**settings.model_dump(), "mongodb_url": own_store.url})
+    db = connect_store(ours)
+    _collector(ours, run_service, tunefleet_collector_batch=5)
+    publish(channel, topology.events_exchange, "trial.result", _result(0).encode())
+    wait_until(lambda: db.trials.count_documents({}) == 1, what="the first result is stored")
+
+    assert own_store.pid is not None
+    os.kill(own_store.pid, signal.SIGSTOP)
+    try:
+        for n in range(1, 21):
+            publish(channel, topology.events_exchange, "trial.result", _result(n).encode())
+        time.sleep(5)  # the collector is in the middle of a write the store does not answer
+        assert queue_depth(channel, topology.dead_letter_queue) == 0
+    finally:
+        os.kill(own_store.pid, signal.SIGCONT)
     wait_until(
         lambda: db.trials.count_documents({}) == 21, what="every result lands after recovery"
     )

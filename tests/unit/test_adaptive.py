@@ -233,3 +233,23 @@ def test_asha_needs_a_rounds_parameter_outside_its_space() -> None:
         request({"asha": {**ASHA["asha"], "max_rounds": 20}})
     with pytest.raises(SpecError, match="tpe or asha, not both"):
         request({"asha": ASHA["asha"], "tpe": TPE["tpe"]})
+
+
+def test_a_grid_and_a_random_search_beside_tpe_are_trials_it_never_decides_again() -> None:
+    space = {"learning_rate": {"choice": [0.01, 0.1, 0.3]}, "max_depth": {"choice": [2, 4]}}
+    search = {
+        "fixed": {"n_estimators": 20},
+        "grid": {"learning_rate": [0.1, 0.3], "max_depth": [2]},
+        "random": {"n_trials": 2, "space": space},
+        "tpe": {"n_trials": 2, "max_in_flight": 2, "n_startup": 1, "space": space},
+    }
+    req = request(search)
+    trials, (tpe,) = decide(req, {})
+    ids = [t.trial_id for t in trials]
+    assert len(ids) == len(set(ids)) == 2 + 2 + 2
+    upfront = set(ids[:4])
+    assert not upfront & {t.trial_id for t in tpe.decided}
+    # The six points of the space, four taken up front: TPE decides the other two.
+    first = trials[4]
+    assert tpe.react(result(req, first, peak)) == []  # n_trials decided already
+    assert req.spec.n_trials() == 6

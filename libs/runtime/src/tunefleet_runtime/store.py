@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from tunefleet_contract.messages import (
     Event,
     ModelStored,
@@ -57,6 +57,7 @@ from tunefleet_runtime.settings import StoreSettings
 
 __all__ = [
     "DUPLICATE_KEY",
+    "STORE_ERRORS",
     "MongoStore",
     "PlanIncompleteError",
     "Store",
@@ -71,6 +72,9 @@ __all__ = [
 
 DUPLICATE_KEY = 11000
 Doc = dict[str, Any]
+# What a store that is away (or refuses) raises: callers wait and retry, or say so, without
+# knowing which driver is behind the store.
+STORE_ERRORS: tuple[type[BaseException], ...] = (PyMongoError,)
 
 
 def connect_store(settings: StoreSettings, *, timeout_ms: int = 5000) -> Database[Doc]:

@@ -22,7 +22,6 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
-from pymongo.errors import PyMongoError
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -37,7 +36,7 @@ from tunefleet_runtime.deadletters import (
 )
 from tunefleet_runtime.records import StudyStatus, TrialRecord, study_state
 from tunefleet_runtime.settings import ClientSettings
-from tunefleet_runtime.store import finite
+from tunefleet_runtime.store import STORE_ERRORS, finite
 from tunefleet_runtime.validation import load_spec
 
 from tunefleet.client import (
@@ -94,7 +93,7 @@ def _errors() -> Iterator[None]:
         _fail(str(exc), EXIT_USAGE)
     except CONNECTION_ERRORS as exc:
         _fail(f"cannot reach RabbitMQ: {exc or type(exc).__name__}")
-    except PyMongoError as exc:
+    except STORE_ERRORS as exc:
         _fail(f"cannot read MongoDB: {str(exc).split(',')[0]}")
     except TimeoutError as exc:
         _fail(str(exc))

@@ -22,7 +22,6 @@ from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 import pika
-from pymongo.errors import PyMongoError
 from tunefleet_contract.messages import (
     DecodeError,
     StudyCancelled,
@@ -38,7 +37,7 @@ from tunefleet_runtime.adaptive import SearchStatus
 from tunefleet_runtime.broker import CONNECTION_ERRORS, connect, topology_of
 from tunefleet_runtime.records import StudyActivity
 from tunefleet_runtime.settings import ClientSettings
-from tunefleet_runtime.store import Store
+from tunefleet_runtime.store import STORE_ERRORS, Store
 
 __all__ = ["Progress", "from_store", "watch"]
 
@@ -257,7 +256,7 @@ def watch(
     state = _State(study_id, revision=revision)
 
     def load() -> None:
-        with contextlib.suppress(PyMongoError):
+        with contextlib.suppress(*STORE_ERRORS):
             state.load(store)
 
     connection: pika.BlockingConnection | None = None

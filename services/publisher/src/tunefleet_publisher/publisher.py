@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
-from pymongo.errors import PyMongoError
 from tunefleet_contract.messages import (
     StudyRegistered,
     StudyRequest,
@@ -50,7 +49,7 @@ from tunefleet_runtime import observability
 from tunefleet_runtime.broker import BatchChannel, publish, topology_of
 from tunefleet_runtime.consumer import ConsumerRuntime, Delivery, RefusalError, Subscription
 from tunefleet_runtime.settings import PublisherSettings
-from tunefleet_runtime.store import MongoStore, Store
+from tunefleet_runtime.store import STORE_ERRORS, MongoStore, Store
 from tunefleet_runtime.validation import validate_spec
 
 from tunefleet_publisher.planner import Plan, decide, plan, trial_messages
@@ -112,6 +111,10 @@ class Publisher:
         # search (their results need nothing from it; bounded, oldest first).
         self._adaptive_studies: dict[str, AdaptiveStudy] = {}
         self._fixed_studies: dict[str, None] = {}
+        # Results this planner handed back (the store was away): when they come again, they
+        # count as redelivered whatever the broker's delivery count says (RabbitMQ 4 no longer
+        # counts an explicit requeue).
+        self._requeued: set[tuple[str, str]] = set()
         self._runtime = ConsumerRuntime(
             settings,
             self._stopping,
@@ -193,12 +196,28 @@ class Publisher:
             return True
         return self._stored().study(study_id) is not None
 
+    def _record(self, decided: Plan) -> list[TrialsPlanned]:
+        """The plan as `TrialsPlanned` events; for a study with an adaptive search, stored now
+        as well, not only through the collector: the planner's next decisions, or a restarted
+        planner's, go on from this record."""
+        request = decided.request
+        planned = [
+            TrialsPlanned(
+                study_id=request.study_id, revision=request.revision, first=first, trials=chunk
+            )
+            for first, chunk in _positioned(chunked(iter(decided.trials), PLANNED_PER_EVENT))
+        ]
+        if decided.adaptive:
+            self._stored().write_events(planned)
+        return planned
+
     def _handle(self, delivery: Delivery[StudyRequest]) -> None:
         started = time.monotonic()
         request = delivery.message
         try:
             decided = self._plan(delivery)
-        except PyMongoError as exc:
+            planned = self._record(decided) if decided is not None else []
+        except STORE_ERRORS as exc:
             # Not the request's fault: it waits (unacked, then requeued) until the store answers.
             log.warning("store unavailable (%s); study %s waits", exc, request.study_id)
             self._stopping.wait(_STORE_RETRY_S)
@@ -212,22 +231,9 @@ class Publisher:
             self.resubmissions += 1
             delivery.ack()
             return
-        self._submitted[request.study_id] = None
-        while len(self._submitted) > _REMEMBERED:
-            del self._submitted[next(iter(self._submitted))]
         assert self._batch is not None  # set on connect, before any delivery
         # 1. The plan, recorded before anything runs by it.
         size = self.settings.tunefleet_publish_batch
-        planned = [
-            TrialsPlanned(
-                study_id=request.study_id, revision=request.revision, first=first, trials=chunk
-            )
-            for first, chunk in _positioned(chunked(iter(decided.trials), PLANNED_PER_EVENT))
-        ]
-        if decided.adaptive:
-            # Stored now, not only through the collector: this planner's next decisions, or a
-            # restarted planner's, go on from this record.
-            self._stored().write_events(planned)
         events = [(event.kind, event.encode()) for event in planned]
         for start in range(0, len(events), size):
             self._batch.publish(self.topology.events_exchange, events[start : start + size])
@@ -261,6 +267,9 @@ class Publisher:
             self._adaptive_studies[request.study_id] = AdaptiveStudy(
                 request, decided.adaptive, next_seq=len(decided.trials)
             )
+        self._submitted[request.study_id] = None
+        while len(self._submitted) > _REMEMBERED:
+            del self._submitted[next(iter(self._submitted))]
         # Only now: a crash before this ack plans and publishes the same trial ids again.
         delivery.ack()
         log.info(
@@ -282,16 +291,23 @@ class Publisher:
             study = self._adaptive(result.study_id)
             if study is not None:
                 self._react(study, delivery)
-        except PyMongoError as exc:
-            log.warning("store unavailable (%s); a result of %s waits", exc, result.study_id)
-            self._stopping.wait(_STORE_RETRY_S)
-            delivery.requeue()
-            return
         except _NotRegisteredError:
             # Its registration is still on its way to the store (the collector is behind).
             self._stopping.wait(_STORE_RETRY_S)
             delivery.requeue()
             return
+        except BaseException as exc:
+            # Decisions made in memory may not be on record: the searches are rebuilt from the
+            # store when the result comes again, and decide those again.
+            self._adaptive_studies.pop(result.study_id, None)
+            if not isinstance(exc, STORE_ERRORS):
+                raise
+            log.warning("store unavailable (%s); a result of %s waits", exc, result.study_id)
+            self._requeued.add((result.study_id, result.trial_id))
+            self._stopping.wait(_STORE_RETRY_S)
+            delivery.requeue()
+            return
+        self._requeued.discard((result.study_id, result.trial_id))
         delivery.ack()
 
     def _adaptive(self, study_id: str) -> AdaptiveStudy | None:
@@ -353,7 +369,8 @@ class Publisher:
             store.write_events([result])
         new = [trial for search in study.searches for trial in search.react(result)]
         again: list[TrialSpec] = []
-        if seen_before and delivery.attempt > 1:
+        redelivered = delivery.attempt > 1 or (result.study_id, result.trial_id) in self._requeued
+        if seen_before and redelivered:
             # Redelivered: this planner (or one before it) may have died after recording what
             # it decided on this result, before publishing it.
             again = [

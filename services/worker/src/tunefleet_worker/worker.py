@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
-from pymongo.errors import PyMongoError
 from tunefleet_contract.families import families
 from tunefleet_contract.messages import (
     ModelRefit,
@@ -44,7 +43,7 @@ from tunefleet_runtime.broker import (
 )
 from tunefleet_runtime.consumer import ConsumerRuntime, Delivery, RefusalError, Subscription
 from tunefleet_runtime.settings import WorkerSettings
-from tunefleet_runtime.store import connect_database
+from tunefleet_runtime.store import STORE_ERRORS, connect_database
 
 from tunefleet_worker.control import StudyControl
 from tunefleet_worker.datacache import DataCache
@@ -372,7 +371,7 @@ class Worker:
         except (DatasetError, ValueError) as exc:
             self._call(job, self._reject, f"dataset: {exc}")
             return
-        except PyMongoError as exc:
+        except STORE_ERRORS as exc:
             # The store is out of reach, which is not the message's fault: hand it back, the
             # delivery limit bounds how often.
             log.warning("cannot fetch the dataset of study %s: %s", message.study_id, exc)
@@ -413,7 +412,7 @@ class Worker:
         except (DatasetError, BlobError) as exc:
             self._call(job, self._reject, f"refit: {exc}")
             return
-        except PyMongoError as exc:
+        except STORE_ERRORS as exc:
             log.warning("cannot refit trial %s: the store: %s", message.trial_id, exc)
             self._call(job, self._requeue)
             return

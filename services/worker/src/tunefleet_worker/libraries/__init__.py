@@ -7,14 +7,13 @@ A new library is one new module here (and its catalogue in `tunefleet_contract.l
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
 
 from tunefleet_contract.params import Scalar
+from tunefleet_contract.plugins import discover
 from tunefleet_contract.spec import Task
 
 from tunefleet_worker.foldcache import Fold, FoldSet
@@ -74,13 +73,7 @@ def structure_key(
 @cache
 def model_libraries() -> Mapping[str, ModelLibrary]:
     """Every library this worker runs, by name."""
-    found: dict[str, ModelLibrary] = {}
-    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        library = importlib.import_module(f"{__name__}.{module.name}").LIBRARY
-        if not isinstance(library, ModelLibrary) or library.name != module.name:
-            raise TypeError(f"{__name__}.{module.name}.LIBRARY is not its ModelLibrary")
-        found[library.name] = library
-    return found
+    return discover(__name__, __path__, "LIBRARY", ModelLibrary)
 
 
 def model_library(name: str) -> ModelLibrary:
