@@ -4,9 +4,10 @@ progress and the report learn it from.
 A trial carries no mark of the search that decided it; the spec says enough. A library's
 adaptive trials are its trials whose parameters lie in its adaptive search's space (the fixed
 parameters aside; for ASHA, the rounds parameter at one of the rungs). Grid points with other
-parameters, and random draws from another space, are told apart by that; a random search over
-the same space as the library's TPE search in the same library is not, and its trials count as
-the adaptive search's.
+parameters, and random draws from another space, are told apart by that; a grid point or draw
+that lies in the space too (a random search over the same space as the library's TPE search)
+is not, and counts as the adaptive search's. The planner knows exactly (it expands the grid and
+random searches again); the client has no planner, and this costs it nothing to know.
 
 ASHA (see `tunefleet_contract.spec.ASHASearch`): a *configuration* is a trial's parameters
 without the rounds parameter; its trial at rung k has `rounds = rungs()[k]`; it was *promoted*
@@ -197,14 +198,14 @@ class BestPoint:
 def best_so_far(records: Iterable[TrialRecord]) -> list[BestPoint]:
     """The optimisation history: every scored trial by when it finished (trial id breaks ties),
     with the best score so far (greater is better, as scikit-learn's scorers are)."""
-    ordered = sorted((r for r in records if _scored(r)), key=lambda r: (r.finished_at, r.trial_id))
+    scored = [(r.finished_at, r.trial_id, r.score) for r in records if r.status == "done"]
+    ordered = sorted((at, tid, score) for at, tid, score in scored if score is not None)
     points: list[BestPoint] = []
     best: tuple[float, str] | None = None
-    for order, record in enumerate(ordered, 1):
-        score = float(record.score)  # type: ignore[arg-type]  # _scored
+    for order, (finished_at, trial_id, score) in enumerate(ordered, 1):
         if best is None or score > best[0]:
-            best = (score, record.trial_id)
-        points.append(BestPoint(order, record.trial_id, record.finished_at, score, *best))
+            best = (score, trial_id)
+        points.append(BestPoint(order, trial_id, finished_at, score, *best))
     return points
 
 

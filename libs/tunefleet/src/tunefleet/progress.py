@@ -308,7 +308,7 @@ def watch(
                         load()
                         last_sync = time.monotonic()
                     elif state.deciding(current):
-                        with contextlib.suppress(PyMongoError):
+                        with contextlib.suppress(*STORE_ERRORS):
                             state.read_plan(store)
                     snapshot = state.snapshot()
                     if body is not None and channel.get_waiting_message_count() > 0:
