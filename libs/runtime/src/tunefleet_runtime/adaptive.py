@@ -17,14 +17,14 @@ from rung k when it has a trial at rung k + 1.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from tunefleet_contract.families import configuration
 from tunefleet_contract.params import Scalar
 from tunefleet_contract.spec import (
     ASHASearch,
-    Distribution,
     LibrarySearch,
     StudySpec,
     TPESearch,
@@ -92,24 +92,6 @@ def trial_search(spec: StudySpec, library: str, params: Params) -> str:
     return "+".join(others) or "-"
 
 
-def _typed(value: Scalar) -> tuple[str, Scalar]:
-    # 1, 1.0 and True are equal in Python and distinct parameters to a library.
-    return (type(value).__name__, value)
-
-
-def _contains(dist: Distribution, value: Scalar) -> bool:
-    if dist.choice is not None:
-        return _typed(value) in {_typed(v) for v in dist.choice}
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    if dist.integer is not None:
-        low, high = dist.integer
-        return isinstance(value, int) and low <= value <= high
-    bounds = dist.uniform if dist.uniform is not None else dist.loguniform
-    assert bounds is not None  # a Distribution has exactly one kind
-    return bool(math.isfinite(value) and bounds[0] <= value <= bounds[1])
-
-
 @dataclass(frozen=True)
 class AdaptiveSearch:
     """A library's adaptive search, resolved: which trials are its, and (ASHA) their rungs."""
@@ -159,24 +141,17 @@ class AdaptiveSearch:
         """What the search chose: the configuration without the fixed parameters."""
         return {k: v for k, v in self.configuration(params).items() if k not in self.fixed}
 
-    def configuration_key(self, params: Params) -> tuple[tuple[str, tuple[str, Scalar]], ...]:
-        return tuple(sorted((k, _typed(v)) for k, v in self.configuration(params).items()))
+    def configuration_key(self, params: Params) -> tuple[Hashable, ...]:
+        return configuration(params, self.rounds or "")
 
     def owns(self, library: str, params: Params) -> bool:
-        """Whether this search decided a trial of `library` with these parameters."""
+        """Whether this search can have decided a trial of `library` with these parameters
+        (the planner's own test, `AdaptiveSearch.drew`)."""
         if library != self.library:
             return False
         if self.rounds is not None and self.rung(params) is None:
             return False
-        for name, value in self.configuration(params).items():
-            dist = self.search.space.get(name)
-            if dist is None:
-                if name not in self.fixed or _typed(self.fixed[name]) != _typed(value):
-                    return False
-            elif not _contains(dist, value):
-                return False
-        # A parameter of the space is absent only when a condition left it out.
-        return all(name in params or dist.when for name, dist in self.search.space.items())
+        return self.search.drew(self.configuration(params), self.fixed)
 
 
 def _scored(record: TrialRecord) -> bool:

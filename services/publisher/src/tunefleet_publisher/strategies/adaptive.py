@@ -120,19 +120,7 @@ class AdaptiveStrategy:
 
     def _accepts(self, params: Mapping[str, Scalar]) -> bool:
         """Whether this search could have decided a trial of these parameters."""
-        point = dict(params)
-        for name, value in self.part.fixed.items():
-            if point.pop(name, _MISSING) != value:
-                return False
-        return self._fits(point)
-
-    def _fits(self, point: dict[str, Scalar]) -> bool:
-        """Whether the point (without fixed parameters) lies in the space."""
-        for name, value in point.items():
-            dist = self.search.space.get(name)
-            if dist is None or not _within(dist, value):
-                return False
-        return True
+        return self.search.drew(params, self.part.fixed)
 
     def trial(self, params: dict[str, Scalar]) -> TrialSpec | None:
         """The trial of these parameters, or None where the study has it already."""
@@ -157,18 +145,3 @@ class AdaptiveStrategy:
             if found is not None:
                 return found
         return None
-
-
-_MISSING = object()
-
-
-def _within(dist: schema.Distribution, value: Scalar) -> bool:
-    if dist.choice is not None:
-        return any(type(value) is type(c) and value == c for c in dist.choice)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    bounds = dist.bounds_of(dist.kind)
-    assert bounds is not None
-    if dist.integer is not None and not isinstance(value, int):
-        return False
-    return bool(bounds[0] <= value <= bounds[1])
