@@ -15,8 +15,9 @@ from itertools import islice
 
 from tunefleet_contract import spec as schema
 from tunefleet_contract.messages import TrialResult, TrialSpec
-from tunefleet_contract.params import ParamError, Scalar, check_param
+from tunefleet_contract.params import Scalar
 
+from tunefleet_publisher.strategies.random_search import RandomSearch
 from tunefleet_publisher.trials import sample_space, trial_id
 
 __all__ = ["AdaptiveStrategy", "Outcome", "outcome_of"]
@@ -31,8 +32,9 @@ def outcome_of(status: str, score: float | None) -> Outcome:
     return score if status == "done" else None
 
 
-class AdaptiveStrategy:
-    """Base of the adaptive strategies: subclasses decide the next trial (`_next`)."""
+class AdaptiveStrategy(RandomSearch):
+    """Base of the adaptive strategies: a search over a space, like a random search, whose
+    trials subclasses decide one at a time (`_next`) as results arrive."""
 
     reactive = True
     kind = "adaptive"
@@ -47,15 +49,10 @@ class AdaptiveStrategy:
         spec: schema.StudySpec,
         seen: set[str],
     ) -> None:
-        self.study_id = study_id
-        self.scoring = scoring
-        self.library = library
-        self.part = part
-        self.search = search
-        self.seed = search.seed if search.seed is not None else spec.cv.seed
-        # Every trial id of the study decided so far, by any strategy: a point another search
-        # (the library's grid) already has is one trial, not a new decision.
-        self.seen = seen
+        # `seen`: every trial id of the study decided so far, by any strategy: a point another
+        # search (the library's grid) already has is one trial, not a new decision.
+        super().__init__(study_id, scoring, library, part, search, spec, seen)
+        self.adaptive: schema.AdaptiveSearch = search
         self.decided: list[TrialSpec] = []
         self.outcomes: dict[str, Outcome] = {}
 
@@ -102,7 +99,8 @@ class AdaptiveStrategy:
     def top_up(self) -> list[TrialSpec]:
         new: list[TrialSpec] = []
         while (
-            len(self.decided) < self.search.n_trials and self.in_flight < self.search.max_in_flight
+            len(self.decided) < self.search.n_trials
+            and self.in_flight < self.adaptive.max_in_flight
         ):
             trial = self._next()
             if trial is None:
@@ -124,13 +122,7 @@ class AdaptiveStrategy:
 
     def trial(self, params: dict[str, Scalar]) -> TrialSpec | None:
         """The trial of these parameters, or None where the study has it already."""
-        for name, value in params.items():
-            try:
-                check_param(self.library, name, value)
-            except ParamError as exc:
-                raise schema.SpecError(
-                    f"search.{self.library}.{self.kind} decided an invalid value: {exc}"
-                ) from None
+        self._checked(params)
         tid = trial_id(self.study_id, self.library, params, self.scoring)
         if tid in self.seen:
             return None
