@@ -1,6 +1,7 @@
 """Adaptive studies (TPE, ASHA) under kill -9 of the planner, again and again, and of a worker,
-the collector and the broker, and with the store stopped for a while: each ends with exactly its n_trials trials, none lost, none twice,
-each with the score its parameters give, and the planner rebuilt its searches from the store.
+the collector and the broker, and with the store stopped for a while: each ends with exactly
+its n_trials trials, none lost, none twice, each with the score its parameters give, and the
+planner rebuilt its searches from the store.
 `make chaos` runs it with more trials (CHAOS_ADAPTIVE_TRIALS)."""
 
 from __future__ import annotations

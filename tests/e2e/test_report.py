@@ -112,3 +112,108 @@ def test_report_renders_in_headless_chromium(
     assert (tmp_path / "report.png").stat().st_size > 50_000
     assert "xgboost: 4 finished trials; importance needs at least 8." in html
     assert "loguniform: [0.01, 100.0]" in html and "when: {fail: false}" in html  # as written
+
+
+# A TPE and an ASHA search through the real planner: the report's adaptive sections, and the
+# progress and status that say how far each search has decided.
+ADAPTIVE: dict[str, Any] = {
+    "name": "report-adaptive",
+    "dataset": "iris",
+    "cv": {"folds": 2, "seed": 3},
+    "search": {
+        "xgboost": {
+            "fixed": {"n_estimators": 5},
+            "tpe": {
+                "n_trials": 8,
+                "max_in_flight": 2,
+                "n_startup": 3,
+                "space": {
+                    "learning_rate": {"loguniform": [0.01, 0.5]},
+                    "max_depth": {"int": [2, 5]},
+                },
+            },
+        },
+        "lightgbm": {
+            "asha": {
+                "n_trials": 13,
+                "max_in_flight": 2,
+                "min_rounds": 2,
+                "max_rounds": 18,
+                "eta": 3,
+                "space": {
+                    "learning_rate": {"loguniform": [0.01, 0.5]},
+                    "num_leaves": {"int": [4, 16]},
+                },
+            },
+        },
+    },
+}
+
+# The history plot's "over time" button, pressed: the x axis becomes dates, every point stays.
+OVER_TIME = """
+(async () => {
+  const gd = [...document.querySelectorAll('.plotly-graph-div')]
+    .find(g => (g.layout.title.text || '').startsWith('lightgbm: optimisation history'));
+  const points = gd.querySelectorAll('.scatterlayer .point').length;
+  const button = gd.layout.updatemenus[0].buttons[1];
+  await Plotly.update(gd, button.args[0], button.args[1]);
+  return [gd._fullLayout.xaxis.type, points, gd.querySelectorAll('.scatterlayer .point').length];
+})()
+"""
+
+
+def test_adaptive_report_renders_history_rungs_and_importance(
+    pipeline: Pipeline, settings: ClientSettings, tmp_path: Path, chromium: str
+) -> None:
+    pipeline.start_all(workers=2)
+    client = Client(settings)
+    study = client.submit(ADAPTIVE)
+    seen: list[Any] = []
+    status = client.wait(study, timeout_s=300, on_progress=seen.append)
+    assert (status.n_trials, status.done) == (21, 21)
+    # Live progress (events, then the store) and the store's status say the same at the end.
+    for searches in (seen[-1].searches, status.searches):
+        xgb, lgb = searches
+        assert (xgb.strategy, xgb.decided, xgb.adaptive_finished, xgb.n_trials) == (
+            "tpe",
+            8,
+            8,
+            8,
+        )
+        assert (lgb.strategy, lgb.decided, sum(lgb.rung_finished), lgb.rungs) == (
+            "asha",
+            13,
+            13,
+            (2, 6, 18),
+        )
+    # Adaptive: while it ran, progress saw decisions grow as results came, and ahead of them
+    # (the planner's plan, read from the store: no event carries an adaptive decision).
+    running = [p.searches[1] for p in seen if p.searches]
+    assert min(s.decided for s in running) < 13
+    assert any(s.decided > s.adaptive_finished for s in running)
+    at_rung = status.searches[1].rung_finished
+    assert at_rung[0] >= 3 and at_rung[1] >= 1  # the best third of a rung goes on
+
+    report = tmp_path / "adaptive.html"
+    report.write_text(build_report(client, study), encoding="utf-8")
+    html = report.read_text(encoding="utf-8")
+    with Browser(chromium) as browser:
+        browser.open(report.as_uri())
+        browser.evaluate("new Promise(r => setTimeout(r, 1500))")
+        plots = browser.evaluate(CHECK)
+        axis, before, after = browser.evaluate(OVER_TIME)
+        errors = list(browser.errors)
+    assert errors == []
+    # best over time, distribution; xgboost: history, score vs params, parallel coordinates,
+    # TPE importance; lightgbm: history, promotions, ASHA importance, score vs params, parallel
+    titles = [p["id"] for p in plots]
+    assert len(plots) == 11, titles
+    assert all(p["marks"] > 0 or p["canvases"] > 0 for p in plots), plots
+    assert (axis, before) == ("date", after) and before == 13  # every ASHA trial scored
+    first_rung = (
+        f'<td class="num">0</td><td class="num">2</td><td class="num">{at_rung[0]}</td>'
+        f'<td class="num">{at_rung[0]}</td><td class="num">0</td>'
+    )
+    assert first_rung in html
+    assert "lightgbm asha: parameter importance" in html
+    assert "xgboost tpe: parameter importance" in html

@@ -253,3 +253,15 @@ def test_a_grid_and_a_random_search_beside_tpe_are_trials_it_never_decides_again
     first = trials[4]
     assert tpe.react(result(req, first, peak)) == []  # n_trials decided already
     assert req.spec.n_trials() == 6
+
+
+def test_a_spec_without_an_adaptive_search_keeps_the_study_id_it_always_had() -> None:
+    from pathlib import Path
+
+    from tunefleet_runtime.validation import load_spec
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    # The ids these specs had before tpe and asha were in the schema: resubmitting a stored
+    # study must address the same study and the same trials.
+    assert load_spec(examples / "search.yaml").study_id() == "search-cb769b8194bd"
+    assert load_spec(examples / "demo.yaml").study_id() == "demo-e42eb883c6fb"

@@ -14,7 +14,7 @@ from tunefleet_contract.libraries import catalogues
 from tunefleet_contract.messages import TrialSpec
 from tunefleet_contract.rules import Scalar
 
-__all__ = ["families", "rounds_of"]
+__all__ = ["configuration", "families", "rounds_of"]
 
 
 def rounds_of(library: str, params: Mapping[str, Scalar]) -> tuple[str, int] | None:
@@ -30,9 +30,13 @@ def _family_key(trial: TrialSpec) -> Hashable:
     found = rounds_of(trial.library, trial.params)
     if found is None:
         return trial.trial_id  # a family of one
-    # Typed: 1, 1.0 and true are different parameter values and stay apart.
-    rest = sorted((k, type(v).__name__, v) for k, v in trial.params.items() if k != found[0])
-    return trial.library, found[0], tuple(rest)
+    return trial.library, found[0], configuration(trial.params, found[0])
+
+
+def configuration(params: Mapping[str, Scalar], rounds: str) -> tuple[Hashable, ...]:
+    """The parameters but the rounds, as a key: what a family's members, and an ASHA
+    configuration's trials at each rung, share. Typed: 1, 1.0 and true stay apart."""
+    return tuple(sorted((k, type(v).__name__, v) for k, v in params.items() if k != rounds))
 
 
 def families(trials: Iterable[TrialSpec]) -> list[list[TrialSpec]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -216,6 +217,26 @@ class Distribution(_Model):
     def condition(self) -> dict[str, list[Scalar]]:
         return {k: v if isinstance(v, list) else [v] for k, v in self.when.items()}
 
+    def holds(self, point: Mapping[str, Scalar]) -> bool:
+        """Whether the parameter is drawn, given the point drawn so far (`when`)."""
+        return all(
+            name in point and any(_hashable(point[name]) == _hashable(v) for v in values)
+            for name, values in self.condition().items()
+        )
+
+    def contains(self, value: Scalar) -> bool:
+        """Whether a draw can give this value (typed: 1, 1.0 and true differ)."""
+        if self.choice is not None:
+            return _hashable(value) in {_hashable(v) for v in self.choice}
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if self.integer is not None:
+            low, high = self.integer
+            return isinstance(value, int) and low <= value <= high
+        bounds = self.uniform if self.uniform is not None else self.loguniform
+        assert bounds is not None  # exactly one kind
+        return bool(math.isfinite(value) and bounds[0] <= value <= bounds[1])
+
     def cardinality(self) -> int | None:
         """How many distinct values it can take (None: continuous)."""
         if self.choice is not None:
@@ -253,6 +274,26 @@ class RandomSearch(_Model):
             for name in ready:
                 del pending[name]
         return placed
+
+    def drew(self, point: Mapping[str, Scalar], fixed: Mapping[str, Scalar]) -> bool:
+        """Whether this search can have drawn `point` (fixed parameters included): every fixed
+        parameter as given, every parameter of the space present exactly when its condition
+        holds and with a value it can draw, nothing else."""
+        if any(
+            name not in point or _hashable(point[name]) != _hashable(value)
+            for name, value in fixed.items()
+        ):
+            return False
+        drawn: dict[str, Scalar] = dict(fixed)
+        for name in self.order():
+            dist = self.space[name]
+            if dist.holds(drawn) != (name in point):
+                return False
+            if name in point:
+                if not dist.contains(point[name]):
+                    return False
+                drawn[name] = point[name]
+        return set(point) <= set(fixed) | set(self.space)
 
     def max_distinct(self) -> int | None:
         """An upper bound on distinct points (None: unbounded, some parameter is continuous)."""
@@ -412,7 +453,14 @@ class StudySpec(_Model):
         return any(part.adaptive is not None for part in self.search.values())
 
     def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        data = self.model_dump(mode="json")
+        for part in data["search"].values():
+            # Added after studies were stored: left out when not given, so that a spec that
+            # does not use them keeps the id (and its trials' ids) it always had.
+            for key in ("tpe", "asha"):
+                if part.get(key) is None:
+                    del part[key]
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def study_id(self) -> str:
         """Same spec, same id: resubmitting a study addresses the same trials."""

@@ -14,9 +14,16 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from tunefleet_contract.messages import StudyCancelled, StudyResumed, TrialResult, TrialsStarted
+from tunefleet_contract.messages import (
+    StudyCancelled,
+    StudyResumed,
+    TrialResult,
+    TrialsPlanned,
+    TrialsStarted,
+)
 from tunefleet_contract.params import Scalar
 from tunefleet_contract.spec import StudySpec
+from tunefleet_runtime.adaptive import Decision, SearchStatus, SearchTally
 
 __all__ = [
     "PlannedTrial",
@@ -188,6 +195,8 @@ class StudyStatus:
     cancelled: bool = False
     redeliveries: int = 0  # deliveries beyond each trial's first: preemptions, crashes, restarts
     registered: bool = True
+    searches: tuple[SearchStatus, ...] = ()  # per library, in the spec's order
+    undecided: int = 0  # trials adaptive searches have yet to decide (neither queued nor run)
 
     @property
     def finished(self) -> int:
@@ -210,7 +219,9 @@ class StudyStatus:
 @dataclass
 class StudyActivity:
     """The counting behind a study's status, in one revision: results, deliveries, workers,
-    the best score. Loaded from the store, and (live progress) kept current from events."""
+    the best score, and per library its search (`tunefleet_runtime.adaptive.SearchTally`: an
+    adaptive one's trials decided so far). Loaded from the store, and (live progress) kept
+    current from events."""
 
     study_id: str
     revision: int = 0
@@ -222,6 +233,11 @@ class StudyActivity:
     attempts: dict[str, int] = field(default_factory=dict)  # trial id -> highest attempt
     workers: set[str] = field(default_factory=set)
     best: tuple[float, str] | None = None
+    spec: StudySpec | None = None
+    searches: SearchTally | None = None  # once the spec is known
+    # Results and decisions seen before the spec (events ahead of the registration).
+    unsorted_results: list[TrialResult | TrialRecord] = field(default_factory=list)
+    unsorted_plan: list[Decision] = field(default_factory=list)
 
     def restart(self, revision: int) -> None:
         """A newer revision: what it keeps is the store's to say; count it from nothing."""
@@ -230,12 +246,50 @@ class StudyActivity:
         self.attempts.clear()
         self.workers.clear()
         self.best = None
+        self.searches = None if self.spec is None else SearchTally(self.spec)
+        self.unsorted_results.clear()
+        self.unsorted_plan.clear()
 
     def study(self, record: StudyRecord) -> None:
         self.registered = True
         self.n_trials = record.n_trials
         self.metric = self.metric or record.spec.metric
         self.cancelled = record.cancelled
+        self.describe(record.spec)
+
+    def registration(self, n_trials: int, spec: StudySpec) -> None:
+        """What a `study.registered` event says (before the store has it)."""
+        self.registered = True
+        self.n_trials = n_trials
+        self.metric = self.metric or spec.metric
+        self.describe(spec)
+
+    def describe(self, spec: StudySpec) -> None:
+        """The spec the searches are told apart by (a resume's fixed spec replaces it)."""
+        if self.searches is not None and spec == self.spec:
+            return
+        self.spec = spec
+        self.searches = SearchTally(spec)
+        self.plan(self.unsorted_plan)
+        for result in self.unsorted_results:
+            self._tally(result)
+        self.unsorted_plan, self.unsorted_results = [], []
+
+    def _tally(self, result: TrialResult | TrialRecord) -> None:
+        if self.searches is None:
+            self.unsorted_results.append(result)
+        else:
+            self.searches.result(
+                result.trial_id, result.library, result.params, result.status, result.score
+            )
+
+    def plan(self, trials: Iterable[Decision]) -> None:
+        """Trials the planner decided (the store's plan, or a `trials.planned` event)."""
+        for trial in trials:
+            if self.searches is None:
+                self.unsorted_plan.append(trial)
+            else:
+                self.searches.planned(trial.trial_id, trial.library, trial.params)
 
     def result(
         self,
@@ -274,16 +328,23 @@ class StudyActivity:
                 record.attempts,
                 record.worker,
             )
+            # Always: a spec that arrived since (a resume's) starts the tally over.
+            self._tally(record)
         for start in starts:
             self.start(start.trial_id, start.attempt, start.worker)
 
-    def apply(self, event: TrialResult | TrialsStarted | StudyCancelled | StudyResumed) -> bool:
+    def apply(
+        self, event: TrialResult | TrialsStarted | TrialsPlanned | StudyCancelled | StudyResumed
+    ) -> bool:
         """An event of this revision; True if it was a new result."""
         if isinstance(event, TrialResult):
+            self._tally(event)  # the tally counts a trial's first result only, as here
             return self.result(
                 event.trial_id, event.status, event.score, event.metric, event.attempts
             )
-        if isinstance(event, TrialsStarted):
+        if isinstance(event, TrialsPlanned):
+            self.plan(event.trials)
+        elif isinstance(event, TrialsStarted):
             for tid in event.trial_ids:
                 self.start(tid, event.attempt, event.worker)
         elif isinstance(event, StudyCancelled):
@@ -297,6 +358,11 @@ class StudyActivity:
         failed = len(self.results) - done
         remaining = max(0, self.n_trials - done - failed)
         running = min(remaining, sum(1 for tid in self.attempts if tid not in self.results))
+        searches = tuple(self.searches.status()) if self.searches else ()
+        undecided = min(
+            remaining - running,
+            sum(max(0, (s.n_trials or 0) - s.decided) for s in searches if s.adaptive),
+        )
         return StudyStatus(
             study_id=self.study_id,
             name=name,
@@ -304,7 +370,7 @@ class StudyActivity:
             done=done,
             failed=failed,
             running=running,
-            queued=max(0, remaining - running),
+            queued=max(0, remaining - running - undecided),
             redelivered=sum(1 for n in self.attempts.values() if n > 1),
             redeliveries=sum(n - 1 for n in self.attempts.values() if n > 1),
             workers=len(self.workers),
@@ -313,4 +379,6 @@ class StudyActivity:
             metric=self.metric,
             cancelled=self.cancelled,
             registered=self.registered,
+            searches=searches,
+            undecided=undecided,
         )

@@ -432,6 +432,8 @@ def study_status(store: Store, study_id: str) -> StudyStatus | None:
     activity = StudyActivity(study_id, revision=record.revision)
     activity.study(record)
     activity.load(store.results(study_id, record.revision), store.starts(study_id, record.revision))
+    if record.spec.adaptive:  # the plan says how far its adaptive searches have decided
+        activity.plan(t for t in store.plan(study_id) if t.revision == record.revision)
     return activity.status(record.name)
 
 

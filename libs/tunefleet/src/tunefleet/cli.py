@@ -27,6 +27,7 @@ from rich.live import Live
 from rich.table import Table
 from tunefleet_contract.messages import ModelStored
 from tunefleet_contract.spec import SpecError
+from tunefleet_runtime.adaptive import trial_search
 from tunefleet_runtime.broker import CONNECTION_ERRORS
 from tunefleet_runtime.deadletters import (
     format_dead_letter,
@@ -43,6 +44,7 @@ from tunefleet.client import (
     DatasetInUseError,
     Study,
     StudyNotFoundError,
+    describe_search,
     format_duration,
 )
 from tunefleet.progress import Progress
@@ -155,7 +157,8 @@ def _status_table(p: Progress) -> Table:
     table.add_row(
         "trials",
         f"{p.finished}/{p.n_trials} finished: {p.done} done, {p.failed} failed; "
-        f"{p.running} running, {p.queued} {'left' if p.cancelled else 'queued'}",
+        f"{p.running} running, {p.queued} {'left' if p.cancelled else 'queued'}"
+        + (f", {p.undecided} yet to decide" if p.undecided else ""),
     )
     table.add_row(
         "redelivered", f"{p.redelivered} trials, {p.redeliveries} extra deliveries in all"
@@ -168,6 +171,8 @@ def _status_table(p: Progress) -> Table:
     if p.best_score is not None:
         best = f"{p.metric or 'score'} {p.best_score:.6f} (trial {p.best_trial_id})"
     table.add_row("best so far", best)
+    for search in p.searches:
+        table.add_row(search.library, describe_search(search, p.metric))
     return table
 
 
@@ -281,7 +286,7 @@ def status(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Queued, running, done, failed, redelivered, workers seen, throughput, ETA, best so far."""
+    """Trials (queued, running, done, failed), workers, ETA, best so far, each library's search."""
     with _errors():
         client = _client()
         study_id = study or _latest(client)
@@ -324,13 +329,14 @@ def top(
             rows = client.best(study, n)
         if as_json:
             for row in rows:
-                _json(row.as_dict())
+                _json({**row.as_dict(), "search": trial_search(spec, row.library, row.params)})
             return
         table = Table(
             title=f"{study}: best {n}{' per library' if by_library else ''}",
-            caption="params: the searched ones (fixed ones are in the spec)",
+            caption="search: what decided the trial (asha N: its rung of N rounds); "
+            "params: the searched ones (fixed ones are in the spec)",
         )
-        for column in ("#", "trial", "library", "score", "std", "fit s", "params"):
+        for column in ("#", "trial", "library", "search", "score", "std", "fit s", "params"):
             table.add_column(
                 column, justify="right" if column in {"#", "score", "std", "fit s"} else "left"
             )
@@ -343,6 +349,7 @@ def top(
                 str(ranks[key]),
                 row.trial_id[:10],
                 row.library,
+                trial_search(spec, row.library, row.params),
                 _score(row.score),
                 _score(row.score_std, 4),
                 f"{row.fit_time_s or 0:.2f}",

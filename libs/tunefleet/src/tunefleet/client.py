@@ -29,6 +29,7 @@ from tunefleet_contract.messages import (
     StudyResumed,
 )
 from tunefleet_contract.spec import SpecError, StudySpec
+from tunefleet_runtime.adaptive import SearchStatus
 from tunefleet_runtime.blobs import BlobInfo, BlobStore
 from tunefleet_runtime.broker import connect, publish, topology_of
 from tunefleet_runtime.records import (
@@ -698,9 +699,34 @@ def describe(p: Progress) -> str:
         parts.append(f"ETA {format_duration(p.eta_s)}")
     if p.best_score is not None:
         parts.append(f"best {p.metric or 'score'} {p.best_score:.5g}")
+    for search in p.searches:
+        if search.adaptive is not None:
+            parts.append(
+                f"{search.library} {search.adaptive} {search.decided}/{search.n_trials} decided"
+            )
     if p.cancelled:
         parts.append("CANCELLED")
     return ", ".join(parts)
+
+
+def describe_search(search: SearchStatus, metric: str | None = None) -> str:
+    """One library's search in a line: its strategy, how far an adaptive one has decided, the
+    results (per rung for ASHA) and its best so far."""
+    text = f"{search.strategy}: "
+    if search.adaptive is not None:
+        text += f"{search.decided} of {search.n_trials} {search.adaptive} trials decided, "
+        text += f"{search.adaptive_finished} finished"
+        if search.rungs:
+            pairs = zip(search.rungs, search.rung_finished, strict=True)
+            per_rung = ", ".join(f"{n} at {rounds}" for rounds, n in pairs)
+            text += f" ({per_rung} rounds)"
+        if search.finished > search.adaptive_finished:
+            text += f"; {search.finished} finished in all"
+    else:
+        text += f"{search.finished} finished"
+    if search.best_score is not None:
+        text += f"; best {metric or 'score'} {search.best_score:.6f} (trial {search.best_trial_id})"
+    return text
 
 
 def format_duration(seconds: float) -> str:

@@ -7,7 +7,9 @@ re-reads the store only every `resync_s` (default 15 s) to pick up what never cr
 exchange: trials the collector fails itself from the dead-letter queue, and events dropped while
 the watcher was stalled. Events of an older revision of the study than the one it counts are
 ignored (the store shows the current revision only); one of a newer revision (a resume) makes
-it start over from the store.
+it start over from the store. While an adaptive search is deciding, its plan (which the planner
+writes to the store, with no event) is read every 2 s, and while the study is not registered
+the store is read every second.
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ from tunefleet_contract.messages import (
     StudyRegistered,
     StudyResumed,
     TrialResult,
+    TrialsPlanned,
     TrialsStarted,
     decode_event,
 )
 from tunefleet_contract.topology import declare_watch_queue
+from tunefleet_runtime.adaptive import SearchStatus
 from tunefleet_runtime.broker import CONNECTION_ERRORS, connect, topology_of
 from tunefleet_runtime.records import StudyActivity
 from tunefleet_runtime.settings import ClientSettings
@@ -39,6 +43,9 @@ __all__ = ["Progress", "from_store", "watch"]
 
 # Throughput is measured over this trailing window of results seen live.
 _RATE_WINDOW_S = 60.0
+# An adaptive search's decisions reach the store only (no event carries them): while one is
+# deciding, its plan is read again this often.
+_PLAN_EVERY_S = 2.0
 
 
 @dataclass
@@ -62,6 +69,8 @@ class Progress:
     eta_s: float | None = None
     events: int = 0  # events seen live (0 means: only the store's snapshot so far)
     stored: int = 0  # results the store held at the last read
+    searches: tuple[SearchStatus, ...] = ()  # per library: its strategy, how far, its best
+    undecided: int = 0  # trials adaptive searches have yet to decide
 
     @property
     def finished(self) -> int:
@@ -69,7 +78,7 @@ class Progress:
 
     @property
     def queued(self) -> int:
-        return max(0, self.n_trials - self.finished - self.running)
+        return max(0, self.n_trials - self.finished - self.running - self.undecided)
 
     @property
     def complete(self) -> bool:
@@ -89,6 +98,7 @@ class Progress:
             "failed": self.failed,
             "running": self.running,
             "queued": self.queued,
+            "undecided": self.undecided,
             "redelivered": self.redelivered,
             "redeliveries": self.redeliveries,
             "workers": self.workers,
@@ -99,6 +109,7 @@ class Progress:
             "complete": self.complete,
             "throughput_per_s": self.throughput,
             "eta_s": self.eta_s,
+            "searches": [search.as_dict() for search in self.searches],
         }
 
 
@@ -116,6 +127,7 @@ class _State:
     events: int = 0
     stored: int = 0
     started: float = field(default_factory=time.monotonic)
+    plan_read: float = 0.0  # when the store's plan was last read (monotonic)
     activity: StudyActivity = field(init=False)
 
     def __post_init__(self, n_trials: int, registered: bool) -> None:
@@ -137,7 +149,20 @@ class _State:
         self.activity.study(study)
         results = store.results(self.study_id, self.revision)
         self.activity.load(results, store.starts(self.study_id, self.revision))
+        if study.spec.adaptive:
+            self.read_plan(store)
         self.stored = len(results)
+
+    def read_plan(self, store: Store) -> None:
+        """What the study's adaptive searches have decided so far."""
+        self.plan_read = time.monotonic()
+        self.activity.plan(t for t in store.plan(self.study_id) if t.revision == self.revision)
+
+    def deciding(self, snapshot: Progress) -> bool:
+        """An adaptive search has trials left to decide, and its plan was read a while ago."""
+        return time.monotonic() - self.plan_read > _PLAN_EVERY_S and any(
+            s.adaptive and s.decided < (s.n_trials or 0) for s in snapshot.searches
+        )
 
     def _start_over(self, revision: int) -> None:
         self.revision = revision
@@ -157,11 +182,9 @@ class _State:
             self.stale = True
         self.events += 1
         if isinstance(event, StudyRegistered):
-            self.activity.registered = True
-            self.activity.n_trials = event.n_trials
-            self.activity.metric = self.activity.metric or event.spec.metric
+            self.activity.registration(event.n_trials, event.spec)
         elif isinstance(
-            event, TrialResult | TrialsStarted | StudyCancelled | StudyResumed
+            event, TrialResult | TrialsStarted | TrialsPlanned | StudyCancelled | StudyResumed
         ) and self.activity.apply(event):
             self.recent.append(time.monotonic())
 
@@ -191,6 +214,8 @@ class _State:
             eta_s=remaining / rate if rate else None,
             events=self.events,
             stored=self.stored,
+            searches=status.searches,
+            undecided=status.undecided,
         )
 
 
@@ -274,11 +299,17 @@ def watch(
                     if (
                         since_sync > resync_s
                         or (state.stale and since_sync > 1.0)
+                        # Registered before this watcher bound (its event missed) and not yet
+                        # stored at the first read: read again soon, not in resync_s.
+                        or (not current.registered and since_sync > 1.0)
                         or (events_say_done and body is None and not current.complete)
                     ):
                         # Completion is confirmed by the store: results() right after sees all.
                         load()
                         last_sync = time.monotonic()
+                    elif state.deciding(current):
+                        with contextlib.suppress(*STORE_ERRORS):
+                            state.read_plan(store)
                     snapshot = state.snapshot()
                     if body is not None and channel.get_waiting_message_count() > 0:
                         continue  # drain a burst before redrawing

@@ -9,6 +9,12 @@ absent from a trial, e.g. a conditional one, as its own code), then each paramet
 shuffled and the drop in the forest's R² is that parameter's importance (mean ± std over 10
 shuffles). It says which parameters the scores depend on *within the sampled region*, not
 causally, and needs a handful of trials with varied parameters to mean anything.
+
+A library with an adaptive search (TPE, ASHA) gets its optimisation history (every trial's score
+in the order results came, and the best so far), for ASHA its rungs and promotions, and the
+importance over that search's trials: for ASHA over each configuration's result at its highest
+rung, without the rounds parameter (the rungs set it, the search did not choose it). Which trials
+are the search's, and their rungs, come from `tunefleet_runtime.adaptive`, as in `status`.
 """
 
 from __future__ import annotations
@@ -17,10 +23,20 @@ import base64
 import html
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+from tunefleet_runtime.adaptive import (
+    AdaptiveSearch,
+    asha_rungs,
+    best_so_far,
+    highest_rung,
+    ladders,
+    library_strategy,
+)
+from tunefleet_runtime.records import PlannedTrial, TrialRecord
 
 from tunefleet.client import PARAM_PREFIX, Client
 
@@ -255,6 +271,178 @@ def _importance(library: str, part: pd.DataFrame, params: list[str]) -> go.Figur
     return fig
 
 
+def _utc(ts: float) -> str:
+    """A time as plotly reads a date (UTC)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}"
+
+
+def _history(search: AdaptiveSearch, records: list[TrialRecord], metric: str) -> go.Figure:
+    """Every scored trial of the search in the order results came (or over time: the buttons),
+    ASHA's coloured by rung, and the best so far."""
+    import plotly.graph_objects as go
+
+    points = best_so_far(records)
+    params = {r.trial_id: r.params for r in records}
+    groups: dict[int | None, list[int]] = {}  # rung (None: TPE) -> positions in `points`
+    for i, point in enumerate(points):
+        groups.setdefault(search.rung(params[point.trial_id]), []).append(i)
+    fig = go.Figure()
+    by_order: list[list[Any]] = []
+    by_time: list[list[Any]] = []
+    for rung, members in sorted(groups.items(), key=lambda item: item[0] or 0):
+        fig.add_trace(
+            go.Scatter(
+                x=[points[i].order for i in members],
+                y=[points[i].score for i in members],
+                mode="markers",
+                name="trials" if rung is None else f"{search.rungs[rung]} rounds",
+                marker={"size": 7, "opacity": 0.7},
+                text=[points[i].trial_id for i in members],
+            )
+        )
+        by_order.append([points[i].order for i in members])
+        by_time.append([_utc(points[i].finished_at) for i in members])
+    fig.add_trace(
+        go.Scatter(
+            x=[p.order for p in points],
+            y=[p.best for p in points],
+            mode="lines",
+            line={"shape": "hv", "width": 3, "color": "black"},
+            name="best so far",
+            text=[p.best_trial_id for p in points],
+        )
+    )
+    by_order.append([p.order for p in points])
+    by_time.append([_utc(p.finished_at) for p in points])
+    order_title = "trial (in the order results came)"
+    fig.update_layout(
+        title=f"{search.library}: optimisation history ({search.key})",
+        xaxis_title=order_title,
+        yaxis_title=metric,
+        updatemenus=[
+            {
+                "type": "buttons",
+                "direction": "right",
+                "x": 1.0,
+                "xanchor": "right",
+                "y": 1.12,
+                "buttons": [
+                    {
+                        "label": "by trial",
+                        "method": "update",
+                        "args": [
+                            {"x": by_order},
+                            {"xaxis.title.text": order_title, "xaxis.type": "linear"},
+                        ],
+                    },
+                    {
+                        "label": "over time",
+                        "method": "update",
+                        "args": [
+                            {"x": by_time},
+                            {"xaxis.title.text": "finished at (UTC)", "xaxis.type": "date"},
+                        ],
+                    },
+                ],
+            }
+        ],
+    )
+    return fig
+
+
+def _promotions(search: AdaptiveSearch, records: list[TrialRecord], metric: str) -> go.Figure:
+    """Each configuration's score at every rung it reached: a line for each one promoted."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    stayed: list[tuple[int, float, str]] = []
+    for ladder in ladders(search, records, min_rung=0):
+        scored = [
+            (search.rungs[k], s, ladder.trial_ids[k])
+            for k, s in ladder.scores.items()
+            if s is not None
+        ]
+        if ladder.top == 0:
+            stayed.extend(scored)
+            continue
+        label = _params_text(search.chosen(ladder.configuration))
+        fig.add_trace(
+            go.Scatter(
+                x=[x for x, _, _ in scored],
+                y=[s for _, s, _ in scored],
+                mode="lines+markers",
+                showlegend=False,
+                name=label,
+                text=[f"{tid}: {label}" for _, _, tid in scored],
+                opacity=0.8,
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=[x for x, _, _ in stayed],
+            y=[s for _, s, _ in stayed],
+            mode="markers",
+            name=f"only at {search.rungs[0]} rounds",
+            marker={"color": "#bbb", "size": 6},
+            text=[tid for _, _, tid in stayed],
+        )
+    )
+    fig.update_layout(
+        title=f"{search.library}: ASHA, every configuration's score per rung (lines: promoted)",
+        xaxis={"type": "log", "tickvals": list(search.rungs), "title": search.rounds},
+        yaxis_title=metric,
+    )
+    return fig
+
+
+def _params_text(params: Any) -> str:
+    return ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(params.items())
+    )
+
+
+def _rungs_table(
+    search: AdaptiveSearch, records: list[TrialRecord], plan: list[PlannedTrial]
+) -> str:
+    head = ["rung", search.rounds or "rounds", "configurations", "scored", "failed", "promoted"]
+    head += ["best score", "best trial"]
+    rows = []
+    for rung in asha_rungs(search, records, plan):
+        top = rung.index == len(search.rungs) - 1
+        cells: list[int | str] = [rung.index, rung.rounds, rung.decided, rung.scored, rung.failed]
+        cells += ["-" if top else rung.promoted]
+        row = "".join(f'<td class="num">{c}</td>' for c in cells)
+        row += f'<td class="num">{_num(rung.best_score, 6)}</td>'
+        row += f"<td><code>{html.escape(rung.best_trial_id or '')}</code></td>"
+        rows.append(f"<tr>{row}</tr>")
+    header = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    return f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _top_rung_table(search: AdaptiveSearch, records: list[TrialRecord]) -> str:
+    top = len(search.rungs) - 1
+    reached = ladders(search, records)
+    if not reached:
+        return (
+            f"<p class='note'>No configuration has a result at the top rung "
+            f"({search.rungs[top]} rounds) yet.</p>"
+        )
+    head = ["configuration", *(f"{r} rounds" for r in search.rungs)]
+    head.append(f"trial at {search.rungs[top]}")
+    rows = []
+    for ladder in reached:
+        cells = [f"<td>{html.escape(_params_text(search.chosen(ladder.configuration)))}</td>"]
+        cells += [f'<td class="num">{_num(ladder.scores.get(k), 6)}</td>' for k in range(top + 1)]
+        cells.append(f"<td><code>{html.escape(ladder.trial_ids[top])}</code></td>")
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    header = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    return (
+        f"<p>{len(reached)} configuration{'s' if len(reached) > 1 else ''} reached the top rung "
+        f"({search.rungs[top]} rounds); score at each rung:</p>"
+        f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
 def _table(top: pd.DataFrame) -> str:
     params = _param_columns(top)
     head = [
@@ -298,9 +486,12 @@ def build_report(client: Client, study_id: str) -> str:
     from plotly.offline import get_plotlyjs
 
     study = client.study_record(study_id)
-    spec = client.stored_spec(study_id)
+    spec = study.spec
     status = client.status(study_id)
     frame = client.results(study_id)
+    records = client.trials(study_id) if spec.adaptive else []
+    decided = client.store.plan(study_id) if spec.adaptive else []
+    plan = [t for t in decided if t.revision == study.revision]
     metric = (status.metric if status else None) or spec.metric or "score"
     done = frame[(frame["status"] == "done") & frame["score"].notna()] if len(frame) else frame
 
@@ -325,18 +516,28 @@ def build_report(client: Client, study_id: str) -> str:
         for library, part in done.groupby("library", sort=True):
             part = part.dropna(axis="columns", how="all")
             params = _varying(part)
-            sections.append(f"<h2>{html.escape(str(library))}</h2>")
+            strategy = library_strategy(spec.search[str(library)])
+            sections.append(
+                f"<h2>{html.escape(str(library))} <small>({html.escape(strategy)})</small></h2>"
+            )
+            search = AdaptiveSearch.of(spec, str(library))
+            owned: set[str] = set()
+            if search is not None:
+                mine = [r for r in records if search.owns(r.library, r.params)]
+                owned = {r.trial_id for r in mine}
+                _adaptive_sections(search, mine, plan, part, metric, sections, figure)
             if not params:
                 sections.append("<p class='note'>No parameter varies among its trials.</p>")
                 continue
             figure("score vs parameters", _score_vs_params(str(library), part, params, metric))
             if len(part) >= 2:
                 figure("parallel coordinates", _parallel(str(library), part, params, metric))
-            figure(
-                f"{library}: parameter importance",
-                _importance(str(library), part, params),
-                note=f"Method: {IMPORTANCE_METHOD}.",
-            )
+            if not set(part["trial_id"]) <= owned:  # else the search's importance said it all
+                figure(
+                    f"{library}: parameter importance",
+                    _importance(str(library), part, params),
+                    note=f"Method: {IMPORTANCE_METHOD}.",
+                )
         top = done.sort_values("score", ascending=False, kind="stable").head(_TOP_N)
         top = top.dropna(axis="columns", how="all")
         sections.append(f"<h2>Top {min(_TOP_N, len(top))} trials</h2>{_table(top)}")
@@ -373,6 +574,40 @@ Generated {generated}.</p>
 <h2>Spec</h2><pre>{html.escape(spec_yaml)}</pre>
 </body></html>
 """
+
+
+def _adaptive_sections(
+    search: AdaptiveSearch,
+    mine: list[TrialRecord],
+    plan: list[PlannedTrial],
+    part: pd.DataFrame,
+    metric: str,
+    sections: list[str],
+    figure: Callable[..., None],
+) -> None:
+    """A library's adaptive search: its history, ASHA's rungs, importance over its trials."""
+    name = f"{search.library} {search.key}"
+    sections.append(f"<h3>{html.escape(name)}: {len(mine)} of {search.n_trials} trials</h3>")
+    figure("optimisation history", _history(search, mine, metric))
+    if search.key == "asha":
+        sections.append(_rungs_table(search, mine, plan))
+        figure("promotions", _promotions(search, mine, metric))
+        sections.append(_top_rung_table(search, mine))
+        chosen = {r.trial_id for r in highest_rung(search, mine)}
+        basis = "each configuration's result at its highest rung"
+    else:
+        chosen = {r.trial_id for r in mine if r.status == "done" and r.score is not None}
+        basis = "its trials"
+    trials = part[part["trial_id"].isin(chosen)].dropna(axis="columns", how="all")
+    params = [c for c in _varying(trials) if c != PARAM_PREFIX + (search.rounds or "")]
+    if not params:
+        sections.append(f"<p class='note'>{html.escape(name)}: no parameter varies.</p>")
+        return
+    figure(
+        f"{name}: parameter importance",
+        _importance(name, trials, params),
+        note=f"Over {basis} ({len(trials)}). Method: {IMPORTANCE_METHOD}.",
+    )
 
 
 # Models up to this size are embedded in the report (a download link that works offline);

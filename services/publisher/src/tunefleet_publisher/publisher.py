@@ -77,6 +77,8 @@ class AdaptiveStudy:
     searches: list[AdaptiveStrategy]
     next_seq: int
     after: dict[str, str | None] = field(default_factory=dict)
+    # Published while rebuilding the searches for the result in hand: not to publish again.
+    rebuilt: set[str] = field(default_factory=set)
 
     @property
     def done(self) -> bool:
@@ -288,7 +290,7 @@ class Publisher:
     def _on_result(self, delivery: Delivery[TrialResult]) -> None:
         result = delivery.message
         try:
-            study = self._adaptive(result.study_id)
+            study = self._adaptive(result.study_id, result.trial_id)
             if study is not None:
                 self._react(study, delivery)
         except _NotRegisteredError:
@@ -310,10 +312,10 @@ class Publisher:
         self._requeued.discard((result.study_id, result.trial_id))
         delivery.ack()
 
-    def _adaptive(self, study_id: str) -> AdaptiveStudy | None:
+    def _adaptive(self, study_id: str, on: str) -> AdaptiveStudy | None:
         """The study's adaptive searches; rebuilt from the store when this planner does not
-        drive them yet (it restarted, or another planner planned the study). None: the study
-        has no adaptive search, or is cancelled."""
+        drive them yet (it restarted, or another planner planned the study), on the result of
+        trial `on`. None: the study has no adaptive search, or is cancelled."""
         known = self._adaptive_studies.get(study_id)
         if known is not None or study_id in self._fixed_studies:
             return known
@@ -342,8 +344,10 @@ class Publisher:
             request, searches, next_seq=len(recorded), after={p.trial_id: p.after for p in recorded}
         )
         # What it decides now (the planner that died had recorded a result, not yet what it
-        # decided on it) is recorded and published like any decision.
-        self._decided(study, [t for t in trials if t.trial_id not in known_ids], None)
+        # decided on it) is recorded and published like any decision, as decided on `on`.
+        new = [t for t in trials if t.trial_id not in known_ids]
+        self._decided(study, new, on)
+        study.rebuilt = {t.trial_id for t in new}
         self._adaptive_studies[study_id] = study
         log.info(
             "study %s: adaptive searches rebuilt from %d stored decisions", study_id, len(recorded)
@@ -364,21 +368,22 @@ class Publisher:
             del self._adaptive_studies[result.study_id]
             return
         mine = [s for s in study.searches if result.trial_id in {t.trial_id for t in s.decided}]
-        seen_before = any(result.trial_id in s.outcomes for s in mine)
-        if mine and not seen_before:
+        if any(result.trial_id not in s.outcomes for s in mine):
             store.write_events([result])
-        new = [trial for search in study.searches for trial in search.react(result)]
         again: list[TrialSpec] = []
-        redelivered = delivery.attempt > 1 or (result.study_id, result.trial_id) in self._requeued
-        if seen_before and redelivered:
+        if delivery.attempt > 1 or (result.study_id, result.trial_id) in self._requeued:
             # Redelivered: this planner (or one before it) may have died after recording what
             # it decided on this result, before publishing it.
             again = [
                 t
-                for s in mine
+                for s in study.searches
                 for t in s.decided
-                if study.after.get(t.trial_id) == result.trial_id and t.trial_id not in s.outcomes
+                if study.after.get(t.trial_id) == result.trial_id
+                and t.trial_id not in s.outcomes
+                and t.trial_id not in study.rebuilt
             ]
+        study.rebuilt = set()
+        new = [trial for search in study.searches for trial in search.react(result)]
         self._decided(study, new, result.trial_id, again)
         if study.done:
             del self._adaptive_studies[result.study_id]

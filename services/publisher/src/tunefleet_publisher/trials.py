@@ -15,7 +15,7 @@ from tunefleet_contract.messages import TrialSpec
 from tunefleet_contract.params import Scalar
 from tunefleet_contract.spec import Distribution, RandomSearch
 
-__all__ = ["active", "chunked", "family_chunks", "grid_points", "sample_space", "trial_id"]
+__all__ = ["chunked", "family_chunks", "grid_points", "sample_space", "trial_id"]
 
 
 def trial_id(study_id: str, library: str, params: dict[str, Scalar], scoring: str = "") -> str:
@@ -67,18 +67,6 @@ def _draw(dist: Distribution, u: float) -> Scalar:
     return dist.choice[min(len(dist.choice) - 1, math.floor(len(dist.choice) * u))]
 
 
-def _same(a: Scalar, b: Scalar) -> bool:
-    return type(a) is type(b) and a == b
-
-
-def active(dist: Distribution, point: dict[str, Scalar]) -> bool:
-    """Whether a conditional parameter is sampled, given the point drawn so far."""
-    return all(
-        name in point and any(_same(point[name], v) for v in values)
-        for name, values in dist.condition().items()
-    )
-
-
 def sample_space(
     search: RandomSearch, fixed: dict[str, Scalar], seed: int, library: str, stream: str = ""
 ) -> Iterator[dict[str, Scalar]]:
@@ -94,7 +82,7 @@ def sample_space(
         point: dict[str, Scalar] = dict(fixed)
         for name in order:
             dist = search.space[name]
-            if active(dist, point):
+            if dist.holds(point):
                 point[name] = _draw(dist, rng.random())
         yield point
 

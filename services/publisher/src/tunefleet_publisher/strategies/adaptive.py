@@ -15,8 +15,9 @@ from itertools import islice
 
 from tunefleet_contract import spec as schema
 from tunefleet_contract.messages import TrialResult, TrialSpec
-from tunefleet_contract.params import ParamError, Scalar, check_param
+from tunefleet_contract.params import Scalar
 
+from tunefleet_publisher.strategies.random_search import RandomSearch
 from tunefleet_publisher.trials import sample_space, trial_id
 
 __all__ = ["AdaptiveStrategy", "Outcome", "outcome_of"]
@@ -31,8 +32,9 @@ def outcome_of(status: str, score: float | None) -> Outcome:
     return score if status == "done" else None
 
 
-class AdaptiveStrategy:
-    """Base of the adaptive strategies: subclasses decide the next trial (`_next`)."""
+class AdaptiveStrategy(RandomSearch):
+    """Base of the adaptive strategies: a search over a space, like a random search, whose
+    trials subclasses decide one at a time (`_next`) as results arrive."""
 
     reactive = True
     kind = "adaptive"
@@ -47,15 +49,10 @@ class AdaptiveStrategy:
         spec: schema.StudySpec,
         seen: set[str],
     ) -> None:
-        self.study_id = study_id
-        self.scoring = scoring
-        self.library = library
-        self.part = part
-        self.search = search
-        self.seed = search.seed if search.seed is not None else spec.cv.seed
-        # Every trial id of the study decided so far, by any strategy: a point another search
-        # (the library's grid) already has is one trial, not a new decision.
-        self.seen = seen
+        # `seen`: every trial id of the study decided so far, by any strategy: a point another
+        # search (the library's grid) already has is one trial, not a new decision.
+        super().__init__(study_id, scoring, library, part, search, spec, seen)
+        self.adaptive: schema.AdaptiveSearch = search
         self.decided: list[TrialSpec] = []
         self.outcomes: dict[str, Outcome] = {}
 
@@ -102,7 +99,8 @@ class AdaptiveStrategy:
     def top_up(self) -> list[TrialSpec]:
         new: list[TrialSpec] = []
         while (
-            len(self.decided) < self.search.n_trials and self.in_flight < self.search.max_in_flight
+            len(self.decided) < self.search.n_trials
+            and self.in_flight < self.adaptive.max_in_flight
         ):
             trial = self._next()
             if trial is None:
@@ -120,29 +118,11 @@ class AdaptiveStrategy:
 
     def _accepts(self, params: Mapping[str, Scalar]) -> bool:
         """Whether this search could have decided a trial of these parameters."""
-        point = dict(params)
-        for name, value in self.part.fixed.items():
-            if point.pop(name, _MISSING) != value:
-                return False
-        return self._fits(point)
-
-    def _fits(self, point: dict[str, Scalar]) -> bool:
-        """Whether the point (without fixed parameters) lies in the space."""
-        for name, value in point.items():
-            dist = self.search.space.get(name)
-            if dist is None or not _within(dist, value):
-                return False
-        return True
+        return self.search.drew(params, self.part.fixed)
 
     def trial(self, params: dict[str, Scalar]) -> TrialSpec | None:
         """The trial of these parameters, or None where the study has it already."""
-        for name, value in params.items():
-            try:
-                check_param(self.library, name, value)
-            except ParamError as exc:
-                raise schema.SpecError(
-                    f"search.{self.library}.{self.kind} decided an invalid value: {exc}"
-                ) from None
+        self._checked(params)
         tid = trial_id(self.study_id, self.library, params, self.scoring)
         if tid in self.seen:
             return None
@@ -157,18 +137,3 @@ class AdaptiveStrategy:
             if found is not None:
                 return found
         return None
-
-
-_MISSING = object()
-
-
-def _within(dist: schema.Distribution, value: Scalar) -> bool:
-    if dist.choice is not None:
-        return any(type(value) is type(c) and value == c for c in dist.choice)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    bounds = dist.bounds_of(dist.kind)
-    assert bounds is not None
-    if dist.integer is not None and not isinstance(value, int):
-        return False
-    return bool(bounds[0] <= value <= bounds[1])

@@ -22,17 +22,13 @@ from collections.abc import Hashable, Mapping
 from typing import Any
 
 from tunefleet_contract import spec as schema
+from tunefleet_contract.families import configuration
 from tunefleet_contract.messages import TrialSpec
 from tunefleet_contract.params import Scalar
 
 from tunefleet_publisher.strategies.adaptive import AdaptiveStrategy
 
-__all__ = ["ASHASearch", "configuration"]
-
-
-def configuration(params: Mapping[str, Scalar], rounds: str) -> Hashable:
-    """A trial's configuration: its parameters but the rounds, typed (1, 1.0 and true differ)."""
-    return tuple(sorted((k, type(v).__name__, v) for k, v in params.items() if k != rounds))
+__all__ = ["ASHASearch"]
 
 
 class ASHASearch(AdaptiveStrategy):

@@ -22,6 +22,7 @@ class RandomSearch:
     keeps the points already drawn."""
 
     reactive = False
+    kind = "random"
 
     def __init__(
         self,
@@ -41,17 +42,20 @@ class RandomSearch:
         self.seed = search.seed if search.seed is not None else spec.cv.seed
         self.seen = seen
 
+    def _checked(self, point: dict[str, Scalar]) -> dict[str, Scalar]:
+        # The spec's bounds were checked against the catalogue; this checks what was drawn.
+        for name, value in point.items():
+            try:
+                check_param(self.library, name, value)
+            except ParamError as exc:
+                raise schema.SpecError(
+                    f"search.{self.library}.{self.kind} drew an invalid value: {exc}"
+                ) from None
+        return point
+
     def _points(self) -> Iterator[dict[str, Scalar]]:
         for point in sample_space(self.search, self.part.fixed, self.seed, self.library):
-            # The spec's bounds were checked against the catalogue; this checks what was drawn.
-            for name, value in point.items():
-                try:
-                    check_param(self.library, name, value)
-                except ParamError as exc:
-                    raise schema.SpecError(
-                        f"search.{self.library}.random drew an invalid value: {exc}"
-                    ) from None
-            yield point
+            yield self._checked(point)
 
     def initial(self) -> Iterator[TrialSpec]:
         wanted = self.search.n_trials

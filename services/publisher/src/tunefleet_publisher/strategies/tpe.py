@@ -31,7 +31,6 @@ from tunefleet_contract.messages import TrialSpec
 from tunefleet_contract.params import Scalar
 
 from tunefleet_publisher.strategies.adaptive import AdaptiveStrategy
-from tunefleet_publisher.trials import active
 
 __all__ = ["TPESearch"]
 
@@ -110,7 +109,7 @@ class TPESearch(AdaptiveStrategy):
         point: dict[str, Scalar] = dict(self.part.fixed)
         for name in self._order:
             dist = self.tpe.space[name]
-            if active(dist, point):
+            if dist.holds(point):
                 point[name] = _suggest(asked, name, dist)
         return point
 
@@ -121,16 +120,3 @@ class TPESearch(AdaptiveStrategy):
                 return found
         log.info("tpe for %s proposed only known points; drawing one at random", self.library)
         return self.draw()
-
-    def _fits(self, point: dict[str, Scalar]) -> bool:
-        if not super()._fits(point):
-            return False
-        # A conditional parameter is there exactly when its condition holds.
-        drawn: dict[str, Scalar] = dict(self.part.fixed)
-        for name in self._order:
-            dist = self.tpe.space[name]
-            if active(dist, drawn) != (name in point):
-                return False
-            if name in point:
-                drawn[name] = point[name]
-        return True
