@@ -29,7 +29,6 @@ from typing import Any
 
 from tunefleet_contract.spec import ASHASearch, RandomSearch, TPESearch, asha_rounds
 from tunefleet_publisher.strategies.tpe import _suggest as suggest_one
-from tunefleet_publisher.trials import active
 
 from bench.budget import Budget, Evaluation
 from bench.common import CORES
@@ -58,7 +57,7 @@ def suggest(trial: Any, search: RandomSearch, fixed: dict[str, Any]) -> dict[str
     point = dict(fixed)
     for name in search.order():
         dist = search.space[name]
-        if active(dist, point):
+        if dist.holds(point):
             point[name] = suggest_one(trial, name, dist)
     return point
 
