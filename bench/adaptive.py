@@ -39,8 +39,8 @@ from bench.common import CORES, Spread, in_fresh_process, run_study, services_up
 from bench.peers import installed
 from bench.studies import (
     ADAPTIVE_DATASETS,
-    ASHA_SPACE,
     TPE_SPACE,
+    asha_space,
     asha_spec,
     reference_spec,
     tpe_spec,
@@ -174,7 +174,7 @@ def _tpe_table(outcomes: dict[str, list[Outcome]]) -> str:
 def _asha_table(outcomes: dict[str, list[Outcome]], full: Outcome, rungs: list[int]) -> str:
     rows = [
         [
-            f"full search (random, every configuration at {rungs[-1]} rounds), {TUNEFLEET}",
+            f"full search (the whole grid, every point at {rungs[-1]} rounds), {TUNEFLEET}",
             f"{len(full.evaluations)} at {rungs[-1]}",
             f"{full.best:.4f}",
             "0",
@@ -223,8 +223,8 @@ def report(results: Results, seeds: int, asha_seeds: int) -> None:
     (tpe_library, tpe_part), *_ = tpe.search.items()
     (asha_library, asha_part), *_ = asha.search.items()
     tpe_search, asha_search = tpe_part.tpe, asha_part.asha
-    full_search = full.search[asha_library].random
-    assert tpe_search is not None and asha_search is not None and full_search is not None
+    full_size = full.search[asha_library].grid_size()
+    assert tpe_search is not None and asha_search is not None
     rungs, eta = asha_search.rungs(), asha_search.eta
     data = "; ".join(
         f"{name} `{d['kind']}` {d['n_samples']:,} x {d['n_features']}"
@@ -245,7 +245,7 @@ def report(results: Results, seeds: int, asha_seeds: int) -> None:
   `study.optimize(n_trials={tpe_search.n_trials}, n_jobs={CORES})` and `cross_validate` on the
   same folds and scorer in its objective. Seeds 0..{seeds - 1} (the sampler's; the folds stay),
   median (min..max).
-- **ASHA**: {asha_library} ({_params(asha_part.fixed)}), space {_space(ASHA_SPACE)};
+- **ASHA**: {asha_library} ({_params(asha_part.fixed)}), space {_space(asha_space())};
   `{asha_rounds(asha_library, asha_search)}` is the resource, rungs {rungs} (eta {eta}),
   {asha_search.n_trials} evaluations on every side (an evaluation: one configuration at one
   rung's rounds, trained from scratch). tunefleet's `asha`; Optuna's `RandomSampler` with
@@ -254,8 +254,9 @@ def report(results: Results, seeds: int, asha_seeds: int) -> None:
   grace_period={rungs[0]}, max_t={rungs[-1]}, reduction_factor={eta})` over a seeded random
   search. The peers stop at the same number of evaluations. Seeds 0..{asha_seeds - 1}, median
   (min..max).
-- The full search: tunefleet's random search of {full_search.n_trials} configurations of the
-  same space, every one at {rungs[-1]} rounds, once per dataset. The gap is
+- The full search: tunefleet's grid of all {full_size} points of that space (every parameter
+  is a `choice`: ASHA draws its configurations from the grid), every one at {rungs[-1]} rounds,
+  once per dataset. The gap is
   (full best - best) / |full best| (negative: better than the full search), bar
   <= {100 * GAP_BAR:.1f}%. Compute is the sum of fit seconds (tunefleet: the workers'
   `fit_time_s`; the peers: `cross_validate`'s `fit_time`, which also builds the library's

@@ -4,7 +4,7 @@ A configuration is a point of the space; at rung k it is the trial of that point
 `rungs[k]` rounds, a trial of the study like any other (its own id, its own result: exactly the
 score of a model trained for that many rounds). Each decision takes, as ASHA's `get_job`
 does, the best promotion there is, from the highest rung down: a configuration in the top
-1/eta of those scored at its rung that has not gone up yet; when there is none, a new
+1/eta (rounded up) of those scored at its rung that has not gone up yet; when there is none, a new
 configuration at the lowest rung, the next of a seeded stream of draws. No rung waits to fill,
 so no worker waits for another's result.
 
@@ -18,6 +18,7 @@ rounds, at most eta / (eta - 1) times rungs[k] (1.5 times with eta = 3).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping
 from typing import Any
 
@@ -55,7 +56,9 @@ class ASHASearch(AdaptiveStrategy):
                 and (score := self.outcomes.get(trials[rung].trial_id)) is not None
             ]
             scored.sort(key=lambda entry: (-entry[0], entry[1]))
-            for _, _, config, trial in scored[: len(scored) // self.asha.eta]:
+            # The top 1/eta, rounded up as Ray Tune's and Optuna's cut-offs are: a rung's
+            # best goes on before eta configurations have been scored there.
+            for _, _, config, trial in scored[: math.ceil(len(scored) / self.asha.eta)]:
                 if rung + 1 in reached[config]:
                     continue
                 promoted = self.trial({**trial.params, self.rounds: self.rungs[rung + 1]})
