@@ -151,15 +151,17 @@ def test_a_search_rebuilt_from_the_store_decides_what_the_running_one_would(
     assert [t.trial_id for t in order] == [t.trial_id for t in uninterrupted]
 
 
-def test_asha_promotes_the_best_third_of_a_rung_and_never_waits_for_one_to_fill() -> None:
+def test_asha_promotes_the_best_third_of_a_rung_and_never_waits_for_a_rung_to_fill() -> None:
     req = request(ASHA)
     decided, search, _ = run(req)
     assert search.done
     assert len(decided) == 40 and len({t.trial_id for t in decided}) == 40
     rounds = [t.params["n_estimators"] for t in decided]
     assert set(rounds) == {10, 30, 90}
-    # The first three configurations start at rung 0; none waits for a full rung.
-    assert rounds[:3] == [10, 10, 10]
+    # Two configurations start at rung 0 (max_in_flight); the first result is the best of its
+    # rung so far (the top third, rounded up) and goes on at once: nothing waits for a rung.
+    assert rounds[:3] == [10, 10, 30]
+    assert decided[2].params["learning_rate"] == decided[0].params["learning_rate"]
 
     def config(t: TrialSpec) -> float:
         return float(t.params["learning_rate"])
@@ -169,7 +171,7 @@ def test_asha_promotes_the_best_third_of_a_rung_and_never_waits_for_one_to_fill(
     for low, high in ((10, 30), (30, 90)):
         lower = {config(t) for t in at[low]}
         assert all(config(t) in lower for t in at[high])
-        assert len(at[high]) <= len(at[low]) // 3 + 1
+        assert len(at[high]) < len(at[low])
     # The best configuration of rung 0 went all the way up.
     best = max(at[10], key=lambda t: peak(dict(t.params)))
     assert config(best) in {config(t) for t in at[90]}
@@ -265,3 +267,30 @@ def test_a_spec_without_an_adaptive_search_keeps_the_study_id_it_always_had() ->
     # study must address the same study and the same trials.
     assert load_spec(examples / "search.yaml").study_id() == "search-cb769b8194bd"
     assert load_spec(examples / "demo.yaml").study_id() == "demo-e42eb883c6fb"
+
+
+def test_asha_promotes_the_top_third_rounded_up_best_first_then_starts_new_ones() -> None:
+    wide = {"asha": {**ASHA["asha"], "max_in_flight": 4}}
+    req = request(wide)
+    # Seven configurations scored at rung 0 (what a restarted planner finds in the store).
+    first, (search,) = decide(req, {})
+    drawn = list(first)
+    while len(drawn) < 7:
+        found = search.draw({"n_estimators": 10})
+        assert found is not None
+        search.decided.append(found)
+        search.seen.add(found.trial_id)
+        drawn.append(found)
+    scores = [0.3, 0.9, 0.1, 0.7, 0.5, 0.8, 0.2]
+    trials, (asha,) = restored(
+        req, drawn, {t.trial_id: score for t, score in zip(drawn, scores, strict=True)}
+    )
+    new = trials[7:]
+    assert len(new) == 4  # max_in_flight, nothing in flight
+    # ceil(7 / 3) = 3 promotions, best first (0.9, 0.8, 0.7), then a new configuration.
+    lr = [t.params["learning_rate"] for t in new]
+    by_score = [drawn[i].params["learning_rate"] for i in (1, 5, 3)]
+    assert lr[:3] == by_score
+    assert [t.params["n_estimators"] for t in new] == [30, 30, 30, 10]
+    assert lr[3] not in {t.params["learning_rate"] for t in drawn}
+    assert asha.in_flight == 4
