@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from pika.adapters.blocking_connection import BlockingChannel
+from pymongo.database import Database
 from tunefleet_collector.collector import Collector
 from tunefleet_contract.messages import StudyRegistered, TrialResult, TrialSpec
 from tunefleet_contract.topology import Topology
@@ -52,6 +53,23 @@ def own_store(tmp_path: Path) -> Iterator[LocalMongo]:
     store.stop()
 
 
+def _storing_into(
+    own_store: LocalMongo,
+    settings: ClientSettings,
+    channel: BlockingChannel,
+    topology: Topology,
+    run_service: Callable[[Any], Running],
+) -> tuple[Database[dict[str, Any]], Collector]:
+    """A collector writing into the test's own store (batches of 5), once it has stored a
+    first result there."""
+    ours = ClientSettings(**{**settings.model_dump(), "mongodb_url": own_store.url})
+    db = connect_store(ours)
+    collector = _collector(ours, run_service, tunefleet_collector_batch=5)
+    publish(channel, topology.events_exchange, "trial.result", _result(0).encode())
+    wait_until(lambda: db.trials.count_documents({}) == 1, what="the first result is stored")
+    return db, collector
+
+
 def test_results_wait_while_the_store_refuses_writes_then_land(
     settings: ClientSettings,
     channel: BlockingChannel,
@@ -59,11 +77,7 @@ def test_results_wait_while_the_store_refuses_writes_then_land(
     run_service: Callable[[Any], Running],
     own_store: LocalMongo,
 ) -> None:
-    ours = ClientSettings(**{**settings.model_dump(), "mongodb_url": own_store.url})
-    db = connect_store(ours)
-    collector = _collector(ours, run_service, tunefleet_collector_batch=5)
-    publish(channel, topology.events_exchange, "trial.result", _result(0).encode())
-    wait_until(lambda: db.trials.count_documents({}) == 1, what="the first result is stored")
+    db, collector = _storing_into(own_store, settings, channel, topology, run_service)
 
     assert own_store.pid is not None
     with refusing_writes(own_store.pid):
@@ -93,11 +107,7 @@ def test_results_wait_while_the_store_hangs_then_land(
 ) -> None:
     """A store that accepts connections and answers nothing (its process stopped: a hung
     disk, a paused VM): writes wait, nothing is dead-lettered, and all of it lands after."""
-    ours = ClientSettings(**{**settings.model_dump(), "mongodb_url": own_store.url})
-    db = connect_store(ours)
-    _collector(ours, run_service, tunefleet_collector_batch=5)
-    publish(channel, topology.events_exchange, "trial.result", _result(0).encode())
-    wait_until(lambda: db.trials.count_documents({}) == 1, what="the first result is stored")
+    db, _ = _storing_into(own_store, settings, channel, topology, run_service)
 
     assert own_store.pid is not None
     os.kill(own_store.pid, signal.SIGSTOP)

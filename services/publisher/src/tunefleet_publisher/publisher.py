@@ -85,6 +85,13 @@ class AdaptiveStudy:
         return all(search.done for search in self.searches)
 
 
+def _remember(ids: dict[str, None], study_id: str) -> None:
+    """Add to a bounded memory of study ids, forgetting the oldest past `_REMEMBERED`."""
+    ids[study_id] = None
+    while len(ids) > _REMEMBERED:
+        del ids[next(iter(ids))]
+
+
 def _check_study_id(request: StudyRequest) -> None:
     """A request names its study by the spec's own id (name and hash; a resume keeps the id
     of the study it resumes, whose spec it may fix under the same name): a request from
@@ -269,9 +276,7 @@ class Publisher:
             self._adaptive_studies[request.study_id] = AdaptiveStudy(
                 request, decided.adaptive, next_seq=len(decided.trials)
             )
-        self._submitted[request.study_id] = None
-        while len(self._submitted) > _REMEMBERED:
-            del self._submitted[next(iter(self._submitted))]
+        _remember(self._submitted, request.study_id)
         # Only now: a crash before this ack plans and publishes the same trial ids again.
         delivery.ack()
         log.info(
@@ -324,10 +329,10 @@ class Publisher:
         if record is None:
             if store.plan(study_id):
                 raise _NotRegisteredError(study_id)  # planned, its registration on the way
-            self._remember_fixed(study_id)
+            _remember(self._fixed_studies, study_id)
             return None
         if not record.spec.adaptive:
-            self._remember_fixed(study_id)
+            _remember(self._fixed_studies, study_id)
             return None
         if record.cancelled:
             return None
@@ -353,11 +358,6 @@ class Publisher:
             "study %s: adaptive searches rebuilt from %d stored decisions", study_id, len(recorded)
         )
         return study
-
-    def _remember_fixed(self, study_id: str) -> None:
-        self._fixed_studies[study_id] = None
-        while len(self._fixed_studies) > _REMEMBERED:
-            del self._fixed_studies[next(iter(self._fixed_studies))]
 
     def _react(self, study: AdaptiveStudy, delivery: Delivery[TrialResult]) -> None:
         result = delivery.message
