@@ -28,7 +28,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tunefleet_contract.spec import StudySpec, asha_rounds
+from tunefleet_contract.search.kinds.asha import ASHASpec
+from tunefleet_contract.search.kinds.tpe import TPESpec
+from tunefleet_contract.spec import StudySpec
 from tunefleet_dev.devservices import Services
 from tunefleet_runtime.validation import parse_spec
 
@@ -68,7 +70,8 @@ def _tunefleet(services: Services, spec: dict[str, Any]) -> Outcome:
     study = parse_spec(spec)
     ran = run_study(services, spec, study.n_trials())
     (library, part), *_ = study.search.items()
-    rounds = asha_rounds(library, part.asha) if part.asha is not None else None
+    asha = part.adaptive
+    rounds = asha.rounds_param(library) if isinstance(asha, ASHASpec) else None
     evaluations = tuple(
         Evaluation(d["params"][rounds] if rounds else None, d["score"], d["fit_time_s"])
         for d in ran["docs"]
@@ -222,9 +225,9 @@ def report(results: Results, seeds: int, asha_seeds: int) -> None:
     tpe, asha, full = results.specs["tpe"], results.specs["asha"], results.specs["full"]
     (tpe_library, tpe_part), *_ = tpe.search.items()
     (asha_library, asha_part), *_ = asha.search.items()
-    tpe_search, asha_search = tpe_part.tpe, asha_part.asha
+    tpe_search, asha_search = tpe_part.adaptive, asha_part.adaptive
     full_size = full.search[asha_library].grid_size()
-    assert tpe_search is not None and asha_search is not None
+    assert isinstance(tpe_search, TPESpec) and isinstance(asha_search, ASHASpec)
     rungs, eta = asha_search.rungs(), asha_search.eta
     data = "; ".join(
         f"{name} `{d['kind']}` {d['n_samples']:,} x {d['n_features']}"
@@ -246,7 +249,7 @@ def report(results: Results, seeds: int, asha_seeds: int) -> None:
   same folds and scorer in its objective. Seeds 0..{seeds - 1} (the sampler's; the folds stay),
   median (min..max).
 - **ASHA**: {asha_library} ({_params(asha_part.fixed)}), space {_space(asha_space())};
-  `{asha_rounds(asha_library, asha_search)}` is the resource, rungs {rungs} (eta {eta}),
+  `{asha_search.rounds_param(asha_library)}` is the resource, rungs {rungs} (eta {eta}),
   {asha_search.n_trials} evaluations on every side (an evaluation: one configuration at one
   rung's rounds, trained from scratch). tunefleet's `asha`; Optuna's `RandomSampler` with
   `SuccessiveHalvingPruner(min_resource={rungs[0]}, reduction_factor={eta})`, each rung's CV

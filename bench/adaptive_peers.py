@@ -27,8 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tunefleet_contract.spec import ASHASearch, RandomSearch, TPESearch, asha_rounds
-from tunefleet_publisher.strategies.tpe import _suggest as suggest_one
+from tunefleet_contract.search import Choice, IntRange, LogUniform, SearchSpec, Uniform
+from tunefleet_contract.search.kinds.asha import ASHASpec
+from tunefleet_contract.search.kinds.tpe import TPESpec
 
 from bench.budget import Budget, Evaluation
 from bench.common import CORES
@@ -42,7 +43,7 @@ LABELS = {
 Run = Callable[[Any, Any, Any, dict[str, Any]], tuple[float, list[Evaluation]]]
 
 
-def _adaptive(spec: Any) -> tuple[str, Any, RandomSearch]:
+def _adaptive(spec: Any) -> tuple[str, Any, SearchSpec]:
     """The one library of the spec with its part and its adaptive search."""
     (library, part), *more = spec.search.items()
     if more or part.adaptive is None:
@@ -50,7 +51,7 @@ def _adaptive(spec: Any) -> tuple[str, Any, RandomSearch]:
     return library, part, part.adaptive
 
 
-def suggest(trial: Any, search: RandomSearch, fixed: dict[str, Any]) -> dict[str, Any]:
+def suggest(trial: Any, search: SearchSpec, fixed: dict[str, Any]) -> dict[str, Any]:
     """The parameters an Optuna trial proposes in a tunefleet space: the fixed ones, then each
     parameter of the space whose `when` holds, asked exactly as the planner asks (the same
     Optuna distributions, the same order)."""
@@ -58,29 +59,29 @@ def suggest(trial: Any, search: RandomSearch, fixed: dict[str, Any]) -> dict[str
     for name in search.order():
         dist = search.space[name]
         if dist.holds(point):
-            point[name] = suggest_one(trial, name, dist)
+            point[name] = dist.suggest(trial, name)
     return point
 
 
-def _ray_space(search: RandomSearch) -> dict[str, Any]:
+def _ray_space(search: SearchSpec) -> dict[str, Any]:
     from ray import tune
 
     space: dict[str, Any] = {}
     for name, dist in search.space.items():
         if dist.when:
             raise ValueError(f"{name}: Ray Tune's random search has no conditional parameters")
-        bounds = dist.bounds_of(dist.kind)
-        assert bounds is not None
-        if dist.kind == "uniform":
-            space[name] = tune.uniform(bounds[0], bounds[1])
-        elif dist.kind == "loguniform":
-            space[name] = tune.loguniform(bounds[0], bounds[1])
-        elif dist.kind == "int":
-            # tune.randint's upper bound is exclusive, a spec's inclusive.
-            draw = tune.lograndint if dist.log else tune.randint
-            space[name] = draw(bounds[0], bounds[1] + 1)
-        else:
-            space[name] = tune.choice(bounds)
+        # Ray Tune's vocabulary for each kind (the benchmark's translation, not the planner's).
+        match dist:
+            case Uniform(uniform=[low, high]):
+                space[name] = tune.uniform(low, high)
+            case LogUniform(loguniform=[low, high]):
+                space[name] = tune.loguniform(low, high)
+            case IntRange(integer=[low_i, high_i]):
+                # tune.randint's upper bound is exclusive, a spec's inclusive.
+                draw = tune.lograndint if dist.log else tune.randint
+                space[name] = draw(low_i, high_i + 1)
+            case Choice(choice=values):
+                space[name] = tune.choice(values)
     return space
 
 
@@ -89,7 +90,7 @@ def _optuna_tpe(spec: Any, X: Any, y: Any, study: dict[str, Any]) -> tuple[float
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     library, part, search = _adaptive(spec)
-    assert isinstance(search, TPESearch)
+    assert isinstance(search, TPESpec)
     evaluations: list[Evaluation] = []
 
     def objective(trial: Any) -> float:
@@ -114,8 +115,8 @@ def _optuna_sha(spec: Any, X: Any, y: Any, study: dict[str, Any]) -> tuple[float
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     library, part, search = _adaptive(spec)
-    assert isinstance(search, ASHASearch)
-    rounds_name, rungs = asha_rounds(library, search), search.rungs()
+    assert isinstance(search, ASHASpec)
+    rounds_name, rungs = search.rounds_param(library), search.rungs()
     budget = Budget(search.n_trials)
     evaluations: list[Evaluation] = []
 
@@ -173,7 +174,7 @@ def _ray_asha(spec: Any, X: Any, y: Any, study: dict[str, Any]) -> tuple[float, 
     from ray.tune.search import BasicVariantGenerator
 
     library, part, search = _adaptive(spec)
-    assert isinstance(search, ASHASearch)
+    assert isinstance(search, ASHASpec)
     rungs = search.rungs()
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     # A trial that finds the budget spent ends without a score, which is no error here.
@@ -212,7 +213,7 @@ def _ray_asha(spec: Any, X: Any, y: Any, study: dict[str, Any]) -> tuple[float, 
     config = {
         "point": {**part.fixed, **_ray_space(search)},
         "library": library,
-        "rounds_name": asha_rounds(library, search),
+        "rounds_name": search.rounds_param(library),
         "rungs": rungs,
     }
     scheduler = ASHAScheduler(

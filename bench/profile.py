@@ -47,7 +47,7 @@ PATHS = ("from scratch (as GridSearchCV)", "fold cache", "fold cache + families"
 def run(reps: int, quick: bool) -> None:
     from pyinstrument import Profiler
     from tunefleet_contract.families import families
-    from tunefleet_publisher.strategies import expand
+    from tunefleet_publisher.planner import expand
     from tunefleet_runtime.validation import parse_spec
     from tunefleet_worker import foldcache
     from tunefleet_worker.datasets import load_dataset

@@ -39,7 +39,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 from tunefleet.client import Client
 from tunefleet_dev.devservices import LocalMongo, LocalRabbitMQ, Pipeline, Services
-from tunefleet_publisher.strategies import expand
+from tunefleet_publisher.planner import expand
 from tunefleet_runtime.broker import connect, topology_of
 from tunefleet_runtime.settings import ClientSettings
 from tunefleet_runtime.store import MongoStore, study_status

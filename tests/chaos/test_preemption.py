@@ -13,7 +13,7 @@ from pymongo.database import Database
 from tunefleet.cli import app
 from tunefleet.client import Client
 from tunefleet_dev.devservices import Pipeline
-from tunefleet_publisher.strategies import expand
+from tunefleet_publisher.planner import expand
 from tunefleet_runtime.settings import ClientSettings
 from tunefleet_runtime.store import connect_store
 from tunefleet_runtime.validation import parse_spec

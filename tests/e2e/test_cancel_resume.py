@@ -13,7 +13,7 @@ import yaml
 from tunefleet.cli import app
 from tunefleet.client import Client
 from tunefleet_dev.devservices import Pipeline
-from tunefleet_publisher.strategies import expand
+from tunefleet_publisher.planner import expand
 from tunefleet_runtime.broker import connect, topology_of
 from tunefleet_runtime.settings import ClientSettings
 from tunefleet_runtime.store import connect_store

@@ -14,7 +14,7 @@ from tunefleet_contract.messages import (
     TrialsStarted,
 )
 from tunefleet_contract.topology import Topology
-from tunefleet_publisher.strategies import expand
+from tunefleet_publisher.planner import expand
 from tunefleet_runtime.broker import REASON_HEADER, dead_letter, publish
 from tunefleet_runtime.settings import ClientSettings, CollectorSettings
 from tunefleet_runtime.store import MongoStore, connect_store, study_status

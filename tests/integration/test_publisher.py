@@ -15,8 +15,8 @@ from tunefleet_contract.messages import (
 )
 from tunefleet_contract.topology import Topology
 from tunefleet_dev.devservices import free_port
+from tunefleet_publisher.planner import expand
 from tunefleet_publisher.publisher import Publisher
-from tunefleet_publisher.strategies import expand
 from tunefleet_runtime.broker import REASON_HEADER, publish
 from tunefleet_runtime.settings import ClientSettings, PublisherSettings
 from tunefleet_runtime.validation import parse_spec

@@ -15,7 +15,7 @@ from tunefleet_contract.messages import (
     TrialsStarted,
 )
 from tunefleet_contract.spec import StudySpec
-from tunefleet_publisher.strategies import expand
+from tunefleet_publisher.planner import expand
 from tunefleet_runtime.settings import ClientSettings
 from tunefleet_runtime.store import (
     MongoStore,

@@ -12,9 +12,9 @@ from tunefleet_contract.messages import (
     TrialsStarted,
     decode_event,
 )
+from tunefleet_contract.search import trial_id
 from tunefleet_contract.spec import BuiltinDataset
 from tunefleet_contract.topology import Topology
-from tunefleet_publisher.trials import trial_id
 from tunefleet_runtime.broker import REASON_HEADER, publish
 from tunefleet_runtime.settings import ClientSettings, WorkerSettings
 from tunefleet_worker.worker import Worker

@@ -18,7 +18,7 @@ from tunefleet_contract.messages import (
     TrialsSettled,
     TrialsStarted,
 )
-from tunefleet_publisher.strategies import expand
+from tunefleet_publisher.planner import expand
 from tunefleet_runtime.validation import parse_spec
 
 SPEC = parse_spec({"dataset": "iris", "search": {"xgboost": {"grid": {"max_depth": [2, 3]}}}})

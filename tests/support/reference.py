@@ -6,7 +6,7 @@ from typing import Any
 
 from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 from tunefleet_contract.messages import TrialSpec
-from tunefleet_publisher.strategies import expand
+from tunefleet_publisher.planner import expand
 from tunefleet_runtime.validation import parse_spec
 from tunefleet_worker.datasets import Dataset, load_dataset
 from tunefleet_worker.training import TrialContext, library_data, make_estimator

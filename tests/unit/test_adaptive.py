@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 from tunefleet_contract.messages import StudyRequest, TrialResult, TrialSpec
+from tunefleet_contract.search import outcome_of
+from tunefleet_contract.search.adaptive import AdaptiveStrategy
+from tunefleet_contract.search.plan import Searches
 from tunefleet_contract.spec import SpecError
-from tunefleet_publisher.planner import decide, plan
-from tunefleet_publisher.strategies import AdaptiveStrategy
+from tunefleet_publisher.planner import decide, plan, planned
 from tunefleet_runtime.records import PlannedTrial, ResultState
 from tunefleet_runtime.validation import parse_spec
 
@@ -68,19 +70,31 @@ def result(req: StudyRequest, trial: TrialSpec, objective: Objective) -> TrialRe
     )
 
 
+def tell(searches: Searches, outcome: TrialResult) -> list[TrialSpec]:
+    """What the study's searches decide on a result, as the planner sees it."""
+    decided = searches.react(outcome.trial_id, outcome_of(outcome.status, outcome.score))
+    return [planned(d) for d in decided]
+
+
+def adaptive(searches: Searches) -> Any:
+    (search,) = searches.reactive
+    assert isinstance(search, AdaptiveStrategy)
+    return search
+
+
 def run(
     req: StudyRequest, objective: Objective = peak, *, stop_after: int | None = None
-) -> tuple[list[TrialSpec], AdaptiveStrategy, list[TrialSpec]]:
+) -> tuple[list[TrialSpec], Any, list[TrialSpec]]:
     """One worker: trials finish in the order they were decided. Returns every decision in
     order, the search, and what is still in flight (when stopped early)."""
     trials, searches = decide(req, {})
-    (search,) = searches
-    queue = list(trials)
-    decided = list(trials)
+    search = adaptive(searches)
+    queue: list[TrialSpec] = list(trials)
+    decided: list[TrialSpec] = list(trials)
     finished = 0
     while queue and (stop_after is None or finished < stop_after):
         trial = queue.pop(0)
-        new = search.react(result(req, trial, objective))
+        new = tell(searches, result(req, trial, objective))
         finished += 1
         queue.extend(new)
         decided.extend(new)
@@ -89,7 +103,8 @@ def run(
 
 def test_tpe_decides_exactly_n_trials_never_more_than_max_in_flight_at_once() -> None:
     req = request(TPE)
-    trials, (search,) = decide(req, {})
+    trials, searches = decide(req, {})
+    assert len(adaptive(searches).decided) == 3
     assert len(trials) == 3  # max_in_flight, before any result
     assert len({t.trial_id for t in trials}) == 3
     decided, search, queue = run(req)
@@ -117,11 +132,11 @@ def test_tpe_results_steer_it_to_better_points_than_its_random_start() -> None:
 
 def test_a_redelivered_result_decides_nothing_new() -> None:
     req = request(TPE)
-    trials, (search,) = decide(req, {})
+    trials, searches = decide(req, {})
     done = result(req, trials[0], peak)
-    assert len(search.react(done)) == 1
-    assert search.react(done) == []
-    assert len(search.decided) == 4
+    assert len(tell(searches, done)) == 1
+    assert tell(searches, done) == []
+    assert len(adaptive(searches).decided) == 4
 
 
 def restored(req: StudyRequest, decided: list[TrialSpec], outcomes: dict[str, float]) -> Any:
@@ -139,13 +154,13 @@ def test_a_search_rebuilt_from_the_store_decides_what_the_running_one_would(
     # The planner dies after 12 results: what the store has is what it decided and what came.
     decided, live, queue = run(req, stop_after=12)
     outcomes = {tid: score for tid, score in live.outcomes.items() if score is not None}
-    trials, (rebuilt,) = restored(req, decided, outcomes)
+    trials, searches = restored(req, decided, outcomes)
     assert [t.trial_id for t in trials] == [t.trial_id for t in decided]  # nothing new yet
-    assert rebuilt.in_flight == len(queue)
+    assert adaptive(searches).in_flight == len(queue)
     order = list(decided)
     while queue:
         trial = queue.pop(0)
-        new = rebuilt.react(result(req, trial, peak))
+        new = tell(searches, result(req, trial, peak))
         queue.extend(new)
         order.extend(new)
     assert [t.trial_id for t in order] == [t.trial_id for t in uninterrupted]
@@ -183,12 +198,12 @@ def test_asha_promotes_the_best_third_of_a_rung_and_never_waits_for_a_rung_to_fi
 
 def test_asha_never_promotes_a_failed_trial() -> None:
     req = request(ASHA)
-    trials, (search,) = decide(req, {})
+    trials, searches = decide(req, {})
     failing = [
         TrialResult.failed(req.study_id, t, revision=0, attempts=1, reason="error", error="boom")
         for t in trials
     ]
-    new = [t for failure in failing for t in search.react(failure)]
+    new = [t for failure in failing for t in tell(searches, failure)]
     assert all(t.params["n_estimators"] == 10 for t in new)
 
 
@@ -246,14 +261,14 @@ def test_a_grid_and_a_random_search_beside_tpe_are_trials_it_never_decides_again
         "tpe": {"n_trials": 2, "max_in_flight": 2, "n_startup": 1, "space": space},
     }
     req = request(search)
-    trials, (tpe,) = decide(req, {})
+    trials, searches = decide(req, {})
     ids = [t.trial_id for t in trials]
     assert len(ids) == len(set(ids)) == 2 + 2 + 2
     upfront = set(ids[:4])
-    assert not upfront & {t.trial_id for t in tpe.decided}
+    assert not upfront & {t.trial_id for t in adaptive(searches).decided}
     # The six points of the space, four taken up front: TPE decides the other two.
     first = trials[4]
-    assert tpe.react(result(req, first, peak)) == []  # n_trials decided already
+    assert tell(searches, result(req, first, peak)) == []  # n_trials decided already
     assert req.spec.n_trials() == 6
 
 
@@ -273,16 +288,16 @@ def test_asha_promotes_the_top_third_rounded_up_best_first_then_starts_new_ones(
     wide = {"asha": {**ASHA["asha"], "max_in_flight": 4}}
     req = request(wide)
     # Seven configurations scored at rung 0 (what a restarted planner finds in the store).
-    first, (search,) = decide(req, {})
+    first, searches = decide(req, {})
+    search = adaptive(searches)
     drawn = list(first)
     while len(drawn) < 7:
         found = search.draw({"n_estimators": 10})
         assert found is not None
-        search.decided.append(found)
-        search.seen.add(found.trial_id)
-        drawn.append(found)
+        search._add(found)
+        drawn.append(planned(found))
     scores = [0.3, 0.9, 0.1, 0.7, 0.5, 0.8, 0.2]
-    trials, (asha,) = restored(
+    trials, restored_searches = restored(
         req, drawn, {t.trial_id: score for t, score in zip(drawn, scores, strict=True)}
     )
     new = trials[7:]
@@ -293,4 +308,4 @@ def test_asha_promotes_the_top_third_rounded_up_best_first_then_starts_new_ones(
     assert lr[:3] == by_score
     assert [t.params["n_estimators"] for t in new] == [30, 30, 30, 10]
     assert lr[3] not in {t.params["learning_rate"] for t in drawn}
-    assert asha.in_flight == 4
+    assert adaptive(restored_searches).in_flight == 4

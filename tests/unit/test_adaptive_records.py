@@ -5,17 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tunefleet_contract.messages import TrialSpec
-from tunefleet_contract.spec import StudySpec
-from tunefleet_runtime.adaptive import (
-    AdaptiveSearch,
+from tunefleet_contract.messages import PlannedSpec
+from tunefleet_contract.search.views import (
     SearchTally,
+    SearchView,
     asha_rungs,
     best_so_far,
     highest_rung,
     ladders,
     library_strategy,
 )
+from tunefleet_contract.spec import StudySpec
 from tunefleet_runtime.records import StudyActivity, TrialRecord
 
 SPEC = StudySpec.model_validate(
@@ -107,7 +107,7 @@ def test_strategy_names_each_librarys_searches() -> None:
 
 
 def test_rung_and_configuration_of_an_asha_trial() -> None:
-    asha = AdaptiveSearch.of(SPEC, "lightgbm")
+    asha = SearchView.of(SPEC, "lightgbm")
     assert asha is not None and asha.key == "asha"
     assert (asha.rounds, asha.rungs) == ("n_estimators", (10, 30, 90))
     params = {"verbose": -1, "num_leaves": 8, "n_estimators": 30}
@@ -116,12 +116,12 @@ def test_rung_and_configuration_of_an_asha_trial() -> None:
     assert asha.rung({**params, "n_estimators": 31}) is None  # between rungs: not ASHA's
     assert asha.rung({**params, "n_estimators": 30.0}) is None  # the rungs are ints
     assert asha.configuration_key(params) == asha.configuration_key({**params, "n_estimators": 90})
-    assert AdaptiveSearch.of(SPEC, "catboost") is None
+    assert SearchView.of(SPEC, "catboost") is None
 
 
 def test_which_trials_an_adaptive_search_decided() -> None:
-    tpe = AdaptiveSearch.of(SPEC, "xgboost")
-    asha = AdaptiveSearch.of(SPEC, "lightgbm")
+    tpe = SearchView.of(SPEC, "xgboost")
+    asha = SearchView.of(SPEC, "lightgbm")
     assert tpe is not None and asha is not None
     point = {"n_estimators": 50, "learning_rate": 0.05, "max_depth": 4}
     assert tpe.owns("xgboost", point)
@@ -153,7 +153,7 @@ def test_a_conditional_parameter_may_be_absent() -> None:
             },
         }
     )
-    tpe = AdaptiveSearch.of(spec, "xgboost")
+    tpe = SearchView.of(spec, "xgboost")
     assert tpe is not None
     assert tpe.owns("xgboost", {"grow_policy": "depthwise"})
     assert tpe.owns("xgboost", {"grow_policy": "lossguide", "max_leaves": 16})
@@ -174,7 +174,7 @@ def test_best_so_far_follows_the_order_results_finished_in() -> None:
 
 
 def test_rungs_count_decisions_scores_and_promotions() -> None:
-    asha = AdaptiveSearch.of(SPEC, "lightgbm")
+    asha = SearchView.of(SPEC, "lightgbm")
     assert asha is not None
     other = record("x", "xgboost", {"n_estimators": 10, "num_leaves": 4}, 0.99, 1.0)
     rungs = asha_rungs(asha, [*ASHA_TRIALS, other])
@@ -190,12 +190,12 @@ def test_rungs_count_decisions_scores_and_promotions() -> None:
     ]
     # A promotion decided and not yet scored counts from the plan.
     planned = [
-        TrialSpec(
+        PlannedSpec(
             trial_id=hexid("c1"),
             library="lightgbm",
             params={"verbose": -1, "num_leaves": 16, "n_estimators": 30},
         ),
-        TrialSpec(
+        PlannedSpec(
             trial_id=hexid("x"), library="xgboost", params={"n_estimators": 30, "num_leaves": 4}
         ),
     ]
@@ -205,7 +205,7 @@ def test_rungs_count_decisions_scores_and_promotions() -> None:
 
 
 def test_ladders_show_the_top_rungs_configurations() -> None:
-    asha = AdaptiveSearch.of(SPEC, "lightgbm")
+    asha = SearchView.of(SPEC, "lightgbm")
     assert asha is not None
     top = ladders(asha, ASHA_TRIALS)
     assert len(top) == 1
@@ -220,7 +220,7 @@ def test_ladders_show_the_top_rungs_configurations() -> None:
 
 
 def test_highest_rung_gives_each_configuration_once() -> None:
-    asha = AdaptiveSearch.of(SPEC, "lightgbm")
+    asha = SearchView.of(SPEC, "lightgbm")
     assert asha is not None
     # c was promoted and failed at 30 rounds: its 10-round score stands for it.
     trials = [*ASHA_TRIALS, lgbm("c1", 16, 30, None, 10.0)]
@@ -263,7 +263,7 @@ def test_activity_tallies_searches_whenever_the_spec_arrives(spec_first: bool) -
         activity.registration(21, SPEC)
     activity.plan(
         [
-            TrialSpec(
+            PlannedSpec(
                 trial_id=hexid("p1"), library="xgboost", params={"n_estimators": 50, "max_depth": 5}
             )
         ]
@@ -292,7 +292,7 @@ def test_trials_yet_to_decide_are_not_queued() -> None:
             for n in (4, 8, 16)
         ),
     ]
-    activity.plan(TrialSpec(trial_id=hexid(t), library=lib, params=p) for t, lib, p in planned)
+    activity.plan(PlannedSpec(trial_id=hexid(t), library=lib, params=p) for t, lib, p in planned)
     activity.load([lgbm(hexid("a4"), 4, 10, 0.9, 1.0)], [])
     activity.start(hexid("t1"), 1, "w1")
     status = activity.status()

@@ -92,11 +92,11 @@ class _Trial:
 
 
 def test_peers_ask_optuna_for_the_spec_space_with_its_conditions() -> None:
-    from tunefleet_contract.spec import RandomSearch
+    from tunefleet_contract.search.kinds.random import RandomSpec
 
     from bench.adaptive_peers import suggest
 
-    search = RandomSearch.model_validate(
+    search = RandomSpec.model_validate(
         {
             "n_trials": 5,
             "space": {

@@ -15,7 +15,7 @@ from tunefleet_contract.families import families, rounds_of
 from tunefleet_contract.messages import TrialSpec
 from tunefleet_contract.params import ParamError, check_param
 from tunefleet_contract.spec import BuiltinDataset
-from tunefleet_publisher.strategies import expand
+from tunefleet_publisher.planner import expand
 from tunefleet_runtime.validation import parse_spec
 from tunefleet_worker import families as families_module
 from tunefleet_worker.datasets import Dataset, load_dataset

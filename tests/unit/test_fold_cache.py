@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tunefleet_publisher.strategies import expand
+from tunefleet_publisher.planner import expand
 from tunefleet_runtime.validation import parse_spec
 from tunefleet_worker import foldcache
 from tunefleet_worker.datasets import load_dataset

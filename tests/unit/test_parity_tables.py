@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from tunefleet_publisher.strategies import expand
+from tunefleet_publisher.planner import expand
 from tunefleet_runtime.tables import MISSING_CATEGORY
 from tunefleet_runtime.validation import parse_spec
 from tunefleet_worker.datasets import DatasetError, from_frame

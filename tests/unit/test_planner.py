@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from tunefleet_contract.messages import StudyRequest, TrialResult
-from tunefleet_publisher.planner import plan
-from tunefleet_publisher.strategies import expand, strategies_for
+from tunefleet_publisher.planner import expand, plan, searches_for
 from tunefleet_runtime.records import ResultState
 from tunefleet_runtime.validation import parse_spec
 
@@ -60,10 +59,12 @@ def test_a_resume_publishes_only_what_has_no_result() -> None:
 
 
 def test_grid_and_random_decide_everything_up_front_and_react_to_nothing() -> None:
-    strategies = strategies_for(SPEC, STUDY)
-    assert [type(s).__name__ for s in strategies] == ["GridSearch", "RandomSearch"]
+    searches = searches_for(SPEC, STUDY)
+    strategies = searches.strategies
+    assert [type(s).__name__ for s in strategies] == ["GridStrategy", "RandomStrategy"]
     assert not any(s.reactive for s in strategies)
-    first = [t for s in strategies for t in s.initial()]
+    first = list(searches.initial())
+    assert [t.search for t in first] == ["grid"] * 3 + ["random"] * 2
     result = TrialResult(
         study_id=STUDY,
         trial_id=first[0].trial_id,
@@ -73,7 +74,7 @@ def test_grid_and_random_decide_everything_up_front_and_react_to_nothing() -> No
         score=0.1,
         finished_at=1.0,
     )
-    assert all(s.react(result) == [] for s in strategies)
+    assert all(s.react(result.trial_id, result.score) == [] for s in strategies)
 
 
 def test_a_family_stays_in_one_message_and_a_resume_publishes_its_missing_members() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from tunefleet.progress import _State
 from tunefleet_contract.messages import StudyCancelled, StudyRegistered, StudyResumed, TrialResult
-from tunefleet_publisher.strategies import expand
+from tunefleet_publisher.planner import expand
 from tunefleet_runtime.memstore import MemoryStore
 from tunefleet_runtime.records import StudyRecord, TrialRecord
 from tunefleet_runtime.validation import parse_spec

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from sklearn.model_selection import ParameterGrid
 from tunefleet_contract.params import check_param
+from tunefleet_contract.search import trial_id
 from tunefleet_contract.spec import SpecError
-from tunefleet_publisher.strategies import expand
-from tunefleet_publisher.trials import trial_id
+from tunefleet_publisher.planner import expand
 from tunefleet_runtime.validation import parse_spec, scoring_key
 
 SPACE: dict[str, Any] = {
@@ -165,7 +165,7 @@ def test_draws_do_not_depend_on_the_process_hash_seed() -> None:
 
     code = (
         "import json, sys; from tunefleet_runtime.validation import parse_spec; "
-        "from tunefleet_publisher.strategies import expand; "
+        "from tunefleet_publisher.planner import expand; "
         "s = parse_spec(json.loads(sys.argv[1])); "
         "print(json.dumps([t.trial_id for t in expand(s, s.study_id())]))"
     )

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from tunefleet_contract.messages import TrialSpec
+from tunefleet_contract.search import trial_id
 from tunefleet_contract.spec import BuiltinDataset
-from tunefleet_publisher.trials import trial_id
 from tunefleet_worker.datasets import Dataset, load_dataset
 from tunefleet_worker.training import TrialContext, run_trial
 

@@ -5,8 +5,9 @@ from typing import Any
 import pytest
 from sklearn.model_selection import ParameterGrid
 from tunefleet_contract.messages import TrialSpec
-from tunefleet_publisher.strategies import expand
-from tunefleet_publisher.trials import chunked, family_chunks, trial_id
+from tunefleet_contract.search import trial_id
+from tunefleet_publisher.chunks import chunked, family_chunks
+from tunefleet_publisher.planner import expand
 from tunefleet_runtime.validation import parse_spec
 
 

@@ -13,6 +13,7 @@ from collections.abc import Hashable, Iterable, Mapping
 from tunefleet_contract.libraries import catalogues
 from tunefleet_contract.messages import TrialSpec
 from tunefleet_contract.rules import Scalar
+from tunefleet_contract.search.ids import configuration
 
 __all__ = ["configuration", "families", "rounds_of"]
 
@@ -31,12 +32,6 @@ def _family_key(trial: TrialSpec) -> Hashable:
     if found is None:
         return trial.trial_id  # a family of one
     return trial.library, found[0], configuration(trial.params, found[0])
-
-
-def configuration(params: Mapping[str, Scalar], rounds: str) -> tuple[Hashable, ...]:
-    """The parameters but the rounds, as a key: what a family's members, and an ASHA
-    configuration's trials at each rung, share. Typed: 1, 1.0 and true stay apart."""
-    return tuple(sorted((k, type(v).__name__, v) for k, v in params.items() if k != rounds))
 
 
 def families(trials: Iterable[TrialSpec]) -> list[list[TrialSpec]]:

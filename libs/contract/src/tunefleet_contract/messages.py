@@ -12,7 +12,14 @@ import math
 import time
 from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from tunefleet_contract.documents import check_document, load_json
 from tunefleet_contract.params import Scalar
 from tunefleet_contract.spec import DatasetSpec, StudySpec, Task, UploadDataset
@@ -25,6 +32,7 @@ __all__ = [
     "Message",
     "ModelRefit",
     "ModelStored",
+    "PlannedSpec",
     "StudyCancelled",
     "StudyRegistered",
     "StudyRequest",
@@ -151,6 +159,22 @@ class TrialSpec(_Document):
     params: dict[str, Scalar]
 
 
+class PlannedSpec(TrialSpec):
+    """A trial as the plan records it: with the search that decided it and, for a search with
+    rungs (ASHA), the rung. Both are None in plans recorded before the plan named them. A trial
+    message carries it as the `TrialSpec` it also is: workers need neither."""
+
+    search: str | None = Field(default=None, min_length=1, max_length=100)
+    rung: int | None = Field(default=None, ge=0, le=10_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_trial(cls, data: Any) -> Any:
+        if isinstance(data, TrialSpec) and not isinstance(data, PlannedSpec):
+            return data.model_dump()
+        return data
+
+
 class TrialMessage(Message):
     """Publisher → workers: a chunk of trials of one study, with what is needed to run them."""
 
@@ -163,6 +187,19 @@ class TrialMessage(Message):
     seed: int = Field(ge=0)
     trials: list[TrialSpec] = Field(min_length=1)
     revision: Revision = 0
+
+    @field_validator("trials", mode="before")
+    @classmethod
+    def _as_trials(cls, value: Any) -> Any:
+        # A planned trial travels as the trial it is: its search and rung stay in the plan.
+        if not isinstance(value, list):
+            return value
+        return [
+            TrialSpec.model_construct(trial_id=t.trial_id, library=t.library, params=t.params)
+            if isinstance(t, PlannedSpec)
+            else t
+            for t in value
+        ]
 
     @model_validator(mode="after")
     def _data_stored(self) -> TrialMessage:
@@ -179,7 +216,7 @@ class TrialsPlanned(Message):
     study_id: StudyId
     revision: Revision = 0
     first: int = Field(ge=0, description="Position of the first of these in the plan.")
-    trials: list[TrialSpec] = Field(min_length=1)
+    trials: list[PlannedSpec] = Field(min_length=1)
     after: TrialId | None = Field(
         default=None,
         description="An adaptive search decided these on this trial's result (None: before "

@@ -21,6 +21,7 @@ __all__ = [
     "ParamRule",
     "Scalar",
     "check_param",
+    "param_problem",
 ]
 
 LIBRARIES: Mapping[str, Mapping[str, ParamRule]] = {
@@ -48,3 +49,12 @@ def check_param(library: str, name: str, value: Scalar) -> None:
         hint = f" (did you mean {near[0]!r}?)" if near else ""
         raise ParamError(f"{name}: unknown parameter for {library}{hint}")
     rule.check(name, value)
+
+
+def param_problem(where: str, library: str, name: str, value: Scalar) -> str | None:
+    """`check_param`'s refusal as a spec problem at `where` (`library.where.name: what`)."""
+    try:
+        check_param(library, name, value)
+    except ParamError as exc:
+        return f"{where}.{exc}"
+    return None

@@ -18,6 +18,7 @@ __all__ = [
     "ParamError",
     "ParamRule",
     "Scalar",
+    "SpecError",
     "choice_rule",
     "float_rule",
     "int_rule",
@@ -28,6 +29,10 @@ Scalar = int | float | str | bool | None
 
 class ParamError(ValueError):
     """A parameter name or value that the library would not accept."""
+
+
+class SpecError(ValueError):
+    """A spec that cannot be run; the message names each field and what is wrong with it."""
 
 
 @dataclass(frozen=True)

@@ -11,34 +11,40 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from tunefleet_contract.documents import check_document
-from tunefleet_contract.params import LIBRARIES, ParamError, Scalar, check_param
+from tunefleet_contract.params import LIBRARIES, Scalar, param_problem
+from tunefleet_contract.rules import SpecError
+from tunefleet_contract.search import HARD_LIMIT, AdaptiveSpec, SearchSpec, search_kinds
+from tunefleet_contract.search.distributions import TAG_PREFIX as DISTRIBUTION_TAG
 
 __all__ = [
     "BUILTIN_DATASETS",
+    "HARD_LIMIT",
     "LARGE_STUDY",
-    "ASHASearch",
-    "AdaptiveSearch",
     "BuiltinDataset",
     "CVSpec",
     "DatasetSpec",
-    "Distribution",
     "FileDataset",
     "LibrarySearch",
-    "RandomSearch",
+    "LibrarySearchBase",
     "SpecError",
     "StudySpec",
     "SyntheticDataset",
-    "TPESearch",
     "UploadDataset",
-    "asha_rounds",
     "coherence_problem",
     "default_metric",
     "format_validation_error",
@@ -48,7 +54,6 @@ __all__ = [
 # Studies above this many trials are refused unless the spec says `allow_large: true`: a typo in
 # a grid (one list too many) should cost a message, not a day of cluster time.
 LARGE_STUDY = 100_000
-HARD_LIMIT = 20_000_000
 
 BUILTIN_DATASETS: Mapping[str, Literal["classification", "regression"]] = {
     "breast_cancer": "classification",
@@ -59,10 +64,6 @@ BUILTIN_DATASETS: Mapping[str, Literal["classification", "regression"]] = {
 }
 
 Task = Literal["classification", "regression"]
-
-
-class SpecError(ValueError):
-    """A spec that cannot be run; the message names each field and what is wrong with it."""
 
 
 class _Model(BaseModel):
@@ -158,227 +159,39 @@ class CVSpec(_Model):
 
 
 ParamGridDict = dict[str, Annotated[list[Scalar], Field(min_length=1, max_length=100_000)]]
-Bounds = Annotated[list[float], Field(min_length=2, max_length=2)]
-IntBounds = Annotated[list[int], Field(min_length=2, max_length=2)]
+# The keys every stored spec's library part has had from the start; a search kind's key added
+# since is left out of the canonical JSON when absent (see `StudySpec.canonical_json`).
+_FIRST_KEYS = frozenset({"fixed", "grid", "random"})
 
 
-class Distribution(_Model):
-    """One parameter of a random search: exactly one of uniform, loguniform, int or choice.
-
-    `when` makes it conditional: the parameter is sampled only when every named parameter
-    (sampled earlier in the same draw, or fixed) has the given value or one of the listed values.
-    """
-
-    model_config = ConfigDict(populate_by_name=True)
-
-    uniform: Bounds | None = None
-    loguniform: Bounds | None = None
-    integer: IntBounds | None = Field(default=None, alias="int")
-    log: bool = Field(default=False, description="int only: sample log-uniformly")
-    choice: Annotated[list[Scalar], Field(min_length=1, max_length=100_000)] | None = None
-    when: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> Distribution:
-        given = [k for k in ("uniform", "loguniform", "int", "choice") if self.bounds_of(k)]
-        if len(given) != 1:
-            raise ValueError(
-                "give exactly one of uniform: [low, high], loguniform: [low, high], "
-                f"int: [low, high] or choice: [values...] (got {', '.join(given) or 'none'})"
-            )
-        if self.log and self.integer is None:
-            raise ValueError("log: true applies to int only (use loguniform for floats)")
-        for kind in ("uniform", "loguniform", "int"):
-            bounds = self.bounds_of(kind)
-            if bounds is not None and not bounds[0] <= bounds[1]:
-                raise ValueError(f"{kind}: low {bounds[0]} is above high {bounds[1]}")
-        if self.loguniform is not None and self.loguniform[0] <= 0:
-            raise ValueError("loguniform: low must be > 0")
-        if self.integer is not None and self.log and self.integer[0] < 1:
-            raise ValueError("int with log: true: low must be >= 1")
-        return self
-
-    def bounds_of(self, kind: str) -> list[Any] | None:
-        return {
-            "uniform": self.uniform,
-            "loguniform": self.loguniform,
-            "int": self.integer,
-            "choice": self.choice,
-        }[kind]
-
-    @property
-    def kind(self) -> Literal["uniform", "loguniform", "int", "choice"]:
-        if self.uniform is not None:
-            return "uniform"
-        if self.loguniform is not None:
-            return "loguniform"
-        return "int" if self.integer is not None else "choice"
-
-    def condition(self) -> dict[str, list[Scalar]]:
-        return {k: v if isinstance(v, list) else [v] for k, v in self.when.items()}
-
-    def holds(self, point: Mapping[str, Scalar]) -> bool:
-        """Whether the parameter is drawn, given the point drawn so far (`when`)."""
-        return all(
-            name in point and any(_hashable(point[name]) == _hashable(v) for v in values)
-            for name, values in self.condition().items()
-        )
-
-    def contains(self, value: Scalar) -> bool:
-        """Whether a draw can give this value (typed: 1, 1.0 and true differ)."""
-        if self.choice is not None:
-            return _hashable(value) in {_hashable(v) for v in self.choice}
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return False
-        if self.integer is not None:
-            low, high = self.integer
-            return isinstance(value, int) and low <= value <= high
-        bounds = self.uniform if self.uniform is not None else self.loguniform
-        assert bounds is not None  # exactly one kind
-        return bool(math.isfinite(value) and bounds[0] <= value <= bounds[1])
-
-    def cardinality(self) -> int | None:
-        """How many distinct values it can take (None: continuous)."""
-        if self.choice is not None:
-            return len(set(map(_hashable, self.choice)))
-        if self.integer is not None:
-            return self.integer[1] - self.integer[0] + 1
-        return None
-
-
-def _hashable(value: Scalar) -> tuple[str, Scalar]:
-    # 1, 1.0 and True are equal in Python and distinct in a spec (and in a trial id).
-    return (type(value).__name__, value)
-
-
-class RandomSearch(_Model):
-    """`n_trials` distinct points drawn from `space`, seeded (by default with cv.seed)."""
-
-    n_trials: int = Field(ge=1, le=HARD_LIMIT)
-    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
-    space: dict[str, Distribution] = Field(min_length=1)
-
-    def order(self) -> list[str]:
-        """The space's parameters, each after the parameters its `when` names (sorted ties)."""
-        placed: list[str] = []
-        pending = dict(sorted(self.space.items()))
-        while pending:
-            ready = [
-                name
-                for name, dist in pending.items()
-                if all(dep in placed or dep not in self.space for dep in dist.when)
-            ]
-            if not ready:
-                raise ValueError(f"when: conditions form a cycle among {', '.join(pending)}")
-            placed.extend(ready)
-            for name in ready:
-                del pending[name]
-        return placed
-
-    def drew(self, point: Mapping[str, Scalar], fixed: Mapping[str, Scalar]) -> bool:
-        """Whether this search can have drawn `point` (fixed parameters included): every fixed
-        parameter as given, every parameter of the space present exactly when its condition
-        holds and with a value it can draw, nothing else."""
-        if any(
-            name not in point or _hashable(point[name]) != _hashable(value)
-            for name, value in fixed.items()
-        ):
-            return False
-        drawn: dict[str, Scalar] = dict(fixed)
-        for name in self.order():
-            dist = self.space[name]
-            if dist.holds(drawn) != (name in point):
-                return False
-            if name in point:
-                if not dist.contains(point[name]):
-                    return False
-                drawn[name] = point[name]
-        return set(point) <= set(fixed) | set(self.space)
-
-    def max_distinct(self) -> int | None:
-        """An upper bound on distinct points (None: unbounded, some parameter is continuous)."""
-        total = 1
-        for dist in self.space.values():
-            count = dist.cardinality()
-            if count is None:
-                return None
-            # A conditional parameter may also be absent: one more outcome.
-            total *= count + (1 if dist.when else 0)
-        return total
-
-
-class AdaptiveSearch(RandomSearch):
-    """A search that decides its trials as results arrive (the planner asks it after each):
-    `n_trials` trials in all, at most `max_in_flight` of them decided and without a result at
-    any time, so that results still steer what is decided next."""
-
-    max_in_flight: int = Field(default=4, ge=1, le=10_000)
-
-
-class TPESearch(AdaptiveSearch):
-    """Bayesian search with Optuna's TPE sampler (constant liar for the trials in flight); the
-    first `n_startup` trials are seeded random draws."""
-
-    n_startup: int = Field(default=10, ge=1, le=10_000)
-
-
-class ASHASearch(AdaptiveSearch):
-    """Asynchronous successive halving: configurations drawn from `space` start at `min_rounds`
-    boosting rounds; the best 1/`eta` of those scored at a rung go on to `eta` times the rounds,
-    up to `max_rounds`. Every configuration at every rung is a trial of its own, and `n_trials`
-    counts them all. `rounds` names the parameter (default: the library's rounds parameter)."""
-
-    min_rounds: int = Field(ge=1, le=1_000_000)
-    max_rounds: int = Field(ge=1, le=1_000_000)
-    eta: int = Field(default=3, ge=2, le=100)
-    rounds: str | None = Field(default=None, min_length=1, max_length=200)
-
-    @model_validator(mode="after")
-    def _rungs(self) -> ASHASearch:
-        if self.max_rounds < self.min_rounds * self.eta:
-            raise ValueError(
-                f"max_rounds {self.max_rounds} leaves no rung above min_rounds "
-                f"{self.min_rounds} (it must be at least min_rounds * eta = "
-                f"{self.min_rounds * self.eta})"
-            )
-        return self
-
-    def rungs(self) -> list[int]:
-        """The rounds of each rung, lowest first: min_rounds times powers of eta, and
-        max_rounds on top."""
-        found = [self.min_rounds]
-        while found[-1] * self.eta < self.max_rounds:
-            found.append(found[-1] * self.eta)
-        if found[-1] != self.max_rounds:
-            found.append(self.max_rounds)
-        return found
-
-
-class LibrarySearch(_Model):
-    """One library's part of a study: fixed parameters, a scikit-learn ParameterGrid, a random
-    search and an adaptive one (TPE or ASHA), each optional. Without a search, an empty grid is
-    one trial of the fixed parameters."""
+class LibrarySearchBase(_Model):
+    """One library's part of a study: fixed parameters, a scikit-learn ParameterGrid, and one
+    optional section per search kind (`tunefleet_contract.search.kinds`: random, tpe, asha,
+    ...), at most one of them adaptive. Without a search, an empty grid is one trial of the
+    fixed parameters. `LibrarySearch` is this with a field per registered kind."""
 
     fixed: dict[str, Scalar] = Field(default_factory=dict)
     grid: ParamGridDict | list[ParamGridDict] = Field(default_factory=dict)
-    random: RandomSearch | None = None
-    tpe: TPESearch | None = None
-    asha: ASHASearch | None = None
 
     @model_validator(mode="after")
-    def _one_adaptive(self) -> LibrarySearch:
-        if self.tpe is not None and self.asha is not None:
-            raise ValueError("give tpe or asha, not both (one adaptive search per library)")
+    def _one_adaptive(self) -> LibrarySearchBase:
+        adaptive = [search.key for search in self.searches() if search.adaptive]
+        if len(adaptive) > 1:
+            raise ValueError(
+                f"give {' or '.join(adaptive)}, not both (one adaptive search per library)"
+            )
         return self
 
-    @property
-    def adaptive(self) -> TPESearch | ASHASearch | None:
-        return self.tpe if self.tpe is not None else self.asha
+    def searches(self) -> list[SearchSpec]:
+        """The sampled searches given, in precedence order (random, tpe, asha, ...)."""
+        given = (getattr(self, key, None) for key in search_kinds())
+        return [search for search in given if isinstance(search, SearchSpec)]
 
-    def searches(self) -> list[tuple[str, RandomSearch]]:
-        """The sampled searches by their key (random, tpe, asha), in that order."""
-        given = (("random", self.random), ("tpe", self.tpe), ("asha", self.asha))
-        return [(key, search) for key, search in given if search is not None]
+    @property
+    def adaptive(self) -> AdaptiveSpec | None:
+        """Its search that decides as results arrive, if any."""
+        found = [search for search in self.searches() if isinstance(search, AdaptiveSpec)]
+        return found[0] if found else None
 
     def grids(self) -> list[ParamGridDict]:
         """The grids that contribute trials (none when only sampled searches are given)."""
@@ -399,7 +212,20 @@ class LibrarySearch(_Model):
     def size(self) -> int:
         """Trials at most: a list of grids naming a point twice, or a random search in a
         small discrete space, yields fewer distinct trials."""
-        return self.grid_size() + sum(search.n_trials for _, search in self.searches())
+        return self.grid_size() + sum(search.n_trials for search in self.searches())
+
+
+def _library_search() -> type[LibrarySearchBase]:
+    fields: dict[str, Any] = {
+        name: (kind.spec | None, None) for name, kind in search_kinds().items()
+    }
+    return create_model("LibrarySearch", __base__=LibrarySearchBase, __module__=__name__, **fields)
+
+
+if TYPE_CHECKING:
+    LibrarySearch = LibrarySearchBase
+else:
+    LibrarySearch = _library_search()
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -449,16 +275,16 @@ class StudySpec(_Model):
 
     @property
     def adaptive(self) -> bool:
-        """Whether results decide some of its trials (a library has tpe or asha)."""
+        """Whether results decide some of its trials (a library has an adaptive search)."""
         return any(part.adaptive is not None for part in self.search.values())
 
     def canonical_json(self) -> str:
         data = self.model_dump(mode="json")
         for part in data["search"].values():
-            # Added after studies were stored: left out when not given, so that a spec that
-            # does not use them keeps the id (and its trials' ids) it always had.
-            for key in ("tpe", "asha"):
-                if part.get(key) is None:
+            # Kinds added after studies were stored: left out when not given, so that a spec
+            # that does not use them keeps the id (and its trials' ids) it always had.
+            for key in set(part) - _FIRST_KEYS:
+                if part[key] is None:
                     del part[key]
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
@@ -482,18 +308,15 @@ def search_problems(search: Mapping[str, LibrarySearch]) -> list[str]:
             problems.append(f"{library}: unknown library; choose from {', '.join(LIBRARIES)}")
             continue
         for name, scalar in part.fixed.items():
-            _collect(problems, f"{library}.fixed", library, name, scalar)
+            _collect(problems, f"{library}.fixed", library, name, [scalar])
         for i, grid in enumerate(part.grids()):
             where = f"{library}.grid" + (f"[{i}]" if isinstance(part.grid, list) else "")
             for name, values in grid.items():
                 if name in part.fixed:
                     problems.append(f"{where}.{name}: also given in fixed")
-                for scalar in values:
-                    _collect(problems, where, library, name, scalar)
-        for key, sampled in part.searches():
-            _check_space(problems, f"{library}.{key}", library, part, sampled)
-        if part.asha is not None:
-            _check_asha(problems, f"{library}.asha", library, part, part.asha)
+                _collect(problems, where, library, name, values)
+        for sampled in part.searches():
+            problems.extend(sampled.problems(library, part.fixed))
     return problems
 
 
@@ -517,94 +340,17 @@ def coherence_problem(spec: StudySpec, task: Task | None, metric_task: Task | No
     return None
 
 
-def _collect(problems: list[str], where: str, library: str, name: str, value: Scalar) -> None:
-    try:
-        check_param(library, name, value)
-    except ParamError as exc:
-        problems.append(f"{where}.{exc}")
-
-
-def _check_asha(
-    problems: list[str], where: str, library: str, part: LibrarySearch, asha: ASHASearch
+def _collect(
+    problems: list[str], where: str, library: str, name: str, values: Iterable[Scalar]
 ) -> None:
-    """The resource must be a rounds parameter of the library, set by the rungs only."""
-    from tunefleet_contract.libraries import catalogues  # the registry imports this module
-
-    known = catalogues()[library].rounds
-    name = asha.rounds or (known[0] if known else None)
-    if name is None:
-        problems.append(f"{where}.rounds: {library} has no boosting-rounds parameter")
-        return
-    if name not in known:
-        problems.append(
-            f"{where}.rounds: {name!r} is not a boosting-rounds parameter of {library} "
-            f"(choose from {', '.join(known)})"
-        )
-        return
-    for other in known:
-        if other in asha.space or other in part.fixed:
-            at = "space" if other in asha.space else "fixed"
-            problems.append(f"{where}: {other!r} in {at}; the rungs set the rounds ({name})")
-    for rounds in asha.rungs():
-        _collect(problems, where, library, name, rounds)
-
-
-def asha_rounds(library: str, asha: ASHASearch) -> str:
-    """The parameter an ASHA search's rungs set (validated by `search_problems`)."""
-    from tunefleet_contract.libraries import catalogues  # the registry imports this module
-
-    return asha.rounds or catalogues()[library].rounds[0]
-
-
-def _check_space(
-    problems: list[str], where: str, library: str, part: LibrarySearch, search: RandomSearch
-) -> None:
-    """Every value a distribution can produce must pass the catalogue: checking both ends of a
-    range suffices (the catalogue's ranges are intervals), plus one non-integral value for
-    uniform/loguniform, which an integer parameter must refuse."""
-    space = search.space
-    for name, dist in space.items():
-        at = f"{where}.space"
-        if name in part.fixed:
-            problems.append(f"{at}.{name}: also given in fixed")
-        if dist.choice is not None:
-            for scalar in dist.choice:
-                _collect(problems, at, library, name, scalar)
-        else:
-            rule = LIBRARIES[library].get(name)
-            if rule is not None and rule.kind is not float and dist.kind != "int":
-                what = "an integer" if rule.kind is int else f"a {rule.kind.__name__}"
-                problems.append(
-                    f"{at}.{name}: {what} parameter; use "
-                    + ("int: [low, high]" if rule.kind is int else "choice: [values...]")
-                )
-                continue
-            for scalar in dist.bounds_of(dist.kind) or []:
-                _collect(problems, at, library, name, scalar)
-        for other, values in dist.condition().items():
-            if other == name:
-                problems.append(f"{at}.{name}.when: a parameter cannot depend on itself")
-            elif other in part.fixed:
-                for scalar in values:
-                    _collect(problems, f"{at}.{name}.when", library, other, scalar)
-            elif other not in space:
-                problems.append(f"{at}.{name}.when: {other!r} is neither in the space nor fixed")
-    try:
-        search.order()
-    except ValueError as exc:
-        problems.append(f"{where}.space.{exc}")
-        return
-    bound = search.max_distinct()
-    if bound is not None and search.n_trials > bound:
-        problems.append(
-            f"{where}.n_trials: {search.n_trials} is more than the at most {bound} "
-            "distinct points of this space (use a grid to run them all)"
-        )
+    problems.extend(p for value in values if (p := param_problem(where, library, name, value)))
 
 
 # Where pydantic's path names a union member ("int", "dict[str,list[...]]", "function-after")
 # rather than a field the user wrote.
-_TYPE_TAG = re.compile(r"^(int|float|str|bool|none|function-.*|.*\[.*\])$")
+_TYPE_TAG = re.compile(
+    rf"^(int|float|str|bool|none|function-.*|.*\[.*\]|{re.escape(DISTRIBUTION_TAG)}.*)$"
+)
 _EXPECTED = re.compile(r"^Input should be a valid (\w+)$")
 
 

@@ -5,7 +5,7 @@ MongoStore's, tested against a real server."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from tunefleet_contract.messages import (
@@ -70,6 +70,8 @@ class MemoryStore:
                         t.params,
                         max(event.revision, known.revision if known else 0),
                         known.after if known else event.after,
+                        known.search if known else t.search,
+                        known.rung if known else t.rung,
                     )
                 counts["planned"] += len(event.trials)
             elif isinstance(event, ModelStored):
@@ -124,8 +126,9 @@ class MemoryStore:
             if t.study_id == study_id
         }
 
-    def plan(self, study_id: str) -> list[PlannedTrial]:
-        return list(self.decisions.get(study_id, {}).values())
+    def plan(self, study_id: str, trial_ids: Collection[str] | None = None) -> list[PlannedTrial]:
+        decided = self.decisions.get(study_id, {}).values()
+        return [t for t in decided if trial_ids is None or t.trial_id in trial_ids]
 
     def trial(self, trial_id: str) -> TrialDetail | None:
         check_prefix(trial_id)

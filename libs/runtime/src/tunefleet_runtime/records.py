@@ -9,7 +9,7 @@ applies the events it sees to it: the same counting, seconds earlier.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -22,11 +22,13 @@ from tunefleet_contract.messages import (
     TrialsStarted,
 )
 from tunefleet_contract.params import Scalar
+from tunefleet_contract.search import Recorded
+from tunefleet_contract.search.views import SearchStatus, SearchTally, scored
 from tunefleet_contract.spec import StudySpec
-from tunefleet_runtime.adaptive import Decision, SearchStatus, SearchTally
 
 __all__ = [
     "PlannedTrial",
+    "Reruns",
     "ResultState",
     "StudyActivity",
     "StudyRecord",
@@ -35,6 +37,8 @@ __all__ = [
     "TrialDetail",
     "TrialRecord",
     "TrialStart",
+    "is_complete",
+    "reruns",
     "study_state",
 ]
 
@@ -48,15 +52,39 @@ class ResultState(NamedTuple):
 
 
 @dataclass(frozen=True)
+class Reruns:
+    """What a resume does with a revision's planned trials: it publishes those without a
+    result (and failed ones, when it reruns failures); the rest keep their results."""
+
+    publish: tuple[str, ...]  # in the plan's order
+    kept: int
+    kept_failed: int  # of those kept: failed ones (not rerun)
+
+
+def reruns(
+    planned: Sequence[str], stored: Mapping[str, ResultState], *, rerun_failed: bool
+) -> Reruns:
+    """The one computation of what a resume republishes and keeps: the planner's, and the
+    client's when it can tell from the store that there is nothing to do."""
+    failed = {tid for tid in planned if tid in stored and stored[tid].status == "failed"}
+    publish = tuple(tid for tid in planned if tid not in stored or (rerun_failed and tid in failed))
+    return Reruns(publish, len(planned) - len(publish), 0 if rerun_failed else len(failed))
+
+
+@dataclass(frozen=True)
 class PlannedTrial:
     """One of the planner's decisions as stored: the trial, the latest revision that has it,
-    and for an adaptive search the trial whose result it was decided on (None: up front)."""
+    the search that decided it (and its rung), and for an adaptive search the trial whose
+    result it was decided on (None: up front). `search` is None in plans stored before the
+    plan named it."""
 
     trial_id: str
     library: str
     params: Mapping[str, Scalar]
     revision: int
     after: str | None = None
+    search: str | None = None
+    rung: int | None = None
 
 
 class StudyState(StrEnum):
@@ -65,6 +93,11 @@ class StudyState(StrEnum):
     RUNNING = "running"
     COMPLETE = "complete"  # every trial of the current revision has a result
     CANCELLED = "cancelled"
+
+
+def is_complete(finished: int, n_trials: int) -> bool:
+    """Whether every trial of a study has a result (the one definition)."""
+    return n_trials > 0 and finished >= n_trials
 
 
 def study_state(*, registered: bool, cancelled: bool, complete: bool, started: bool) -> StudyState:
@@ -204,7 +237,7 @@ class StudyStatus:
 
     @property
     def complete(self) -> bool:
-        return self.n_trials > 0 and self.finished >= self.n_trials
+        return is_complete(self.finished, self.n_trials)
 
     @property
     def state(self) -> StudyState:
@@ -219,7 +252,7 @@ class StudyStatus:
 @dataclass
 class StudyActivity:
     """The counting behind a study's status, in one revision: results, deliveries, workers,
-    the best score, and per library its search (`tunefleet_runtime.adaptive.SearchTally`: an
+    the best score, and per library its search (`tunefleet_contract.search.views.SearchTally`: an
     adaptive one's trials decided so far). Loaded from the store, and (live progress) kept
     current from events."""
 
@@ -237,7 +270,7 @@ class StudyActivity:
     searches: SearchTally | None = None  # once the spec is known
     # Results and decisions seen before the spec (events ahead of the registration).
     unsorted_results: list[TrialResult | TrialRecord] = field(default_factory=list)
-    unsorted_plan: list[Decision] = field(default_factory=list)
+    unsorted_plan: list[Recorded] = field(default_factory=list)
 
     def restart(self, revision: int) -> None:
         """A newer revision: what it keeps is the store's to say; count it from nothing."""
@@ -283,13 +316,15 @@ class StudyActivity:
                 result.trial_id, result.library, result.params, result.status, result.score
             )
 
-    def plan(self, trials: Iterable[Decision]) -> None:
+    def plan(self, trials: Iterable[Recorded]) -> None:
         """Trials the planner decided (the store's plan, or a `trials.planned` event)."""
         for trial in trials:
             if self.searches is None:
                 self.unsorted_plan.append(trial)
             else:
-                self.searches.planned(trial.trial_id, trial.library, trial.params)
+                self.searches.planned(
+                    trial.trial_id, trial.library, trial.params, trial.search, trial.rung
+                )
 
     def result(
         self,
@@ -310,8 +345,9 @@ class StudyActivity:
         self.results[trial_id] = status
         if metric:
             self.metric = metric
-        if status == "done" and score is not None and (self.best is None or score > self.best[0]):
-            self.best = (score, trial_id)
+        value = scored(status, score)
+        if value is not None and (self.best is None or value > self.best[0]):
+            self.best = (value, trial_id)
         return True
 
     def start(self, trial_id: str, attempt: int, worker: str) -> None:

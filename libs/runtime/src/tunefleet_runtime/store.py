@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import fields
 from typing import Any, Protocol
 
@@ -192,6 +192,8 @@ def _insert_planned(db: Database[Doc], events: Sequence[TrialsPlanned]) -> int:
             "library": trial.library,
             "params": finite(trial.params),
             **({"after": event.after} if event.after is not None else {}),
+            **({"search": trial.search} if trial.search is not None else {}),
+            **({"rung": trial.rung} if trial.rung is not None else {}),
         }
         for event in events
         for i, trial in enumerate(event.trials)
@@ -405,8 +407,9 @@ class Store(Protocol):
         """Every stored result of the study, of any revision, by trial id."""
         ...
 
-    def plan(self, study_id: str) -> list[PlannedTrial]:
-        """Every trial the planner decided for the study, of any revision, in its order."""
+    def plan(self, study_id: str, trial_ids: Collection[str] | None = None) -> list[PlannedTrial]:
+        """Every trial the planner decided for the study (or those of `trial_ids`), of any
+        revision, in its order."""
         ...
 
     def trial(self, trial_id: str) -> TrialDetail | None:
@@ -564,8 +567,11 @@ class MongoStore:
             for doc in self.db.trials.find({"study_id": study_id}, fields)
         }
 
-    def plan(self, study_id: str) -> list[PlannedTrial]:
-        found = self.db.planned.find({"study_id": study_id}).sort("seq", ASCENDING)
+    def plan(self, study_id: str, trial_ids: Collection[str] | None = None) -> list[PlannedTrial]:
+        query: Doc = {"study_id": study_id}
+        if trial_ids is not None:
+            query["_id"] = {"$in": list(trial_ids)}
+        found = self.db.planned.find(query).sort("seq", ASCENDING)
         return [
             PlannedTrial(
                 trial_id=doc["_id"],
@@ -573,6 +579,8 @@ class MongoStore:
                 params=doc["params"],
                 revision=int(doc["revision"]),
                 after=doc.get("after"),
+                search=doc.get("search"),
+                rung=doc.get("rung"),
             )
             for doc in found
         ]

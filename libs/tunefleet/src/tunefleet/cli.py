@@ -26,8 +26,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from tunefleet_contract.messages import ModelStored
+from tunefleet_contract.search.views import trial_search
 from tunefleet_contract.spec import SpecError
-from tunefleet_runtime.adaptive import trial_search
 from tunefleet_runtime.broker import CONNECTION_ERRORS
 from tunefleet_runtime.deadletters import (
     format_dead_letter,
@@ -327,9 +327,14 @@ def top(
                 rows.extend(client.best(study, n, library=library))
         else:
             rows = client.best(study, n)
+        decisions = client.decisions(study, [row.trial_id for row in rows])
+
+        def search(row: TrialRecord) -> str:
+            return trial_search(spec, decisions, row.library, row.params, row.trial_id)
+
         if as_json:
             for row in rows:
-                _json({**row.as_dict(), "search": trial_search(spec, row.library, row.params)})
+                _json({**row.as_dict(), "search": search(row)})
             return
         table = Table(
             title=f"{study}: best {n}{' per library' if by_library else ''}",
@@ -349,7 +354,7 @@ def top(
                 str(ranks[key]),
                 row.trial_id[:10],
                 row.library,
-                trial_search(spec, row.library, row.params),
+                search(row),
                 _score(row.score),
                 _score(row.score_std, 4),
                 f"{row.fit_time_s or 0:.2f}",

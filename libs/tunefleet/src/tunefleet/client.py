@@ -17,7 +17,7 @@ import getpass
 import importlib
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,11 +28,12 @@ from tunefleet_contract.messages import (
     StudyRequest,
     StudyResumed,
 )
+from tunefleet_contract.search.views import Decisions, SearchStatus
 from tunefleet_contract.spec import SpecError, StudySpec
-from tunefleet_runtime.adaptive import SearchStatus
 from tunefleet_runtime.blobs import BlobInfo, BlobStore
 from tunefleet_runtime.broker import connect, publish, topology_of
 from tunefleet_runtime.records import (
+    PlannedTrial,
     StudyRecord,
     StudyState,
     StudyStatus,
@@ -552,6 +553,18 @@ class Client:
         if study is None:
             return []
         return self.store.leaderboard(study.study_id, study.revision, limit=n, library=library)
+
+    def plan(self, study_id: str) -> list[PlannedTrial]:
+        """The trials the planner decided for the study's current revision, in its order, each
+        with the search that decided it."""
+        study = self._require(study_id)
+        return [t for t in self.store.plan(study.study_id) if t.revision == study.revision]
+
+    def decisions(self, study_id: str, trial_ids: Collection[str] | None = None) -> Decisions:
+        """Which search decided each trial of the study (of `trial_ids`, or all): the plan's
+        record (see `tunefleet_contract.search.views`)."""
+        study = self._require(study_id)
+        return Decisions(study.spec, self.store.plan(study.study_id, trial_ids))
 
     def trials(self, study_id: str) -> list[TrialRecord]:
         """The study's results in its current revision, best first (failed ones last); none

@@ -32,8 +32,8 @@ from tunefleet_contract.messages import (
     TrialsStarted,
     decode_event,
 )
+from tunefleet_contract.search.views import SearchStatus
 from tunefleet_contract.topology import declare_watch_queue
-from tunefleet_runtime.adaptive import SearchStatus
 from tunefleet_runtime.broker import CONNECTION_ERRORS, connect, topology_of
 from tunefleet_runtime.records import StudyActivity
 from tunefleet_runtime.settings import ClientSettings

@@ -14,7 +14,8 @@ A library with an adaptive search (TPE, ASHA) gets its optimisation history (eve
 in the order results came, and the best so far), for ASHA its rungs and promotions, and the
 importance over that search's trials: for ASHA over each configuration's result at its highest
 rung, without the rounds parameter (the rungs set it, the search did not choose it). Which trials
-are the search's, and their rungs, come from `tunefleet_runtime.adaptive`, as in `status`.
+are the search's, and their rungs, are the plan's record (`tunefleet_contract.search.views`), as
+in `status`.
 """
 
 from __future__ import annotations
@@ -28,15 +29,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from tunefleet_runtime.adaptive import (
-    AdaptiveSearch,
+from tunefleet_contract.search.views import (
+    Decisions,
+    Finished,
+    SearchView,
     asha_rungs,
     best_so_far,
     highest_rung,
     ladders,
     library_strategy,
+    scored,
 )
-from tunefleet_runtime.records import PlannedTrial, TrialRecord
+from tunefleet_runtime.records import PlannedTrial
 
 from tunefleet.client import PARAM_PREFIX, Client
 
@@ -276,7 +280,7 @@ def _utc(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}"
 
 
-def _history(search: AdaptiveSearch, records: list[TrialRecord], metric: str) -> go.Figure:
+def _history(search: SearchView, records: list[Finished], metric: str) -> go.Figure:
     """Every scored trial of the search in the order results came (or over time: the buttons),
     ASHA's coloured by rung, and the best so far."""
     import plotly.graph_objects as go
@@ -285,7 +289,7 @@ def _history(search: AdaptiveSearch, records: list[TrialRecord], metric: str) ->
     params = {r.trial_id: r.params for r in records}
     groups: dict[int | None, list[int]] = {}  # rung (None: TPE) -> positions in `points`
     for i, point in enumerate(points):
-        groups.setdefault(search.rung(params[point.trial_id]), []).append(i)
+        groups.setdefault(search.rung(params[point.trial_id], point.trial_id), []).append(i)
     fig = go.Figure()
     by_order: list[list[Any]] = []
     by_time: list[list[Any]] = []
@@ -350,7 +354,7 @@ def _history(search: AdaptiveSearch, records: list[TrialRecord], metric: str) ->
     return fig
 
 
-def _promotions(search: AdaptiveSearch, records: list[TrialRecord], metric: str) -> go.Figure:
+def _promotions(search: SearchView, records: list[Finished], metric: str) -> go.Figure:
     """Each configuration's score at every rung it reached: a line for each one promoted."""
     import plotly.graph_objects as go
 
@@ -401,9 +405,7 @@ def _params_text(params: Any) -> str:
     )
 
 
-def _rungs_table(
-    search: AdaptiveSearch, records: list[TrialRecord], plan: list[PlannedTrial]
-) -> str:
+def _rungs_table(search: SearchView, records: list[Finished], plan: list[PlannedTrial]) -> str:
     head = ["rung", search.rounds or "rounds", "configurations", "scored", "failed", "promoted"]
     head += ["best score", "best trial"]
     rows = []
@@ -419,7 +421,7 @@ def _rungs_table(
     return f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _top_rung_table(search: AdaptiveSearch, records: list[TrialRecord]) -> str:
+def _top_rung_table(search: SearchView, records: list[Finished]) -> str:
     top = len(search.rungs) - 1
     reached = ladders(search, records)
     if not reached:
@@ -490,8 +492,8 @@ def build_report(client: Client, study_id: str) -> str:
     status = client.status(study_id)
     frame = client.results(study_id)
     records = client.trials(study_id) if spec.adaptive else []
-    decided = client.store.plan(study_id) if spec.adaptive else []
-    plan = [t for t in decided if t.revision == study.revision]
+    plan = client.plan(study_id) if spec.adaptive else []
+    decisions = Decisions(spec, plan)
     metric = (status.metric if status else None) or spec.metric or "score"
     done = frame[(frame["status"] == "done") & frame["score"].notna()] if len(frame) else frame
 
@@ -520,10 +522,10 @@ def build_report(client: Client, study_id: str) -> str:
             sections.append(
                 f"<h2>{html.escape(str(library))} <small>({html.escape(strategy)})</small></h2>"
             )
-            search = AdaptiveSearch.of(spec, str(library))
+            search = SearchView.of(spec, str(library), decisions)
             owned: set[str] = set()
             if search is not None:
-                mine = [r for r in records if search.owns(r.library, r.params)]
+                mine = search.mine(records)
                 owned = {r.trial_id for r in mine}
                 _adaptive_sections(search, mine, plan, part, metric, sections, figure)
             if not params:
@@ -577,8 +579,8 @@ Generated {generated}.</p>
 
 
 def _adaptive_sections(
-    search: AdaptiveSearch,
-    mine: list[TrialRecord],
+    search: SearchView,
+    mine: list[Finished],
     plan: list[PlannedTrial],
     part: pd.DataFrame,
     metric: str,
@@ -589,14 +591,14 @@ def _adaptive_sections(
     name = f"{search.library} {search.key}"
     sections.append(f"<h3>{html.escape(name)}: {len(mine)} of {search.n_trials} trials</h3>")
     figure("optimisation history", _history(search, mine, metric))
-    if search.key == "asha":
+    if search.rungs:
         sections.append(_rungs_table(search, mine, plan))
         figure("promotions", _promotions(search, mine, metric))
         sections.append(_top_rung_table(search, mine))
         chosen = {r.trial_id for r in highest_rung(search, mine)}
         basis = "each configuration's result at its highest rung"
     else:
-        chosen = {r.trial_id for r in mine if r.status == "done" and r.score is not None}
+        chosen = {r.trial_id for r in mine if scored(r.status, r.score) is not None}
         basis = "its trials"
     trials = part[part["trial_id"].isin(chosen)].dropna(axis="columns", how="all")
     params = [c for c in _varying(trials) if c != PARAM_PREFIX + (search.rounds or "")]

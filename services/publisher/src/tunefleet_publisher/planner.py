@@ -1,32 +1,71 @@
 """The planner's decisions for one study request: which trials the revision has, and which of
-them go to the workers. The only place a spec becomes trials (through `strategies`)."""
+them go to the workers. The only place a spec becomes trials, through the searches of
+`tunefleet_contract.search`; each planned trial records the search that decided it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
-from tunefleet_contract.messages import StudyRequest, TrialMessage, TrialSpec
-from tunefleet_runtime.records import PlannedTrial, ResultState
-from tunefleet_runtime.validation import resolved_task
+from tunefleet_contract.messages import PlannedSpec, StudyRequest, TrialMessage, TrialSpec
+from tunefleet_contract.search import Decision, Recorded, outcome_of
+from tunefleet_contract.search.plan import Searches
+from tunefleet_contract.spec import StudySpec
+from tunefleet_runtime.records import ResultState, reruns
+from tunefleet_runtime.validation import resolved_task, scoring_key
 
-from tunefleet_publisher.strategies import AdaptiveStrategy, outcome_of, strategies_for
-from tunefleet_publisher.trials import family_chunks
+from tunefleet_publisher.chunks import family_chunks
 
-__all__ = ["Plan", "StoredResults", "decide", "plan", "trial_messages"]
+__all__ = [
+    "Plan",
+    "StoredResults",
+    "decide",
+    "expand",
+    "plan",
+    "planned",
+    "searches_for",
+    "trial_messages",
+]
 
 # Trial id -> how it ended, for every result the study has stored (of any revision).
 StoredResults = Mapping[str, ResultState]
 
 
+def searches_for(spec: StudySpec, study_id: str) -> Searches:
+    """The study's searches: per library, in the spec's order, its grid and then each of its
+    searches by precedence (a point two could decide is the first one's)."""
+    return Searches(spec.search, study_id, scoring_key(spec), spec.cv.seed)
+
+
+def planned(decision: Decision) -> PlannedSpec:
+    """A decision as the plan records it and a trial message carries it."""
+    return PlannedSpec(
+        trial_id=decision.trial_id,
+        library=decision.library,
+        params=decision.params,
+        search=decision.search,
+        rung=decision.rung,
+    )
+
+
+def expand(spec: StudySpec, study_id: str) -> Iterator[PlannedSpec]:
+    """Every trial a study decides before any result, lazily, in planning order."""
+    return map(planned, searches_for(spec, study_id).initial())
+
+
 @dataclass(frozen=True)
 class Plan:
     request: StudyRequest
-    trials: list[TrialSpec]  # the revision's trial set so far, in planning order
-    publish: list[TrialSpec]  # of those, what the workers get
+    trials: list[PlannedSpec]  # the revision's trial set so far, in planning order
+    publish: list[PlannedSpec]  # of those, what the workers get
+    searches: Searches  # the study's searches (the reactive ones decide as results come)
     kept_failed: int = 0  # kept trials whose result is a failure (not rerun)
     superseded: int = 0  # results of the revision before that this one no longer has
-    adaptive: list[AdaptiveStrategy] = field(default_factory=list)  # deciding as results come
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether some of its searches decide as results arrive."""
+        return bool(self.searches.reactive)
 
     @property
     def kept(self) -> int:
@@ -36,8 +75,7 @@ class Plan:
     def n_trials(self) -> int:
         """Trials the revision will have: those planned, and those its adaptive searches
         have still to decide."""
-        undecided = sum(s.search.n_trials - len(s.decided) for s in self.adaptive)
-        return len(self.trials) + undecided
+        return len(self.trials) + self.searches.undecided
 
     def messages(self) -> list[TrialMessage]:
         return trial_messages(self.request, self.publish)
@@ -64,68 +102,42 @@ def trial_messages(request: StudyRequest, trials: Iterable[TrialSpec]) -> list[T
 
 
 def decide(
-    request: StudyRequest, stored: StoredResults, recorded: Sequence[PlannedTrial] = ()
-) -> tuple[list[TrialSpec], list[AdaptiveStrategy]]:
-    """The revision's trial set so far, and its adaptive searches with their state.
+    request: StudyRequest, stored: StoredResults, recorded: Sequence[Recorded] = ()
+) -> tuple[list[PlannedSpec], Searches]:
+    """The revision's trial set so far, and its searches with their state.
 
     Grid and random trials follow from the spec. An adaptive search is restored from what was
-    `recorded` of its library (the store's plan, not made by the library's grid or random
-    search) and the stored results, then decides what it can now (up to `max_in_flight`
-    without a result)."""
+    `recorded` of its library (the store's plan) and the stored results, then decides what it
+    can now (up to `max_in_flight` without a result)."""
     rerun = request.rerun_failed
     outcomes = {
         tid: outcome_of(state.status, state.score)
         for tid, state in stored.items()
         if state.status == "done" or not rerun
     }
-    trials: list[TrialSpec] = []
-    upfront: set[str] = set()
-    adaptive: list[AdaptiveStrategy] = []
-    for strategy in strategies_for(request.spec, request.study_id):
-        if isinstance(strategy, AdaptiveStrategy):
-            strategy.restore(
-                [
-                    TrialSpec(trial_id=r.trial_id, library=r.library, params=dict(r.params))
-                    for r in recorded
-                    if r.library == strategy.library and r.trial_id not in upfront
-                ],
-                outcomes,
-            )
-            adaptive.append(strategy)
-            trials.extend(strategy.initial())
-        else:
-            found = list(strategy.initial())
-            upfront.update(t.trial_id for t in found)
-            trials.extend(found)
-    return trials, adaptive
+    searches = searches_for(request.spec, request.study_id)
+    return [planned(d) for d in searches.decide(recorded, outcomes)], searches
 
 
 def plan(
     request: StudyRequest,
     stored: StoredResults,
     current_revision: int,
-    recorded: Sequence[PlannedTrial] = (),
+    recorded: Sequence[Recorded] = (),
 ) -> Plan:
     """Decide a request's trials. A first submission (revision 0) publishes them all; a resume
     publishes those without a result (and failed ones with `rerun_failed`): `stored` is what
     the store holds, `current_revision` the study's revision before this one, `recorded` the
     trials planned before (what adaptive searches decided)."""
-    trials, adaptive = decide(request, stored, recorded)
+    trials, searches = decide(request, stored, recorded)
     if request.revision == 0:
-        return Plan(request, trials, trials, adaptive=adaptive)
-    rerun = request.rerun_failed
-    publish = [
-        t
-        for t in trials
-        if t.trial_id not in stored or (rerun and stored[t.trial_id].status == "failed")
-    ]
+        return Plan(request, trials, trials, searches)
+    counts = reruns([t.trial_id for t in trials], stored, rerun_failed=request.rerun_failed)
+    publish = [t for t in trials if t.trial_id in counts.publish]
     wanted = {t.trial_id for t in trials}
-    kept_failed = (
-        0 if rerun else sum(1 for tid in wanted if tid in stored and stored[tid].status == "failed")
-    )
     superseded = sum(
         1
         for tid, state in stored.items()
         if state.revision == current_revision and tid not in wanted
     )
-    return Plan(request, trials, publish, kept_failed, superseded, adaptive)
+    return Plan(request, trials, publish, searches, counts.kept_failed, superseded)

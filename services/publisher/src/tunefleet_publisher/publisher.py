@@ -16,7 +16,8 @@ A study with an adaptive search (TPE, ASHA) is planned as it runs. The planner c
 
 1. writes the result to the store (as the collector does; the same idempotent write), so that
    whatever it decides on is on record before the decision;
-2. lets the searches decide (`strategies.adaptive`: top up to `max_in_flight`);
+2. lets the searches decide (`tunefleet_contract.search.adaptive`: top up to
+   `max_in_flight`);
 3. writes the decisions to the store itself (not through the collector: a planner restarted a
    moment later must find them), marked with the result they were decided on;
 4. publishes their trial messages, and acks the result last.
@@ -38,12 +39,14 @@ from dataclasses import dataclass, field
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from tunefleet_contract.messages import (
+    PlannedSpec,
     StudyRegistered,
     StudyRequest,
     TrialResult,
-    TrialSpec,
     TrialsPlanned,
 )
+from tunefleet_contract.search import outcome_of
+from tunefleet_contract.search.plan import Searches
 from tunefleet_contract.spec import SpecError
 from tunefleet_runtime import observability
 from tunefleet_runtime.broker import BatchChannel, publish, topology_of
@@ -52,9 +55,8 @@ from tunefleet_runtime.settings import PublisherSettings
 from tunefleet_runtime.store import STORE_ERRORS, MongoStore, Store
 from tunefleet_runtime.validation import validate_spec
 
-from tunefleet_publisher.planner import Plan, decide, plan, trial_messages
-from tunefleet_publisher.strategies import AdaptiveStrategy
-from tunefleet_publisher.trials import chunked
+from tunefleet_publisher.chunks import chunked
+from tunefleet_publisher.planner import Plan, decide, plan, planned, trial_messages
 
 __all__ = ["PLANNED_PER_EVENT", "Publisher"]
 
@@ -74,7 +76,7 @@ class AdaptiveStudy:
     decision goes in the plan, and which result each decision was made on."""
 
     request: StudyRequest
-    searches: list[AdaptiveStrategy]
+    searches: Searches
     next_seq: int
     after: dict[str, str | None] = field(default_factory=dict)
     # Published while rebuilding the searches for the result in hand: not to publish again.
@@ -82,7 +84,7 @@ class AdaptiveStudy:
 
     @property
     def done(self) -> bool:
-        return all(search.done for search in self.searches)
+        return self.searches.done
 
 
 def _remember(ids: dict[str, None], study_id: str) -> None:
@@ -274,7 +276,7 @@ class Publisher:
             observability.TRIALS_PUBLISHED.inc(sum(len(message.trials) for message in part))
         if decided.adaptive:
             self._adaptive_studies[request.study_id] = AdaptiveStudy(
-                request, decided.adaptive, next_seq=len(decided.trials)
+                request, decided.searches, next_seq=len(decided.trials)
             )
         _remember(self._submitted, request.study_id)
         # Only now: a crash before this ack plans and publishes the same trial ids again.
@@ -367,33 +369,31 @@ class Publisher:
             # Nothing more is decided; a resume rebuilds the searches from the store.
             del self._adaptive_studies[result.study_id]
             return
-        mine = [s for s in study.searches if result.trial_id in {t.trial_id for t in s.decided}]
-        if any(result.trial_id not in s.outcomes for s in mine):
+        waiting = study.searches.waiting()
+        if any(t.trial_id == result.trial_id for t in waiting):
             store.write_events([result])
-        again: list[TrialSpec] = []
+        again: list[PlannedSpec] = []
         if delivery.attempt > 1 or (result.study_id, result.trial_id) in self._requeued:
             # Redelivered: this planner (or one before it) may have died after recording what
             # it decided on this result, before publishing it.
             again = [
-                t
-                for s in study.searches
-                for t in s.decided
+                planned(t)
+                for t in waiting
                 if study.after.get(t.trial_id) == result.trial_id
-                and t.trial_id not in s.outcomes
                 and t.trial_id not in study.rebuilt
             ]
         study.rebuilt = set()
-        new = [trial for search in study.searches for trial in search.react(result)]
-        self._decided(study, new, result.trial_id, again)
+        decided = study.searches.react(result.trial_id, outcome_of(result.status, result.score))
+        self._decided(study, [planned(t) for t in decided], result.trial_id, again)
         if study.done:
             del self._adaptive_studies[result.study_id]
 
     def _decided(
         self,
         study: AdaptiveStudy,
-        new: list[TrialSpec],
+        new: list[PlannedSpec],
         after: str | None,
-        again: list[TrialSpec] | None = None,
+        again: list[PlannedSpec] | None = None,
     ) -> None:
         """Record `new` decisions (made on the result of trial `after`), then publish them,
         with `again`: decisions recorded before whose publishing is in doubt."""
@@ -432,7 +432,9 @@ class _NotRegisteredError(Exception):
     """A result of a study whose registration the store does not have yet."""
 
 
-def _positioned(chunks: Iterable[list[TrialSpec]]) -> Iterator[tuple[int, list[TrialSpec]]]:
+def _positioned(
+    chunks: Iterable[list[PlannedSpec]],
+) -> Iterator[tuple[int, list[PlannedSpec]]]:
     first = 0
     for chunk in chunks:
         yield first, chunk
