@@ -40,7 +40,7 @@ from tunefleet_contract.messages import StudyRequest, TrialResult
 from tunefleet_dev.devservices import Pipeline, Services, start_services
 from tunefleet_runtime.broker import BatchChannel, connect, publish, topology_of
 from tunefleet_runtime.settings import ClientSettings
-from tunefleet_runtime.store import connect_store
+from tunefleet_runtime.store.mongo import connect_store
 from tunefleet_runtime.validation import parse_spec
 
 # pika logs every connection step at INFO; the users open one connection each.

@@ -15,7 +15,7 @@ from pymongo.database import Database
 from tunefleet_dev.devservices import Pipeline, Services
 from tunefleet_runtime.broker import connect, topology_of
 from tunefleet_runtime.settings import ClientSettings
-from tunefleet_runtime.store import connect_store
+from tunefleet_runtime.store.mongo import connect_store
 
 from tests.support.badinputs import (
     BadInput,

@@ -42,7 +42,8 @@ from tunefleet_dev.devservices import LocalMongo, LocalRabbitMQ, Pipeline, Servi
 from tunefleet_publisher.planner import expand
 from tunefleet_runtime.broker import connect, topology_of
 from tunefleet_runtime.settings import ClientSettings
-from tunefleet_runtime.store import MongoStore, study_status
+from tunefleet_runtime.store import study_status
+from tunefleet_runtime.store.mongo import MongoStore
 from tunefleet_runtime.validation import parse_spec
 
 from tests.support.badinputs import catalogue, inject, seed_store, service_env, wait_for

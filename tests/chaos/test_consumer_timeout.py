@@ -13,7 +13,7 @@ from tunefleet_contract.topology import declare_watch_queue
 from tunefleet_dev.devservices import LocalRabbitMQ, Pipeline, Services
 from tunefleet_runtime.broker import connect, topology_of
 from tunefleet_runtime.settings import ClientSettings
-from tunefleet_runtime.store import connect_store
+from tunefleet_runtime.store.mongo import connect_store
 
 from tests.support.waiting import wait_until
 

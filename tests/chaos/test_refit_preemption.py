@@ -10,7 +10,7 @@ from tunefleet.client import Client
 from tunefleet_dev.devservices import Pipeline
 from tunefleet_runtime.broker import connect, topology_of
 from tunefleet_runtime.settings import ClientSettings
-from tunefleet_runtime.store import connect_store
+from tunefleet_runtime.store.mongo import connect_store
 
 from tests.support.broker import queue_depth
 from tests.support.tables import mixed_table

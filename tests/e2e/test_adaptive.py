@@ -9,7 +9,7 @@ import pytest
 from tunefleet.client import Client
 from tunefleet_dev.devservices import Pipeline
 from tunefleet_runtime.settings import ClientSettings
-from tunefleet_runtime.store import connect_store
+from tunefleet_runtime.store.mongo import connect_store
 from tunefleet_runtime.validation import parse_spec
 from tunefleet_worker.datasets import load_dataset
 

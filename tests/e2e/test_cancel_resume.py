@@ -16,7 +16,7 @@ from tunefleet_dev.devservices import Pipeline
 from tunefleet_publisher.planner import expand
 from tunefleet_runtime.broker import connect, topology_of
 from tunefleet_runtime.settings import ClientSettings
-from tunefleet_runtime.store import connect_store
+from tunefleet_runtime.store.mongo import connect_store
 from tunefleet_runtime.validation import parse_spec
 from typer.testing import CliRunner
 

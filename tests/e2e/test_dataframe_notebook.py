@@ -9,7 +9,7 @@ import nbformat
 from nbclient import NotebookClient
 from tunefleet_dev.devservices import Pipeline
 from tunefleet_runtime.settings import ClientSettings
-from tunefleet_runtime.store import connect_store
+from tunefleet_runtime.store.mongo import connect_store
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "examples" / "dataframe.ipynb"
 

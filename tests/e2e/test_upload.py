@@ -15,7 +15,7 @@ from tunefleet.report import build_report
 from tunefleet_contract.spec import UploadDataset
 from tunefleet_dev.devservices import Pipeline
 from tunefleet_runtime.settings import ClientSettings
-from tunefleet_runtime.store import connect_store
+from tunefleet_runtime.store.mongo import connect_store
 from tunefleet_worker.datasets import from_frame
 from tunefleet_worker.training import library_data, make_estimator
 

@@ -11,8 +11,8 @@ import pytest
 from tunefleet.client import Client
 from tunefleet.progress import Progress
 from tunefleet_dev.devservices import Pipeline, ServiceUnavailableError
+from tunefleet_runtime.records import StudyStatus
 from tunefleet_runtime.settings import ClientSettings
-from tunefleet_runtime.store import StudyStatus
 
 from tests.chaos.harness import OwnServices, own_services
 from tests.conftest import IN_CI

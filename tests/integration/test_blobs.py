@@ -9,22 +9,16 @@ from pathlib import Path
 import pytest
 from bson import ObjectId
 from tunefleet_contract.spec import UploadDataset
-from tunefleet_runtime.blobs import (
-    BUCKET,
-    CHUNK_BYTES,
-    BlobError,
-    BlobStore,
-    BlobTooLargeError,
-    MissingBlobError,
-)
+from tunefleet_runtime.blobs import CHUNK_BYTES, BlobError, BlobTooLargeError, MissingBlobError
 from tunefleet_runtime.settings import ClientSettings
-from tunefleet_runtime.store import connect_store
+from tunefleet_runtime.store.gridfs import BUCKET, GridFSBlobStore
+from tunefleet_runtime.store.mongo import connect_store
 from tunefleet_worker.datacache import DataCache
 
 
 @pytest.fixture
-def blobs(settings: ClientSettings) -> BlobStore:
-    return BlobStore(connect_store(settings), max_bytes=8 * CHUNK_BYTES)
+def blobs(settings: ClientSettings) -> GridFSBlobStore:
+    return GridFSBlobStore(connect_store(settings), max_bytes=8 * CHUNK_BYTES)
 
 
 def _file(tmp_path: Path, size: int, name: str = "data.csv") -> tuple[Path, str]:
@@ -34,7 +28,7 @@ def _file(tmp_path: Path, size: int, name: str = "data.csv") -> tuple[Path, str]
     return path, hashlib.sha256(data).hexdigest()
 
 
-def test_put_is_content_addressed_and_once(blobs: BlobStore, tmp_path: Path) -> None:
+def test_put_is_content_addressed_and_once(blobs: GridFSBlobStore, tmp_path: Path) -> None:
     path, sha = _file(tmp_path, 2 * CHUNK_BYTES + 17)
     info, sent = blobs.put_file(path, kind="dataset", format="csv", name="data.csv")
     assert (info.sha256, info.size, sent) == (sha, path.stat().st_size, True)
@@ -47,14 +41,14 @@ def test_put_is_content_addressed_and_once(blobs: BlobStore, tmp_path: Path) -> 
     assert [b.sha256 for b in blobs.list("dataset")] == [sha]
 
 
-def test_oversized_is_refused_before_reading(blobs: BlobStore, tmp_path: Path) -> None:
+def test_oversized_is_refused_before_reading(blobs: GridFSBlobStore, tmp_path: Path) -> None:
     path, _ = _file(tmp_path, 8 * CHUNK_BYTES + 1)
     with pytest.raises(BlobTooLargeError, match="over the limit of 8,388,608"):
         blobs.put_file(path, kind="dataset", format="csv")
     assert blobs.list() == [] and blobs.db[f"{BUCKET}.chunks"].count_documents({}) == 0
 
 
-def test_truncated_or_corrupt_content_is_an_error(blobs: BlobStore, tmp_path: Path) -> None:
+def test_truncated_or_corrupt_content_is_an_error(blobs: GridFSBlobStore, tmp_path: Path) -> None:
     path, sha = _file(tmp_path, 3 * CHUNK_BYTES)
     info, _ = blobs.put_file(path, kind="dataset", format="csv")
     chunks = blobs.db[f"{BUCKET}.chunks"]
@@ -69,7 +63,9 @@ def test_truncated_or_corrupt_content_is_an_error(blobs: BlobStore, tmp_path: Pa
     assert not (tmp_path / "bad.csv").exists() and info.size == 3 * CHUNK_BYTES
 
 
-def test_an_upload_that_died_is_invisible_and_pruned(blobs: BlobStore, tmp_path: Path) -> None:
+def test_an_upload_that_died_is_invisible_and_pruned(
+    blobs: GridFSBlobStore, tmp_path: Path
+) -> None:
     # What a client killed mid-upload leaves: chunks, no file document, no catalogue entry.
     dead = ObjectId.from_datetime(__import__("datetime").datetime(2020, 1, 1))
     blobs.db[f"{BUCKET}.chunks"].insert_one({"files_id": dead, "n": 0, "data": b"partial"})
@@ -80,7 +76,7 @@ def test_an_upload_that_died_is_invisible_and_pruned(blobs: BlobStore, tmp_path:
     assert blobs.read_bytes(sha) == path.read_bytes()  # the whole one is untouched
 
 
-def test_missing_and_deleted(blobs: BlobStore, tmp_path: Path) -> None:
+def test_missing_and_deleted(blobs: GridFSBlobStore, tmp_path: Path) -> None:
     path, sha = _file(tmp_path, 10)
     blobs.put_file(path, kind="dataset", format="csv")
     assert blobs.delete(sha) and not blobs.delete(sha)
@@ -89,7 +85,7 @@ def test_missing_and_deleted(blobs: BlobStore, tmp_path: Path) -> None:
     assert blobs.db[f"{BUCKET}.chunks"].count_documents({}) == 0
 
 
-def test_cache_fetches_once_and_stays_bounded(blobs: BlobStore, tmp_path: Path) -> None:
+def test_cache_fetches_once_and_stays_bounded(blobs: GridFSBlobStore, tmp_path: Path) -> None:
     cache = DataCache(tmp_path / "cache", max_bytes=3 * CHUNK_BYTES, store=lambda: blobs)
     specs = []
     for i in range(3):

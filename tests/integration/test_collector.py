@@ -17,7 +17,8 @@ from tunefleet_contract.topology import Topology
 from tunefleet_publisher.planner import expand
 from tunefleet_runtime.broker import REASON_HEADER, dead_letter, publish
 from tunefleet_runtime.settings import ClientSettings, CollectorSettings
-from tunefleet_runtime.store import MongoStore, connect_store, study_status
+from tunefleet_runtime.store import study_status
+from tunefleet_runtime.store.mongo import MongoStore, connect_store
 from tunefleet_runtime.validation import parse_spec
 
 from tests.support.broker import Running, queue_depth, take

@@ -16,7 +16,7 @@ from tunefleet_contract.topology import Topology
 from tunefleet_publisher.publisher import Publisher
 from tunefleet_runtime.broker import publish
 from tunefleet_runtime.settings import ClientSettings, CollectorSettings, PublisherSettings
-from tunefleet_runtime.store import connect_store
+from tunefleet_runtime.store.mongo import connect_store
 from tunefleet_runtime.validation import parse_spec
 
 from tests.support.broker import Running, queue_depth, take

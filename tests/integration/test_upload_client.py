@@ -15,7 +15,7 @@ from tunefleet_contract.messages import StudyRegistered
 from tunefleet_contract.spec import SpecError, UploadDataset
 from tunefleet_contract.topology import Topology
 from tunefleet_runtime.settings import ClientSettings
-from tunefleet_runtime.store import connect_store, write_events
+from tunefleet_runtime.store import open_store
 from typer.testing import CliRunner
 
 from tests.support.broker import queue_depth
@@ -97,7 +97,7 @@ def test_datasets_in_use_stay(settings: ClientSettings) -> None:
         submitted_at=time.time(),
         published_at=time.time(),
     )
-    write_events(connect_store(settings), [registered])  # as the collector records a study
+    open_store(settings).write_events([registered])  # as the collector records a study
     used_sha = getattr(used.dataset, "sha256", "")
     unused_sha = getattr(unused.dataset, "sha256", "")
     listed = {info.sha256: users for info, users in client.datasets()}

@@ -8,8 +8,8 @@ import math
 
 from tunefleet_contract.messages import TrialResult, TrialSpec, TrialsPlanned
 from tunefleet_contract.spec import StudySpec
-from tunefleet_runtime.memstore import MemoryStore
 from tunefleet_runtime.records import StudyRecord
+from tunefleet_runtime.store.memory import MemoryStore
 
 STUDY = "adaptive-000000000000"
 SPEC = StudySpec.model_validate(

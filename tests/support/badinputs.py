@@ -23,10 +23,10 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pymongo.database import Database
 from tunefleet_contract.spec import StudySpec
 from tunefleet_contract.topology import Topology
-from tunefleet_runtime.blobs import BUCKET, CATALOGUE, BlobStore
 from tunefleet_runtime.broker import publish
 from tunefleet_runtime.deadletters import DeadLetter, list_dead_letters
 from tunefleet_runtime.settings import BrokerSettings
+from tunefleet_runtime.store.gridfs import BUCKET, CATALOGUE, GridFSBlobStore
 
 from tests.support.waiting import wait_until
 
@@ -158,7 +158,7 @@ def _refit(study_id: str, trial_id: str, **over: Any) -> dict[str, Any]:
 
 def seed_store(db: Database[dict[str, Any]]) -> None:
     """The blobs the uploaded-dataset cases name: whole, corrupt, truncated and too big."""
-    blobs = BlobStore(db, max_bytes=1 << 30)
+    blobs = GridFSBlobStore(db, max_bytes=1 << 30)
     for content in (GOOD_TABLE, CORRUPT_TABLE, TRUNCATED_TABLE, HUGE_TABLE):
         blobs.put_bytes(content, kind="dataset", format="csv", name="bad-input")
     chunks = db[f"{BUCKET}.chunks"]

@@ -13,13 +13,13 @@ import pika
 import pytest
 from pydantic import ValidationError
 from tunefleet_collector.collector import dead_trial_results
+from tunefleet_contract.documents import finite
 from tunefleet_contract.messages import DecodeError, TrialMessage
 from tunefleet_runtime.broker import REASON_HEADER, SOURCE_HEADER, delivery_attempt
 from tunefleet_runtime.consumer import RefusalError
 from tunefleet_runtime.deadletters import death_reason, describe, format_dead_letter, source_queue
 from tunefleet_runtime.service import start_service
 from tunefleet_runtime.settings import BrokerSettings, PublisherSettings, StoreSettings
-from tunefleet_runtime.store import finite
 from tunefleet_worker.worker import check_message
 
 TRIAL_MESSAGE = TrialMessage.model_validate(

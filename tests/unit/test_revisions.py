@@ -8,8 +8,8 @@ from typing import Any
 from tunefleet.progress import _State
 from tunefleet_contract.messages import StudyCancelled, StudyRegistered, StudyResumed, TrialResult
 from tunefleet_publisher.planner import expand
-from tunefleet_runtime.memstore import MemoryStore
-from tunefleet_runtime.records import StudyRecord, TrialRecord
+from tunefleet_runtime.records import StudyRecord
+from tunefleet_runtime.store.memory import MemoryStore
 from tunefleet_runtime.validation import parse_spec
 from tunefleet_worker.control import StudyControl
 
@@ -119,9 +119,9 @@ def test_a_wait_after_a_resume_does_not_end_on_the_revision_before() -> None:
         submitted_at=1.0,
     )
     store.put_study(study)
-    kept = TrialRecord(
-        trial_id="a" * 24,
+    kept = TrialResult(
         study_id="s",
+        trial_id="a" * 24,
         library="noop",
         params={},
         status="done",
@@ -129,7 +129,7 @@ def test_a_wait_after_a_resume_does_not_end_on_the_revision_before() -> None:
         finished_at=1.0,
         score=0.9,
     )
-    store.trials[kept.trial_id] = kept
+    store.write_events([kept])
     before = _State("s")
     before.load(store)
     assert before.snapshot().complete  # revision 0, as the store still has it, is complete
@@ -138,6 +138,6 @@ def test_a_wait_after_a_resume_does_not_end_on_the_revision_before() -> None:
     after.load(store)
     assert not after.snapshot().registered and not after.snapshot().complete
     store.put_study(dataclasses.replace(study, revision=1))
-    store.trials[kept.trial_id] = dataclasses.replace(kept, revision=1)
+    store.write_events([kept.model_copy(update={"revision": 1})])  # the resume keeps it
     after.load(store)
     assert after.snapshot().complete and after.snapshot().best_score == 0.9

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from tunefleet.client import Client
 from tunefleet_contract.messages import TrialResult, TrialSpec, TrialsPlanned, TrialsStarted
-from tunefleet_runtime.memstore import MemoryStore
 from tunefleet_runtime.records import StudyRecord, StudyState
 from tunefleet_runtime.settings import ClientSettings
 from tunefleet_runtime.store import study_status
+from tunefleet_runtime.store.memory import MemoryStore
 from tunefleet_runtime.validation import parse_spec
 
 SPEC = parse_spec({"name": "b", "dataset": "iris", "search": {"noop": {"grid": {"x": [1.0]}}}})

@@ -9,10 +9,11 @@ the store, so that nothing relies on the test server's refusals.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "DocumentError", "check_document", "load_json"]
+__all__ = ["MAX_DEPTH", "DocumentError", "check_document", "finite", "load_json"]
 
 # Deepest legitimate message: spec -> search -> library -> space -> param -> when -> value list.
 MAX_DEPTH = 32
@@ -66,3 +67,15 @@ def load_json(data: bytes | str) -> Any:
 
 def _refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not allowed")
+
+
+def finite(value: Any) -> Any:
+    """The value with every NaN and infinity (at any depth) replaced by None: neither JSON nor
+    FerretDB has them, and a message can still carry one (`1e999` parses as infinity)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value

@@ -1,13 +1,14 @@
-"""Content-addressed blobs in the store: uploaded datasets and refitted models.
+"""Content-addressed blobs: uploaded datasets and refitted models, kept beside the store.
 
-Bytes live in a GridFS bucket (`blobdata.files` / `blobdata.chunks`, 1 MiB chunks), which
-MongoDB and FerretDB both serve; a blob becomes visible only when its catalogue document
-(`blobs`, `_id` = the content's SHA-256) is inserted, after every chunk is written. So:
+`BlobStore` is the boundary: put, get, list and delete blobs by the SHA-256 of their content.
+What every backend shares is here (the size limit, hashing what is stored, verifying what is
+read, downloading atomically); a backend stores and streams the bytes (`GridFSBlobStore` in
+MongoDB/FerretDB, `MemoryBlobStore` in memory; `open_blobs` picks one from the settings).
+Every backend keeps the same promises, which the conformance suite checks:
 
-- an upload that dies half-way leaves chunks no catalogue entry points to (`prune_orphans`
-  removes them), never a blob that looks whole;
-- two clients uploading the same content both succeed: the second insert's duplicate-key error
-  means "already stored", and its own copy is deleted;
+- a blob becomes visible only once its content is whole: an upload that dies half-way leaves
+  nothing a reader can open (`prune_orphans` removes what it left);
+- two clients uploading the same content both succeed, and it is stored once;
 - readers verify the hash while streaming, so a corrupt or truncated blob is an error, not data.
 
 Everything streams in chunks: memory stays bounded whatever the size (docs/datasets.md).
@@ -15,39 +16,28 @@ Everything streams in chunks: memory stays bounded whatever the size (docs/datas
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import io
 import os
 import tempfile
-import time
-from collections.abc import Iterator
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from bson import ObjectId
-from gridfs import GridFSBucket
-from gridfs.errors import NoFile
-from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
-
 __all__ = [
-    "BUCKET",
-    "CATALOGUE",
     "CHUNK_BYTES",
     "BlobError",
     "BlobInfo",
+    "BlobKind",
     "BlobStore",
     "BlobTooLargeError",
     "MissingBlobError",
     "sha256_of",
 ]
 
-BUCKET = "blobdata"
-CATALOGUE = "blobs"
 CHUNK_BYTES = 1 << 20
-# Chunks per round trip when reading: bounds a reader's memory (and every reply's size).
-_CHUNKS_PER_BATCH = 8
 BlobKind = Literal["dataset", "model"]
 
 
@@ -104,25 +94,71 @@ def sha256_of(path: Path, max_bytes: int | None = None) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-class BlobStore:
-    """Put, get, list and delete blobs by content hash."""
+class Hashing:
+    """A stream that hashes what is read from it: a backend hashes what it actually stores, so
+    that a file changed between hashing and upload is not catalogued under the old hash."""
 
-    def __init__(self, db: Database[dict[str, Any]], max_bytes: int) -> None:
-        self.db = db
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self.digest = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self._stream.read(n)
+        self.digest.update(chunk)
+        return chunk
+
+
+def verified(info: BlobInfo, chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The chunks as read, then (past the last one) a check of the size and the hash."""
+    digest = hashlib.sha256()
+    seen = 0
+    for chunk in chunks:
+        seen += len(chunk)
+        digest.update(chunk)
+        yield chunk
+    if seen != info.size:
+        raise BlobError(
+            f"blob {info.sha256}: truncated or corrupt: {seen:,} bytes stored, "
+            f"{info.size:,} expected"
+        )
+    if digest.hexdigest() != info.sha256:
+        raise BlobError(f"blob {info.sha256}: content does not match its hash")
+
+
+class BlobStore(ABC):
+    """Put, get, list and delete blobs by content hash (see the module's docstring)."""
+
+    def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._bucket = GridFSBucket(db, bucket_name=BUCKET, chunk_size_bytes=CHUNK_BYTES)
 
-    @property
-    def catalogue(self) -> Any:
-        return self.db[CATALOGUE]
+    @abstractmethod
+    def info(self, sha256: str) -> BlobInfo | None: ...
 
-    def info(self, sha256: str) -> BlobInfo | None:
-        doc = self.catalogue.find_one({"_id": sha256})
-        return BlobInfo.from_doc(doc) if doc is not None else None
-
+    @abstractmethod
     def list(self, kind: BlobKind | None = None) -> list[BlobInfo]:
-        query = {} if kind is None else {"kind": kind}
-        return [BlobInfo.from_doc(d) for d in self.catalogue.find(query).sort("created_at", -1)]
+        """The stored blobs (of one kind), newest first."""
+
+    @abstractmethod
+    def _store(
+        self, stream: Hashing, sha: str, size: int, *, kind: BlobKind, format: str, name: str
+    ) -> tuple[BlobInfo, bool]:
+        """Store the content read from `stream` (it hashes as it is read) under `sha`,
+        unless it does not hash to `sha` (`BlobError`), or someone stored it first (then
+        theirs stands: `(info, False)`)."""
+
+    @abstractmethod
+    def open(self, sha256: str) -> tuple[BlobInfo, Iterator[bytes]]:
+        """The blob's chunks, streamed; iterating past the end verifies size and hash
+        (`verified`)."""
+
+    @abstractmethod
+    def delete(self, sha256: str) -> bool:
+        """Remove the blob (False: there was none); a reader never starts on half of one."""
+
+    @abstractmethod
+    def prune_orphans(self, older_than_s: float = 3600) -> int:
+        """Remove what uploads that died half-way left, older than `older_than_s` (so that an
+        upload in progress is never cut short); how many."""
 
     def put_file(
         self, path: Path, *, kind: BlobKind, format: str, name: str = ""
@@ -139,8 +175,6 @@ class BlobStore:
         self, data: bytes, *, kind: BlobKind, format: str, name: str = ""
     ) -> tuple[BlobInfo, bool]:
         """For what is small and already in memory (a model file)."""
-        import io
-
         sha = hashlib.sha256(data).hexdigest()
         known = self.info(sha)
         if known is not None:
@@ -155,79 +189,7 @@ class BlobStore:
                 f"{name or sha}: {size:,} bytes is over the limit of {self.max_bytes:,} "
                 "(TUNEFLEET_MAX_DATASET_BYTES)"
             )
-        digest = hashlib.sha256()
-
-        class _Hashing:
-            # Hash what GridFS actually stores: a file changed between hashing and upload
-            # must not be catalogued under the old hash.
-            def read(self, n: int = -1) -> bytes:
-                chunk = stream.read(n)
-                digest.update(chunk)
-                return chunk
-
-        file_id = self._bucket.upload_from_stream(
-            name or sha, _Hashing(), metadata={"sha256": sha, "kind": kind}
-        )
-        if digest.hexdigest() != sha:
-            self._bucket.delete(file_id)
-            raise BlobError(f"{name or sha}: the content changed while it was uploaded")
-        doc = {
-            "_id": sha,
-            "file_id": file_id,
-            "size": size,
-            "kind": kind,
-            "format": format,
-            "name": name,
-            "created_at": time.time(),
-        }
-        try:
-            self.catalogue.insert_one(doc)
-        except DuplicateKeyError:
-            self._bucket.delete(file_id)  # someone stored the same content first: theirs stands
-            known = self.info(sha)
-            assert known is not None
-            return known, False
-        return BlobInfo.from_doc(doc), True
-
-    def open(self, sha256: str) -> tuple[BlobInfo, Iterator[bytes]]:
-        """The blob's chunks, streamed; iterating past the end verifies size and hash."""
-        doc = self.catalogue.find_one({"_id": sha256})
-        if doc is None:
-            raise MissingBlobError(f"no stored blob {sha256} (never uploaded, or deleted)")
-        info = BlobInfo.from_doc(doc)
-        if self.db[f"{BUCKET}.files"].find_one({"_id": doc["file_id"]}, {"_id": 1}) is None:
-            raise MissingBlobError(f"blob {sha256}: its content is gone from the store")
-        # Read the chunks ourselves rather than through GridOut: its cursor sets no batch size,
-        # and FerretDB then answers with batches over the 48 MB wire limit (64 chunks of 1 MiB).
-        cursor = (
-            self.db[f"{BUCKET}.chunks"]
-            .find({"files_id": doc["file_id"]}, {"n": 1, "data": 1})
-            .sort("n", 1)
-            .batch_size(_CHUNKS_PER_BATCH)
-        )
-
-        def chunks() -> Iterator[bytes]:
-            digest = hashlib.sha256()
-            seen = 0
-            with cursor:
-                for expected, chunk_doc in enumerate(cursor):
-                    if chunk_doc["n"] != expected:
-                        raise BlobError(
-                            f"blob {sha256}: truncated or corrupt: no chunk #{expected}"
-                        )
-                    chunk = bytes(chunk_doc["data"])
-                    seen += len(chunk)
-                    digest.update(chunk)
-                    yield chunk
-            if seen != info.size:
-                raise BlobError(
-                    f"blob {sha256}: truncated or corrupt: {seen:,} bytes stored, "
-                    f"{info.size:,} expected"
-                )
-            if digest.hexdigest() != sha256:
-                raise BlobError(f"blob {sha256}: content does not match its hash")
-
-        return info, chunks()
+        return self._store(Hashing(stream), sha, size, kind=kind, format=format, name=name)
 
     def download(self, sha256: str, dest: Path) -> BlobInfo:
         """Write the blob to `dest` (atomically: a temporary file renamed once verified)."""
@@ -247,31 +209,3 @@ class BlobStore:
     def read_bytes(self, sha256: str) -> bytes:
         _, chunks = self.open(sha256)
         return b"".join(chunks)
-
-    def delete(self, sha256: str) -> bool:
-        """Remove the blob: the catalogue entry first, so that no reader starts on it."""
-        doc = self.catalogue.find_one_and_delete({"_id": sha256})
-        if doc is None:
-            return False
-        with contextlib.suppress(NoFile):  # a half-deleted blob: the catalogue entry was the key
-            self._bucket.delete(doc["file_id"])
-        return True
-
-    def prune_orphans(self, older_than_s: float = 3600) -> int:
-        """Delete GridFS content that no catalogue entry names: uploads that died half-way
-        (chunks without a file document) or lost a race. Only content older than
-        `older_than_s`, so that an upload in progress is never cut short."""
-        named = {d["file_id"] for d in self.catalogue.find({}, {"file_id": 1})}
-        cutoff = time.time() - older_than_s
-        chunks = self.db[f"{BUCKET}.chunks"]
-        removed = 0
-        for file_id in chunks.distinct("files_id"):
-            if (
-                isinstance(file_id, ObjectId)
-                and file_id not in named
-                and file_id.generation_time.timestamp() < cutoff
-            ):
-                self.db[f"{BUCKET}.files"].delete_one({"_id": file_id})
-                chunks.delete_many({"files_id": file_id})
-                removed += 1
-        return removed

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from tunefleet_contract.documents import finite
 from tunefleet_contract.messages import ModelStored
 from tunefleet_contract.search.views import trial_search
 from tunefleet_contract.spec import SpecError
@@ -36,7 +37,7 @@ from tunefleet_runtime.deadletters import (
 )
 from tunefleet_runtime.records import StudyStatus, TrialRecord, study_state
 from tunefleet_runtime.settings import ClientSettings
-from tunefleet_runtime.store import STORE_ERRORS, finite
+from tunefleet_runtime.store import STORE_ERRORS
 from tunefleet_runtime.validation import load_spec
 
 from tunefleet.client import (

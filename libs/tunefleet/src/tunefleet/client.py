@@ -41,7 +41,7 @@ from tunefleet_runtime.records import (
     TrialRecord,
 )
 from tunefleet_runtime.settings import ClientSettings
-from tunefleet_runtime.store import MongoStore, Store, connect_store, study_status
+from tunefleet_runtime.store import Store, open_blobs, open_store, study_status
 from tunefleet_runtime.validation import load_spec, parse_spec, resolved_task, validate_spec
 
 from tunefleet import models, upload
@@ -211,7 +211,7 @@ class Client:
         **overrides: Any,
     ) -> None:
         self.settings = settings or ClientSettings(**overrides)
-        self.store: Store = store or MongoStore.connect(self.settings)
+        self.store: Store = store or open_store(self.settings)
 
     @staticmethod
     def spec(spec: SpecLike) -> StudySpec:
@@ -235,7 +235,12 @@ class Client:
     def blobs(self) -> BlobStore:
         """Uploaded datasets and stored models (`tunefleet_runtime.blobs`): bytes, read and
         written directly (never through the broker)."""
-        return BlobStore(connect_store(self.settings), self.settings.tunefleet_max_dataset_bytes)
+        settings = self.settings
+        return open_blobs(
+            str(settings.mongodb_url),
+            settings.mongodb_database,
+            settings.tunefleet_max_dataset_bytes,
+        )
 
     def publishable(self, spec: SpecLike, data: pd.DataFrame | None = None) -> StudySpec:
         """The spec as it is published: validated, and its data uploaded (`tunefleet.upload`):

@@ -1,4 +1,5 @@
-"""Events in, MongoDB documents out: the only writer, batched, idempotent, acks after writing."""
+"""Events in, stored through the store's boundary (`tunefleet_runtime.store.Store`): the only
+writer of results, batched, idempotent, acks after writing."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from typing import Any
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
-from pymongo.database import Database
 from tunefleet_contract.messages import (
     DecodeError,
     Event,
@@ -25,13 +25,7 @@ from tunefleet_runtime.broker import delivery_attempt, publish, topology_of
 from tunefleet_runtime.consumer import ConsumerRuntime, Delivery, Subscription
 from tunefleet_runtime.deadletters import death_reason
 from tunefleet_runtime.settings import CollectorSettings
-from tunefleet_runtime.store import (
-    PlanIncompleteError,
-    connect_store,
-    ensure_indexes,
-    probe_write,
-    write_events,
-)
+from tunefleet_runtime.store import PlanIncompleteError, Store, open_store
 
 __all__ = ["Collector", "dead_refit_models", "dead_trial_results"]
 
@@ -128,7 +122,7 @@ class Collector:
         self.settings = settings
         self.topology = topology_of(settings)
         self._stopping = threading.Event()
-        self._db: Database[dict[str, Any]] | None = None
+        self._opened: Store | None = None
         self.stored = 0
         self._batch = _Batch()
         self._failures = 0
@@ -176,12 +170,12 @@ class Collector:
     def run(self) -> None:
         self._runtime.run()
 
-    def _store(self) -> Database[dict[str, Any]]:
-        if self._db is None:
-            db = connect_store(self.settings)
-            ensure_indexes(db)
-            self._db = db
-        return self._db
+    def _store(self) -> Store:
+        if self._opened is None:
+            store = open_store(self.settings)
+            store.prepare()
+            self._opened = store
+        return self._opened
 
     def _connected(self, _connection: pika.BlockingConnection, _channel: BlockingChannel) -> None:
         # What was delivered on the lost connection comes again; none of it was acked.
@@ -201,8 +195,8 @@ class Collector:
         if not due or batch.last is None:
             return flush_s
         try:
-            counts = write_events(self._store(), batch.events)
-        except Exception as exc:  # pymongo, bson and the odd OverflowError alike
+            counts = self._store().write_events(batch.events)
+        except Exception as exc:  # the store's driver, its encoder and the odd OverflowError alike
             if self._store_is_away(exc) or not self._set_aside(batch):
                 self._failures += 1
                 self.failed_writes += 1
@@ -248,7 +242,7 @@ class Collector:
         the store's own, since a store can answer pings while it refuses every write (a full
         disk) and fail on data it would refuse on any day (FerretDB drops the connection on a
         NaN, which looks like an outage). Then events wait unacked until it writes again."""
-        if self._db is None:
+        if self._opened is None:
             return True  # connecting (and creating the indexes) failed
         if isinstance(exc, PlanIncompleteError):
             # The rest of a plan is in another collector's hands: wait for it, for a while.
@@ -256,7 +250,7 @@ class Collector:
             self._plan_wait_since = self._plan_wait_since or now
             return now - self._plan_wait_since < self.settings.tunefleet_plan_wait_s
         try:
-            probe_write(self._db)
+            self._opened.probe_write()
         except Exception:
             return True
         return False
@@ -265,10 +259,10 @@ class Collector:
         """The store refused the batch: write it delivery by delivery and dead-letter the ones
         it refuses, so that one bad event cannot stop the collector. False: the store went
         away meanwhile, and the whole batch waits (what was written is written idempotently)."""
-        db = self._store()
+        store = self._store()
         for item in batch.items:
             try:
-                write_events(db, item.events)
+                store.write_events(item.events)
             except Exception as exc:
                 if self._store_is_away(exc):
                     return False

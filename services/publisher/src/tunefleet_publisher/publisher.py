@@ -52,7 +52,7 @@ from tunefleet_runtime import observability
 from tunefleet_runtime.broker import BatchChannel, publish, topology_of
 from tunefleet_runtime.consumer import ConsumerRuntime, Delivery, RefusalError, Subscription
 from tunefleet_runtime.settings import PublisherSettings
-from tunefleet_runtime.store import STORE_ERRORS, MongoStore, Store
+from tunefleet_runtime.store import STORE_ERRORS, Store, open_store
 from tunefleet_runtime.validation import validate_spec
 
 from tunefleet_publisher.chunks import chunked
@@ -172,7 +172,7 @@ class Publisher:
 
     def _stored(self) -> Store:
         if self._store is None:
-            self._store = MongoStore.connect(self.settings)
+            self._store = open_store(self.settings)
         return self._store
 
     def _plan(self, delivery: Delivery[StudyRequest]) -> Plan | None:

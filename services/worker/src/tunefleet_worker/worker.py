@@ -43,7 +43,7 @@ from tunefleet_runtime.broker import (
 )
 from tunefleet_runtime.consumer import ConsumerRuntime, Delivery, RefusalError, Subscription
 from tunefleet_runtime.settings import WorkerSettings
-from tunefleet_runtime.store import STORE_ERRORS, connect_database
+from tunefleet_runtime.store import STORE_ERRORS, open_blobs
 
 from tunefleet_worker.control import StudyControl
 from tunefleet_worker.datacache import DataCache
@@ -86,9 +86,7 @@ def check_message(message: Work, max_threads: int) -> None:
 def blob_store(settings: WorkerSettings) -> Callable[[], BlobStore]:
     """How this worker reaches the blobs (uploaded datasets, models), connected on first use."""
     url = str(settings.mongodb_url)
-    return lambda: BlobStore(
-        connect_database(url, settings.mongodb_database), settings.tunefleet_max_dataset_bytes
-    )
+    return lambda: open_blobs(url, settings.mongodb_database, settings.tunefleet_max_dataset_bytes)
 
 
 @dataclass

@@ -1,0 +1,154 @@
+"""The store boundary: what every backend does (`Store`), and what is computed from it the
+same way whatever the backend (a study's status, a trial's detail).
+
+Readers never see a document, and writers write events: the collector's batches and the
+planner's own records of an adaptive search go through `Store.write_events`, which every
+backend implements with the same documents (`documents`) and rules (`rules`). The conformance
+suite (tests/integration/test_store_contract.py) holds every backend to this protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from typing import Protocol
+
+from pymongo.errors import PyMongoError
+from tunefleet_contract.messages import Event, ModelStored
+from tunefleet_runtime.records import (
+    PlannedTrial,
+    ResultState,
+    StudyActivity,
+    StudyRecord,
+    StudyStatus,
+    TrialDetail,
+    TrialRecord,
+    TrialStart,
+)
+
+__all__ = ["STORE_ERRORS", "Store", "check_prefix", "study_status", "trial_detail"]
+
+# What a store that is away (or refuses) raises: callers wait and retry, or say so, without
+# knowing which backend is behind the store. A backend with a driver of its own adds its base
+# error here.
+STORE_ERRORS: tuple[type[BaseException], ...] = (PyMongoError,)
+
+
+class Store(Protocol):
+    """What tunefleet keeps, as its writers and readers see it. `MongoStore` keeps it in
+    MongoDB (or FerretDB), `MemoryStore` in a process's memory; `open_store` picks one from the
+    settings. A new backend implements this protocol and passes the conformance suite."""
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Make the store ready to be written (indexes); idempotent, run by the collector."""
+        ...
+
+    def write_events(self, events: Iterable[Event]) -> dict[str, int]:
+        """Store a batch idempotently (`rules.apply`); raises on any failure, and then the
+        caller must not ack."""
+        ...
+
+    def probe_write(self) -> None:
+        """Write one small record of the store's own; raises whatever the store answers a write
+        with now (the collector's test of whether the store or a batch is at fault)."""
+        ...
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def study(self, study_id: str) -> StudyRecord | None: ...
+
+    def studies(self, limit: int = 50) -> list[StudyRecord]:
+        """The most recent studies, newest first."""
+        ...
+
+    def results(self, study_id: str, revision: int) -> list[TrialRecord]:
+        """The study's results in this revision, best first (failed ones last)."""
+        ...
+
+    def starts(self, study_id: str, revision: int) -> list[TrialStart]: ...
+
+    def leaderboard(
+        self, study_id: str, revision: int, *, limit: int, library: str | None = None
+    ) -> list[TrialRecord]:
+        """The best `done` results with a score (scikit-learn scorers: greater is better)."""
+        ...
+
+    def finished_since(
+        self, study_id: str, revision: int, since: float
+    ) -> tuple[int, float | None]:
+        """How many results of this revision finished after `since`, and when its first
+        result finished (None: none yet)."""
+        ...
+
+    def planned_trials(self, study_id: str, revision: int) -> list[str]:
+        """The study's trial set in this revision, in the planner's order."""
+        ...
+
+    def result_states(self, study_id: str) -> dict[str, ResultState]:
+        """Every stored result of the study, of any revision, by trial id."""
+        ...
+
+    def plan(self, study_id: str, trial_ids: Collection[str] | None = None) -> list[PlannedTrial]:
+        """Every trial the planner decided for the study (or those of `trial_ids`), of any
+        revision, in its order, each with the search that decided it."""
+        ...
+
+    def trial(self, trial_id: str) -> TrialDetail | None:
+        """One trial by id, or by a unique prefix of 6 or more hex digits (ValueError if
+        several trials start with it)."""
+        ...
+
+    def models(self, study_id: str, trial_id: str | None = None) -> list[ModelStored]:
+        """The study's refits that ended (of one trial, or all), most recently stored first."""
+        ...
+
+    def studies_using(self, sha256: str) -> list[str]:
+        """The ids of the studies whose spec names this uploaded dataset."""
+        ...
+
+
+def study_status(store: Store, study_id: str) -> StudyStatus | None:
+    """Where a study stands, from the store: the one status computation (live progress applies
+    events to the same `StudyActivity`)."""
+    record = store.study(study_id)
+    if record is None:
+        return None
+    activity = StudyActivity(study_id, revision=record.revision)
+    activity.study(record)
+    activity.load(store.results(study_id, record.revision), store.starts(study_id, record.revision))
+    if record.spec.adaptive:  # the plan says how far its adaptive searches have decided
+        activity.plan(t for t in store.plan(study_id) if t.revision == record.revision)
+    return activity.status(record.name)
+
+
+def trial_detail(
+    trial_id: str,
+    result: TrialRecord | None,
+    starts: list[TrialStart],
+    study_id: str,
+    current_revision: int | None,
+) -> TrialDetail | None:
+    """A trial from its result and its starts (a trial that started and has no result yet is
+    `running`); `current_revision` is its study's."""
+    if result is None and not starts:
+        return None
+    revision = result.revision if result is not None else starts[-1].revision
+    return TrialDetail(
+        trial_id=trial_id,
+        study_id=study_id,
+        status=result.status if result is not None else "running",
+        revision=revision,
+        result=result,
+        starts=starts,
+        # A trial that a fixed spec dropped: stored, but no longer part of its study.
+        superseded=current_revision is not None and revision < current_revision,
+    )
+
+
+def check_prefix(trial_id: str) -> None:
+    """Refuse a trial id prefix too short (or not hex) to look up."""
+    if len(trial_id) < 24 and (
+        len(trial_id) < 6 or not all(c in "0123456789abcdef" for c in trial_id)
+    ):
+        raise ValueError("give at least 6 hex digits of a trial id")

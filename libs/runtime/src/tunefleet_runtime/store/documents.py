@@ -1,0 +1,149 @@
+"""The documents every store keeps, built from events, and read back as records.
+
+One layout for every backend (MongoDB/FerretDB, and the in-memory store that keeps the same
+documents in dictionaries):
+
+    studies  _id = study id      the spec, the number of trials, when it was submitted, and
+                                 the current `revision` (each resume makes one; a spec fix
+                                 replaces spec and n_trials)
+    trials   _id = trial id      one result per trial (see `rules.merge` for a second one)
+    starts   _id = trial:revision:attempt   a worker began a trial (for "running", redeliveries)
+    planned  _id = trial id      the planner's decisions: the study's trial set, each trial with
+                                 the latest revision that has it, its library, parameters,
+                                 position (`seq`) in the plan, the search that decided it (and
+                                 its rung) and, when an adaptive search decided it on a result,
+                                 that trial's id (`after`)
+    models   _id = trial id      a refit's outcome (see `rules.model_replaces`)
+
+Documents hold no NaN or infinity (`finite`), no key with `.` or a leading `$` (the contract
+refuses them in every message), and no nested arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from tunefleet_contract.documents import finite
+from tunefleet_contract.messages import (
+    ModelStored,
+    StudyRegistered,
+    TrialResult,
+    TrialsPlanned,
+    TrialsStarted,
+)
+from tunefleet_contract.spec import StudySpec
+from tunefleet_runtime.records import PlannedTrial, StudyRecord, TrialRecord, TrialStart
+
+__all__ = [
+    "Doc",
+    "model_doc",
+    "model_record",
+    "planned_docs",
+    "planned_trial",
+    "result_doc",
+    "start_docs",
+    "study_doc",
+    "study_record",
+    "trial_record",
+    "trial_start",
+]
+
+Doc = dict[str, Any]
+
+
+def planned_docs(event: TrialsPlanned) -> list[Doc]:
+    return [
+        {
+            "_id": trial.trial_id,
+            "study_id": event.study_id,
+            "revision": event.revision,
+            "seq": event.first + i,
+            "library": trial.library,
+            "params": finite(trial.params),
+            **({"after": event.after} if event.after is not None else {}),
+            **({"search": trial.search} if trial.search is not None else {}),
+            **({"rung": trial.rung} if trial.rung is not None else {}),
+        }
+        for i, trial in enumerate(event.trials)
+    ]
+
+
+def study_doc(event: StudyRegistered, now: float) -> Doc:
+    doc = finite(event.model_dump(mode="json", exclude={"rerun_failed"}))
+    return {"_id": event.study_id, **doc, "stored_at": now}
+
+
+def start_docs(event: TrialsStarted) -> list[Doc]:
+    return [
+        {
+            "_id": f"{tid}:{event.revision}:{event.attempt}",
+            "study_id": event.study_id,
+            "trial_id": tid,
+            "worker": event.worker,
+            "attempt": event.attempt,
+            "started_at": event.started_at,
+            "revision": event.revision,
+        }
+        for tid in event.trial_ids
+    ]
+
+
+def result_doc(event: TrialResult, now: float) -> Doc:
+    return {"_id": event.trial_id, **finite(event.model_dump()), "stored_at": now}
+
+
+def model_doc(model: ModelStored, now: float) -> Doc:
+    return {"_id": model.trial_id, **finite(model.model_dump(mode="json")), "stored_at": now}
+
+
+def study_record(doc: Doc) -> StudyRecord:
+    return StudyRecord(
+        study_id=doc["_id"],
+        spec=StudySpec.model_validate(doc["spec"]),
+        n_trials=int(doc["n_trials"]),
+        revision=int(doc["revision"]),
+        submitted_at=float(doc["submitted_at"]),
+        cancelled_at=doc.get("cancelled_at"),
+        cancelled_by=doc.get("cancelled_by"),
+        cancel_reason=doc.get("cancel_reason"),
+        published=int(doc.get("published") or 0),
+        kept=int(doc.get("kept") or 0),
+        kept_failed=int(doc.get("kept_failed") or 0),
+        superseded=int(doc.get("superseded") or 0),
+    )
+
+
+_RESULT_FIELDS = frozenset(f.name for f in fields(TrialRecord)) - {"trial_id"}
+
+
+def trial_record(doc: Doc) -> TrialRecord:
+    return TrialRecord(trial_id=doc["_id"], **{k: v for k, v in doc.items() if k in _RESULT_FIELDS})
+
+
+def trial_start(doc: Doc) -> TrialStart:
+    return TrialStart(
+        trial_id=doc["trial_id"],
+        attempt=int(doc["attempt"]),
+        worker=doc["worker"],
+        started_at=float(doc["started_at"]),
+        revision=int(doc["revision"]),
+    )
+
+
+def model_record(doc: Doc) -> ModelStored:
+    return ModelStored.model_validate(
+        {k: v for k, v in doc.items() if k not in ("_id", "stored_at")}
+    )
+
+
+def planned_trial(doc: Doc) -> PlannedTrial:
+    return PlannedTrial(
+        trial_id=doc["_id"],
+        library=doc["library"],
+        params=doc["params"],
+        revision=int(doc["revision"]),
+        after=doc.get("after"),
+        search=doc.get("search"),
+        rung=doc.get("rung"),
+    )
