@@ -9,7 +9,9 @@ import re
 
 import pytest
 from tunefleet import cli
-from tunefleet.client import Client, describe
+from tunefleet.cli import common
+from tunefleet.client import Client
+from tunefleet.display import describe
 from tunefleet.report import build_report
 from tunefleet_runtime.settings import ClientSettings
 from typer.testing import CliRunner
@@ -28,7 +30,7 @@ WIDE = {"COLUMNS": "200"}  # rich wraps at the terminal's width
 def client(monkeypatch: pytest.MonkeyPatch) -> Client:
     settings = ClientSettings(rabbitmq_url="amqp://u:p@nowhere:1/", mongodb_url="mongodb://x:1")
     found = Client(settings, store=adaptive_store())
-    monkeypatch.setattr(cli, "_client", lambda: found)
+    monkeypatch.setattr(common, "client", lambda: found)
     return found
 
 

@@ -35,7 +35,7 @@ from tunefleet_contract.messages import (
 from tunefleet_contract.search.views import SearchStatus
 from tunefleet_contract.topology import declare_watch_queue
 from tunefleet_runtime.broker import CONNECTION_ERRORS, connect, topology_of
-from tunefleet_runtime.records import StudyActivity
+from tunefleet_runtime.records import StudyActivity, StudyState, is_complete, study_state
 from tunefleet_runtime.settings import ClientSettings
 from tunefleet_runtime.store import STORE_ERRORS, Store
 
@@ -85,9 +85,18 @@ class Progress:
         """Every trial has a result, and the store has them all (not only the events)."""
         return (
             self.registered
-            and self.n_trials > 0
-            and self.finished >= self.n_trials
+            and is_complete(self.finished, self.n_trials)
             and self.stored >= self.n_trials
+        )
+
+    @property
+    def state(self) -> StudyState:
+        """Where the study stands, as the events tell it (the store may lag a moment)."""
+        return study_state(
+            registered=self.registered,
+            cancelled=self.cancelled,
+            complete=is_complete(self.finished, self.n_trials),
+            started=bool(self.finished or self.running),
         )
 
     def as_dict(self) -> dict[str, Any]:

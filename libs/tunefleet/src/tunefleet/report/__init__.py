@@ -1,0 +1,161 @@
+"""`tunefleet report`: one self-contained HTML file per study.
+
+plotly.js is inlined once in the page's head (no CDN, no network when opened); every figure is a
+plain SVG plotly chart except the parallel-coordinates view, which plotly draws with WebGL.
+
+The page is put together here; its parts are `figures` (any library's trials, and how
+parameter importance is computed), `searches` (an adaptive search's sections) and `tables`.
+Everything it shows is read through the client's API.
+
+A library with an adaptive search (TPE, ASHA) gets its optimisation history (every trial's score
+in the order results came, and the best so far), for ASHA its rungs and promotions, and the
+importance over that search's trials: for ASHA over each configuration's result at its highest
+rung, without the rounds parameter (the rungs set it, the search did not choose it). Which trials
+are the search's, and their rungs, are the plan's record (`tunefleet_contract.search.views`), as
+in `status`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+from tunefleet_contract.search.views import Decisions, SearchView, library_strategy
+
+from tunefleet.client import Client
+from tunefleet.report.figures import (
+    IMPORTANCE_METHOD,
+    best_over_time,
+    distribution,
+    figure_html,
+    importance,
+    parallel,
+    score_vs_params,
+    varying,
+)
+from tunefleet.report.searches import adaptive_sections
+from tunefleet.report.tables import models_section, table
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+__all__ = ["IMPORTANCE_METHOD", "build_report", "write_report"]
+
+_TOP_N = 20
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+h1 { margin-bottom: 0.2em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.9em; }
+th, td { padding: 0.25em 0.6em; border-bottom: 1px solid #eee; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
+.note { color: #666; font-size: 0.9em; }
+.plot { margin-bottom: 1em; }
+"""
+
+
+def build_report(client: Client, study_id: str) -> str:
+    """The report's HTML, as a string (plotly.js included)."""
+    from plotly.offline import get_plotlyjs
+
+    study = client.study_record(study_id)
+    spec = study.spec
+    status = client.status(study_id)
+    frame = client.results(study_id)
+    records = client.trials(study_id) if spec.adaptive else []
+    plan = client.plan(study_id) if spec.adaptive else []
+    decisions = Decisions(spec, plan)
+    metric = (status.metric if status else None) or spec.metric or "score"
+    done = frame[(frame["status"] == "done") & frame["score"].notna()] if len(frame) else frame
+
+    sections: list[str] = []
+    figures = 0
+
+    def figure(title: str, fig: go.Figure | str, note: str = "") -> None:
+        nonlocal figures
+        if isinstance(fig, str):
+            sections.append(f"<h3>{html.escape(title)}</h3><p class='note'>{html.escape(fig)}</p>")
+            return
+        figures += 1
+        body = figure_html(fig, f"plot-{figures}")
+        extra = f"<p class='note'>{html.escape(note)}</p>" if note else ""
+        sections.append(f"<div class='plot'>{body}</div>{extra}")
+
+    if len(done):
+        sections.append("<h2>Progress</h2>")
+        figure("best over time", best_over_time(done))
+        sections.append("<h2>Scores per library</h2>")
+        figure("distribution", distribution(done, metric))
+        for library, part in done.groupby("library", sort=True):
+            part = part.dropna(axis="columns", how="all")
+            params = varying(part)
+            strategy = library_strategy(spec.search[str(library)])
+            sections.append(
+                f"<h2>{html.escape(str(library))} <small>({html.escape(strategy)})</small></h2>"
+            )
+            search = SearchView.of(spec, str(library), decisions)
+            owned: set[str] = set()
+            if search is not None:
+                mine = search.mine(records)
+                owned = {r.trial_id for r in mine}
+                adaptive_sections(search, mine, plan, part, metric, sections, figure)
+            if not params:
+                sections.append("<p class='note'>No parameter varies among its trials.</p>")
+                continue
+            figure("score vs parameters", score_vs_params(str(library), part, params, metric))
+            if len(part) >= 2:
+                figure("parallel coordinates", parallel(str(library), part, params, metric))
+            if not set(part["trial_id"]) <= owned:  # else the search's importance said it all
+                figure(
+                    f"{library}: parameter importance",
+                    importance(str(library), part, params),
+                    note=f"Method: {IMPORTANCE_METHOD}.",
+                )
+        top = done.sort_values("score", ascending=False, kind="stable").head(_TOP_N)
+        top = top.dropna(axis="columns", how="all")
+        sections.append(f"<h2>Top {min(_TOP_N, len(top))} trials</h2>{table(top)}")
+    else:
+        sections.append("<p class='note'>No trial has finished successfully yet.</p>")
+
+    sections.append(models_section(client, study_id))
+
+    counts = (
+        f"{status.done} done, {status.failed} failed of {status.n_trials} trials"
+        if status
+        else "no results"
+    )
+    cancelled = " — cancelled" if study.cancelled else ""
+    # As the user wrote it: `int:` (not the field's Python name), short lists inline.
+    spec_yaml = yaml.safe_dump(
+        spec.model_dump(mode="json", exclude_defaults=True, by_alias=True),
+        sort_keys=False,
+        default_flow_style=None,
+    )
+    generated = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    summary = {"study_id": study_id, "plots": figures, "trials": len(frame)}
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>tunefleet report: {html.escape(study_id)}</title>
+<style>{_CSS}</style>
+<script type="text/javascript">{get_plotlyjs()}</script>
+</head><body data-report='{html.escape(json.dumps(summary))}'>
+<h1>{html.escape(spec.name)}</h1>
+<p><code>{html.escape(study_id)}</code>: {html.escape(counts)}{cancelled};
+metric <b>{html.escape(metric)}</b>, {spec.cv.folds}-fold CV (seed {spec.cv.seed}).
+Generated {generated}.</p>
+{"".join(sections)}
+<h2>Spec</h2><pre>{html.escape(spec_yaml)}</pre>
+</body></html>
+"""
+
+
+def write_report(client: Client, study_id: str, path: str | Path) -> int:
+    """Write the report; returns its size in bytes."""
+    text = build_report(client, study_id)
+    Path(path).write_text(text, encoding="utf-8")
+    return len(text.encode())
