@@ -161,3 +161,36 @@ def test_structures_are_evicted_least_recently_used_first() -> None:
     assert folds.structure("a", lambda: build("a")) == "a"
     assert folds.structure("b", lambda: build("b")) == "b"
     assert built == ["a", "b", "c", "b"]
+
+
+def test_lightgbm_reuses_datasets_without_patching_lightgbm(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The cached Dataset reaches LightGBM's fit for that one call: while it is being built,
+    # LightGBM's module (which every other thread's fit uses) still holds its own class.
+    import lightgbm.basic
+    import lightgbm.sklearn
+
+    foldcache.clear()
+    seen: list[bool] = []
+    structure = foldcache.FoldSet.structure
+
+    def watched(self: foldcache.FoldSet, key: Any, build: Any) -> Any:
+        seen.append(lightgbm.sklearn.Dataset is lightgbm.basic.Dataset)  # type: ignore[attr-defined]
+        return structure(self, key, build)
+
+    monkeypatch.setattr(foldcache.FoldSet, "structure", watched)
+    fixed, _ = GRIDS["lightgbm"]
+    dataset, metric = DATASETS[0]
+    spec = parse_spec(
+        {
+            "dataset": dataset,
+            "metric": metric,
+            "cv": {"folds": 3, "seed": 11},
+            "search": {"lightgbm": {"fixed": fixed, "grid": {"num_leaves": [4, 15]}}},
+        }
+    )
+    context = _context(spec, reuse=True)
+    results = [run_trial(context, t) for t in expand(spec, "cache")]
+    assert all(r.status == "done" for r in results)
+    assert len(seen) >= 6 and all(seen)  # 2 trials x 3 folds, each through the cache

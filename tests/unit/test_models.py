@@ -67,3 +67,11 @@ def test_stored_model_predicts_as_a_local_fit(
     if not regression:
         assert np.array_equal(loaded.predict_proba(X), local.predict_proba(X))
         assert model.classes == [0, 1]
+
+
+def test_every_library_that_stores_models_has_a_loader() -> None:
+    from tunefleet.estimators import model_loaders
+    from tunefleet_worker.libraries import model_libraries
+
+    storing = {name for name, lib in model_libraries().items() if lib.model_format is not None}
+    assert set(model_loaders()) == storing == {"catboost", "lightgbm", "xgboost"}

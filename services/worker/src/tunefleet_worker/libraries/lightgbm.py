@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+import types
+from collections.abc import Callable, Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -36,17 +37,13 @@ TRAINING_ONLY = frozenset(
 )
 
 
-@contextlib.contextmanager
-def _cached_datasets(fold: Fold, folds: FoldSet) -> Iterator[None]:
-    # LGBMModel.fit constructs its `Dataset` through this module attribute; LightGBM itself
-    # refuses (and, with the raw data kept, rebuilds) a constructed Dataset whose dataset
-    # parameters differ, so a reused one always matches what a fresh one would be.
+def _dataset_from(fold: Fold, folds: FoldSet) -> Callable[..., Any]:
+    """What a fit on `fold` builds its training `Dataset` with: the fold cache's, for the fold's
+    own training rows and the same dataset parameters (LightGBM itself refuses, and with the
+    raw data kept rebuilds, a constructed Dataset whose dataset parameters differ, so a reused
+    one always matches what a fresh one would be); a fresh one for anything else."""
     import lightgbm.basic
-    import lightgbm.sklearn
 
-    module: Any = lightgbm.sklearn
-    # The class itself, not whatever the attribute holds now: an abandoned job's training
-    # thread may still be inside its own fit, and restoring must never restore a stale patch.
     real = lightgbm.basic.Dataset
 
     def dataset(*args: Any, **kwargs: Any) -> Any:
@@ -64,11 +61,52 @@ def _cached_datasets(fold: Fold, folds: FoldSet) -> Iterator[None]:
         )
         return folds.structure(key, lambda: real(*args, **{**kwargs, "free_raw_data": False}))
 
-    module.Dataset = dataset
-    try:
-        yield
-    finally:
-        module.Dataset = real
+    return dataset
+
+
+@cache
+def _estimators() -> dict[str, type[Any]]:
+    """LightGBM's estimator classes, each able to fit on the fold cache's Dataset.
+
+    `LGBMModel.fit` builds its training set with the module's `Dataset`. Rather than replace
+    that attribute (process-wide, while other threads may be inside a fit of their own), each
+    class here runs `LGBMModel.fit`'s own code with `Dataset` bound, for that one call, to the
+    fold cache's (`fit_reusing`); without one it is LightGBM's fit, unchanged. The subclasses
+    keep LightGBM's parameters, scikit-learn's cloning and the classifier's label handling
+    (LGBMClassifier.fit, then this class's fit through `super()`)."""
+    import lightgbm.sklearn
+
+    base = lightgbm.sklearn.LGBMModel
+    code = base.fit
+
+    class Reusing(base):  # type: ignore[misc,valid-type]
+        _dataset: Callable[..., Any] | None = None
+
+        def fit(self, *args: Any, **kwargs: Any) -> Any:
+            dataset = self._dataset
+            if dataset is None:
+                return code(self, *args, **kwargs)
+            scope = {**vars(lightgbm.sklearn), "Dataset": dataset}
+            fit = types.FunctionType(
+                code.__code__, scope, code.__name__, code.__defaults__, code.__closure__
+            )
+            fit.__kwdefaults__ = code.__kwdefaults__
+            return fit(self, *args, **kwargs)
+
+        def fit_reusing(self, X: Any, y: Any, dataset: Callable[..., Any]) -> None:
+            self._dataset = dataset
+            try:
+                self.fit(X, y)
+            finally:
+                del self._dataset
+
+    return {
+        task: type(cls.__name__, (cls, Reusing), {"__module__": __name__})
+        for task, cls in (
+            ("classification", lightgbm.sklearn.LGBMClassifier),
+            ("regression", lightgbm.sklearn.LGBMRegressor),
+        )
+    }
 
 
 class LightGBM(ModelLibrary):
@@ -80,11 +118,8 @@ class LightGBM(ModelLibrary):
         self, task: Task, kwargs: dict[str, Any], categorical: Sequence[str] = ()
     ) -> Any:
         # Categorical columns need nothing: LightGBM takes pandas `category` columns as such.
-        import lightgbm
-
         kwargs.setdefault("verbose", -1)
-        classify = task == "classification"
-        return (lightgbm.LGBMClassifier if classify else lightgbm.LGBMRegressor)(**kwargs)
+        return _estimators()[task](**kwargs)
 
     def cut(self, rounds: int) -> dict[str, Any]:
         return {"num_iteration": rounds}
@@ -95,8 +130,7 @@ class LightGBM(ModelLibrary):
         estimator.booster_.save_model(path)
 
     def fit(self, estimator: Any, fold: Fold, folds: FoldSet) -> None:
-        with _cached_datasets(fold, folds):
-            estimator.fit(fold.X_train, fold.y_train)
+        estimator.fit_reusing(fold.X_train, fold.y_train, _dataset_from(fold, folds))
 
 
 LIBRARY = LightGBM()
