@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +20,8 @@ from tunefleet_runtime.blobs import (
 from tunefleet_runtime.store import open_blobs
 from tunefleet_runtime.store.memory import MemoryBlobStore
 
+from tests.support.files import random_file
+
 LIMIT = 4 * CHUNK_BYTES
 
 
@@ -33,15 +34,8 @@ def blobs(request: pytest.FixtureRequest) -> Iterator[BlobStore]:
     yield open_blobs(str(settings.mongodb_url), settings.mongodb_database, LIMIT)
 
 
-def _file(tmp_path: Path, size: int, name: str = "data.csv") -> tuple[Path, str]:
-    data = os.urandom(size)
-    path = tmp_path / name
-    path.write_bytes(data)
-    return path, hashlib.sha256(data).hexdigest()
-
-
 def test_content_is_stored_once_under_its_hash(blobs: BlobStore, tmp_path: Path) -> None:
-    path, sha = _file(tmp_path, 2 * CHUNK_BYTES + 17)
+    path, sha = random_file(tmp_path, 2 * CHUNK_BYTES + 17)
     info, sent = blobs.put_file(path, kind="dataset", format="csv", name="data.csv")
     assert (info.sha256, info.size, info.kind, info.name, sent) == (
         sha,
@@ -78,7 +72,7 @@ def test_content_that_changed_while_uploading_is_not_stored(blobs: BlobStore) ->
 
 
 def test_over_the_limit_is_refused_before_reading(blobs: BlobStore, tmp_path: Path) -> None:
-    path, _ = _file(tmp_path, LIMIT + 1)
+    path, _ = random_file(tmp_path, LIMIT + 1)
     with pytest.raises(BlobTooLargeError, match="over the limit"):
         blobs.put_file(path, kind="dataset", format="csv")
     with pytest.raises(BlobTooLargeError):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 from pathlib import Path
 
 import pytest
@@ -15,21 +13,16 @@ from tunefleet_runtime.store.gridfs import BUCKET, GridFSBlobStore
 from tunefleet_runtime.store.mongo import connect_store
 from tunefleet_worker.datacache import DataCache
 
+from tests.support.files import random_file
+
 
 @pytest.fixture
 def blobs(settings: ClientSettings) -> GridFSBlobStore:
     return GridFSBlobStore(connect_store(settings), max_bytes=8 * CHUNK_BYTES)
 
 
-def _file(tmp_path: Path, size: int, name: str = "data.csv") -> tuple[Path, str]:
-    data = os.urandom(size)
-    path = tmp_path / name
-    path.write_bytes(data)
-    return path, hashlib.sha256(data).hexdigest()
-
-
 def test_put_is_content_addressed_and_once(blobs: GridFSBlobStore, tmp_path: Path) -> None:
-    path, sha = _file(tmp_path, 2 * CHUNK_BYTES + 17)
+    path, sha = random_file(tmp_path, 2 * CHUNK_BYTES + 17)
     info, sent = blobs.put_file(path, kind="dataset", format="csv", name="data.csv")
     assert (info.sha256, info.size, sent) == (sha, path.stat().st_size, True)
     again, sent_again = blobs.put_file(path, kind="dataset", format="csv")
@@ -42,14 +35,14 @@ def test_put_is_content_addressed_and_once(blobs: GridFSBlobStore, tmp_path: Pat
 
 
 def test_oversized_is_refused_before_reading(blobs: GridFSBlobStore, tmp_path: Path) -> None:
-    path, _ = _file(tmp_path, 8 * CHUNK_BYTES + 1)
+    path, _ = random_file(tmp_path, 8 * CHUNK_BYTES + 1)
     with pytest.raises(BlobTooLargeError, match="over the limit of 8,388,608"):
         blobs.put_file(path, kind="dataset", format="csv")
     assert blobs.list() == [] and blobs.db[f"{BUCKET}.chunks"].count_documents({}) == 0
 
 
 def test_truncated_or_corrupt_content_is_an_error(blobs: GridFSBlobStore, tmp_path: Path) -> None:
-    path, sha = _file(tmp_path, 3 * CHUNK_BYTES)
+    path, sha = random_file(tmp_path, 3 * CHUNK_BYTES)
     info, _ = blobs.put_file(path, kind="dataset", format="csv")
     chunks = blobs.db[f"{BUCKET}.chunks"]
     file_id = blobs.catalogue.find_one({"_id": sha})["file_id"]
@@ -69,7 +62,7 @@ def test_an_upload_that_died_is_invisible_and_pruned(
     # What a client killed mid-upload leaves: chunks, no file document, no catalogue entry.
     dead = ObjectId.from_datetime(__import__("datetime").datetime(2020, 1, 1))
     blobs.db[f"{BUCKET}.chunks"].insert_one({"files_id": dead, "n": 0, "data": b"partial"})
-    path, sha = _file(tmp_path, 100)
+    path, sha = random_file(tmp_path, 100)
     blobs.put_file(path, kind="dataset", format="csv")  # a later, whole upload
     assert blobs.prune_orphans() == 1
     assert blobs.db[f"{BUCKET}.chunks"].count_documents({}) == 1
@@ -77,7 +70,7 @@ def test_an_upload_that_died_is_invisible_and_pruned(
 
 
 def test_missing_and_deleted(blobs: GridFSBlobStore, tmp_path: Path) -> None:
-    path, sha = _file(tmp_path, 10)
+    path, sha = random_file(tmp_path, 10)
     blobs.put_file(path, kind="dataset", format="csv")
     assert blobs.delete(sha) and not blobs.delete(sha)
     with pytest.raises(MissingBlobError, match="never uploaded, or deleted"):
@@ -89,7 +82,7 @@ def test_cache_fetches_once_and_stays_bounded(blobs: GridFSBlobStore, tmp_path: 
     cache = DataCache(tmp_path / "cache", max_bytes=3 * CHUNK_BYTES, store=lambda: blobs)
     specs = []
     for i in range(3):
-        path, sha = _file(tmp_path, CHUNK_BYTES + i, f"d{i}.csv")
+        path, sha = random_file(tmp_path, CHUNK_BYTES + i, f"d{i}.csv")
         blobs.put_file(path, kind="dataset", format="csv")
         specs.append(UploadDataset(kind="upload", target="y", sha256=sha, format="csv"))
     first = cache.path(specs[0])

@@ -11,7 +11,15 @@ from tunefleet_runtime.records import TrialRecord
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["PARAM_PREFIX", "RESULT_COLUMNS", "STUDY_COLUMNS", "best", "results", "studies"]
+__all__ = [
+    "PARAM_PREFIX",
+    "RESULT_COLUMNS",
+    "STUDY_COLUMNS",
+    "best",
+    "results",
+    "scored",
+    "studies",
+]
 
 # The columns of a results table besides the parameters, in this order.
 RESULT_COLUMNS = [
@@ -66,10 +74,14 @@ def results(records: Iterable[TrialRecord]) -> pd.DataFrame:
     return frame[RESULT_COLUMNS + params]
 
 
+def scored(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a results table with a score to rank (`search.views.scored`, by column)."""
+    return frame[(frame["status"] == "done") & frame["score"].notna()] if len(frame) else frame
+
+
 def best(frame: pd.DataFrame, n: int, by_library: bool) -> pd.DataFrame:
     """The `n` best scored trials of a results table, or the `n` best of each library."""
-    frame = frame[(frame["status"] == "done") & frame["score"].notna()]
-    frame = frame.sort_values("score", ascending=False, kind="stable")
+    frame = scored(frame).sort_values("score", ascending=False, kind="stable")
     if by_library:
         frame = frame.groupby("library", sort=True, group_keys=False).head(n)
         frame = frame.sort_values(["library", "score"], ascending=[True, False])

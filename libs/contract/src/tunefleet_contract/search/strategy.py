@@ -14,7 +14,7 @@ A new search kind is one module in `tunefleet_contract.search.kinds` whose `KIND
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -29,8 +29,13 @@ __all__ = [
     "SearchContext",
     "SearchKind",
     "Strategy",
+    "first_distinct",
     "outcome_of",
 ]
+
+# Points per wanted trial before an up-front search gives up finding new distinct ones (a small
+# discrete space, or conditions that make most combinations impossible).
+_POINTS_PER_TRIAL = 50
 
 # A finished trial's score (greater is better), or None: it failed or scored nothing.
 Outcome = float | None
@@ -90,6 +95,26 @@ class SearchContext:
     def decision(self, params: dict[str, Scalar], search: str, rung: int | None = None) -> Decision:
         tid = trial_id(self.study_id, self.library, params, self.scoring)
         return Decision(tid, self.library, params, search, rung)
+
+
+def first_distinct(
+    decisions: Iterable[Decision], taken: Container[str], wanted: int
+) -> Iterator[Decision]:
+    """The first `wanted` of a stream of candidate decisions whose trial the library does not
+    have yet (`taken`, which the driver updates with each one yielded before this resumes), or
+    fewer when the stream keeps repeating itself."""
+    budget = wanted * _POINTS_PER_TRIAL + 1000
+    found = 0
+    for decision in decisions:
+        budget -= 1
+        if budget < 0:
+            return
+        if decision.trial_id in taken:
+            continue
+        found += 1
+        yield decision
+        if found == wanted:
+            return
 
 
 S = TypeVar("S")

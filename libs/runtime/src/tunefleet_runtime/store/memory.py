@@ -17,6 +17,7 @@ from tunefleet_contract.messages import (
     StudyRegistered,
     StudyResumed,
 )
+from tunefleet_contract.search.views import scored
 from tunefleet_runtime.blobs import (
     CHUNK_BYTES,
     BlobError,
@@ -108,40 +109,35 @@ class MemoryStore:
         with self._lock:
             self._docs("health")["collector"] = {"_id": "collector", "at": time.time()}
 
-    def insert_new(self, collection: str, docs: list[Doc]) -> int:
+    def _insert(self, collection: str, docs: list[Doc]) -> tuple[int, list[tuple[Doc, Doc]]]:
+        """Insert; how many were new, and (stored, given) for each whose _id was there."""
         stored = self._docs(collection)
-        new = 0
-        for doc in docs:
-            if doc["_id"] not in stored:
-                stored[doc["_id"]] = dict(doc)
-                new += 1
-        return new
-
-    def insert_planned(self, docs: list[Doc]) -> int:
-        stored = self._docs("planned")
-        new = 0
+        new, present = 0, []
         for doc in docs:
             known = stored.get(doc["_id"])
             if known is None:
                 stored[doc["_id"]] = dict(doc)
                 new += 1
-            elif int(known["revision"]) < int(doc["revision"]):
-                known["revision"] = doc["revision"]
+            else:
+                present.append((known, doc))
+        return new, present
+
+    def insert_new(self, collection: str, docs: list[Doc]) -> int:
+        return self._insert(collection, docs)[0]
+
+    def insert_planned(self, docs: list[Doc]) -> int:
+        new, present = self._insert("planned", docs)
+        for known, doc in present:
+            known["revision"] = max(int(known["revision"]), int(doc["revision"]))
         return new
 
     def insert_results(self, docs: list[Doc]) -> int:
-        stored = self._docs("trials")
-        new = 0
-        for doc in docs:
-            known = stored.get(doc["_id"])
-            if known is None:
-                stored[doc["_id"]] = dict(doc)
-                new += 1
-                continue
+        new, present = self._insert("trials", docs)
+        for known, doc in present:
             revision = max(int(known["revision"]), int(doc["revision"]))
             match merge(known, doc):
                 case Merge.REPLACE:
-                    stored[doc["_id"]] = {**doc, "revision": revision}
+                    self._docs("trials")[doc["_id"]] = {**doc, "revision": revision}
                 case Merge.MOVE:
                     known["revision"] = revision
                 case Merge.KEEP:
@@ -218,7 +214,7 @@ class MemoryStore:
         done = [
             r
             for r in self._results(study_id, revision)
-            if r.status == "done" and r.score is not None and library in (None, r.library)
+            if scored(r.status, r.score) is not None and library in (None, r.library)
         ]
         return done[:limit]
 

@@ -27,6 +27,7 @@ import yaml
 from tunefleet_contract.search.views import Decisions, SearchView, library_strategy
 
 from tunefleet.client import Client
+from tunefleet.frames import scored
 from tunefleet.report.figures import (
     IMPORTANCE_METHOD,
     best_over_time,
@@ -71,7 +72,7 @@ def build_report(client: Client, study_id: str) -> str:
     plan = client.plan(study_id) if spec.adaptive else []
     decisions = Decisions(spec, plan)
     metric = (status.metric if status else None) or spec.metric or "score"
-    done = frame[(frame["status"] == "done") & frame["score"].notna()] if len(frame) else frame
+    done = scored(frame)
 
     sections: list[str] = []
     figures = 0

@@ -6,13 +6,9 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 from tunefleet_contract.search.space import SearchSpec, checked, sample_space
-from tunefleet_contract.search.strategy import Decision, SearchKind, Strategy
+from tunefleet_contract.search.strategy import Decision, SearchKind, Strategy, first_distinct
 
 __all__ = ["KIND", "RandomSpec", "RandomStrategy"]
-
-# Draws per wanted trial before a random search gives up finding new distinct points (a small
-# discrete space, or conditions that make most combinations impossible).
-_DRAWS_PER_TRIAL = 50
 
 
 class RandomSpec(SearchSpec):
@@ -31,22 +27,11 @@ class RandomStrategy(Strategy[RandomSpec]):
         return self.spec.key
 
     def initial(self) -> Iterator[Decision]:
-        library, taken = self.context.library, self.context.taken
+        library = self.context.library
         seed = self.spec.seed_or(self.context.seed)
-        wanted = self.spec.n_trials
-        budget = wanted * _DRAWS_PER_TRIAL + 1000
-        found = 0
-        for point in sample_space(self.spec, self.context.fixed, seed, library):
-            budget -= 1
-            if budget < 0:
-                break
-            decision = self.context.decision(checked(library, self.key, point), self.key)
-            if decision.trial_id in taken:
-                continue
-            found += 1
-            yield decision  # recorded in `taken` before this resumes
-            if found == wanted:
-                break
+        points = sample_space(self.spec, self.context.fixed, seed, library)
+        decisions = (self.context.decision(checked(library, self.key, p), self.key) for p in points)
+        return first_distinct(decisions, self.context.taken, self.spec.n_trials)
 
 
 KIND = SearchKind("random", RandomSpec, RandomStrategy, precedence=10)

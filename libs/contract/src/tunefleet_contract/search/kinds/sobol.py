@@ -23,12 +23,9 @@ from typing import ClassVar
 
 from tunefleet_contract.rules import Scalar
 from tunefleet_contract.search.space import SearchSpec, checked
-from tunefleet_contract.search.strategy import Decision, SearchKind, Strategy
+from tunefleet_contract.search.strategy import Decision, SearchKind, Strategy, first_distinct
 
 __all__ = ["KIND", "SobolSpec", "SobolStrategy"]
-
-# Points per wanted trial before giving up finding new distinct ones (as random search does).
-_POINTS_PER_TRIAL = 50
 
 
 class SobolSpec(SearchSpec):
@@ -58,29 +55,23 @@ class SobolStrategy(Strategy[SobolSpec]):
         key = f"tunefleet-sobol:{self.spec.seed_or(self.context.seed)}:{self.context.library}"
         return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
 
-    def initial(self) -> Iterator[Decision]:
-        library, taken = self.context.library, self.context.taken
+    def _points(self) -> Iterator[dict[str, Scalar]]:
         order = self.spec.order()
-        wanted = self.spec.n_trials
-        first = 1 << max(1, math.ceil(math.log2(wanted)))
-        budget = wanted * _POINTS_PER_TRIAL + 1000
-        found = 0
+        first = 1 << max(1, math.ceil(math.log2(self.spec.n_trials)))
         for unit in _unit_points(len(order), self._seed(), first):
-            budget -= 1
-            if budget < 0:
-                break
             point: dict[str, Scalar] = dict(self.context.fixed)
             for name, u in zip(order, unit, strict=True):
                 dist = self.spec.space[name]
                 if dist.holds(point):
                     point[name] = dist.draw(float(u))
-            decision = self.context.decision(checked(library, self.key, point), self.key)
-            if decision.trial_id in taken:
-                continue
-            found += 1
-            yield decision  # recorded in `taken` before this resumes
-            if found == wanted:
-                break
+            yield point
+
+    def initial(self) -> Iterator[Decision]:
+        library = self.context.library
+        decisions = (
+            self.context.decision(checked(library, self.key, p), self.key) for p in self._points()
+        )
+        return first_distinct(decisions, self.context.taken, self.spec.n_trials)
 
 
 KIND = SearchKind("sobol", SobolSpec, SobolStrategy, precedence=20)
