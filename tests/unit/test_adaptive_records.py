@@ -6,15 +6,8 @@ from typing import Any
 
 import pytest
 from tunefleet_contract.messages import PlannedSpec
-from tunefleet_contract.search.views import (
-    SearchTally,
-    SearchView,
-    asha_rungs,
-    best_so_far,
-    highest_rung,
-    ladders,
-    library_strategy,
-)
+from tunefleet_contract.search.history import asha_rungs, best_so_far, highest_rung, ladders
+from tunefleet_contract.search.views import SearchTally, SearchView, library_strategy
 from tunefleet_contract.spec import StudySpec
 from tunefleet_runtime.records import StudyActivity, TrialRecord
 

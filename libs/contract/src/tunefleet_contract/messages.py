@@ -3,6 +3,9 @@
 Each message class has `encode() -> bytes` and `decode(bytes)`; decoding is strict (unknown
 fields, wrong types and other schema versions are refused with `DecodeError`) so that a bad
 message is dead-lettered with a reason instead of half-processed. Never pickle.
+
+About 500 lines, on purpose: the wire contract lives in one place (the design's first decision),
+every message a small class of its own that nothing else in the module depends on.
 """
 
 from __future__ import annotations

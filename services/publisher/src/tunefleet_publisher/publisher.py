@@ -26,6 +26,9 @@ A restarted planner rebuilds a study's searches from the store when its next res
 (`_adaptive`). A result redelivered because the planner died before acking it decides nothing
 new (the searches already count it), and the trials decided on it are published again, in case
 the planner died before publishing them: at worst a trial computed twice, never one lost.
+
+About 440 lines: the service's two subscriptions and their failure handling side by side, as
+the crash-safety argument above runs across both; what is decided is `planner`'s.
 """
 
 from __future__ import annotations

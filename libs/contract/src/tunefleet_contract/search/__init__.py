@@ -10,8 +10,8 @@ and the report use the same code.
 - `grid`, `adaptive`: the grid, and the base of searches that decide as results arrive;
 - `kinds`: one module per search kind (random, tpe, asha, ...), found like model libraries;
 - `plan`: a study's searches driven together (`Searches`);
-- `views`: what the read side shows of them (tally, rungs, best so far), from the plan's
-  record of each decision.
+- `views`: which search decided each trial (the plan's record), and each library's tally;
+- `history`: an adaptive search's best so far, rungs and ladders, for the report and the CLI.
 """
 
 from __future__ import annotations

@@ -10,15 +10,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from tunefleet_contract.search.views import (
-    Finished,
-    SearchView,
-    asha_rungs,
-    best_so_far,
-    highest_rung,
-    ladders,
-    scored,
-)
+from tunefleet_contract.search.history import asha_rungs, best_so_far, highest_rung, ladders
+from tunefleet_contract.search.views import Finished, SearchView, scored
 from tunefleet_runtime.records import PlannedTrial
 
 from tunefleet.frames import PARAM_PREFIX
