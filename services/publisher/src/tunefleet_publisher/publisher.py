@@ -230,7 +230,7 @@ class Publisher:
         request = delivery.message
         try:
             decided = self._plan(delivery)
-            planned = self._record(decided) if decided is not None else []
+            recorded = self._record(decided) if decided is not None else []
         except STORE_ERRORS as exc:
             # Not the request's fault: it waits (unacked, then requeued) until the store answers.
             log.warning("store unavailable (%s); study %s waits", exc, request.study_id)
@@ -248,7 +248,7 @@ class Publisher:
         assert self._batch is not None  # set on connect, before any delivery
         # 1. The plan, recorded before anything runs by it.
         size = self.settings.tunefleet_publish_batch
-        events = [(event.kind, event.encode()) for event in planned]
+        events = [(event.kind, event.encode()) for event in recorded]
         for start in range(0, len(events), size):
             self._batch.publish(self.topology.events_exchange, events[start : start + size])
         # 2. The study: the collector then knows the total before any result arrives.
