@@ -14,6 +14,7 @@ from tunefleet_contract.messages import (
     StudyResumed,
     TrialMessage,
     TrialResult,
+    TrialSpec,
     TrialsPlanned,
     TrialsSettled,
     TrialsStarted,
@@ -32,7 +33,8 @@ TRIAL_MESSAGE = TrialMessage(
     metric="accuracy",
     folds=3,
     seed=0,
-    trials=TRIALS,
+    # As a worker decodes them: trials, without the plan's record of their search.
+    trials=[TrialSpec(trial_id=t.trial_id, library=t.library, params=t.params) for t in TRIALS],
 )
 # Every kind the events exchange carries (decode_event's), checked complete below.
 EVENTS: list[Message] = [

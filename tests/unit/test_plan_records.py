@@ -19,7 +19,7 @@ from tunefleet_contract.messages import (
     TrialsPlanned,
 )
 from tunefleet_contract.search.views import Decisions, SearchTally, SearchView, trial_search
-from tunefleet_publisher.planner import decide
+from tunefleet_publisher.planner import decide, plan
 from tunefleet_runtime.records import StudyRecord
 from tunefleet_runtime.settings import ClientSettings
 from tunefleet_runtime.store import study_status
@@ -90,6 +90,15 @@ def test_each_planned_trial_names_its_search_and_rung() -> None:
     # Every upfront point lies in the TPE space too: the parameters alone cannot tell them.
     tpe = SearchView.of(SPEC, "xgboost")
     assert tpe is not None and all(tpe.owns("xgboost", t.params) for t in plan[:3])
+
+
+def test_a_trial_message_carries_no_record_of_the_search() -> None:
+    request = StudyRequest(study_id=STUDY, spec=SPEC, submitted_at=0.0)
+    messages = plan(request, {}, 0).messages()
+    trials = [t for m in messages for t in json.loads(m.encode())["trials"]]
+    assert len(trials) == 10 and {tuple(sorted(t)) for t in trials} == {
+        ("library", "params", "trial_id")
+    }
 
 
 def test_the_read_side_takes_the_record_over_the_parameters() -> None:

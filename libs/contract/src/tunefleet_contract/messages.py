@@ -15,14 +15,7 @@ import math
 import time
 from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from tunefleet_contract.documents import check_document, load_json
 from tunefleet_contract.params import Scalar
 from tunefleet_contract.spec import DatasetSpec, StudySpec, Task, UploadDataset
@@ -164,8 +157,10 @@ class TrialSpec(_Document):
 
 class PlannedSpec(TrialSpec):
     """A trial as the plan records it: with the search that decided it and, for a search with
-    rungs (ASHA), the rung. Both are None in plans recorded before the plan named them. A trial
-    message carries it as the `TrialSpec` it also is: workers need neither."""
+    rungs (ASHA), the rung. Both are None in plans recorded before the plan named them. In a
+    trial message it is the `TrialSpec` it also is: a message encodes its trials as its
+    `trials` field declares them (pydantic serializes by the declared type), so workers get
+    neither field."""
 
     search: str | None = Field(default=None, min_length=1, max_length=100)
     rung: int | None = Field(default=None, ge=0, le=10_000)
@@ -190,19 +185,6 @@ class TrialMessage(Message):
     seed: int = Field(ge=0)
     trials: list[TrialSpec] = Field(min_length=1)
     revision: Revision = 0
-
-    @field_validator("trials", mode="before")
-    @classmethod
-    def _as_trials(cls, value: Any) -> Any:
-        # A planned trial travels as the trial it is: its search and rung stay in the plan.
-        if not isinstance(value, list):
-            return value
-        return [
-            TrialSpec.model_construct(trial_id=t.trial_id, library=t.library, params=t.params)
-            if isinstance(t, PlannedSpec)
-            else t
-            for t in value
-        ]
 
     @model_validator(mode="after")
     def _data_stored(self) -> TrialMessage:

@@ -120,10 +120,10 @@ class AdaptiveStrategy(Strategy[A]):
 
     def trial(self, params: dict[str, Scalar]) -> Decision | None:
         """The trial of these parameters, or None where the study has it already."""
-        found = self.context.decision(
-            checked(self.context.library, self.key, params), self.key, self._rung(params)
-        )
-        return None if self._known(found.trial_id) else found
+        tid = self.context.trial_id(checked(self.context.library, self.key, params))
+        if self._known(tid):
+            return None
+        return Decision(tid, self.context.library, params, self.key, self._rung(params))
 
     def _known(self, trial_id: str) -> bool:
         return trial_id in self._ids or trial_id in self.context.taken

@@ -92,9 +92,11 @@ class SearchContext:
     seed: int
     taken: Collection[str] = field(default_factory=frozenset)
 
+    def trial_id(self, params: Mapping[str, Scalar]) -> str:
+        return trial_id(self.study_id, self.library, params, self.scoring)
+
     def decision(self, params: dict[str, Scalar], search: str, rung: int | None = None) -> Decision:
-        tid = trial_id(self.study_id, self.library, params, self.scoring)
-        return Decision(tid, self.library, params, search, rung)
+        return Decision(self.trial_id(params), self.library, params, search, rung)
 
 
 def first_distinct(

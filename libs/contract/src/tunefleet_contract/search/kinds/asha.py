@@ -22,7 +22,7 @@ import math
 from collections.abc import Hashable, Mapping
 from typing import ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 from tunefleet_contract.libraries import catalogues
 from tunefleet_contract.params import param_problem
 from tunefleet_contract.rules import Scalar
@@ -48,29 +48,32 @@ class ASHASpec(AdaptiveSpec):
     max_rounds: int = Field(ge=1, le=1_000_000)
     eta: int = Field(default=3, ge=2, le=100)
     rounds: str | None = Field(default=None, min_length=1, max_length=200)
+    # The rounds of each rung, lowest first (`rungs`): computed once, asked for every trial.
+    _rungs: tuple[int, ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")
-    def _rungs(self) -> ASHASpec:
+    def _has_rungs(self) -> ASHASpec:
         if self.max_rounds < self.min_rounds * self.eta:
             raise ValueError(
                 f"max_rounds {self.max_rounds} leaves no rung above min_rounds "
                 f"{self.min_rounds} (it must be at least min_rounds * eta = "
                 f"{self.min_rounds * self.eta})"
             )
-        return self
-
-    def rungs(self) -> list[int]:
-        """The rounds of each rung, lowest first: min_rounds times powers of eta, and
-        max_rounds on top."""
         found = [self.min_rounds]
         while found[-1] * self.eta < self.max_rounds:
             found.append(found[-1] * self.eta)
         if found[-1] != self.max_rounds:
             found.append(self.max_rounds)
-        return found
+        self._rungs = tuple(found)
+        return self
+
+    def rungs(self) -> list[int]:
+        """The rounds of each rung, lowest first: min_rounds times powers of eta, and
+        max_rounds on top."""
+        return list(self._rungs)
 
     def rung_rounds(self, library: str) -> tuple[int, ...]:
-        return tuple(self.rungs())
+        return self._rungs
 
     def rounds_param(self, library: str) -> str:
         """The parameter the rungs set (checked against the catalogue by `problems`)."""
