@@ -39,6 +39,13 @@ def searches_for(spec: StudySpec, study_id: str) -> Searches:
 
 def planned(decision: Decision) -> PlannedSpec:
     """A decision as the plan records it and a trial message carries it."""
+    if decision.rung is None:  # left unset: a plan holds tens of thousands of these
+        return PlannedSpec(
+            trial_id=decision.trial_id,
+            library=decision.library,
+            params=decision.params,
+            search=decision.search,
+        )
     return PlannedSpec(
         trial_id=decision.trial_id,
         library=decision.library,

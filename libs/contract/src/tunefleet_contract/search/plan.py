@@ -79,12 +79,11 @@ class Searches:
 
     def decide(
         self, recorded: Sequence[Recorded], outcomes: Mapping[str, Outcome]
-    ) -> list[Decision]:
-        """The trial set so far, in planning order. The up-front searches decide again what
-        they decided (it follows from the spec); a reactive search is first restored from what
-        was `recorded` of its library (the store's plan) that no up-front search decides now,
-        and the stored `outcomes`, then decides what it can now."""
-        found: list[Decision] = []
+    ) -> Iterator[Decision]:
+        """The trial set so far, lazily, in planning order. The up-front searches decide again
+        what they decided (it follows from the spec); a reactive search is first restored from
+        what was `recorded` of its library (the store's plan) that no up-front search decides
+        now, and the stored `outcomes`, then decides what it can now."""
         for strategy in self.strategies:
             if strategy.reactive:
                 library = strategy.context.library
@@ -93,8 +92,7 @@ class Searches:
                     [r for r in recorded if r.library == library and r.trial_id not in taken],
                     outcomes,
                 )
-            found.extend(self._recorded(strategy.initial()))
-        return found
+            yield from self._recorded(strategy.initial())
 
     def react(self, trial_id: str, outcome: Outcome) -> list[Decision]:
         """What the searches decide on a result (each reactive one tops up)."""
