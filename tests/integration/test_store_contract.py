@@ -208,7 +208,7 @@ def test_the_plan_keeps_each_decisions_search_rung_and_cause(store: Store) -> No
     trials = [
         PlannedSpec(trial_id=ids[0], library="noop", params={"score": 0.1}, search="grid"),
         PlannedSpec(trial_id=ids[1], library="noop", params={"x": 1}, search="asha", rung=0),
-        TrialSpec(trial_id=ids[2], library="noop", params={"x": 2}),  # a plan from before
+        PlannedSpec(trial_id=ids[2], library="noop", params={"x": 2}),  # a plan from before
     ]
     store.write_events([TrialsPlanned(study_id=STUDY, first=0, trials=trials)])
     later = PlannedSpec(trial_id=ids[3], library="noop", params={"x": 1}, search="asha", rung=1)

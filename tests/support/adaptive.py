@@ -1,12 +1,13 @@
 """A study with a TPE and an ASHA search, as the planner and the workers would leave it in the
 store: its plan and its results, made by hand (scores from a formula), so that what status,
-top and the report say of it can be checked without services."""
+top and the report say of it can be checked without services. The plan names no search, as
+plans stored before the plan recorded it: the read side infers which search decided what."""
 
 from __future__ import annotations
 
 import math
 
-from tunefleet_contract.messages import TrialResult, TrialSpec, TrialsPlanned
+from tunefleet_contract.messages import PlannedSpec, TrialResult, TrialsPlanned
 from tunefleet_contract.spec import StudySpec
 from tunefleet_runtime.records import StudyRecord
 from tunefleet_runtime.store.memory import MemoryStore
@@ -64,16 +65,16 @@ class _Ids:
         return f"{self.n:024x}"
 
 
-def adaptive_study() -> tuple[list[TrialSpec], list[TrialResult]]:
+def adaptive_study() -> tuple[list[PlannedSpec], list[TrialResult]]:
     """The plan, in decision order, and the results: the grid's one trial; 20 TPE trials; 27
     ASHA configurations at 10 rounds, the best 9 promoted to 30, the best 3 of those to 90,
     whose last trial has no result yet (38 of 39 finished). Results finish one a second."""
     new_id = _Ids()
-    plan: list[TrialSpec] = []
+    plan: list[PlannedSpec] = []
     results: list[TrialResult] = []
 
     def trial(library: str, params: dict[str, int | float], score: float | None) -> None:
-        spec = TrialSpec(trial_id=new_id(), library=library, params=params)
+        spec = PlannedSpec(trial_id=new_id(), library=library, params=params)
         plan.append(spec)
         if score is not None:
             results.append(

@@ -13,6 +13,7 @@ from tunefleet import cli
 from tunefleet.cli import common
 from tunefleet.client import Client
 from tunefleet_contract.messages import (
+    PlannedSpec,
     StudyRequest,
     TrialResult,
     TrialSpec,
@@ -121,7 +122,7 @@ def test_status_counts_the_adaptive_search_by_the_record() -> None:
 
 
 def test_a_plan_stored_before_records_keeps_the_inference() -> None:
-    old = [TrialSpec(trial_id=t.trial_id, library=t.library, params=t.params) for t in planned()]
+    old = [PlannedSpec(trial_id=t.trial_id, library=t.library, params=t.params) for t in planned()]
     status = study_status(store_of(old), STUDY)
     assert status is not None
     xgb, lgb = status.searches

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from tunefleet.client import Client
-from tunefleet_contract.messages import TrialResult, TrialSpec, TrialsPlanned, TrialsStarted
+from tunefleet_contract.messages import PlannedSpec, TrialResult, TrialsPlanned, TrialsStarted
 from tunefleet_runtime.records import StudyRecord, StudyState
 from tunefleet_runtime.settings import ClientSettings
 from tunefleet_runtime.store import study_status
@@ -33,7 +33,7 @@ def result(tid: str, status: str, score: float | None, worker: str = "w1") -> Tr
 def store_with_plan() -> MemoryStore:
     store = MemoryStore()
     store.put_study(StudyRecord(study_id="s", spec=SPEC, n_trials=3, revision=0, submitted_at=1))
-    trials = [TrialSpec(trial_id=t, library="noop", params={"x": 1.0}) for t in (A, B, C)]
+    trials = [PlannedSpec(trial_id=t, library="noop", params={"x": 1.0}) for t in (A, B, C)]
     store.write_events([TrialsPlanned(study_id="s", first=0, trials=trials)])
     return store
 

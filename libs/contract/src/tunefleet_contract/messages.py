@@ -15,15 +15,7 @@ import math
 import time
 from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SerializerFunctionWrapHandler,
-    ValidationError,
-    model_serializer,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from tunefleet_contract.documents import check_document, load_json
 from tunefleet_contract.params import Scalar
 from tunefleet_contract.spec import DatasetSpec, StudySpec, Task, UploadDataset
@@ -172,22 +164,6 @@ class PlannedSpec(TrialSpec):
 
     search: str | None = Field(default=None, min_length=1, max_length=100)
     rung: int | None = Field(default=None, ge=0, le=10_000)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_trial(cls, data: Any) -> Any:
-        if isinstance(data, TrialSpec) and not isinstance(data, PlannedSpec):
-            return data.model_dump()
-        return data
-
-    @model_serializer(mode="wrap")
-    def _without_nulls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # A plan holds tens of thousands of trials: what they do not have is left out.
-        data: dict[str, Any] = handler(self)
-        for name in ("search", "rung"):
-            if data.get(name, 0) is None:
-                del data[name]
-        return data
 
 
 class TrialMessage(Message):
