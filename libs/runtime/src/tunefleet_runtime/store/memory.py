@@ -18,16 +18,8 @@ from tunefleet_contract.messages import (
     StudyResumed,
 )
 from tunefleet_contract.search.views import scored
-from tunefleet_runtime.blobs import (
-    CHUNK_BYTES,
-    BlobError,
-    BlobInfo,
-    BlobKind,
-    BlobStore,
-    Hashing,
-    MissingBlobError,
-    verified,
-)
+from tunefleet_runtime import blobs
+from tunefleet_runtime.blobs import BlobInfo, BlobKind
 from tunefleet_runtime.records import (
     PlannedTrial,
     ResultState,
@@ -36,26 +28,9 @@ from tunefleet_runtime.records import (
     TrialRecord,
     TrialStart,
 )
+from tunefleet_runtime.store import documents, rules
 from tunefleet_runtime.store.base import Store, check_prefix, trial_detail
-from tunefleet_runtime.store.documents import (
-    Doc,
-    model_doc,
-    model_record,
-    planned_trial,
-    study_record,
-    trial_record,
-    trial_start,
-)
-from tunefleet_runtime.store.rules import (
-    Merge,
-    apply,
-    check_plan,
-    control_fields,
-    kept_statuses,
-    merge,
-    model_replaces,
-    revised_fields,
-)
+from tunefleet_runtime.store.documents import Doc
 
 __all__ = ["MemoryBlobStore", "MemoryStore"]
 
@@ -103,7 +78,7 @@ class MemoryStore:
 
     def write_events(self, events: Iterable[Event]) -> dict[str, int]:
         with self._lock:
-            return apply(self, events)
+            return rules.apply(self, events)
 
     def probe_write(self) -> None:
         with self._lock:
@@ -135,12 +110,12 @@ class MemoryStore:
         new, present = self._insert("trials", docs)
         for known, doc in present:
             revision = max(int(known["revision"]), int(doc["revision"]))
-            match merge(known, doc):
-                case Merge.REPLACE:
+            match rules.merge(known, doc):
+                case rules.Merge.REPLACE:
                     self._docs("trials")[doc["_id"]] = {**doc, "revision": revision}
-                case Merge.MOVE:
+                case rules.Merge.MOVE:
                     known["revision"] = revision
-                case Merge.KEEP:
+                case rules.Merge.KEEP:
                     pass
         return new
 
@@ -153,8 +128,8 @@ class MemoryStore:
             for doc in self._docs("planned").values()
             if doc["study_id"] == event.study_id and doc["revision"] == event.revision
         }
-        check_plan(event, len(wanted))
-        kept = kept_statuses(event)
+        rules.check_plan(event, len(wanted))
+        kept = rules.kept_statuses(event)
         for doc in self._docs("trials").values():
             if (
                 doc["study_id"] == event.study_id
@@ -163,13 +138,13 @@ class MemoryStore:
                 and doc["_id"] in wanted
             ):
                 doc["revision"] = event.revision
-        study.update(revised_fields(event))
+        study.update(rules.revised_fields(event))
 
     def control(self, change: StudyCancelled | StudyResumed) -> None:
         study = self._docs("studies").get(change.study_id)
         if study is None:
             return
-        fields, removed = control_fields(change)
+        fields, removed = rules.control_fields(change)
         study.update(fields)
         for name in removed:
             study.pop(name, None)
@@ -177,23 +152,23 @@ class MemoryStore:
     def write_model(self, model: ModelStored, now: float) -> bool:
         stored = self._docs("models")
         known = stored.get(model.trial_id)
-        if not model_replaces(None if known is None else known.get("status"), model):
+        if not rules.model_replaces(None if known is None else known.get("status"), model):
             return False
-        stored[model.trial_id] = model_doc(model, now)
+        stored[model.trial_id] = documents.model_doc(model, now)
         return True
 
     # -- reading -----------------------------------------------------------------------------
 
     def study(self, study_id: str) -> StudyRecord | None:
         found = self._find("studies", _id=study_id)
-        return study_record(found[0]) if found else None
+        return documents.study_record(found[0]) if found else None
 
     def studies(self, limit: int = 50) -> list[StudyRecord]:
         found = sorted(self._find("studies"), key=lambda d: -float(d["submitted_at"]))
-        return [study_record(doc) for doc in found[:limit]]
+        return [documents.study_record(doc) for doc in found[:limit]]
 
     def _results(self, study_id: str, revision: int) -> list[TrialRecord]:
-        found = [trial_record(d) for d in self._find("trials", study_id=study_id)]
+        found = [documents.trial_record(d) for d in self._find("trials", study_id=study_id)]
         current = [r for r in found if r.revision == revision]
         # Best first; a result without a score after every scored one (as MongoDB sorts null).
         return sorted(current, key=lambda r: (r.score is None, -(r.score or 0.0)))
@@ -203,7 +178,7 @@ class MemoryStore:
 
     def starts(self, study_id: str, revision: int) -> list[TrialStart]:
         return [
-            trial_start(doc)
+            documents.trial_start(doc)
             for doc in self._find("starts", study_id=study_id)
             if doc["revision"] == revision
         ]
@@ -238,7 +213,7 @@ class MemoryStore:
 
     def plan(self, study_id: str, trial_ids: Collection[str] | None = None) -> list[PlannedTrial]:
         return [
-            planned_trial(doc)
+            documents.planned_trial(doc)
             for doc in self._plan(study_id)
             if trial_ids is None or doc["_id"] in trial_ids
         ]
@@ -256,9 +231,9 @@ class MemoryStore:
             return None
         tid = ids.pop()
         docs = self._find("trials", _id=tid)
-        result = trial_record(docs[0]) if docs else None
+        result = documents.trial_record(docs[0]) if docs else None
         starts = sorted(
-            (trial_start(doc) for doc in self._find("starts", trial_id=tid)),
+            (documents.trial_start(doc) for doc in self._find("starts", trial_id=tid)),
             key=lambda s: (s.revision, s.attempt),
         )
         study_id = result.study_id if result else self._find("starts", trial_id=tid)[0]["study_id"]
@@ -272,7 +247,7 @@ class MemoryStore:
             if trial_id is None or doc["_id"] == trial_id
         ]
         found.sort(key=lambda d: -float(d["stored_at"]))
-        return [model_record(doc) for doc in found]
+        return [documents.model_record(doc) for doc in found]
 
     def studies_using(self, sha256: str) -> list[str]:
         return sorted(
@@ -282,7 +257,7 @@ class MemoryStore:
         )
 
 
-class MemoryBlobStore(BlobStore):
+class MemoryBlobStore(blobs.BlobStore):
     """Blobs in memory. A blob is stored whole or not at all, so no upload leaves anything
     behind to prune."""
 
@@ -302,11 +277,11 @@ class MemoryBlobStore(BlobStore):
         return sorted(found, key=lambda info: -info.created_at)
 
     def _store(
-        self, stream: Hashing, sha: str, size: int, *, kind: BlobKind, format: str, name: str
+        self, stream: blobs.Hashing, sha: str, size: int, *, kind: BlobKind, format: str, name: str
     ) -> tuple[BlobInfo, bool]:
-        data = b"".join(iter(lambda: stream.read(CHUNK_BYTES), b""))
+        data = b"".join(iter(lambda: stream.read(blobs.CHUNK_BYTES), b""))
         if stream.digest.hexdigest() != sha:
-            raise BlobError(f"{name or sha}: the content changed while it was uploaded")
+            raise blobs.BlobError(f"{name or sha}: the content changed while it was uploaded")
         info = BlobInfo(sha, len(data), kind, format, name, time.time())
         with self._lock:
             if sha in self._blobs:
@@ -318,10 +293,10 @@ class MemoryBlobStore(BlobStore):
         with self._lock:
             found = self._blobs.get(sha256)
         if found is None:
-            raise MissingBlobError(f"no stored blob {sha256} (never uploaded, or deleted)")
+            raise blobs.MissingBlobError(f"no stored blob {sha256} (never uploaded, or deleted)")
         info, data = found
-        chunks = (data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES))
-        return info, verified(info, chunks)
+        chunks = (data[i : i + blobs.CHUNK_BYTES] for i in range(0, len(data), blobs.CHUNK_BYTES))
+        return info, blobs.verified(info, chunks)
 
     def delete(self, sha256: str) -> bool:
         with self._lock:
