@@ -1,7 +1,8 @@
 """The catalogue's registry: one module per model library, each with a `CATALOGUE`.
 
-A new library is one new module here (and its training module in the worker's
-`tunefleet_worker.libraries`); nothing else names libraries.
+A new library is one new module here, its training module in the worker's
+`tunefleet_worker.libraries`, and (to load its refitted models) its loader in the client's
+`tunefleet.estimators`; nothing else names libraries.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ trials whose parameters lie in its adaptive search's space (for ASHA, with the r
 the rungs), the rest are its other searches' ("grid+random"). That inference cannot tell a grid
 point or a random draw that also lies in the adaptive space from the adaptive search's own; the
 record can.
-
 """
 
 from __future__ import annotations
@@ -179,9 +178,9 @@ class SearchView:
     def owns(self, library: str, params: Params, trial_id: str | None = None) -> bool:
         """Whether this search decided the trial (the plan's record of `trial_id`, or as far
         as the parameters tell)."""
-        return library == self.library and self.decisions.of(trial_id, library, params)[0] == (
-            self.key
-        )
+        if library != self.library:
+            return False
+        return self.decisions.of(trial_id, library, params)[0] == self.key
 
     def rung(self, params: Params, trial_id: str | None = None) -> int | None:
         """The rung of one of its trials (None: not at a rung, or no rungs)."""

@@ -2,7 +2,8 @@
 
 A module says how to build the library's scikit-learn estimator and, where it can, how to fit
 it on a fold while reusing the fold cache's prepared structures (its cache keys live with it).
-A new library is one new module here (and its catalogue in `tunefleet_contract.libraries`).
+A new library is one new module here, its catalogue in `tunefleet_contract.libraries`, and its
+model loader in the client's `tunefleet.estimators`.
 """
 
 from __future__ import annotations
