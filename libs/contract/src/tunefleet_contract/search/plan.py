@@ -74,8 +74,7 @@ class Searches:
 
     def initial(self) -> Iterator[Decision]:
         """Every trial decided before any result, lazily, in planning order."""
-        for strategy in self.strategies:
-            yield from self._recorded(strategy.initial())
+        return self.decide((), {})
 
     def decide(
         self, recorded: Sequence[Recorded], outcomes: Mapping[str, Outcome]
@@ -85,14 +84,16 @@ class Searches:
         what was `recorded` of its library (the store's plan) that no up-front search decides
         now, and the stored `outcomes`, then decides what it can now."""
         for strategy in self.strategies:
+            library = strategy.context.library
+            taken = self._taken[library]
             if strategy.reactive:
-                library = strategy.context.library
-                taken = self._taken[library]
                 strategy.restore(
                     [r for r in recorded if r.library == library and r.trial_id not in taken],
                     outcomes,
                 )
-            yield from self._recorded(strategy.initial())
+            for decision in strategy.initial():
+                taken.add(decision.trial_id)  # before the strategy resumes: it reads `taken`
+                yield decision
 
     def react(self, trial_id: str, outcome: Outcome) -> list[Decision]:
         """What the searches decide on a result (each reactive one tops up)."""

@@ -96,7 +96,8 @@ class SearchContext:
         return trial_id(self.study_id, self.library, params, self.scoring)
 
     def decision(self, params: dict[str, Scalar], search: str, rung: int | None = None) -> Decision:
-        return Decision(self.trial_id(params), self.library, params, search, rung)
+        tid = trial_id(self.study_id, self.library, params, self.scoring)
+        return Decision(tid, self.library, params, search, rung)
 
 
 def first_distinct(
