@@ -53,12 +53,15 @@ class TPEStrategy(AdaptiveStrategy[TPESpec]):
     def __init__(self, spec: TPESpec, context: SearchContext) -> None:
         super().__init__(spec, context)
         self._order = spec.order()
+        self._optuna: dict[str, Any] = {}  # the space in Optuna's terms, made at the first ask
 
     def _frozen(self, trial: Decision) -> Any:
         from optuna.trial import TrialState, create_trial
 
-        params = {k: v for k, v in trial.params.items() if k in self.spec.space}
-        distributions = {k: self.spec.space[k].optuna() for k in params}
+        if not self._optuna:
+            self._optuna = {name: dist.optuna() for name, dist in self.spec.space.items()}
+        params = {k: v for k, v in trial.params.items() if k in self._optuna}
+        distributions = {k: self._optuna[k] for k in params}
         if trial.trial_id not in self.outcomes:
             return create_trial(
                 state=TrialState.RUNNING, params=params, distributions=distributions
