@@ -37,19 +37,29 @@ def check_document(value: object, *, max_depth: int = MAX_DEPTH) -> None:
 
     Iterative, so that checking a hostile value cannot itself overflow the stack.
     """
+    if not _nested(value):
+        return
     stack: list[tuple[object, int, str]] = [(value, 0, "")]
     while stack:
         item, depth, path = stack.pop()
-        if not isinstance(item, Mapping | list | tuple):
-            continue
         if depth >= max_depth:
             raise DocumentError(f"{path or 'the value'}: nested deeper than {max_depth} levels")
         if isinstance(item, Mapping):
+            where = path or "the document"
             for key, child in item.items():
-                check_key(key, path or "the document")
-                stack.append((child, depth + 1, f"{path}.{key}" if path else str(key)))
-        else:
-            stack.extend((child, depth + 1, f"{path}.{i}") for i, child in enumerate(item))
+                check_key(key, where)
+                # A scalar needs no more than its key checked: only what nests goes on.
+                if _nested(child):
+                    stack.append((child, depth + 1, f"{path}.{key}" if path else str(key)))
+        elif isinstance(item, list | tuple):
+            stack.extend(
+                (child, depth + 1, f"{path}.{i}") for i, child in enumerate(item) if _nested(child)
+            )
+
+
+def _nested(value: object) -> bool:
+    # In this order: what documents are made of, cheap to test, before the abstract Mapping.
+    return isinstance(value, dict | list | tuple | Mapping)
 
 
 def load_json(data: bytes | str) -> Any:
