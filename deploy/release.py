@@ -30,6 +30,7 @@ from typing import Any
 SERVICES = ("publisher", "worker", "collector")
 OVERLAYS = ("gke", "gke-keda", "gke-production")
 NAMESPACE = "tunefleet"
+LABELS = {"app.kubernetes.io/part-of": "tunefleet"}
 
 
 class ReleaseError(Exception):
@@ -87,7 +88,7 @@ def policies(
         {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
-            "metadata": {"name": "kube-apiserver", "namespace": NAMESPACE},
+            "metadata": {"name": "kube-apiserver", "namespace": NAMESPACE, "labels": LABELS},
             "spec": {
                 "podSelector": {
                     "matchExpressions": [
@@ -110,7 +111,7 @@ def policies(
             {
                 "apiVersion": "networking.k8s.io/v1",
                 "kind": "NetworkPolicy",
-                "metadata": {"name": "mongodb-egress", "namespace": NAMESPACE},
+                "metadata": {"name": "mongodb-egress", "namespace": NAMESPACE, "labels": LABELS},
                 "spec": {
                     "podSelector": {"matchLabels": {"tunefleet.io/store-client": "true"}},
                     "policyTypes": ["Egress"],
