@@ -1,4 +1,4 @@
-"""MongoDB layout, writes (the collector's only) and the queries the CLI and API run.
+"""MongoDB layout, writes (the collector's and the planner's) and the queries the CLI and API run.
 
 Written to work on MongoDB and FerretDB alike: no transactions, `$group` with `$sum` only,
 best scores by `$sort` + `$limit`, no NaN, no nested arrays, plain keys.
@@ -364,12 +364,13 @@ def _leaderboard(
 
 
 class Store(Protocol):
-    """What tunefleet keeps, as its readers and its one writer see it. MongoDB is one
+    """What tunefleet keeps, as its readers and its writers see it. MongoDB is one
     implementation (`MongoStore`); `tunefleet_runtime.memstore.MemoryStore` serves unit tests.
     A new backend implements this protocol."""
 
     def write_events(self, events: Iterable[Event]) -> dict[str, int]:
-        """Store a batch idempotently (the collector's only write); raises on any failure."""
+        """Store a batch idempotently (the collector's events, the planner's decisions and the
+        results they rest on); raises on any failure."""
         ...
 
     def study(self, study_id: str) -> StudyRecord | None: ...

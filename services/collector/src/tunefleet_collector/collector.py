@@ -1,4 +1,6 @@
-"""Events in, MongoDB documents out: the only writer, batched, idempotent, acks after writing."""
+"""Events in, MongoDB documents out: batched, idempotent, acks after writing. Not the only writer:
+the planner records its decisions and the results they rest on itself, and blobs (uploaded
+datasets, models) are the client's and the workers'."""
 
 from __future__ import annotations
 
