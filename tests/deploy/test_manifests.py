@@ -321,6 +321,10 @@ def test_the_production_broker_alarm_is_the_in_cluster_ones(
     settings = rabbitmq_memory_settings(cluster["rabbitmq"]["additionalConfig"])
     assert settings == {"vm_memory_high_watermark.relative": 0.4}
     assert cluster["replicas"] == 3
+    # Every quorum queue on all three nodes, also one declared before the others joined.
+    config = cluster["rabbitmq"]["additionalConfig"]
+    assert "quorum_queue.continuous_membership_reconciliation.enabled = true" in config
+    assert "quorum_queue.continuous_membership_reconciliation.target_group_size = 3" in config
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -532,8 +536,10 @@ def test_docs_say_who_reaches_the_database() -> None:
     """docs/deploy.md once said "only the collector" twice, while the planner and the workers
     use the store too."""
     text = " ".join((ROOT / "docs" / "deploy.md").read_text().split())
-    assert not re.search(r"(?i)mongodb:? from the collector only|only the collector", text)
-    assert "MongoDB: from the collector, the publisher and the workers" in text
+    # The two places that said so: the live-API suite's list and the static checks' list.
+    old = r"(?i)mongodb: from the collector only|only the collector and the workers \(blobs"
+    assert not re.search(old, text)
+    assert "reach AMQP and MongoDB (the collector, the planner and the workers" in text
 
 
 # -- 18: startup probes, GKE's managed Prometheus ---------------------------------------------
