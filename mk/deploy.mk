@@ -15,15 +15,15 @@ CLUSTER ?= tunefleet
 LOCATION ?= europe-west4-a
 # The image tag: the commit, and for a tree with changes (tracked or not) the commit plus a hash
 # of them, so that different code never goes out under a tag already used (the same changes
-# give the same tag). Computed once, here.
-ifeq ($(origin TAG),undefined)
-TAG := $(shell c=$$(git rev-parse --short=12 HEAD 2>/dev/null) || exit 0; \
+# give the same tag). Computed on first use only (make test and make demo never pay for it),
+# then kept: the recursive variable replaces itself with its value.
+GIT_TAG_COMMAND = c=$$(git rev-parse --short=12 HEAD 2>/dev/null) || exit 0; \
 	if [ -n "$$(git status --porcelain --untracked-files=normal 2>/dev/null)" ]; then \
 		d=$$({ git diff HEAD --binary; git ls-files -z --others --exclude-standard | \
 			xargs -0r sha256sum; } 2>/dev/null | sha256sum | cut -c1-10); \
 		echo "$$c-dirty-$$d"; \
-	else echo "$$c"; fi)
-endif
+	else echo "$$c"; fi
+TAG ?= $(eval TAG := $(shell $(GIT_TAG_COMMAND)))$(TAG)
 KEDA ?=
 # What deploy-gke applies: k8s/gke, k8s/gke-keda (KEDA=1) or k8s/gke-production.
 OVERLAY ?= $(if $(KEDA),gke-keda,gke)
