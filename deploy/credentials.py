@@ -1,27 +1,95 @@
-"""Write the kustomize secret inputs from `.env`: `python deploy/credentials.py [.env] [k8s]`.
+"""Write the kustomize secret inputs from `.env`: `deploy/credentials.py [--local] [.env] [k8s]`.
 
-The same four values as docker-compose.yml (RABBITMQ_USER, RABBITMQ_PASSWORD, MONGO_USER,
-MONGO_PASSWORD) become, under k8s/ (git-ignored):
+`.env` holds two administrators: RABBITMQ_USER/RABBITMQ_PASSWORD (the broker's) and
+MONGO_USER/MONGO_PASSWORD (MongoDB's root), the same four values docker-compose.yml reads. The
+services do not use them: each service gets a user of its own on the broker and on the
+database, with the rights it needs, and KEDA a user that can read queue lengths and nothing
+else. Their passwords are derived from the administrator's (HMAC-SHA256, so the same .env
+always gives the same Secrets, and a service's password does not reveal the administrator's);
+changing an administrator's password in .env changes them all at the next deploy.
 
-- base/credentials/rabbitmq.env   the broker's own user (RABBITMQ_DEFAULT_USER/PASS)
-- base/credentials/mongodb.env    MongoDB's root user (MONGO_INITDB_ROOT_USERNAME/PASSWORD)
-- base/credentials/broker.env     RABBITMQ_URL, for every service
-- base/credentials/store.env      MONGODB_URL, for the collector and the workers
-- components/keda-workers/credentials/management.env   the management API URL, for KEDA
+Written under k8s/ (all git-ignored):
 
-Passwords are percent-encoded into the URLs, so any character works.
+- base/credentials/<service>.env          RABBITMQ_URL and MONGODB_URL of the service's users
+- components/rabbitmq/credentials/definitions.json
+                                          every broker user (salted password hash), its
+                                          permissions and the virtual host, imported by the
+                                          broker at every start
+- components/rabbitmq-cluster/credentials/ the same definitions, and the administrator as the
+                                          RabbitMQ cluster operator's default user
+- components/mongodb/credentials/mongodb.env  the root user, and the services' users for users.js
+- components/keda-workers/credentials/management.env  the management API URL of KEDA's user
+
+Where the broker and the database are: RABBITMQ_ADDRESS (default amqp://rabbitmq:5672/%2F),
+RABBITMQ_MANAGEMENT_ADDRESS (default http://rabbitmq.tunefleet.svc:15672/%2F) and
+MONGODB_ADDRESS (default mongodb://mongodb:27017/?authSource=admin), URLs without credentials:
+the in-cluster Services unless .env says otherwise (a managed MongoDB in production).
+
+The example passwords of .env.example, and any password under 16 characters, are refused unless
+`--local` says the cluster is a local one (`make dev`).
 """
 
 from __future__ import annotations
 
+import argparse
+import base64
+import hashlib
+import hmac
+import json
 import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from tunefleet_contract.topology import Topology, declare
 
 REQUIRED = ("RABBITMQ_USER", "RABBITMQ_PASSWORD", "MONGO_USER", "MONGO_PASSWORD")
-# The in-cluster (and in-compose) service names of the broker and the database.
-RABBITMQ_HOST = "rabbitmq"
-MONGODB_HOST = "mongodb"
+PASSWORDS = ("RABBITMQ_PASSWORD", "MONGO_PASSWORD")
+EXAMPLE_PREFIX = "change-me"
+MIN_PASSWORD = 16
+DEFAULT_ADDRESSES = {
+    "RABBITMQ_ADDRESS": "amqp://rabbitmq:5672/%2F",
+    "RABBITMQ_MANAGEMENT_ADDRESS": "http://rabbitmq.tunefleet.svc:15672/%2F",
+    "MONGODB_ADDRESS": "mongodb://mongodb:27017/?authSource=admin",
+}
+SERVICES = ("publisher", "worker", "collector")
+# RabbitMQ's default password hashing (rabbit_password_hashing_sha256).
+HASHING = "rabbit_password_hashing_sha256"
+
+
+@dataclass(frozen=True)
+class Role:
+    """What a service does on the broker besides declaring the topology: the queues it consumes
+    (Topology attribute names) and the exchanges it publishes to."""
+
+    consumes: tuple[str, ...]
+    publishes: tuple[str, ...]
+
+
+# Every service publishes events and dead-letters what it refuses (tunefleet_runtime.broker).
+ROLES = {
+    "publisher": Role(
+        consumes=("studies_queue", "planner_queue"),
+        publishes=("trials_exchange", "events_exchange", "dead_letter_exchange"),
+    ),
+    "worker": Role(
+        consumes=("trials_queue", "control_queue"),
+        publishes=("events_exchange", "dead_letter_exchange"),
+    ),
+    "collector": Role(
+        consumes=("events_queue", "dead_letter_collector_queue"),
+        publishes=("events_exchange", "dead_letter_exchange"),
+    ),
+}
+
+
+class CredentialsError(SystemExit):
+    """Exit 2 with a message naming what is wrong in the env file."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -33,7 +101,7 @@ def read_env_file(path: Path) -> dict[str, str]:
             continue
         key, sep, value = line.removeprefix("export ").partition("=")
         if not sep:
-            raise SystemExit(f"{path}:{number}: expected KEY=VALUE")
+            raise CredentialsError(f"{path}:{number}: expected KEY=VALUE")
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
@@ -41,54 +109,253 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-def render(values: dict[str, str]) -> dict[str, dict[str, str]]:
-    """File name (relative to k8s/) -> its KEY=VALUE pairs."""
+def check(values: dict[str, str], *, local: bool) -> None:
     missing = [key for key in REQUIRED if not values.get(key)]
     if missing:
-        raise SystemExit(f"missing in the env file: {', '.join(missing)} (see .env.example)")
-    ruser, rpass = quote(values["RABBITMQ_USER"], safe=""), quote(values["RABBITMQ_PASSWORD"], "")
-    muser, mpass = quote(values["MONGO_USER"], safe=""), quote(values["MONGO_PASSWORD"], safe="")
+        raise CredentialsError(f"missing in the env file: {', '.join(missing)} (see .env.example)")
+    if any("\n" in value for value in values.values()):
+        raise CredentialsError("values must be single lines")
+    if local:
+        return
+    weak = []
+    for key in PASSWORDS:
+        password = values[key]
+        if password.lower().startswith(EXAMPLE_PREFIX):
+            weak.append(f"{key} is .env.example's ({password})")
+        elif len(password) < MIN_PASSWORD:
+            weak.append(f"{key} has {len(password)} characters, fewer than {MIN_PASSWORD}")
+    if weak:
+        raise CredentialsError(
+            "refusing to write credentials for a cluster: "
+            + "; ".join(weak)
+            + ". Set real passwords in .env (openssl rand -hex 24); only a local cluster "
+            "(make dev, or --local) accepts the examples."
+        )
+
+
+def derive(secret: str, label: str) -> str:
+    """A password for `label`, from an administrator's password (HMAC-SHA256, 40 hex digits)."""
+    digest = hmac.new(secret.encode(), f"tunefleet:{label}".encode(), hashlib.sha256)
+    return digest.hexdigest()[:40]
+
+
+def rabbitmq_password_hash(password: str, salt: bytes) -> str:
+    """What RabbitMQ stores (rabbit_password_hashing_sha256): salt + SHA-256(salt + password)."""
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+@dataclass
+class _Declared:
+    """The permissions `declare` needs, recorded from a channel that only takes notes.
+
+    RabbitMQ asks for configure on what is declared; for a queue with a dead-letter exchange,
+    read on the queue and write on that exchange; for a binding, write on the queue and read
+    on the exchange."""
+
+    configure: set[str] = field(default_factory=set)
+    write: set[str] = field(default_factory=set)
+    read: set[str] = field(default_factory=set)
+
+    def exchange_declare(self, exchange: str, **_: Any) -> None:
+        self.configure.add(exchange)
+
+    def queue_declare(self, queue: str, arguments: dict[str, Any] | None = None, **_: Any) -> None:
+        self.configure.add(queue)
+        dlx = (arguments or {}).get("x-dead-letter-exchange")
+        if dlx:
+            self.read.add(queue)
+            self.write.add(dlx)
+
+    def queue_bind(self, queue: str, exchange: str, **_: Any) -> None:
+        self.write.add(queue)
+        self.read.add(exchange)
+
+
+def _exactly(names: Iterable[str]) -> str:
+    return "^(" + "|".join(sorted(n.replace(".", r"\.") for n in set(names))) + ")$"
+
+
+def broker_permissions(namespace: str) -> dict[str, dict[str, str]]:
+    """Each service's permissions: what declaring the whole topology needs (every process
+    declares it when it connects), the queues it consumes and the exchanges it publishes to;
+    nothing outside the namespace's own names."""
+    topology = Topology(namespace)
+    declared = _Declared()
+    declare(declared, topology)
+    permissions = {}
+    for service, role in ROLES.items():
+        permissions[service] = {
+            "configure": _exactly(declared.configure),
+            "write": _exactly(declared.write | {getattr(topology, e) for e in role.publishes}),
+            "read": _exactly(declared.read | {getattr(topology, q) for q in role.consumes}),
+        }
+    return permissions
+
+
+def _with_credentials(address: str, user: str, password: str) -> str:
+    parts = urlsplit(address)
+    host = parts.hostname or ""
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _config(k8s: Path, name: str, key: str, default: str) -> str:
+    """A value of k8s/base/config/<name> (the ConfigMaps the services read)."""
+    path = k8s / "base" / "config" / name
+    if path.exists():
+        return read_env_file(path).get(key, default)
+    return default
+
+
+def users(namespace: str) -> dict[str, str]:
+    """The user name of each service, and KEDA's, on the broker and on the database."""
+    return {role: f"{namespace}-{role}" for role in (*SERVICES, "keda")}
+
+
+def render(values: dict[str, str], k8s: Path) -> dict[str, str]:
+    """File (relative to k8s/) -> its content."""
+    namespace = _config(k8s, "common.env", "TUNEFLEET_NAMESPACE", "tunefleet")
+    database = _config(k8s, "store.env", "MONGODB_DATABASE", "tunefleet")
+    addresses = {key: values.get(key) or default for key, default in DEFAULT_ADDRESSES.items()}
+    admin, admin_password = values["RABBITMQ_USER"], values["RABBITMQ_PASSWORD"]
+    root, root_password = values["MONGO_USER"], values["MONGO_PASSWORD"]
+    names = users(namespace)
+    broker = {role: derive(admin_password, f"rabbitmq/{name}") for role, name in names.items()}
+    store = {s: derive(root_password, f"mongodb/{names[s]}") for s in SERVICES}
+
+    files: dict[str, str] = {}
+    for service in SERVICES:
+        urls = {
+            "RABBITMQ_URL": _with_credentials(
+                addresses["RABBITMQ_ADDRESS"], names[service], broker[service]
+            ),
+            "MONGODB_URL": _with_credentials(
+                addresses["MONGODB_ADDRESS"], names[service], store[service]
+            ),
+        }
+        files[f"base/credentials/{service}.env"] = _env(urls)
+
+    vhost = unquote(urlsplit(addresses["RABBITMQ_ADDRESS"]).path.removeprefix("/")) or "/"
+    definitions = json.dumps(
+        rabbitmq_definitions(admin, admin_password, names, broker, namespace, vhost), indent=2
+    )
+    files["components/rabbitmq/credentials/definitions.json"] = definitions + "\n"
+    files["components/rabbitmq-cluster/credentials/definitions.json"] = definitions + "\n"
+    management = urlsplit(addresses["RABBITMQ_MANAGEMENT_ADDRESS"])
+    files["components/rabbitmq-cluster/credentials/admin.env"] = _env(
+        {
+            "username": admin,
+            "password": admin_password,
+            "host": management.hostname or "rabbitmq",
+            "port": str(urlsplit(addresses["RABBITMQ_ADDRESS"]).port or 5672),
+            "provider": "rabbitmq",
+            "type": "rabbitmq",
+        }
+    )
+    files["components/rabbitmq-cluster/credentials/default_user.conf"] = (
+        f"default_user = {admin}\ndefault_pass = {admin_password}\n"
+    )
+    files["components/mongodb/credentials/mongodb.env"] = _env(
+        {
+            "MONGO_INITDB_ROOT_USERNAME": root,
+            "MONGO_INITDB_ROOT_PASSWORD": root_password,
+            "MONGODB_DATABASE": database,
+            "TUNEFLEET_MONGODB_USERS": ",".join(f"{names[s]}={store[s]}" for s in SERVICES),
+        }
+    )
+    files["components/keda-workers/credentials/management.env"] = _env(
+        {
+            "host": _with_credentials(
+                addresses["RABBITMQ_MANAGEMENT_ADDRESS"], names["keda"], broker["keda"]
+            )
+        }
+    )
+    return files
+
+
+def rabbitmq_definitions(
+    admin: str,
+    admin_password: str,
+    names: dict[str, str],
+    passwords: dict[str, str],
+    namespace: str,
+    vhost: str,
+) -> dict[str, Any]:
+    """The broker's users and permissions, in RabbitMQ's definitions format.
+
+    The administrator (people, the CLI through a port-forward) may do anything; each service
+    what `broker_permissions` says; KEDA may look at queues through the management API (the
+    `management` tag needs a permission entry on the virtual host) and use none of them."""
+
+    def user(name: str, password: str, tags: list[str]) -> dict[str, Any]:
+        # A salt derived like the password: the same .env gives the same file, and the same
+        # Secret, so an unchanged deploy restarts nothing.
+        salt = bytes.fromhex(derive(admin_password, f"rabbitmq-salt/{name}")[:8])
+        return {
+            "name": name,
+            "password_hash": rabbitmq_password_hash(password, salt),
+            "hashing_algorithm": HASHING,
+            "tags": tags,
+            "limits": {},
+        }
+
+    nothing = {"configure": "^$", "write": "^$", "read": "^$"}
+    everything = {"configure": ".*", "write": ".*", "read": ".*"}
+    services = broker_permissions(namespace)
     return {
-        "base/credentials/rabbitmq.env": {
-            "RABBITMQ_DEFAULT_USER": values["RABBITMQ_USER"],
-            "RABBITMQ_DEFAULT_PASS": values["RABBITMQ_PASSWORD"],
-        },
-        "base/credentials/mongodb.env": {
-            "MONGO_INITDB_ROOT_USERNAME": values["MONGO_USER"],
-            "MONGO_INITDB_ROOT_PASSWORD": values["MONGO_PASSWORD"],
-        },
-        "base/credentials/broker.env": {
-            "RABBITMQ_URL": f"amqp://{ruser}:{rpass}@{RABBITMQ_HOST}:5672/%2F",
-        },
-        "base/credentials/store.env": {
-            "MONGODB_URL": f"mongodb://{muser}:{mpass}@{MONGODB_HOST}:27017/?authSource=admin",
-        },
-        "components/keda-workers/credentials/management.env": {
-            "host": f"http://{ruser}:{rpass}@{RABBITMQ_HOST}.tunefleet.svc:15672/%2F",
-        },
+        "users": [
+            user(admin, admin_password, ["administrator"]),
+            *(user(names[s], passwords[s], []) for s in SERVICES),
+            user(names["keda"], passwords["keda"], ["management"]),
+        ],
+        "vhosts": [{"name": vhost}],
+        "permissions": [
+            {"user": admin, "vhost": vhost, **everything},
+            *({"user": names[s], "vhost": vhost, **services[s]} for s in SERVICES),
+            {"user": names["keda"], "vhost": vhost, **nothing},
+        ],
     }
 
 
-def write(env_file: Path, k8s: Path) -> list[Path]:
+def _env(pairs: dict[str, str]) -> str:
+    return "".join(f"{key}={value}\n" for key, value in pairs.items())
+
+
+def write(env_file: Path, k8s: Path, *, local: bool = False) -> list[Path]:
+    values = read_env_file(env_file)
+    check(values, local=local)
     written = []
-    for name, pairs in render(read_env_file(env_file)).items():
+    for name, content in render(values, k8s).items():
         target = k8s / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        if any("\n" in v for v in pairs.values()):
-            raise SystemExit(f"{env_file}: values must be single lines")
-        target.write_text("".join(f"{k}={v}\n" for k, v in pairs.items()))
+        target.write_text(content)
         target.chmod(0o600)
         written.append(target)
     return written
 
 
 def main(argv: list[str]) -> int:
-    env_file = Path(argv[0] if argv else ".env")
-    k8s = Path(argv[1] if len(argv) > 1 else "k8s")
-    if not env_file.exists():
-        print(f"{env_file} not found: copy .env.example to .env and set passwords", file=sys.stderr)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("env_file", nargs="?", default=".env", type=Path)
+    parser.add_argument("k8s", nargs="?", default="k8s", type=Path)
+    parser.add_argument(
+        "--local", action="store_true", help="a local cluster (make dev): example passwords pass"
+    )
+    args = parser.parse_args(argv)
+    if not args.env_file.exists():
+        print(
+            f"{args.env_file} not found: copy .env.example to .env and set passwords",
+            file=sys.stderr,
+        )
         return 2
-    for path in write(env_file, k8s):
+    try:
+        written = write(args.env_file, args.k8s, local=args.local)
+    except CredentialsError as exc:
+        print(exc.code, file=sys.stderr)
+        return 2
+    for path in written:
         print(f"wrote {path}")
     return 0
 

@@ -6,6 +6,8 @@
 #   build.sh kwok v0.8.0 DIR           kwok (fake nodes and pod status) and its stages
 #   build.sh tilt v0.33.21 DIR         tilt (to evaluate the Tiltfile)
 #   build.sh keda v2.16.1 DIR          KEDA's CustomResourceDefinitions (nothing to compile)
+#   build.sh gmp v0.13.1 DIR           GKE managed Prometheus's PodMonitoring CRD
+#   build.sh rabbitmq-operator v2.12.1 DIR   the RabbitMQ cluster operator's RabbitmqCluster CRD
 set -euo pipefail
 
 tool=$1 version=$2 final=$(realpath -m "$3")
@@ -85,8 +87,14 @@ tilt)
 keda)
 	cp "$(module_dir "github.com/kedacore/keda/v2@$version")"/config/crd/bases/keda.sh_*.yaml "$out/"
 	;;
+gmp)
+	cp "$(module_dir "github.com/GoogleCloudPlatform/prometheus-engine@$version")"/charts/operator/crds/monitoring.googleapis.com_podmonitorings.yaml "$out/"
+	;;
+rabbitmq-operator)
+	cp "$(module_dir "github.com/rabbitmq/cluster-operator/v2@$version")"/config/crd/bases/rabbitmq.com_rabbitmqclusters.yaml "$out/"
+	;;
 *)
-	echo "build.sh: unknown tool $tool (kubernetes, kwok, tilt, keda)" >&2
+	echo "build.sh: unknown tool $tool (kubernetes, kwok, tilt, keda, gmp, rabbitmq-operator)" >&2
 	exit 2
 	;;
 esac

@@ -39,6 +39,10 @@ KWOK_VERSION = "v0.8.0"
 TILT_VERSION = "v0.33.21"
 # KEDA 2.16 is the release that supports Kubernetes 1.29 to 1.31.
 KEDA_VERSION = "v2.16.1"
+# GKE's managed Prometheus (PodMonitoring): the newest release the Go module proxy serves.
+GMP_VERSION = "v0.13.1"
+# The RabbitMQ cluster operator (RabbitmqCluster) that k8s/gke-production is written for.
+RABBITMQ_OPERATOR_VERSION = "v2.12.1"
 HERE = Path(__file__).resolve().parent
 BUILD = HERE / "build.sh"
 STAGES = HERE / "stages.yaml"
@@ -57,18 +61,30 @@ WHY = {
     "kwok": f"KWOK {KWOK_VERSION}: fake nodes that report Ready and run pods (sigs.k8s.io/kwok)",
     "tilt": f"Tilt {TILT_VERSION}: evaluates the Tiltfile as `make dev` does (tilt-dev/tilt)",
     "keda": f"KEDA {KEDA_VERSION}'s CRDs, for `make deploy-gke KEDA=1` (kedacore/keda/v2)",
+    "gmp": (
+        f"GKE managed Prometheus {GMP_VERSION}'s PodMonitoring CRD, for k8s/components/gke "
+        "(GoogleCloudPlatform/prometheus-engine)"
+    ),
+    "rabbitmq-operator": (
+        f"the RabbitMQ cluster operator {RABBITMQ_OPERATOR_VERSION}'s RabbitmqCluster CRD, for "
+        "k8s/gke-production (rabbitmq/cluster-operator/v2)"
+    ),
 }
 BINARIES = {
     "kubernetes": ("kube-apiserver", "kube-controller-manager", "kube-scheduler"),
     "kwok": ("kwok",),
     "tilt": ("tilt",),
     "keda": ("keda.sh_scaledobjects.yaml", "keda.sh_triggerauthentications.yaml"),
+    "gmp": ("monitoring.googleapis.com_podmonitorings.yaml",),
+    "rabbitmq-operator": ("rabbitmq.com_rabbitmqclusters.yaml",),
 }
 VERSIONS = {
     "kubernetes": KUBERNETES_VERSION,
     "kwok": KWOK_VERSION,
     "tilt": TILT_VERSION,
     "keda": KEDA_VERSION,
+    "gmp": GMP_VERSION,
+    "rabbitmq-operator": RABBITMQ_OPERATOR_VERSION,
 }
 
 

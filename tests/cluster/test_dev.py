@@ -25,7 +25,9 @@ WORKLOADS = {"rabbitmq", "mongodb", "publisher", "worker", "collector"}
 def kind(kube: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     kube.apply([*KIND_STORAGE, KIND])
     project = Project(tmp_path_factory.mktemp("dev"), kube)
-    project.make("k8s-credentials")
+    # As `make dev` does: a local cluster, where .env.example's passwords are accepted.
+    shutil.copy(ROOT / ".env.example", project.root / ".env")
+    project.make("k8s-credentials", "LOCAL_CLUSTER=1")
     yield project
     kube.delete_namespace()
     kube.run("delete", "node", KIND["metadata"]["name"])
@@ -72,7 +74,9 @@ def test_tilt_evaluates_the_tiltfile_offline(
         if (ROOT / name).is_file():
             (repo / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, repo / name)
-    for written in (kind.root / "k8s").rglob("credentials/*.env"):
+    for written in (kind.root / "k8s").rglob("credentials/*"):
+        if written.name == ".gitignore":
+            continue
         target = repo / written.relative_to(kind.root)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(written, target)

@@ -111,7 +111,7 @@ def pods(
         "TUNEFLEET_DATA_ROOTS": str(tmp_path),
         **isolation,
     }
-    running = Pods(rendered["base"], local, tmp_path)
+    running = Pods(rendered["gke"], local, tmp_path)
     try:
         yield running
     finally:

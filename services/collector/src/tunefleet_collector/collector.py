@@ -1,5 +1,7 @@
-"""Events in, stored through the store's boundary (`tunefleet_runtime.store.Store`): the only
-writer of results, batched, idempotent, acks after writing."""
+"""Events in, stored through the store's boundary (`tunefleet_runtime.store.Store`): batched,
+idempotent, acks after writing. Not the only writer: the planner records its decisions and the
+results they rest on itself, and blobs (uploaded datasets, models) are the client's and the
+workers'."""
 
 from __future__ import annotations
 

@@ -18,11 +18,17 @@ def main() -> None:
     from tunefleet_runtime.service import on_shutdown, start_service
     from tunefleet_runtime.settings import WorkerSettings
 
+    from tunefleet_worker.podcost import DeletionCost
     from tunefleet_worker.training import warm_up
     from tunefleet_worker.worker import Worker
 
-    worker = Worker(start_service("worker", WorkerSettings))
+    settings = start_service("worker", WorkerSettings)
+    worker = Worker(settings)
     on_shutdown(worker.stop)
+    # On Kubernetes with a token for it: scale-down takes idle workers first.
+    cost = DeletionCost.in_cluster(settings.tunefleet_worker_name, lambda: worker.busy)
+    if cost is not None:
+        cost.start()
     warm_up()
     worker.run()
 

@@ -135,6 +135,11 @@ class Worker:
 
     # -- lifecycle -------------------------------------------------------------------------
 
+    @property
+    def busy(self) -> bool:
+        """Whether a delivery is in hand (what the pod's deletion cost follows, podcost)."""
+        return self._job is not None
+
     def stop(self) -> None:
         """Stop taking trials; the one in hand gets the grace period (see `_drain`)."""
         self._stopping.set()

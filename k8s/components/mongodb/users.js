@@ -1,0 +1,35 @@
+// tunefleet's service users: one per service, readWrite on tunefleet's database and nothing
+// else (no admin database, no user management, no other database). Creates each user or
+// updates its password and roles, so it runs at every start and after a password change.
+//
+// Run by the in-cluster mongod's postStart hook (components/mongodb) as the root user, and by
+// hand against a managed MongoDB or a replica set of your own (docs/deploy.md):
+//   TUNEFLEET_MONGODB_ADMIN_URL=mongodb+srv://admin:...@host/ mongosh --nodb --file users.js
+// with TUNEFLEET_MONGODB_USERS and MONGODB_DATABASE from the env file `make k8s-credentials`
+// writes (k8s/components/mongodb/credentials/mongodb.env).
+const env = process.env;
+const database = env.MONGODB_DATABASE;
+const users = (env.TUNEFLEET_MONGODB_USERS || '')
+  .split(',')
+  .filter((pair) => pair.includes('='))
+  .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]);
+if (!database || users.length === 0) {
+  throw new Error('users.js needs MONGODB_DATABASE and TUNEFLEET_MONGODB_USERS (user=password,...)');
+}
+const url =
+  env.TUNEFLEET_MONGODB_ADMIN_URL ||
+  'mongodb://' +
+    encodeURIComponent(env.MONGO_INITDB_ROOT_USERNAME) +
+    ':' +
+    encodeURIComponent(env.MONGO_INITDB_ROOT_PASSWORD) +
+    '@127.0.0.1:27017/admin?authSource=admin&serverSelectionTimeoutMS=5000';
+const admin = connect(url).getSiblingDB('admin');
+for (const [user, pwd] of users) {
+  const roles = [{ role: 'readWrite', db: database }];
+  if (admin.getUser(user) === null) {
+    admin.createUser({ user: user, pwd: pwd, roles: roles });
+  } else {
+    admin.updateUser(user, { pwd: pwd, roles: roles });
+  }
+}
+print('tunefleet users: ' + users.map((u) => u[0]).join(', ') + ' (readWrite on ' + database + ')');
