@@ -8,7 +8,7 @@ and the report use the same code.
 - `strategy`: `Strategy` (one constructor shape: its section and a `SearchContext`),
   `Decision` (what the plan records: the trial, its search, its rung), `SearchKind`;
 - `grid`, `adaptive`: the grid, and the base of searches that decide as results arrive;
-- `kinds`: one module per search kind (random, tpe, asha, ...), found like model libraries;
+- `kinds`: one module per search kind (random, sobol, tpe, asha), found like model libraries;
 - `plan`: a study's searches driven together (`Searches`);
 - `views`: which search decided each trial (the plan's record), and each library's tally;
 - `history`: an adaptive search's best so far, rungs and ladders, for the report and the CLI.
