@@ -6,7 +6,7 @@ include mk/tools.mk
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install demo test test-unit lint typecheck services-install
+.PHONY: help install demo test test-suite test-unit lint typecheck services-install
 
 # The README's two commands first, then every other target in alphabetical order.
 HELP_FIRST := demo test
@@ -26,12 +26,23 @@ DEMO_SPEC ?= examples/demo.yaml
 demo: services-install ## Run a real 3-library study through the whole pipeline on local services (DEMO_SPEC=examples/tpe.yaml: another)
 	$(UV) run --frozen python -m tunefleet_dev.demo $(DEMO_SPEC)
 
-test: services-install test-tools cluster-install ## The whole test suite, against real services (what CI runs)
+test: services-install test-tools cluster-install docker-install ## The whole test suite, against real services (what CI runs)
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy
 	$(UV) run --frozen lint-imports
-	$(UV) run --frozen pytest -q -ra
+	$(UV) run --frozen python -m tunefleet_dev.engine run -- $(MAKE) --no-print-directory test-suite
+
+# With a Docker daemon (started and stopped again by `make test` where none answered): the
+# images first, so that a build failure reads as one (the service images, then kind's node
+# image and the stand-ins where they cannot be pulled), then every suite, tests/containers and
+# tests/kind too.
+# The end-to-end suite runs once, in the tests container against the compose services
+# (tests/containers), but for its tests that need this machine's programs, which run here.
+test-suite: install ## The tests only (what `make test` runs after lint and types): build the images, then pytest
+	$(UV) run --frozen python -m tunefleet_dev.stack build
+	$(UV) run --frozen python -m tunefleet_dev.kind install
+	TUNEFLEET_E2E_IN_CONTAINER=1 $(UV) run --frozen pytest -q -ra
 
 test-unit: install ## Unit tests only (no services)
 	$(UV) run --frozen pytest -q tests/unit

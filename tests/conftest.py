@@ -12,11 +12,32 @@ from tunefleet_dev.devservices import Pipeline, Services, ServiceUnavailableErro
 from tunefleet_runtime.settings import ClientSettings
 
 IN_CI = bool(os.environ.get("CI"))
+# `make test` runs the end-to-end suite in the tests container, against the compose services
+# (tests/containers/test_stack.py), and here only what needs this machine's own programs.
+E2E_IN_CONTAINER = os.environ.get("TUNEFLEET_E2E_IN_CONTAINER") == "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not E2E_IN_CONTAINER:
+        return
+    elsewhere = [
+        item
+        for item in items
+        if item.path.is_relative_to(Path(__file__).parent / "e2e")
+        and item.get_closest_marker("host") is None
+    ]
+    if elsewhere:
+        config.hook.pytest_deselected(items=elsewhere)
+        items[:] = [item for item in items if item not in elsewhere]
 
 
 @pytest.fixture(scope="session")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
-    """A real RabbitMQ and MongoDB-protocol server; in CI their absence fails the run."""
+def services(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[Services]:
+    """A real RabbitMQ and MongoDB-protocol server; in CI their absence fails the run. Where a
+    Docker daemon answers, containers of the images that can be had, else local processes:
+    the run's output says which (and why)."""
     try:
         found = start_services(
             tmp_path_factory.mktemp("services"), consumer_timeout_ms=30 * 60 * 1000
@@ -25,6 +46,9 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
         if IN_CI:
             pytest.fail(f"services unavailable in CI: {exc}")
         pytest.skip(f"services unavailable: {exc}")
+    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"\nservices: {found.origin}")
     yield found
     found.stop()
 

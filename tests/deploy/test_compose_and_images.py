@@ -6,10 +6,12 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tunefleet_dev.images import official_defaults
 
 from .conftest import ROOT, SERVICES
 
@@ -63,14 +65,57 @@ def test_compose_gates_on_health_and_requires_credentials(compose: dict[str, Any
         assert services[name]["read_only"] is True
 
 
-def test_dockerfile_passes_hadolint() -> None:
+STANDINS = sorted((ROOT / "deploy" / "images").glob("*.Dockerfile"))
+
+
+@pytest.mark.parametrize("dockerfile", [ROOT / "Dockerfile", *STANDINS], ids=lambda p: p.name)
+def test_dockerfiles_pass_hadolint(dockerfile: Path) -> None:
     result = subprocess.run(
-        [_tool("hadolint"), "--failure-threshold", "info", str(ROOT / "Dockerfile")],
+        [_tool("hadolint"), "--failure-threshold", "info", str(dockerfile)],
         capture_output=True,
         text=True,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("dockerfile", [ROOT / "Dockerfile", *STANDINS], ids=lambda p: p.name)
+def test_no_dockerfile_asks_for_a_frontend_image(dockerfile: Path) -> None:
+    """A `# syntax=` line makes BuildKit pull a frontend image: no build without Docker Hub."""
+    assert not re.search(r"^#\s*syntax\s*=", dockerfile.read_text(), re.M | re.I)
+
+
+def test_the_bases_are_variables_with_the_official_images_as_defaults(
+    compose: dict[str, Any],
+) -> None:
+    """PYTHON_IMAGE, UV_IMAGE (build args), RABBITMQ_IMAGE, MONGO_IMAGE (compose): the
+    official images unless set, so that stand-ins are chosen without editing a file."""
+    defaults = official_defaults()
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", defaults["PYTHON_IMAGE"])
+    assert re.fullmatch(r"ghcr\.io/astral-sh/uv:\d+\.\d+\.\d+", defaults["UV_IMAGE"])
+    assert re.fullmatch(r"rabbitmq:3\.13\.\d+-management", defaults["RABBITMQ_IMAGE"])
+    assert re.fullmatch(r"mongo:7\.0\.\d+", defaults["MONGO_IMAGE"])
+    services = compose["services"]
+    for service, variable in (("rabbitmq", "RABBITMQ_IMAGE"), ("mongodb", "MONGO_IMAGE")):
+        assert services[service]["image"] == f"${{{variable}:-{defaults[variable]}}}"
+    for name, service in services.items():
+        if "build" in service:
+            # Unset in the environment: the Dockerfile's own default applies.
+            assert service["build"]["args"] == ["PYTHON_IMAGE", "UV_IMAGE"], name
+            assert service["build"]["secrets"] == ["ca"], name
+    # Without a CA to pass, the secret is a file in the project with no certificate in it.
+    default = "./deploy/images/no-build-ca.pem"
+    assert compose["secrets"]["ca"] == {"file": f"${{TUNEFLEET_BUILD_CA:-{default}}}"}
+    assert "BEGIN CERTIFICATE" not in (ROOT / default).read_text()
+
+
+def test_the_docker_context_names_every_workspace_member() -> None:
+    """BuildKit before 0.10 ignores `!libs/*/src/`: each member must be listed by name."""
+    members = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]["workspace"]
+    lines = set((ROOT / ".dockerignore").read_text().splitlines())
+    for member in members["members"]:
+        assert f"!{member}/pyproject.toml" in lines and f"!{member}/src/" in lines, member
+    assert not [line for line in lines if line.startswith("!") and "*" in line]
 
 
 def _stages(text: str) -> dict[str, list[str]]:
@@ -137,7 +182,8 @@ def test_worker_image_uses_cpu_only_xgboost(service: str) -> None:
 
 def test_compose_images_are_pinned(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
-        tag = service["image"].rpartition(":")[2]
+        image = re.sub(r"^\$\{[A-Z_]+:-(.+)\}$", r"\1", service["image"])  # a variable's default
+        tag = image.rpartition(":")[2]
         assert tag != "latest" and re.search(r"\d", tag), f"{name}: {service['image']}"
 
 

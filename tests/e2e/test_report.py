@@ -14,6 +14,9 @@ from tunefleet_runtime.settings import ClientSettings
 
 from tests.support.chromium import Browser, chromium_binary
 
+# Renders in Chromium, a program of this machine: not in the tests container.
+pytestmark = pytest.mark.host
+
 # Two libraries, a grid and a seeded random search with a conditional parameter: every kind
 # of plot has something to draw (numeric and categorical axes, an absent value).
 SPEC: dict[str, Any] = {

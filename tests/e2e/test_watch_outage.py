@@ -18,6 +18,9 @@ from tests.chaos.harness import OwnServices, own_services
 from tests.conftest import IN_CI
 from tests.support.waiting import wait_until
 
+# Restarts a broker of its own on this machine: not in the tests container.
+pytestmark = pytest.mark.host
+
 
 @pytest.fixture
 def own(tmp_path: Path) -> Iterator[OwnServices]:

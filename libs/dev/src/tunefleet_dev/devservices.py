@@ -1,10 +1,13 @@
 """A RabbitMQ and a MongoDB-protocol server for tests, `make demo` and benchmarks.
 
-Resolution order: `RABBITMQ_URL` / `MONGODB_URL` when set; else a Docker engine through
-testcontainers when one answers; else local processes on free ports in a temporary directory
-(Debian's `rabbitmq-server`; `mongod` if on PATH, else FerretDB built from its Go module),
-installing what is missing. Local processes can be stopped and started again on the same port
-and data, which is what the fault-injection suite needs.
+Resolution order, for each of the two: its URL (`RABBITMQ_URL` / `MONGODB_URL`) when set; else,
+where a Docker engine answers, a container (testcontainers) of its image when that image is here
+or can be pulled (`RABBITMQ_IMAGE` / `MONGO_IMAGE`, default the official ones); else a local
+process on a free port in a temporary directory (Debian's `rabbitmq-server`; `mongod` if on
+PATH, else FerretDB built from its Go module), installing what is missing. A daemon that cannot
+pull never fails a run: `Services.origin` says what was used and why. Local processes can be
+stopped and started again on the same port and data, which is what the fault-injection suite
+needs.
 
 `python -m tunefleet_dev.devservices install` installs both ahead of time (CI does).
 """
@@ -12,7 +15,6 @@ and data, which is what the fault-injection suite needs.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import socket
@@ -24,7 +26,10 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+
+from tunefleet_dev import engine, images
+from tunefleet_dev.installs import FERRETDB_VERSION, ToolError, apt_install, ensure_ferretdb
 
 __all__ = [
     "DEFAULT_CONSUMER_TIMEOUT_MS",
@@ -41,16 +46,14 @@ __all__ = [
     "start_services",
 ]
 
-FERRETDB_VERSION = "v1.24.2"
 # A trial chunk must be acked within this; see docs/reliability.md.
 DEFAULT_CONSUMER_TIMEOUT_MS = 2 * 60 * 60 * 1000
 _RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
-_CACHE = Path(os.environ.get("TUNEFLEET_CACHE", str(Path.home() / ".cache" / "tunefleet")))
 # The only default credentials in the project: those of the throwaway local services.
 _LOCAL_USER = "guest"
 
 
-class ServiceUnavailableError(RuntimeError):
+class ServiceUnavailableError(ToolError):
     """A service could not be found, installed or started; the text says which and why."""
 
 
@@ -101,60 +104,18 @@ def ensure_rabbitmq() -> Path:
     """Debian's rabbitmq-server, installed with apt-get when missing."""
     if (_RABBIT_BIN / "rabbitmq-server").exists():
         return _RABBIT_BIN
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        raise ServiceUnavailableError(
-            "rabbitmq-server is not installed; run `apt-get install -y rabbitmq-server` as root"
-        )
-    print(
-        "installing rabbitmq-server (Debian package): the message broker of the tests and the demo",
-        file=sys.stderr,
-    )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    _run(["apt-get", "update", "-qq"], "apt-get update", env)
-    _run(["apt-get", "install", "-y", "-qq", "rabbitmq-server"], "installing rabbitmq-server", env)
+    try:
+        apt_install("rabbitmq-server", "the message broker of the tests and the demo")
+    except ToolError as exc:
+        raise ServiceUnavailableError(str(exc)) from exc
     return _RABBIT_BIN
 
 
-def _go() -> str:
-    found = shutil.which("go")
-    if found:
-        return found
-    if Path("/usr/local/go/bin/go").exists():
-        return "/usr/local/go/bin/go"
-    raise ServiceUnavailableError("FerretDB must be built, and no Go toolchain is on PATH")
-
-
-def ensure_ferretdb() -> Path:
-    """FerretDB built from its Go module, cached under ~/.cache/tunefleet/bin."""
-    binary = _CACHE / "bin" / f"ferretdb-{FERRETDB_VERSION}"
-    if binary.exists():
-        return binary
-    go = _go()
-    print(
-        f"building FerretDB {FERRETDB_VERSION} from its Go module into {binary.parent} "
-        "(a few minutes, once): the MongoDB-protocol server of the tests and the demo",
-        file=sys.stderr,
-    )
-    module = f"github.com/FerretDB/FerretDB@{FERRETDB_VERSION}"
-    source = Path(json.loads(_run([go, "mod", "download", "-json", module], module))["Dir"])
-    with tempfile.TemporaryDirectory(prefix="ferretdb-src-") as tmp:
-        work = Path(tmp) / "src"
-        shutil.copytree(source, work)
-        for path in [work, *work.rglob("*")]:
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        # A plain `go install` of this module panics at start-up: its version file comes from
-        # the project's release tooling and is not in the module. Supply it, then build.
-        (work / "build" / "version" / "version.txt").write_text(f"{FERRETDB_VERSION}\n")
-        binary.parent.mkdir(parents=True, exist_ok=True)
-        partial = binary.with_suffix(".partial")
-        _run(
-            [go, "build", "-buildvcs=false", "-o", str(partial), "./cmd/ferretdb"],
-            "building FerretDB",
-            {**os.environ, "CGO_ENABLED": "0"},
-            cwd=work,
-        )
-        partial.rename(binary)
-    return binary
+def _ferretdb() -> Path:
+    try:
+        return ensure_ferretdb()
+    except ToolError as exc:
+        raise ServiceUnavailableError(str(exc)) from exc
 
 
 # --- local processes ----------------------------------------------------------------------
@@ -270,7 +231,7 @@ class LocalMongo:
                 str(data),
             ]
         return [
-            str(ensure_ferretdb()),
+            str(_ferretdb()),
             "--handler=sqlite",
             f"--sqlite-url=file:{data}/",
             f"--listen-addr=127.0.0.1:{self.port}",
@@ -320,6 +281,7 @@ class Services:
     rabbitmq: LocalRabbitMQ | None = None
     mongo: LocalMongo | None = None
     origin: str = "environment"
+    containers: list[str] = field(default_factory=list)  # ids of the containers started
     _owned: list[_Stoppable] = field(default_factory=list)
 
     def env(self) -> dict[str, str]:
@@ -332,29 +294,115 @@ class Services:
         self._owned.clear()
 
 
-def _docker_answers() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    try:
-        result = subprocess.run(["docker", "info"], capture_output=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return result.returncode == 0
+class _Container:
+    """One service in a container of its own (testcontainers), removed by `stop`."""
+
+    def __init__(self, image: str, port: int, env: Mapping[str, str]) -> None:
+        from testcontainers.core.container import DockerContainer
+
+        container: Any = DockerContainer(image).with_exposed_ports(port)
+        for name, value in env.items():
+            container = container.with_env(name, value)
+        self._container = container.start()
+        self.port = port
+
+    @property
+    def id(self) -> str:
+        return str(self._container.get_wrapped_container().id)
+
+    @property
+    def address(self) -> str:
+        host = self._container.get_container_host_ip()
+        return f"{host}:{self._container.get_exposed_port(self.port)}"
+
+    def stop(self) -> None:
+        self._container.stop()
 
 
-def _docker_services(services: Services) -> None:
-    from testcontainers.mongodb import MongoDbContainer
-    from testcontainers.rabbitmq import RabbitMqContainer
+def _wait_ready(what: str, ready: Any, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            ready()
+            return
+        except Exception as exc:
+            if time.monotonic() > deadline:
+                message = f"{what} not ready in {timeout_s:.0f} s: {exc}"
+                raise ServiceUnavailableError(message) from exc
+            time.sleep(0.5)
 
-    if not services.rabbitmq_url:
-        rabbit = RabbitMqContainer("rabbitmq:3.13.7-management").start()
-        services._owned.append(rabbit)
-        host, port = rabbit.get_container_host_ip(), rabbit.get_exposed_port(5672)
-        services.rabbitmq_url = f"amqp://guest:guest@{host}:{port}/%2F"
-    if not services.mongodb_url:
-        mongo = MongoDbContainer("mongo:7.0.14").start()
-        services._owned.append(mongo)
-        services.mongodb_url = mongo.get_connection_url()
+
+def _rabbitmq_container(image: str, consumer_timeout_ms: int) -> tuple[_Container, str]:
+    import pika
+
+    env = {
+        "RABBITMQ_DEFAULT_USER": _LOCAL_USER,
+        "RABBITMQ_DEFAULT_PASS": _LOCAL_USER,
+        # As every broker the project starts: the timeout its workers need (docs/reliability.md).
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": f"-rabbit consumer_timeout {consumer_timeout_ms}",
+    }
+    container = _Container(image, 5672, env)
+    url = f"amqp://{_LOCAL_USER}:{_LOCAL_USER}@{container.address}/%2F"
+    _wait_ready(image, lambda: pika.BlockingConnection(pika.URLParameters(url)).close())
+    return container, url
+
+
+def _mongo_container(image: str, _: int) -> tuple[_Container, str]:
+    from pymongo import MongoClient
+
+    container = _Container(image, 27017, {})
+    url = f"mongodb://{container.address}/"
+
+    def ping() -> None:
+        client: MongoClient[dict[str, Any]] = MongoClient(url, serverSelectionTimeoutMS=1000)
+        with client:
+            client.admin.command("ping")
+
+    _wait_ready(image, ping)
+    return container, url
+
+
+def _ryuk_or_not(docker: images.Docker) -> str:
+    """testcontainers' reaper when its image can be had; else containers are removed by
+    `Services.stop` alone (a killed run leaves them: `docker ps` shows them)."""
+    from testcontainers.core.config import testcontainers_config
+
+    if testcontainers_config.ryuk_disabled:
+        return "without Ryuk"
+    ryuk = testcontainers_config.ryuk_image
+    if docker.label(ryuk) is None and docker.pull(ryuk) is not None:
+        testcontainers_config.ryuk_disabled = True
+        return f"without Ryuk ({ryuk} cannot be pulled)"
+    return "with Ryuk"
+
+
+def _container_services(services: Services, notes: list[str], consumer_timeout_ms: int) -> None:
+    """Containers for the services that have no URL yet, where their images can be had."""
+    docker = images.Docker()
+    defaults = images.official_defaults()
+    wanted = [
+        (name, variable, start)
+        for name, variable, start, url in (
+            ("rabbitmq", "RABBITMQ_IMAGE", _rabbitmq_container, services.rabbitmq_url),
+            ("mongodb", "MONGO_IMAGE", _mongo_container, services.mongodb_url),
+        )
+        if not url
+    ]
+    reaper = ""
+    for name, variable, start in wanted:
+        image = os.environ.get(variable) or defaults[variable]
+        if docker.label(image) is None and (why := docker.pull(image)) is not None:
+            notes.append(f"{name}: {image} cannot be pulled ({why})")
+            continue
+        reaper = reaper or _ryuk_or_not(docker)
+        container, url = start(image, consumer_timeout_ms)
+        services._owned.append(container)
+        services.containers.append(container.id)
+        if name == "rabbitmq":
+            services.rabbitmq_url = url
+        else:
+            services.mongodb_url = url
+        notes.append(f"{name}: container {image} {reaper}")
 
 
 def start_services(
@@ -365,14 +413,18 @@ def start_services(
         rabbitmq_url=os.environ.get("RABBITMQ_URL", ""),
         mongodb_url=os.environ.get("MONGODB_URL", ""),
     )
-    if services.rabbitmq_url and services.mongodb_url:
-        return services
+    notes = [
+        f"{name}: from the environment"
+        for name, url in (("rabbitmq", services.rabbitmq_url), ("mongodb", services.mongodb_url))
+        if url
+    ]
     try:
-        if use_docker and _docker_answers():
-            services.origin = "docker"
-            _docker_services(services)
-            return services
-        services.origin = "local"
+        if (
+            use_docker
+            and not (services.rabbitmq_url and services.mongodb_url)
+            and (engine.daemon_answers())
+        ):
+            _container_services(services, notes, consumer_timeout_ms or DEFAULT_CONSUMER_TIMEOUT_MS)
         base = root or Path(tempfile.mkdtemp(prefix="tunefleet-services-"))
         if not services.rabbitmq_url:
             rabbit = LocalRabbitMQ(
@@ -382,14 +434,17 @@ def start_services(
             services._owned.append(rabbit)
             rabbit.start()
             services.rabbitmq, services.rabbitmq_url = rabbit, rabbit.url
+            notes.append("rabbitmq: local rabbitmq-server")
         if not services.mongodb_url:
             mongo = LocalMongo(base / "mongo")
             services._owned.append(mongo)
             mongo.start()
             services.mongo, services.mongodb_url = mongo, mongo.url
+            notes.append(f"mongodb: local {'mongod' if shutil.which('mongod') else 'FerretDB'}")
     except BaseException:
         services.stop()
         raise
+    services.origin = "; ".join(notes)
     return services
 
 
