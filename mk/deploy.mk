@@ -1,11 +1,10 @@
 # Deployment: compose on a laptop, Tilt on kind, GKE. docs/deploy.md walks through all three.
-.PHONY: k8s-credentials up down compose-demo compose-test images dev dev-down test-cluster \
+.PHONY: k8s-credentials images kind-install dev dev-down test-cluster \
 	cluster-demo gke-vars gke-release deploy-gke scale status teardown test-deploy release-tag
 
 KUBECTL ?= kubectl
 DOCKER ?= docker
 GCLOUD ?= gcloud
-COMPOSE ?= $(DOCKER) compose
 KIND_CLUSTER ?= tunefleet
 K8S_NAMESPACE ?= tunefleet
 # deploy-gke: where the images go and which cluster gets them.
@@ -49,33 +48,27 @@ N ?=
 k8s-credentials: .env ## Write the k8s Secret inputs (git-ignored) from .env (LOCAL_CLUSTER=1: example passwords pass)
 	$(UV) run --frozen python deploy/credentials.py $(if $(LOCAL_CLUSTER),--local) .env k8s
 
-up: .env ## docker compose: build images, start broker, database and the pipeline (WORKERS=3)
-	$(COMPOSE) up -d --build --wait
-
-down: ## docker compose: stop everything (data volumes stay; add -v by hand to drop them)
-	$(COMPOSE) --profile demo --profile test down
-
-compose-demo: up ## docker compose: run the demo study against the compose pipeline
-	$(COMPOSE) run --rm demo
-
-compose-test: .env ## docker compose: run the test suite in a container against compose services
-	$(COMPOSE) --profile test run --build --rm tests
-
-images: ## Build the three service images (TAG=...; REGISTRY=... prefixes them; PLATFORM=linux/amd64)
+images: ## Build the three service images (TAG=...; REGISTRY=... prefixes them; PLATFORM=linux/amd64); stand-in bases where the official ones cannot be pulled
+	$(if $(filter docker,$(DOCKER)),$(UV) run --frozen python -m tunefleet_dev.engine start)
+	args=$$($(UV) run --frozen python -m tunefleet_dev.images build-args --docker '$(DOCKER)') && \
 	for s in publisher worker collector; do \
-		$(DOCKER) build --platform '$(PLATFORM)' --target $$s -t $(if $(REGISTRY),$(REGISTRY)/,)tunefleet-$$s:$(TAG) . || exit 1; \
+		DOCKER_BUILDKIT=1 $(DOCKER) build $$args --platform '$(PLATFORM)' --target $$s \
+			-t $(if $(REGISTRY),$(REGISTRY)/,)tunefleet-$$s:$(TAG) . || exit 1; \
 	done
+
+kind-install: install ## Build what make dev needs where it cannot be had: kind, Tilt, kind's node image, the stand-ins (once, cached)
+	$(UV) run --frozen python -m tunefleet_dev.kind install
 
 dev: LOCAL_CLUSTER = 1
 dev: k8s-credentials ## Tilt on a local kind cluster (created if missing): live-updating dev loop
-	@command -v kind >/dev/null || { echo "make dev needs kind (https://kind.sigs.k8s.io)" >&2; exit 2; }
-	@command -v tilt >/dev/null || { echo "make dev needs tilt (https://tilt.dev)" >&2; exit 2; }
-	kind get clusters | grep -qx '$(KIND_CLUSTER)' || kind create cluster --name '$(KIND_CLUSTER)'
-	tilt up --context 'kind-$(KIND_CLUSTER)'
+	$(UV) run --frozen python -m tunefleet_dev.kind up '$(KIND_CLUSTER)'
+	KIND_CLUSTER='$(KIND_CLUSTER)' $(UV) run --frozen python -m tunefleet_dev.kind tilt -- \
+		up --context 'kind-$(KIND_CLUSTER)'
 
-dev-down: ## Stop Tilt's resources and delete the kind cluster
-	tilt down --context 'kind-$(KIND_CLUSTER)' || true
-	kind delete cluster --name '$(KIND_CLUSTER)'
+dev-down: install ## Stop Tilt's resources and delete the kind cluster
+	-KIND_CLUSTER='$(KIND_CLUSTER)' $(UV) run --frozen python -m tunefleet_dev.kind tilt -- \
+		down --context 'kind-$(KIND_CLUSTER)'
+	$(UV) run --frozen python -m tunefleet_dev.kind down '$(KIND_CLUSTER)'
 
 # Tilt's `tests` and `demo` resources: the cluster's broker and database via port-forwards.
 CLUSTER_ENV = set -a && . ./.env && set +a && \

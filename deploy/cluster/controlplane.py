@@ -73,7 +73,9 @@ WHY = {
 BINARIES = {
     "kubernetes": ("kube-apiserver", "kube-controller-manager", "kube-scheduler"),
     "kwok": ("kwok",),
-    "tilt": ("tilt",),
+    # The page that stands in for Tilt's browser UI (build.sh): a Tilt built without it
+    # refuses to start, so one without the page is rebuilt.
+    "tilt": ("tilt", "web-placeholder.html"),
     "keda": ("keda.sh_scaledobjects.yaml", "keda.sh_triggerauthentications.yaml"),
     "gmp": ("monitoring.googleapis.com_podmonitorings.yaml",),
     "rabbitmq-operator": ("rabbitmq.com_rabbitmqclusters.yaml",),

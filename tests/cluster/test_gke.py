@@ -124,11 +124,15 @@ def test_deploy_gke_builds_pushes_applies_and_rolls_out(gke: Project, kube: Kube
     for build, service in zip(builds, SERVICES, strict=True):
         assert build[build.index("--platform") + 1] == "linux/amd64"
         assert build[build.index("--target") + 1] == service
+        # The bases tunefleet_dev.images chose (the recorder has every image: the official).
+        assert "PYTHON_IMAGE=python:3.11.11-slim-bookworm" in build
     pushes = [c for c in calls if c[:2] == ["docker", "push"]]
     assert [c[2] for c in pushes] == images
     assert calls.index(pushes[0]) > calls.index(builds[-1]), "pushed before every image was built"
     # The digests are asked for once pushed, and deployed as the registry gave them.
-    inspected = [c for c in calls if c[:3] == ["docker", "image", "inspect"]]
+    inspected = [
+        c for c in calls if c[:3] == ["docker", "image", "inspect"] and "RepoDigests" in c[4]
+    ]
     assert [c[-1] for c in inspected] == images
     assert calls.index(inspected[0]) > calls.index(pushes[-1])
     for service, image in zip(SERVICES, images, strict=True):

@@ -174,17 +174,30 @@ def test_no_env_file_says_what_to_do(tmp_path: Path) -> None:
     assert ".env.example" in result.stderr
 
 
-def test_users_js_creates_or_updates_each_user_with_readwrite_on_the_database(
-    tmp_path: Path,
-) -> None:
-    """The mongosh script, run by node with a recording stand-in for mongosh's `connect`."""
+def _users_js(
+    tmp_path: Path, harness: str, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """users.js under node, mongosh's `connect` and `print` given by `harness` (JavaScript)."""
     import shutil
 
     node = shutil.which("node")
     assert node, "node runs users.js here (a dependency of the machine, like Go)"
-    harness = tmp_path / "harness.js"
-    harness.write_text(
-        """
+    script = tmp_path / "harness.js"
+    script.write_text(
+        harness + "\nrequire('vm').runInThisContext(require('fs').readFileSync(process.argv[2], "
+        "'utf8'));\nconsole.log(JSON.stringify(calls));\n"
+    )
+    users = ROOT / "k8s/components/mongodb/users.js"
+    return subprocess.run(
+        [node, str(script), str(users)], capture_output=True, text=True, env=env, check=False
+    )
+
+
+def test_users_js_creates_or_updates_each_user_with_readwrite_on_the_database(
+    tmp_path: Path,
+) -> None:
+    """The mongosh script, run by node with a recording stand-in for mongosh's `connect`."""
+    harness = """
 const calls = [];
 const existing = new Set(['tunefleet-worker']);
 global.print = (line) => calls.push(['print', line]);
@@ -193,10 +206,7 @@ global.connect = (url) => { calls.push(['connect', url]); return { getSiblingDB:
   createUser: (spec) => calls.push(['create', name, spec]),
   updateUser: (user, spec) => calls.push(['update', name, user, spec]),
 }) }; };
-require('vm').runInThisContext(require('fs').readFileSync(process.argv[2], 'utf8'));
-console.log(JSON.stringify(calls));
 """
-    )
     env = {
         "PATH": "/usr/bin:/bin",
         "MONGO_INITDB_ROOT_USERNAME": "root",
@@ -204,10 +214,7 @@ console.log(JSON.stringify(calls));
         "MONGODB_DATABASE": "tunefleet",
         "TUNEFLEET_MONGODB_USERS": "tunefleet-publisher=a1,tunefleet-worker=b2",
     }
-    script = ROOT / "k8s/components/mongodb/users.js"
-    result = subprocess.run(
-        [node, str(harness), str(script)], capture_output=True, text=True, env=env, check=False
-    )
+    result = _users_js(tmp_path, harness, env)
     assert result.returncode == 0, result.stderr
     calls = json.loads(result.stdout)
     roles = [{"role": "readWrite", "db": "tunefleet"}]
@@ -225,8 +232,47 @@ console.log(JSON.stringify(calls));
     assert calls[3][0] == "print"
     # Without its inputs it fails (the postStart hook retries, then the container restarts).
     del env["TUNEFLEET_MONGODB_USERS"]
-    failed = subprocess.run(
-        [node, str(harness), str(script)], capture_output=True, text=True, env=env, check=False
-    )
+    failed = _users_js(tmp_path, harness, env)
     assert failed.returncode != 0
     assert "TUNEFLEET_MONGODB_USERS" in failed.stderr
+
+
+def test_users_js_makes_users_without_roles_where_the_server_has_none(tmp_path: Path) -> None:
+    """FerretDB (the stand-in for mongod) refuses roles; users.js then makes the users without
+    them and says so, and still fails on any other error."""
+    harness = """
+const calls = [];
+const existing = new Set(['tunefleet-worker']);
+const refuse = (spec) => {
+  if (spec.roles && spec.roles.length) {
+    throw new Error(process.env.REFUSAL);
+  }
+};
+global.print = (line) => calls.push(['print', line]);
+global.connect = (url) => ({ getSiblingDB: (name) => ({
+  getUser: (user) => (existing.has(user) ? { user } : null),
+  createUser: (spec) => { refuse(spec); calls.push(['create', spec]); },
+  updateUser: (user, spec) => { refuse(spec); calls.push(['update', user, spec]); },
+}) });
+"""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "MONGO_INITDB_ROOT_USERNAME": "root",
+        "MONGO_INITDB_ROOT_PASSWORD": "pw",
+        "MONGODB_DATABASE": "tunefleet",
+        "TUNEFLEET_MONGODB_USERS": "tunefleet-publisher=a1,tunefleet-worker=b2",
+        # FerretDB 1.24's answer, as the in-cluster stand-in gave it (tests/kind).
+        "REFUSAL": 'createUser: support for field "roles" with non-default value &{[0x1] false} '
+        "is not implemented yet",
+    }
+    result = _users_js(tmp_path, harness, env)
+    assert result.returncode == 0, result.stderr
+    calls = json.loads(result.stdout)
+    assert calls[:2] == [
+        ["create", {"user": "tunefleet-publisher", "pwd": "a1", "roles": []}],
+        ["update", "tunefleet-worker", {"pwd": "b2"}],
+    ]
+    assert calls[2][0] == "print" and "no roles" in calls[2][1]
+    env["REFUSAL"] = "createUser: not authorized on admin"
+    failed = _users_js(tmp_path, harness, env)
+    assert failed.returncode != 0 and "not authorized" in failed.stderr

@@ -1,4 +1,5 @@
-"""mk/deploy.mk: documented targets, clear errors, and the release overlay deploy-gke applies."""
+"""mk/deploy.mk and mk/containers.mk: documented targets, clear errors, and the release overlay
+deploy-gke applies."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from .conftest import (
     workloads,
 )
 
-TARGETS = {"dev", "up", "down", "deploy-gke", "scale", "status"}
+TARGETS = {"dev", "up", "down", "compose-demo", "compose-test", "deploy-gke", "scale", "status"}
 
 
 def _make(*args: str) -> subprocess.CompletedProcess[str]:
@@ -35,7 +36,7 @@ def _make(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_every_deploy_target_is_in_make_help() -> None:
-    text = (ROOT / "mk" / "deploy.mk").read_text()
+    text = (ROOT / "mk" / "deploy.mk").read_text() + (ROOT / "mk" / "containers.mk").read_text()
     defined = set(re.findall(r"^([a-z][a-z0-9-]*):", text, re.M))
     assert defined >= TARGETS
     helped = set(re.findall(r"^\s+(?:\x1b\[36m)?([a-z][a-z0-9-]*)", _make("help").stdout, re.M))

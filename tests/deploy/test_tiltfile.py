@@ -6,6 +6,7 @@ Kubernetes resource and make target the Tiltfile names exists.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from typing import Any
@@ -29,6 +30,12 @@ def k8s_yaml(*args, **kwargs): _record("k8s_yaml", args, kwargs)
 def kustomize(path, **kwargs):
     _record("kustomize", [path], kwargs)
     return "kustomize:" + path
+def blob(text): return "blob:" + text
+def read_json(path, default=None):
+    _record("read_json", [path], {})
+    return LOCAL_CONFIG if LOCAL_CONFIG != None else default
+def _os_getenv(name, default=None):
+    return ENVIRONMENT.get(name, default)
 def docker_build(*args, **kwargs): _record("docker_build", args, kwargs)
 def sync(src, dest): return {"sync": [src, dest]}
 def run(cmd, trigger=[]): return {"run": cmd, "trigger": trigger}
@@ -38,11 +45,17 @@ def local_resource(*args, **kwargs): _record("local_resource", args, kwargs)
 """
 
 
-def evaluate(text: str) -> list[dict[str, Any]]:
+def evaluate(
+    text: str, config: dict[str, Any] | None = None, environment: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """The calls the Tiltfile makes; `config` is what .tunefleet/dev/tilt.json would hold (none
+    by default), `environment` what os.getenv sees."""
     # `load()` of an extension makes `tilt up` fetch it from GitHub: the Tiltfile must not
     # need the network (and starlark-go has no loader, so a load fails here too).
     assert "ext://" not in text, "the Tiltfile loads a Tilt extension"
-    program = STUBS + text
+    # Tilt's `os` module is a struct, which starlark-go lacks: its one function used, renamed.
+    given = f"LOCAL_CONFIG = {json.dumps(config)}\nENVIRONMENT = {json.dumps(environment or {})}\n"
+    program = STUBS + given.replace("null", "None") + text.replace("os.getenv(", "_os_getenv(")
     # Tilt's dialect: top-level for/if and reassignment allowed, as in Tilt itself.
     starlark_go.configure_starlark(allow_set=True, allow_global_reassign=True)
     interpreter = starlark_go.Starlark()
@@ -66,7 +79,7 @@ def test_tiltfile_evaluates_and_deploys_the_dev_overlay(calls: list[dict[str, An
     make = (ROOT / "mk" / "deploy.mk").read_text()
     assert "KIND_CLUSTER ?= tunefleet" in make
     (deploy,) = _of(calls, "k8s_yaml")
-    assert deploy["args"] == ["kustomize:k8s/dev"]
+    assert deploy["args"] == ["blob:kustomize:k8s/dev"]
     assert (ROOT / "k8s" / "dev" / "kustomization.yaml").exists()
 
 
@@ -165,3 +178,36 @@ def test_the_stubs_catch_an_unknown_builtin() -> None:
         evaluate("helm_resource('x', 'chart')\n")
     with pytest.raises(AssertionError):
         evaluate("load('ext://helm_resource', 'helm_resource')\n")
+
+
+def test_local_configuration_replaces_images_and_moves_ports_and_cluster() -> None:
+    """Where the official images cannot be pulled, tunefleet_dev.kind writes stand-ins into a
+    git-ignored file that the Tiltfile reads; the Tiltfile itself names only the official ones."""
+    text = (ROOT / "Tiltfile").read_text()
+    rabbitmq = re.search(
+        r"image: (\S+)", (ROOT / "k8s/components/rabbitmq/rabbitmq.yaml").read_text()
+    )
+    assert rabbitmq is not None and "tunefleet-local" not in text
+    config = {
+        "build_args": {"PYTHON_IMAGE": "local/python:1", "UV_IMAGE": "local/uv:1"},
+        "secrets": ["id=ca,src=/etc/ca.pem"],
+        "restart_helper": "local/restart-helper:1",
+        "images": {"kustomize": "standin"},
+        "ports": {"5672": 15673, "27017": 27018},
+    }
+    calls = evaluate(text, config, {"KIND_CLUSTER": "other", "TUNEFLEET_DEV_CONFIG": "/x.json"})
+    assert _of(calls, "allow_k8s_contexts")[0]["args"] == ["kind-other"]
+    assert _of(calls, "read_json")[0]["args"] == ["/x.json"]
+    assert _of(calls, "k8s_yaml")[0]["args"] == ["blob:standin:k8s/dev"]
+    for build in _of(calls, "docker_build"):
+        kwargs = build["kwargs"]
+        if build["args"][0].endswith("-base"):
+            assert kwargs["build_args"] == {**config["build_args"], "VENV_OWNER": "10001:10001"}
+            assert kwargs["secret"] == config["secrets"]
+        else:
+            assert kwargs["dockerfile_contents"].startswith("FROM local/restart-helper:1 ")
+    forwards = {f for c in _of(calls, "k8s_resource") for f in c["kwargs"].get("port_forwards", [])}
+    assert forwards == {"15673:5672", "15672:15672", "27018:27017"}
+    without = evaluate(text)
+    assert _of(without, "read_json")[0]["args"] == [".tunefleet/dev/tilt.json"]
+    assert all(b["kwargs"].get("secret", []) == [] for b in _of(without, "docker_build"))

@@ -24,12 +24,34 @@ const url =
     encodeURIComponent(env.MONGO_INITDB_ROOT_PASSWORD) +
     '@127.0.0.1:27017/admin?authSource=admin&serverSelectionTimeoutMS=5000';
 const admin = connect(url).getSiblingDB('admin');
-for (const [user, pwd] of users) {
-  const roles = [{ role: 'readWrite', db: database }];
+// FerretDB, the MongoDB-protocol server that stands in for mongod where the mongo image cannot
+// be pulled (docs/deploy.md), has users but no roles: it refuses any `roles` but the default
+// with 'support for field "roles" ... is not implemented yet'. There the users are made
+// without roles (each may use every database) and the script says so; any other error stops it.
+let rolesRefused = false;
+function save(user, pwd, roles) {
   if (admin.getUser(user) === null) {
-    admin.createUser({ user: user, pwd: pwd, roles: roles });
+    admin.createUser(roles === null ? { user: user, pwd: pwd, roles: [] } : { user: user, pwd: pwd, roles: roles });
   } else {
-    admin.updateUser(user, { pwd: pwd, roles: roles });
+    admin.updateUser(user, roles === null ? { pwd: pwd } : { pwd: pwd, roles: roles });
   }
 }
-print('tunefleet users: ' + users.map((u) => u[0]).join(', ') + ' (readWrite on ' + database + ')');
+for (const [user, pwd] of users) {
+  const roles = [{ role: 'readWrite', db: database }];
+  try {
+    save(user, pwd, rolesRefused ? null : roles);
+  } catch (error) {
+    if (rolesRefused || !/support for field "roles"/.test(String(error && error.message))) {
+      throw error;
+    }
+    rolesRefused = true;
+    save(user, pwd, null);
+  }
+}
+print(
+  'tunefleet users: ' +
+    users.map((u) => u[0]).join(', ') +
+    (rolesRefused
+      ? ' (this server has no roles: each may use every database)'
+      : ' (readWrite on ' + database + ')'),
+);
