@@ -73,6 +73,24 @@ def test_bad_data_is_refused_before_anything_is_published(
     assert queue_depth(channel, topology.studies_queue) == 0
 
 
+def test_tables_the_workers_would_refuse_are_refused_at_submit(
+    settings: ClientSettings, channel: BlockingChannel, topology: Topology, tmp_path: Path
+) -> None:
+    # Issue 24: these were found by a worker only after the study was registered.
+    (tmp_path / "ragged.csv").write_text("a,y\n1,0\n2,1,7\n3,0\n")
+    client = Client(settings)
+    with pytest.raises(SpecError, match=r"dataset: ragged.csv: cannot read: .*fields"):
+        client.submit(spec({"kind": "upload", "target": "y", "path": str(tmp_path / "ragged.csv")}))
+    one_class = mixed_table().assign(target=1)
+    with pytest.raises(SpecError, match=r"data: DataFrame: the target 'target' is 1 in all"):
+        client.submit(spec({"kind": "upload", "target": "target"}), data=one_class)
+    dicts = mixed_table().assign(meta=[{"k": 1}] * 240)
+    with pytest.raises(SpecError, match=r"feature column 'meta' holds dict"):
+        client.submit(spec({"kind": "upload", "target": "target"}), data=dicts)
+    assert client.blobs.list() == []
+    assert queue_depth(channel, topology.studies_queue) == 0
+
+
 def test_an_oversized_file_is_refused_with_the_limit(
     settings: ClientSettings, tmp_path: Path
 ) -> None:
@@ -81,7 +99,7 @@ def test_an_oversized_file_is_refused_with_the_limit(
     client = Client(small)
     with pytest.raises(SpecError, match=r"over the limit of 1,000 \(TUNEFLEET_MAX_DATASET_BYTES\)"):
         client.submit(spec({"kind": "upload", "target": "target", "path": str(tmp_path / "t.csv")}))
-    with pytest.raises(SpecError, match="over the limit"):
+    with pytest.raises(SpecError, match=r"^data: DataFrame \(as Parquet\): .* over the limit"):
         client.submit(spec({"kind": "upload", "target": "target"}), data=mixed_table())
     assert client.blobs.list() == []
 

@@ -131,6 +131,9 @@ TRUNCATED_TABLE = b"a,y\n" + b"3,0\n4,1\n" * 50
 MAX_DATASET_BYTES = 50_000
 HUGE_TABLE = b"a,y\n" + b"5,0\n6,1\n" * (MAX_DATASET_BYTES // 8 + 1)
 MISSING_SHA = hashlib.sha256(b"a table nobody uploaded").hexdigest()
+# One class: a client of today refuses it at submit, but a blob stored otherwise (an older
+# client, the store written directly) reaches the workers, which refuse it alike.
+ONE_CLASS_TABLE = b"a,y\n1,1\n2,1\n3,1\n4,1\n"
 
 
 def _sha(content: bytes) -> str:
@@ -159,7 +162,7 @@ def _refit(study_id: str, trial_id: str, **over: Any) -> dict[str, Any]:
 def seed_store(db: Database[dict[str, Any]]) -> None:
     """The blobs the uploaded-dataset cases name: whole, corrupt, truncated and too big."""
     blobs = GridFSBlobStore(db, max_bytes=1 << 30)
-    for content in (GOOD_TABLE, CORRUPT_TABLE, TRUNCATED_TABLE, HUGE_TABLE):
+    for content in (GOOD_TABLE, ONE_CLASS_TABLE, CORRUPT_TABLE, TRUNCATED_TABLE, HUGE_TABLE):
         blobs.put_bytes(content, kind="dataset", format="csv", name="bad-input")
     chunks = db[f"{BUCKET}.chunks"]
 
@@ -371,6 +374,12 @@ def catalogue(study_id: str) -> list[BadInput]:
             "no column 'label'",
             noop(x=1.0),
             dataset=_upload(_sha(GOOD_TABLE), target="label"),
+        ),
+        trial_case(
+            "trial-dataset-one-class",
+            "the target 'y' is 1 in all 4 rows: nothing to learn",
+            noop(x=1.0),
+            dataset=_upload(_sha(ONE_CLASS_TABLE)),
         ),
         BadInput(
             "refit-dataset-not-stored",

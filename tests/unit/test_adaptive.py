@@ -309,3 +309,23 @@ def test_asha_promotes_the_top_third_rounded_up_best_first_then_starts_new_ones(
     assert [t.params["n_estimators"] for t in new] == [30, 30, 30, 10]
     assert lr[3] not in {t.params["learning_rate"] for t in drawn}
     assert adaptive(restored_searches).in_flight == 4
+
+
+SIX = {"learning_rate": {"choice": [0.01, 0.1, 0.3]}, "max_depth": {"choice": [2, 4]}}
+
+
+@pytest.mark.parametrize("in_flight", [1, 2, 6])
+def test_asha_on_a_discrete_space_counts_every_rung_as_a_trial(in_flight: int) -> None:
+    # Six configurations, rungs 10, 30, 90, eta 3: 6 at rung 0, 2 promoted, 1 on top = 9.
+    six = {"asha": {**ASHA["asha"], "space": SIX, "n_trials": 9, "max_in_flight": in_flight}}
+    req = request(six)
+    decided, search, queue = run(req)
+    assert len(decided) == 9 and queue == [] and search.done
+    assert len({t.trial_id for t in decided}) == 9
+    assert {int(t.params["n_estimators"]) for t in decided} == {10, 30, 90}
+
+
+def test_asha_refuses_more_trials_than_its_rungs_reach() -> None:
+    expected = r"10 is more than the 9 trials ASHA reaches .*\(6 \+ 2 \+ 1 over its 3 rungs"
+    with pytest.raises(SpecError, match=expected):
+        request({"asha": {**ASHA["asha"], "space": SIX, "n_trials": 10}})

@@ -34,6 +34,7 @@ __all__ = [
     "BlobStore",
     "BlobTooLargeError",
     "MissingBlobError",
+    "check_size",
     "sha256_of",
 ]
 
@@ -79,14 +80,21 @@ def _chunks(stream: IO[bytes]) -> Iterator[bytes]:
         yield chunk
 
 
-def sha256_of(path: Path, max_bytes: int | None = None) -> tuple[str, int]:
-    """The file's SHA-256 and size, read in chunks; over `max_bytes` is refused before reading."""
-    size = path.stat().st_size
-    if max_bytes is not None and size > max_bytes:
+def check_size(size: int, max_bytes: int, name: str) -> None:
+    """Refuse `size` bytes over `max_bytes`, naming the blob as the user knows it."""
+    if size > max_bytes:
         raise BlobTooLargeError(
-            f"{path}: {size:,} bytes is over the limit of {max_bytes:,} "
+            f"{name}: {size:,} bytes is over the limit of {max_bytes:,} "
             "(TUNEFLEET_MAX_DATASET_BYTES)"
         )
+
+
+def sha256_of(path: Path, max_bytes: int | None = None, name: str = "") -> tuple[str, int]:
+    """The file's SHA-256 and size, read in chunks; over `max_bytes` is refused before reading
+    (the error names `name`, by default the path)."""
+    size = path.stat().st_size
+    if max_bytes is not None:
+        check_size(size, max_bytes, name or str(path))
     digest = hashlib.sha256()
     with path.open("rb") as stream:
         for chunk in _chunks(stream):
@@ -164,7 +172,7 @@ class BlobStore(ABC):
         self, path: Path, *, kind: BlobKind, format: str, name: str = ""
     ) -> tuple[BlobInfo, bool]:
         """Store the file unless its content is already stored; (info, whether it uploaded)."""
-        sha, size = sha256_of(path, self.max_bytes)
+        sha, size = sha256_of(path, self.max_bytes, name)
         known = self.info(sha)
         if known is not None:
             return known, False
@@ -184,11 +192,7 @@ class BlobStore(ABC):
     def _put(
         self, stream: IO[bytes], sha: str, size: int, *, kind: BlobKind, format: str, name: str
     ) -> tuple[BlobInfo, bool]:
-        if size > self.max_bytes:
-            raise BlobTooLargeError(
-                f"{name or sha}: {size:,} bytes is over the limit of {self.max_bytes:,} "
-                "(TUNEFLEET_MAX_DATASET_BYTES)"
-            )
+        check_size(size, self.max_bytes, name or sha)
         return self._store(Hashing(stream), sha, size, kind=kind, format=format, name=name)
 
     def download(self, sha256: str, dest: Path) -> BlobInfo:

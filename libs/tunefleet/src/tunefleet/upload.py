@@ -1,10 +1,11 @@
 """The client's half of uploaded datasets: a local file or a DataFrame becomes a content hash.
 
-`resolve` runs before a study is published. It checks the target column, uploads the bytes
-unless the same content is stored already, and returns the spec with the dataset rewritten to
-`{kind: upload, sha256, format, target}`: the study id then follows the content, not the path.
-DataFrames are written as Parquet (never pickle) into a temporary file first, so that the
-upload streams from disk like any file.
+`resolve` runs before a study is published. It checks the table by the rules the workers apply
+(`tunefleet_runtime.tables.features`: a table they would refuse is refused here, before anything
+is uploaded or published), uploads the bytes unless the same content is stored already, and
+returns the spec with the dataset rewritten to `{kind: upload, sha256, format, target}`: the
+study id then follows the content, not the path. DataFrames are written as Parquet (never
+pickle) into a temporary file first, so that the upload streams from disk like any file.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tunefleet_contract.spec import DATA_FORMATS, DataFormat, SpecError, StudySpec, UploadDataset
-from tunefleet_runtime.blobs import BlobError, BlobStore
+from tunefleet_runtime.blobs import BlobError, BlobStore, check_size
+from tunefleet_runtime.tables import TableError, features, read_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,14 +45,25 @@ def _with_dataset(spec: StudySpec, dataset: UploadDataset) -> StudySpec:
     return StudySpec.model_validate({**spec.model_dump(), "dataset": dataset.model_dump()})
 
 
-def _upload(blobs: BlobStore, path: Path, format: DataFormat, target: str, name: str) -> str:
-    """Check the target column, store the file unless stored already; its SHA-256."""
+def _check_file(blobs: BlobStore, path: Path, format: DataFormat, target: str) -> None:
+    """Refuse a file the workers would refuse: cheap checks first (the target in the header,
+    the size), then the whole table read as a worker reads it."""
+    name = path.name
     try:
         _check_target(columns_of(path, format), target, name)
+    except SpecError:
+        raise
     except (OSError, ValueError) as exc:
-        if isinstance(exc, SpecError):
-            raise
         raise SpecError(f"dataset.path: {name}: cannot read: {exc}") from None
+    try:
+        check_size(path.stat().st_size, blobs.max_bytes, name)
+        features(read_table(path, format, name), target, name)
+    except (BlobError, TableError) as exc:
+        raise SpecError(f"dataset: {exc}") from None
+
+
+def _upload(blobs: BlobStore, path: Path, format: DataFormat, name: str) -> str:
+    """Store the file unless stored already; its SHA-256."""
     try:
         info, _ = blobs.put_file(path, kind="dataset", format=format, name=name)
     except BlobError as exc:
@@ -87,7 +100,8 @@ def resolve(
     if not path.is_file():
         raise SpecError(f"dataset.path: {path}: no such file")
     format = DATA_FORMATS[path.suffix.lower()]
-    sha = _upload(blobs, path, format, dataset.target, path.name)
+    _check_file(blobs, path, format, dataset.target)
+    sha = _upload(blobs, path, format, path.name)
     stored = UploadDataset(kind="upload", target=dataset.target, sha256=sha, format=format)
     return _with_dataset(spec, stored)
 
@@ -99,13 +113,24 @@ def _upload_frame(
 
     if not isinstance(data, pd.DataFrame):
         raise SpecError(f"data: a pandas DataFrame, not {type(data).__name__}")
-    _check_target([str(c) for c in data.columns], dataset.target, "the DataFrame")
-    if not all(isinstance(c, str) for c in data.columns):
-        raise SpecError("data: column names must be strings (Parquet stores no other)")
+    try:
+        features(data, dataset.target, "DataFrame")
+    except TableError as exc:
+        raise SpecError(f"data: {exc}") from None
     with tempfile.TemporaryDirectory(prefix="tunefleet-upload-") as tmp:
         path = Path(tmp) / "data.parquet"
-        # The index is not a feature: dropping it makes equal tables equal bytes.
-        data.to_parquet(path, index=False)
-        sha = _upload(blobs, path, "parquet", dataset.target, "DataFrame")
+        try:
+            # The index is not a feature: dropping it makes equal tables equal bytes.
+            data.to_parquet(path, index=False)
+        except Exception as exc:  # pyarrow's many kinds; `features` leaves few to reach here
+            raise SpecError(
+                f"data: DataFrame: cannot be written as Parquet: {type(exc).__name__}: {exc}"
+            ) from None
+        try:
+            # Named as the user knows it: the file is a temporary one of ours.
+            check_size(path.stat().st_size, blobs.max_bytes, "DataFrame (as Parquet)")
+        except BlobError as exc:
+            raise SpecError(f"data: {exc}") from None
+        sha = _upload(blobs, path, "parquet", "DataFrame")
     stored = UploadDataset(kind="upload", target=dataset.target, sha256=sha, format="parquet")
     return _with_dataset(spec, stored)

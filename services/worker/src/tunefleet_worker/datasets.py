@@ -19,7 +19,7 @@ from tunefleet_contract.spec import (
     Task,
     UploadDataset,
 )
-from tunefleet_runtime.tables import as_category, fill_missing_category
+from tunefleet_runtime.tables import TableError, features, fill_missing_category, read_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,7 +30,7 @@ __all__ = ["Dataset", "DatasetError", "Fetch", "from_frame", "load_dataset"]
 Fetch = Callable[[UploadDataset], Path]
 
 
-class DatasetError(ValueError):
+class DatasetError(TableError):
     """The dataset cannot be read or used; every trial of the message fails with this text."""
 
 
@@ -97,53 +97,22 @@ def _inside(path: Path, roots: Sequence[Path]) -> Path:
 
 
 def _read_table(path: Path, parquet: bool, target: str, name: str) -> Dataset:
-    import pandas as pd
-
     try:
-        frame = pd.read_parquet(path) if parquet else pd.read_csv(path)
-    except Exception as exc:  # pandas and pyarrow raise many kinds for a corrupt file
-        raise DatasetError(f"{name}: cannot read: {type(exc).__name__}: {exc}") from None
+        frame = read_table(path, "parquet" if parquet else "csv", name)
+    except TableError as exc:
+        raise DatasetError(str(exc)) from None
     return from_frame(frame, target, name)
 
 
 def from_frame(frame: pd.DataFrame, target: str, name: str = "DataFrame") -> Dataset:
-    """The dataset a table makes: its features and target as every trial sees them."""
-    import pandas as pd
-
-    if target not in frame.columns:
-        shown = ", ".join(map(str, frame.columns[:20]))
-        raise DatasetError(f"{name}: no column {target!r} (columns: {shown})")
-    if len(frame) < 2:
-        raise DatasetError(f"{name}: fewer than two rows")
-    frame = frame.reset_index(drop=True)  # rows are positions: a slice's index must not align
-    y_column = frame[target]
-    if y_column.isna().any():
-        raise DatasetError(
-            f"{name}: the target {target!r} has {y_column.isna().sum()} missing values"
-        )
-    features = frame.drop(columns=[target])
-    columns: dict[str, Any] = {}
-    categorical: list[str] = []
-    for column_name in features.columns:
-        column = features[column_name]
-        if not isinstance(column_name, str):
-            raise DatasetError(f"{name}: column names must be strings, not {column_name!r}")
-        if column.dtype.kind in "biuf":
-            columns[column_name] = column.astype(np.float64)
-        elif isinstance(column.dtype, pd.CategoricalDtype) or column.dtype.kind in "OSUT":
-            columns[column_name] = as_category(column)
-            categorical.append(column_name)
-        else:
-            raise DatasetError(
-                f"{name}: feature column {column_name!r} is {column.dtype}; give numbers, "
-                "strings or categories"
-            )
-    y = y_column.to_numpy()
-    if categorical:
-        X: Any = pd.DataFrame(columns, index=pd.RangeIndex(len(frame)))
-    else:
-        X = np.column_stack(list(columns.values())) if columns else np.empty((len(frame), 0))
-    return _finish(X, y, _infer_task(y), tuple(categorical), tuple(columns))
+    """The dataset a table makes: its features and target as every trial sees them. The rules
+    are `tunefleet_runtime.tables.features`, the ones the client checks a table by before it
+    uploads it."""
+    try:
+        table = features(frame, target, name)
+    except TableError as exc:
+        raise DatasetError(str(exc)) from None
+    return _finish(table.X, table.y, _infer_task(table.y), table.categorical, table.names)
 
 
 def _finish(

@@ -124,13 +124,21 @@ class SearchSpec(BaseModel):
         except ValueError as exc:
             found.append(f"{where}.{exc}")
             return found
-        bound = self.max_distinct()
-        if bound is not None and self.n_trials > bound:
-            found.append(
-                f"{library}.{self.key}.n_trials: {self.n_trials} is more than the at most "
-                f"{bound} distinct points of this space (use a grid to run them all)"
-            )
+        too_many = self.too_many_trials()
+        if too_many is not None:
+            found.append(f"{library}.{self.key}.n_trials: {too_many}")
         return found
+
+    def too_many_trials(self) -> str | None:
+        """Why `n_trials` cannot be reached in this space (None: it can): a search of distinct
+        points has no more trials than the space has points."""
+        bound = self.max_distinct()
+        if bound is None or self.n_trials <= bound:
+            return None
+        return (
+            f"{self.n_trials} is more than the at most {bound} distinct points of this space "
+            "(use a grid to run them all)"
+        )
 
     # -- the read side: which trials are this search's -----------------------------------
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from tunefleet_contract.messages import ModelStored
 from tunefleet_runtime.deadletters import (
     format_dead_letter,
@@ -184,16 +183,17 @@ def datasets(
             for info, users in rows:
                 emit({**dataclasses.asdict(info), "studies": users})
             return
-        table = Table()
-        for column in ("sha256", "name", "format", "bytes", "uploaded", "studies"):
-            table.add_column(column, justify="right" if column == "bytes" else "left")
+        # A block per dataset, each study id on a line of its own: a table's last column cut
+        # the ids ("h10-frame-74…") in an 80-column terminal, and an id is what one types next.
         for info, users in rows:
-            table.add_row(
-                info.sha256[:12],
-                info.name,
-                info.format,
-                f"{info.size:,}",
-                when(info.created_at),
-                ", ".join(users) or "(none)",
+            line = (
+                f"{info.sha256[:12]}  {info.format}  {info.size:,} bytes  "
+                f"uploaded {when(info.created_at)}  {info.name}"
             )
-        out.print(table)
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
+            for user in users:
+                out.print(f"  study {user}", markup=False, highlight=False, soft_wrap=True)
+            if not users:
+                out.print("  studies: (none)", highlight=False)
+        if not rows:
+            out.print("no uploaded datasets", highlight=False)

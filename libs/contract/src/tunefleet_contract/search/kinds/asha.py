@@ -79,6 +79,31 @@ class ASHASpec(AdaptiveSpec):
         """The parameter the rungs set (checked against the catalogue by `problems`)."""
         return self.rounds or catalogues()[library].rounds[0]
 
+    def reachable(self, configurations: int) -> list[int]:
+        """Trials per rung that a run over `configurations` distinct configurations reaches
+        for certain: all of them at rung 0, then the top 1/eta (rounded up) of each rung one
+        rung up. (Results that arrive early can promote a few more; failures promote fewer.)"""
+        found = [configurations]
+        for _ in self._rungs[1:]:
+            found.append(math.ceil(found[-1] / self.eta))
+        return found
+
+    def too_many_trials(self) -> str | None:
+        """Every rung is a trial: a space of N configurations reaches N trials at rung 0 and
+        the promoted ones above it, so `n_trials` is bounded by that sum, not by N."""
+        bound = self.max_distinct()
+        if bound is None:
+            return None
+        per_rung = self.reachable(bound)
+        if self.n_trials <= sum(per_rung):
+            return None
+        return (
+            f"{self.n_trials} is more than the {sum(per_rung)} trials ASHA reaches on the at "
+            f"most {bound} distinct configurations of this space "
+            f"({' + '.join(map(str, per_rung))} over its {len(per_rung)} rungs, eta "
+            f"{self.eta}); widen the space or lower n_trials"
+        )
+
     def owns(self, library: str, params: Params, fixed: Params) -> bool:
         if self.rung(library, params) is None:
             return False
