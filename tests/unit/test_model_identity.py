@@ -6,9 +6,14 @@ tests/integration/test_store_contract.py and test_blob_contract.py)."""
 
 from __future__ import annotations
 
+import time
+
+import pytest
+from tunefleet.client import Client
 from tunefleet_contract.messages import ModelRefit, ModelStored
 from tunefleet_contract.spec import UploadDataset
-from tunefleet_runtime.store.memory import MemoryBlobStore
+from tunefleet_runtime.settings import ClientSettings
+from tunefleet_runtime.store.memory import MemoryBlobStore, MemoryStore
 from tunefleet_worker.datasets import from_frame
 from tunefleet_worker.refit import model_identity, refit, save_native
 from tunefleet_worker.training import library_data, make_estimator
@@ -74,3 +79,41 @@ def test_the_identity_ignores_the_thread_count_but_not_the_library_version() -> 
     assert one != model_identity(
         message.model_copy(update={"params": {"depth": 3}}), "1.2.10", data
     )
+
+
+def _stored(sha256: str, trial_id: str) -> ModelStored:
+    return ModelStored(
+        study_id=STUDY,
+        trial_id=trial_id,
+        library="catboost",
+        params=PARAMS,
+        status="done",
+        sha256=sha256,
+        format="cbm",
+        size=1,
+        dataset=UploadDataset(kind="upload", target="target", sha256="a" * 64, format="csv"),
+        finished_at=0.0,
+    )
+
+
+@pytest.fixture
+def client() -> Client:
+    settings = ClientSettings(rabbitmq_url="amqp://u:p@nowhere:1/", mongodb_url="mongodb://x:1")
+    return Client(settings, store=MemoryStore(), blobs=MemoryBlobStore(1 << 20))
+
+
+def test_prune_deletes_the_model_blobs_no_stored_model_names(client: Client) -> None:
+    named, _ = client.blobs.put_bytes(b"the model", kind="model", format="cbm")
+    replaced, _ = client.blobs.put_bytes(b"the model before", kind="model", format="cbm")
+    dataset, _ = client.blobs.put_bytes(b"a,b\n1,2\n", kind="dataset", format="csv")
+    client.store.write_events([_stored(replaced.sha256, "1" * 24)])
+    client.store.write_events([_stored(named.sha256, "1" * 24)])  # a refit on new data
+
+    # Just stored: a refit whose `model.stored` is not recorded yet keeps its blob.
+    assert client.prune_models() == []
+    assert len(client.blobs.list("model")) == 2
+
+    time.sleep(0.01)
+    assert [i.sha256 for i in client.prune_models(older_than_s=0)] == [replaced.sha256]
+    assert [i.sha256 for i in client.blobs.list()] == [dataset.sha256, named.sha256]
+    assert client.model_bytes(client.store.models(STUDY)[0]) == b"the model"
