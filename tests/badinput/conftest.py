@@ -22,6 +22,7 @@ from tests.support.badinputs import (
     Outcome,
     catalogue,
     inject,
+    register_study,
     seed_store,
     service_env,
     wait_for,
@@ -59,6 +60,7 @@ def bad_run(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Ite
         pipeline.start_all(workers=1)
         db = connect_store(settings)
         seed_store(db)
+        register_study(db, study_id)
         connection, channel = connect(settings, retry_for_s=30)
         try:
             inject(channel, topology_of(settings), cases)

@@ -46,7 +46,14 @@ from tunefleet_runtime.store import study_status
 from tunefleet_runtime.store.mongo import MongoStore
 from tunefleet_runtime.validation import parse_spec
 
-from tests.support.badinputs import catalogue, inject, seed_store, service_env, wait_for
+from tests.support.badinputs import (
+    catalogue,
+    inject,
+    register_study,
+    seed_store,
+    service_env,
+    wait_for,
+)
 from tests.support.store_faults import refusing_writes
 
 Doc = dict[str, Any]
@@ -422,8 +429,10 @@ class _Run:
             if t.library == "noop" and "score" in t.params and t.params.get("sleep_s") != 86_400.0
         }
 
-        bad = catalogue(f"chaos-bad-{uuid.uuid4().hex[:8]}")
+        bad_study = f"chaos-bad-{uuid.uuid4().hex[:8]}"
+        bad = catalogue(bad_study)
         seed_store(self.db)
+        register_study(self.db, bad_study)
         connection, channel = connect(self.settings, retry_for_s=30)
         try:
             inject(channel, topology_of(self.settings), bad)

@@ -92,3 +92,16 @@ def test_listed_by_kind_newest_first_and_deleted(blobs: BlobStore) -> None:
     assert blobs.info(first.sha256) is None
     assert blobs.prune_orphans() == 0  # nothing half-uploaded here
     assert blobs.read_bytes(second.sha256) == b"a,b\n3,4\n"
+
+
+def test_a_blob_is_found_by_its_identity(blobs: BlobStore) -> None:
+    assert blobs.find("model:a") is None
+    first, stored = blobs.put_bytes(b"fit 1", kind="model", format="cbm", identity="model:a")
+    assert stored and first.identity == "model:a"
+    assert blobs.find("model:a") == first == blobs.info(first.sha256)
+    assert blobs.find("model:b") is None and blobs.find("") is None
+    other, _ = blobs.put_bytes(b"fit 2", kind="model", format="cbm", identity="model:b")
+    assert blobs.find("model:b") == other
+    plain, _ = blobs.put_bytes(b"a,b\n1,2\n", kind="dataset", format="csv")
+    assert plain.identity == "" and blobs.find("model:a") == first
+    assert blobs.delete(first.sha256) and blobs.find("model:a") is None

@@ -367,6 +367,21 @@ def test_a_stored_model_is_never_replaced_by_a_failed_refit(store: Store) -> Non
     assert store.models("another-study") == []
 
 
+def test_model_blobs_are_the_hashes_stored_models_name(store: Store) -> None:
+    assert store.model_blobs() == set()
+    store.write_events(
+        [
+            model("done", sha256="b" * 64, format="cbm", size=10),
+            model("done", trial_id="c" * 24, sha256="d" * 64, format="ubj", size=10),
+            model("failed", trial_id="e" * 24, error="oom"),
+        ]
+    )
+    assert store.model_blobs() == {"b" * 64, "d" * 64}
+    # A refit on new data replaces the document: the blob it named is no longer named.
+    store.write_events([model("done", sha256="f" * 64, format="cbm", size=11)])
+    assert store.model_blobs() == {"f" * 64, "d" * 64}
+
+
 def test_studies_using_an_uploaded_dataset(store: Store) -> None:
     sha = "d" * 64
     uploaded = parse_spec(

@@ -11,11 +11,12 @@ import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 from tunefleet.cli import app
 from tunefleet.client import Client, DatasetInUseError
-from tunefleet_contract.messages import StudyRegistered
+from tunefleet_contract.messages import ModelStored, StudyRegistered
 from tunefleet_contract.spec import SpecError, UploadDataset
 from tunefleet_contract.topology import Topology
 from tunefleet_runtime.settings import ClientSettings
 from tunefleet_runtime.store import open_store
+from tunefleet_runtime.store.mongo import connect_store
 from typer.testing import CliRunner
 
 from tests.support.broker import queue_depth
@@ -139,3 +140,45 @@ def test_datasets_in_use_stay(settings: ClientSettings) -> None:
     assert pruned.exit_code == 0 and "deleted 1 unused datasets" in pruned.stdout
     assert [info.sha256 for info, _ in client.datasets()] == [used_sha]
     assert client.blobs.read_bytes(used_sha)  # still whole
+
+
+def test_prune_deletes_model_files_no_stored_model_names(settings: ClientSettings) -> None:
+    client = Client(settings)
+    named, _ = client.blobs.put_bytes(b"the model", kind="model", format="cbm")
+    replaced, _ = client.blobs.put_bytes(b"the model before", kind="model", format="cbm")
+    fresh, _ = client.blobs.put_bytes(b"a refit not recorded yet", kind="model", format="cbm")
+    dataset = UploadDataset(kind="upload", target="target", sha256="a" * 64, format="csv")
+
+    def stored(sha256: str) -> ModelStored:
+        return ModelStored(
+            study_id="up-0123456789ab",
+            trial_id="1" * 24,
+            library="catboost",
+            params={"depth": 2},
+            status="done",
+            sha256=sha256,
+            format="cbm",
+            size=1,
+            dataset=dataset,
+            finished_at=time.time(),
+        )
+
+    store = open_store(settings)
+    store.write_events([stored(replaced.sha256)])
+    store.write_events([stored(named.sha256)])  # a refit on new data replaced it
+    hour_ago = time.time() - 2 * 3600
+    connect_store(settings).blobs.update_many(
+        {"_id": {"$in": [named.sha256, replaced.sha256]}}, {"$set": {"created_at": hour_ago}}
+    )
+    env = {
+        "RABBITMQ_URL": str(settings.rabbitmq_url),
+        "MONGODB_URL": str(settings.mongodb_url),
+        "TUNEFLEET_NAMESPACE": settings.tunefleet_namespace,
+        "MONGODB_DATABASE": settings.mongodb_database,
+        "COLUMNS": "200",
+    }
+    pruned = CliRunner().invoke(app, ["datasets", "--prune"], env=env)
+    assert pruned.exit_code == 0, pruned.output
+    assert "and 1 model files no stored model names" in pruned.stdout
+    assert {i.sha256 for i in client.blobs.list("model")} == {named.sha256, fresh.sha256}
+    assert client.model_bytes(store.models("up-0123456789ab")[0]) == b"the model"

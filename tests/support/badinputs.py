@@ -21,12 +21,14 @@ from typing import Any, Literal
 
 from pika.adapters.blocking_connection import BlockingChannel
 from pymongo.database import Database
+from tunefleet_contract.messages import StudyRegistered
 from tunefleet_contract.spec import StudySpec
 from tunefleet_contract.topology import Topology
 from tunefleet_runtime.broker import publish
 from tunefleet_runtime.deadletters import DeadLetter, list_dead_letters
 from tunefleet_runtime.settings import BrokerSettings
 from tunefleet_runtime.store.gridfs import BUCKET, CATALOGUE, GridFSBlobStore
+from tunefleet_runtime.store.mongo import MongoStore
 
 from tests.support.waiting import wait_until
 
@@ -51,6 +53,8 @@ class BadInput:
     failed_study: tuple[str, int, str] | None = None
     # A refit whose model must be recorded `failed` with the reason (trial id).
     failed_model: str | None = None
+    # A study never registered: nothing may be stored under its id (the dead letter is all).
+    unrecorded_study: str | None = None
 
 
 def _tid() -> str:
@@ -157,6 +161,17 @@ def _refit(study_id: str, trial_id: str, **over: Any) -> dict[str, Any]:
         "requested_at": time.time(),
         **over,
     }
+
+
+def register_study(db: Database[dict[str, Any]], study_id: str) -> None:
+    """Register the study the trial-level cases belong to, as the collector records one: the
+    failed results of its dead-lettered trials are stored (those of a study never registered
+    are not: `trial-unregistered-study`)."""
+    spec = StudySpec.model_validate(_spec({"noop": {}}))
+    registered = StudyRegistered(
+        study_id=study_id, spec=spec, n_trials=0, submitted_at=time.time(), published_at=time.time()
+    )
+    MongoStore(db).write_events([registered])
 
 
 def seed_store(db: Database[dict[str, Any]]) -> None:
@@ -299,6 +314,18 @@ def catalogue(study_id: str) -> list[BadInput]:
     def noop(**params: Any) -> list[dict[str, Any]]:
         return [{"trial_id": _tid(), "library": "noop", "params": params}]
 
+    # First of the trial cases: the collector has dealt with its dead letter by the time the
+    # failed results of the later ones are stored (one queue, acked in order).
+    unregistered = f"never-registered-{uuid.uuid4().hex[:12]}"
+    cases.append(
+        BadInput(
+            "trial-unregistered-study",
+            "trials",
+            _json(_trial_message(unregistered, noop(sleeep_s=1.0))),
+            "did you mean 'sleep_s'",
+            unrecorded_study=unregistered,
+        )
+    )
     cases += [
         BadInput("trial-malformed-json", "trials", b"\x00\xff not json", "not JSON"),
         BadInput(
@@ -550,6 +577,14 @@ def check(
                 outcome.problems.append(f"{case.name}: refit not recorded failed: {model!r}")
             elif case.reason is not None and case.reason not in (model.get("error") or ""):
                 outcome.problems.append(f"{case.name}: model error {model.get('error')!r}")
+        if case.unrecorded_study is not None:
+            for collection in ("studies", "trials", "starts", "models"):
+                if db[collection].find_one({"study_id": case.unrecorded_study}) is not None:
+                    outcome.problems.append(
+                        f"{case.name}: {collection} recorded for unregistered study"
+                    )
+            if db.studies.find_one({"_id": case.unrecorded_study}) is not None:
+                outcome.problems.append(f"{case.name}: study {case.unrecorded_study} registered")
         if case.name == "event-dotted-key":
             tid = json.loads(case.body)["trial_id"]
             if letter is None and db.trials.find_one({"_id": tid}) is None:

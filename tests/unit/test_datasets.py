@@ -61,3 +61,19 @@ def test_corrupt_files_and_unusable_columns(tmp_path: Path) -> None:
     pd.DataFrame({"when": when, "y": [1.5, 2.5]}).to_parquet(tmp_path / "d.parquet")
     with pytest.raises(DatasetError, match=r"'when' is datetime64.*numbers, strings or categ"):
         load_dataset(FileDataset(path="d.parquet", target="y"), [tmp_path])
+
+
+def test_reasons_show_the_specs_path_not_the_workers_data_roots(tmp_path: Path) -> None:
+    # A reason reaches users (a failed trial's error, a dead letter): the roots are the worker's.
+    root = tmp_path / "srv-data-roots"
+    (root / "sub" / "d.csv").mkdir(parents=True)  # a directory: pandas names its full path
+    (root / "bad.parquet").write_bytes(b"PAR1 this is not parquet")
+    for path, says in [
+        ("missing.csv", "missing.csv: not found under this worker's data roots"),
+        ("sub/d.csv", "sub/d.csv"),
+        ("bad.parquet", "bad.parquet: cannot read"),
+    ]:
+        with pytest.raises(DatasetError) as raised:
+            load_dataset(FileDataset(path=path, target="y"), [root])
+        assert says in str(raised.value)
+        assert "srv-data-roots" not in str(raised.value) and str(tmp_path) not in str(raised.value)

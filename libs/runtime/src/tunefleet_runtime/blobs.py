@@ -9,7 +9,11 @@ Every backend keeps the same promises, which the conformance suite checks:
 - a blob becomes visible only once its content is whole: an upload that dies half-way leaves
   nothing a reader can open (`prune_orphans` removes what it left);
 - two clients uploading the same content both succeed, and it is stored once;
-- readers verify the hash while streaming, so a corrupt or truncated blob is an error, not data.
+- readers verify the hash while streaming, so a corrupt or truncated blob is an error, not data;
+- a blob may also carry an `identity`, what it is besides its bytes (a model: the trial, the
+  library and its version, the data it was trained on), and `find` looks it up by that: a
+  library whose files embed a random id or a timestamp (CatBoost's `.cbm`) writes new bytes for
+  the same model every time, so content alone cannot tell that a model is already stored.
 
 Everything streams in chunks: memory stays bounded whatever the size (docs/datasets.md).
 """
@@ -62,6 +66,7 @@ class BlobInfo:
     format: str
     name: str
     created_at: float
+    identity: str = ""
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> BlobInfo:
@@ -72,6 +77,7 @@ class BlobInfo:
             format=doc["format"],
             name=doc.get("name", ""),
             created_at=float(doc["created_at"]),
+            identity=doc.get("identity", ""),
         )
 
 
@@ -143,12 +149,24 @@ class BlobStore(ABC):
     def info(self, sha256: str) -> BlobInfo | None: ...
 
     @abstractmethod
+    def find(self, identity: str) -> BlobInfo | None:
+        """The newest blob stored under this identity (`put_bytes(..., identity=)`), if any."""
+
+    @abstractmethod
     def list(self, kind: BlobKind | None = None) -> list[BlobInfo]:
         """The stored blobs (of one kind), newest first."""
 
     @abstractmethod
     def _store(
-        self, stream: Hashing, sha: str, size: int, *, kind: BlobKind, format: str, name: str
+        self,
+        stream: Hashing,
+        sha: str,
+        size: int,
+        *,
+        kind: BlobKind,
+        format: str,
+        name: str,
+        identity: str = "",
     ) -> tuple[BlobInfo, bool]:
         """Store the content read from `stream` (it hashes as it is read) under `sha`,
         unless it does not hash to `sha` (`BlobError`), or someone stored it first (then
@@ -180,20 +198,34 @@ class BlobStore(ABC):
             return self._put(stream, sha, size, kind=kind, format=format, name=name)
 
     def put_bytes(
-        self, data: bytes, *, kind: BlobKind, format: str, name: str = ""
+        self, data: bytes, *, kind: BlobKind, format: str, name: str = "", identity: str = ""
     ) -> tuple[BlobInfo, bool]:
-        """For what is small and already in memory (a model file)."""
+        """For what is small and already in memory (a model file). With an `identity`, the
+        bytes are catalogued under it too (`find`), unless the same content is already stored
+        (then that blob stands, as it is)."""
         sha = hashlib.sha256(data).hexdigest()
         known = self.info(sha)
         if known is not None:
             return known, False
-        return self._put(io.BytesIO(data), sha, len(data), kind=kind, format=format, name=name)
+        return self._put(
+            io.BytesIO(data), sha, len(data), kind=kind, format=format, name=name, identity=identity
+        )
 
     def _put(
-        self, stream: IO[bytes], sha: str, size: int, *, kind: BlobKind, format: str, name: str
+        self,
+        stream: IO[bytes],
+        sha: str,
+        size: int,
+        *,
+        kind: BlobKind,
+        format: str,
+        name: str,
+        identity: str = "",
     ) -> tuple[BlobInfo, bool]:
         check_size(size, self.max_bytes, name or sha)
-        return self._store(Hashing(stream), sha, size, kind=kind, format=format, name=name)
+        return self._store(
+            Hashing(stream), sha, size, kind=kind, format=format, name=name, identity=identity
+        )
 
     def download(self, sha256: str, dest: Path) -> BlobInfo:
         """Write the blob to `dest` (atomically: a temporary file renamed once verified)."""

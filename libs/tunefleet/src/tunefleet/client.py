@@ -282,6 +282,20 @@ class Client:
         self.blobs.delete(info.sha256)
         return info
 
+    def prune_models(self, older_than_s: float = 3600) -> list[BlobInfo]:
+        """Delete the model blobs that no stored model names (replaced by a refit on a new
+        library version or new data, or stored by a refit whose worker died before it was
+        recorded); one younger than `older_than_s` is spared, as its refit may still be about
+        to be recorded. Returns what was deleted."""
+        named = self.store.model_blobs()
+        cutoff = time.time() - older_than_s
+        unused = [
+            info
+            for info in self.blobs.list("model")
+            if info.sha256 not in named and info.created_at < cutoff
+        ]
+        return [info for info in unused if self.blobs.delete(info.sha256)]
+
     # -- reading, from the store -------------------------------------------------------------
 
     def study(self, study_id: str) -> Study:

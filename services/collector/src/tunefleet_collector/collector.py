@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,8 +19,10 @@ from tunefleet_contract.messages import (
     Event,
     ModelRefit,
     ModelStored,
+    StudyRegistered,
     TrialMessage,
     TrialResult,
+    TrialsPlanned,
     decode_event,
 )
 from tunefleet_runtime import observability
@@ -29,9 +32,19 @@ from tunefleet_runtime.deadletters import death_reason
 from tunefleet_runtime.settings import CollectorSettings
 from tunefleet_runtime.store import PlanIncompleteError, Store, open_store
 
-__all__ = ["Collector", "dead_refit_models", "dead_trial_results"]
+__all__ = [
+    "Collector",
+    "dead_refit_models",
+    "dead_trial_results",
+    "known_studies",
+    "of_known_studies",
+]
 
 log = logging.getLogger(__name__)
+
+# How long a dead letter of a study the store does not know waits before it is taken for one
+# never registered: the registration may still be in a collector's unwritten batch.
+UNKNOWN_STUDY_GRACE_S = 2.0
 
 
 def dead_trial_results(
@@ -84,6 +97,41 @@ def dead_refit_models(body: bytes, properties: pika.BasicProperties) -> list[Mod
             finished_at=time.time(),
         )
     ]
+
+
+DeadEvent = TrialResult | ModelStored
+
+
+def known_studies(store: Store, in_batch: Collection[str]) -> Callable[[str, list[str]], bool]:
+    """Whether a study is known: registered, in this batch, or with these trials in its plan
+    (an adaptive plan is the planner's own record, written before its trials are published)."""
+
+    def known(study_id: str, trial_ids: list[str]) -> bool:
+        return (
+            study_id in in_batch
+            or store.study(study_id) is not None
+            or bool(store.plan(study_id, trial_ids))
+        )
+
+    return known
+
+
+def of_known_studies(
+    events: Sequence[DeadEvent], known: Callable[[str, list[str]], bool]
+) -> tuple[list[DeadEvent], dict[str, int]]:
+    """The failed results and models made of dead letters, without those of the studies that
+    `known(study_id, trial_ids)` says were never registered (nor planned): a message naming an
+    unknown study is a dead letter and nothing more, never a stored trial under an id no study
+    has. Also how many were left out, by study."""
+    trials: dict[str, list[str]] = {}
+    for event in events:
+        trials.setdefault(event.study_id, []).append(event.trial_id)
+    verdicts = {study_id: known(study_id, ids) for study_id, ids in trials.items()}
+    dropped: dict[str, int] = {}
+    for event in events:
+        if not verdicts[event.study_id]:
+            dropped[event.study_id] = dropped.get(event.study_id, 0) + 1
+    return [e for e in events if verdicts[e.study_id]], dropped
 
 
 @dataclass(frozen=True)
@@ -165,6 +213,7 @@ class Collector:
         )
         self.failed_writes = 0  # batches the store could not take (outages), in all
         self._plan_wait_since: float | None = None
+        self._unknown_since: dict[str, float] = {}  # dead letters' studies not (yet) known
 
     def stop(self) -> None:
         self._stopping.set()
@@ -197,6 +246,8 @@ class Collector:
         if not due or batch.last is None:
             return flush_s
         try:
+            if not self._leave_out_unknown_studies(batch):
+                return flush_s  # a registration may be on its way: the batch waits for it
             counts = self._store().write_events(batch.events)
         except Exception as exc:  # the store's driver, its encoder and the odd OverflowError alike
             if self._store_is_away(exc) or not self._set_aside(batch):
@@ -219,6 +270,51 @@ class Collector:
         log.debug("stored %s from %d deliveries", counts, batch.deliveries)
         batch.clear()
         return flush_s
+
+    def _leave_out_unknown_studies(self, batch: _Batch) -> bool:
+        """Take out of the batch the failed results and models made of dead letters whose study
+        was never registered (`of_known_studies`); their dead letters stay in dead-letters with
+        their reasons. A study unknown for less than `UNKNOWN_STUDY_GRACE_S` may be registered
+        in another collector's batch: then False, and the batch waits."""
+        in_batch = {
+            event.study_id
+            for event in batch.events
+            if isinstance(event, StudyRegistered | TrialsPlanned)
+        }
+        known = known_studies(self._store(), in_batch)
+        now = time.monotonic()
+        waiting = False
+        for item in batch.items:
+            if item.delivery.queue != self.topology.dead_letter_collector_queue:
+                continue
+            dead = [e for e in item.events if isinstance(e, TrialResult | ModelStored)]
+            kept, dropped = of_known_studies(dead, known)
+            if not dropped:
+                continue
+            since = [self._unknown_since.setdefault(study_id, now) for study_id in dropped]
+            if now - min(since) < UNKNOWN_STUDY_GRACE_S:
+                waiting = True
+                continue
+            what = (
+                "refit names study %s, which was never registered: its model (%d) is not"
+                if isinstance(dead[0], ModelStored)
+                else "trial message names study %s, which was never registered: "
+                "its %d trials are not"
+            )
+            for study_id, n in dropped.items():
+                self._unknown_since.pop(study_id, None)
+                log.warning(
+                    f"a dead {what} recorded, only the dead letter stays (reason: %s)",
+                    study_id,
+                    n,
+                    death_reason(item.delivery.properties.headers)[:300],
+                )
+            item.events[:] = list(kept)
+        if waiting:
+            return False
+        self._unknown_since.clear()  # what is left became known meanwhile
+        batch.events[:] = [event for item in batch.items for event in item.events]
+        return True
 
     def _announce_dead(self, batch: _Batch) -> None:
         """The failed results written for dead-lettered trials, published as the results they

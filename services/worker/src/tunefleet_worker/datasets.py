@@ -90,10 +90,20 @@ def _inside(path: Path, roots: Sequence[Path]) -> Path:
                 return candidate
         except OSError as exc:  # a name too long, a loop of links: the path's fault, say so
             raise DatasetError(f"{path}: {exc.strerror or exc}") from None
+    # The roots are the worker's own layout: the reason goes to users, so it names the setting.
     raise DatasetError(
-        f"{path}: not found under the data roots ({', '.join(map(str, roots))}); "
+        f"{path}: not found under this worker's data roots (TUNEFLEET_DATA_ROOTS); "
         "paths may not leave them"
     )
+
+
+def _without_roots(text: str, roots: Sequence[Path]) -> str:
+    """A reason with the worker's data roots taken out of it (a library's error names the file
+    it read by its full path): what a user sees is the path their spec gave."""
+    names = {str(root) for root in roots} | {str(root.resolve()) for root in roots}
+    for name in sorted(names, key=len, reverse=True):
+        text = text.replace(name.rstrip("/") + "/", "").replace(name, "<data root>")
+    return text
 
 
 def _read_table(path: Path, parquet: bool, target: str, name: str) -> Dataset:
@@ -154,8 +164,11 @@ def _load(spec_json: str, roots: tuple[Path, ...], fetch: Fetch | None) -> Datas
 
     spec: DatasetSpec = TypeAdapter(DatasetSpec).validate_json(spec_json)
     if isinstance(spec, FileDataset):
-        path = _inside(Path(spec.path), roots)
-        return _read_table(path, path.suffix in {".parquet", ".pq"}, spec.target, spec.path)
+        try:
+            path = _inside(Path(spec.path), roots)
+            return _read_table(path, path.suffix in {".parquet", ".pq"}, spec.target, spec.path)
+        except DatasetError as exc:
+            raise DatasetError(_without_roots(str(exc), roots)) from None
     if isinstance(spec, UploadDataset):
         return _read_upload(spec, fetch)
     if isinstance(spec, SyntheticDataset):

@@ -4,15 +4,24 @@ format (never pickle) and stored as a blob, described by a `model.stored` event.
 The estimator is the one the trial cross-validated (`make_estimator`, the same native handling
 of categorical columns), so a local fit of the same parameters on the same data is the same
 model: tests/e2e/test_upload.py compares their predictions.
+
+A model blob is stored under its identity (`model_identity`: the trial, the library and its
+version, the data) as well as its content hash, and a refit of a model already stored keeps the
+stored blob: CatBoost writes a random `model_guid`, the training time and the thread count into
+every `.cbm`, so its bytes alone would make each refit of one trial a new blob.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from tunefleet_contract.messages import FeatureLevels, ModelRefit, ModelStored
 from tunefleet_runtime.blobs import BlobStore
 from tunefleet_runtime.tables import MISSING_CATEGORY
@@ -21,7 +30,7 @@ from tunefleet_worker.datasets import Dataset
 from tunefleet_worker.libraries import model_library
 from tunefleet_worker.training import library_data, library_version, make_estimator
 
-__all__ = ["refit", "save_native"]
+__all__ = ["model_identity", "refit", "save_native"]
 
 
 def save_native(library: str, estimator: Any) -> tuple[bytes, str]:
@@ -33,6 +42,30 @@ def save_native(library: str, estimator: Any) -> tuple[bytes, str]:
         path = Path(tmp) / f"model.{model.model_format}"
         model.save_model(estimator, path)
         return path.read_bytes(), model.model_format
+
+
+def model_identity(message: ModelRefit, version: str | None, dataset: Dataset) -> str:
+    """What a refitted model is: the trial (its study, library and parameters), the library's
+    version, and the content of the table it is trained on (a file dataset may change under the
+    same path). Not the worker's thread count, nor when it was trained."""
+    digest = hashlib.sha256()
+    head = [message.study_id, message.trial_id, message.library, message.params, version or ""]
+    digest.update(json.dumps(head, sort_keys=True, default=str).encode())
+    X = dataset.X
+    if isinstance(X, pd.DataFrame):
+        digest.update(json.dumps([list(map(str, X.columns)), [str(t) for t in X.dtypes]]).encode())
+        for name in dataset.categorical:
+            digest.update(json.dumps([str(v) for v in X[name].cat.categories]).encode())
+        digest.update(pd.util.hash_pandas_object(X, index=False).to_numpy().tobytes())
+    else:
+        array = np.ascontiguousarray(X)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    y = np.ascontiguousarray(dataset.y)
+    digest.update(f"{y.dtype.str}{y.shape}".encode())
+    digest.update(y.tobytes())
+    digest.update(json.dumps([str(c) for c in dataset.classes]).encode())
+    return f"model:{message.trial_id}:{digest.hexdigest()}"
 
 
 def refit(
@@ -82,9 +115,16 @@ def refit(
             finished_at=time.time(),
         )
     fit_time = time.perf_counter() - started
-    info, _ = blobs.put_bytes(
-        content, kind="model", format=fmt, name=f"{message.study_id}-{message.trial_id}.{fmt}"
-    )
+    identity = model_identity(message, base["library_version"], dataset)
+    info = blobs.find(identity)
+    if info is None or info.format != fmt:
+        info, _ = blobs.put_bytes(
+            content,
+            kind="model",
+            format=fmt,
+            name=f"{message.study_id}-{message.trial_id}.{fmt}",
+            identity=identity,
+        )
     return ModelStored(
         **base,
         status="done",

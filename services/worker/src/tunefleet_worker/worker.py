@@ -130,7 +130,7 @@ class Worker:
             prefetch=1,
             on_connect=self._connected,
             on_stop=self._drain,
-            on_lost=self._abandon_job,
+            on_lost=self._connection_lost,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -173,7 +173,14 @@ class Worker:
         past `consumer_timeout` in hand, it has taken the delivery back to deliver it again.
         Training goes on; its results are published and announced as settled (so that the
         redelivery is skipped, by whichever worker gets it), then consuming resumes on a new
-        connection. Without a job, consuming resumes at once."""
+        connection. Without a job, consuming resumes at once.
+
+        A channel closed any other way went with its connection: by this worker (a SIGTERM's
+        shutdown, a restart: `ChannelClosedByClient`, "Normal shutdown"), which is no news, or
+        lost, which `_connection_lost` reports."""
+        if not isinstance(reason, pika.exceptions.ChannelClosedByBroker):
+            log.debug("the trials channel closed with its connection (%r)", reason)
+            return
         job = self._job
         if job is None or job.finished.is_set():
             log.warning("the broker closed the trials channel (%s); consuming again", reason)
@@ -182,12 +189,36 @@ class Worker:
         job.orphaned = True
         log.warning(
             "the broker closed the trials channel after %.0f s on a message of study %s (%s): "
-            "its trials go on, their results are kept and the redelivery skipped; set "
-            "RabbitMQ's consumer_timeout above the longest chunk (docs/reliability.md)",
+            "its trials go on and, while the connection lasts, their results are kept and the "
+            "redelivery skipped; set RabbitMQ's consumer_timeout above the longest chunk "
+            "(docs/reliability.md)",
             time.monotonic() - job.started,
             job.delivery.message.study_id,
             reason,
         )
+
+    def _connection_lost(self) -> None:
+        """The broker connection is gone: what was in hand cannot be acked or published on it,
+        so it is abandoned, and the broker delivers it again (to this worker once it has
+        reconnected, or to another)."""
+        job = self._job
+        if job is not None and not job.finished.is_set():
+            message = job.delivery.message
+            what = (
+                f"its {len(message.trials) - len(job.published)} trials without a confirmed "
+                "result are"
+                if isinstance(message, TrialMessage)
+                else "the refit is"
+            )
+            log.warning(
+                "lost the broker connection after %.0f s on a message of study %s: %s "
+                "abandoned%s, nothing more of it is kept; the broker delivers the message again",
+                time.monotonic() - job.started,
+                message.study_id,
+                what,
+                " after all" if job.orphaned else "",
+            )
+        self._abandon_job()
 
     def _on_settled(self, event: TrialsSettled) -> None:
         """Another worker's results settled the trials in hand (both got the delivery, around

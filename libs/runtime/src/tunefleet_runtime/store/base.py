@@ -107,6 +107,10 @@ class Store(Protocol):
         """The ids of the studies whose spec names this uploaded dataset."""
         ...
 
+    def model_blobs(self) -> set[str]:
+        """The hashes of the blobs that stored models (of every study) name."""
+        ...
+
 
 def study_status(store: Store, study_id: str) -> StudyStatus | None:
     """Where a study stands, from the store: the one status computation (live progress applies

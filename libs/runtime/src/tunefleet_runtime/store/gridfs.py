@@ -2,7 +2,8 @@
 `blobdata.chunks`, 1 MiB chunks), which both serve, and a catalogue document per blob (`blobs`,
 `_id` = the content's SHA-256) inserted only after every chunk is written: that insert is what
 makes a blob visible. A second upload of the same content gets the catalogue's duplicate-key
-error, which means "already stored", and deletes its own copy.
+error, which means "already stored", and deletes its own copy. A blob put with an identity
+(a model's) has it in its catalogue document, where `find` looks.
 """
 
 from __future__ import annotations
@@ -50,12 +51,26 @@ class GridFSBlobStore(BlobStore):
         doc = self.catalogue.find_one({"_id": sha256})
         return BlobInfo.from_doc(doc) if doc is not None else None
 
+    def find(self, identity: str) -> BlobInfo | None:
+        if not identity:
+            return None
+        found = self.catalogue.find({"identity": identity}).sort("created_at", -1).limit(1)
+        return next((BlobInfo.from_doc(d) for d in found), None)
+
     def list(self, kind: BlobKind | None = None) -> list[BlobInfo]:
         query = {} if kind is None else {"kind": kind}
         return [BlobInfo.from_doc(d) for d in self.catalogue.find(query).sort("created_at", -1)]
 
     def _store(
-        self, stream: Hashing, sha: str, size: int, *, kind: BlobKind, format: str, name: str
+        self,
+        stream: Hashing,
+        sha: str,
+        size: int,
+        *,
+        kind: BlobKind,
+        format: str,
+        name: str,
+        identity: str = "",
     ) -> tuple[BlobInfo, bool]:
         file_id = self._bucket.upload_from_stream(
             name or sha, stream, metadata={"sha256": sha, "kind": kind}
@@ -72,6 +87,8 @@ class GridFSBlobStore(BlobStore):
             "name": name,
             "created_at": time.time(),
         }
+        if identity:
+            doc["identity"] = identity
         try:
             self.catalogue.insert_one(doc)
         except DuplicateKeyError:

@@ -256,6 +256,13 @@ class MemoryStore:
             if (doc["spec"].get("dataset") or {}).get("sha256") == sha256
         )
 
+    def model_blobs(self) -> set[str]:
+        return {
+            str(doc["sha256"])
+            for doc in self._find("models")
+            if doc.get("status") == "done" and doc.get("sha256")
+        }
+
 
 class MemoryBlobStore(blobs.BlobStore):
     """Blobs in memory. A blob is stored whole or not at all, so no upload leaves anything
@@ -271,18 +278,33 @@ class MemoryBlobStore(blobs.BlobStore):
             found = self._blobs.get(sha256)
         return found[0] if found else None
 
+    def find(self, identity: str) -> BlobInfo | None:
+        with self._lock:
+            found = [
+                info for info, _ in self._blobs.values() if identity and info.identity == identity
+            ]
+        return max(found, key=lambda info: info.created_at, default=None)
+
     def list(self, kind: BlobKind | None = None) -> list[BlobInfo]:
         with self._lock:
             found = [info for info, _ in self._blobs.values() if kind in (None, info.kind)]
         return sorted(found, key=lambda info: -info.created_at)
 
     def _store(
-        self, stream: blobs.Hashing, sha: str, size: int, *, kind: BlobKind, format: str, name: str
+        self,
+        stream: blobs.Hashing,
+        sha: str,
+        size: int,
+        *,
+        kind: BlobKind,
+        format: str,
+        name: str,
+        identity: str = "",
     ) -> tuple[BlobInfo, bool]:
         data = b"".join(iter(lambda: stream.read(blobs.CHUNK_BYTES), b""))
         if stream.digest.hexdigest() != sha:
             raise blobs.BlobError(f"{name or sha}: the content changed while it was uploaded")
-        info = BlobInfo(sha, len(data), kind, format, name, time.time())
+        info = BlobInfo(sha, len(data), kind, format, name, time.time(), identity)
         with self._lock:
             if sha in self._blobs:
                 return self._blobs[sha][0], False  # stored first by someone else: theirs

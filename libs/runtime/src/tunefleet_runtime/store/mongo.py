@@ -308,3 +308,7 @@ class MongoStore:
     def studies_using(self, sha256: str) -> list[str]:
         found = self.db.studies.find({"spec.dataset.sha256": sha256}, {"_id": 1})
         return sorted(str(d["_id"]) for d in found)
+
+    def model_blobs(self) -> set[str]:
+        found = self.db.models.find({"status": "done"}, {"sha256": 1, "_id": 0})
+        return {str(d["sha256"]) for d in found if d.get("sha256")}

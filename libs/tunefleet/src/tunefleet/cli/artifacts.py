@@ -153,7 +153,11 @@ def datasets(
         str | None, typer.Option("--delete", help="Delete this dataset (8+ hex digits).")
     ] = None,
     prune: Annotated[
-        bool, typer.Option("--prune", help="Delete every dataset no study uses.")
+        bool,
+        typer.Option(
+            "--prune",
+            help="Delete every dataset no study uses and every model blob no stored model names.",
+        ),
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -172,10 +176,13 @@ def datasets(
             unused = [info for info, users in rows if not users]
             for info in unused:
                 client.delete_dataset(info.sha256)
+            models = client.prune_models()
             orphans = client.blobs.prune_orphans()
             out.print(
                 f"deleted {len(unused)} unused datasets "
-                f"({sum(i.size for i in unused):,} bytes); {orphans} broken uploads removed",
+                f"({sum(i.size for i in unused):,} bytes) and {len(models)} model files no "
+                f"stored model names ({sum(i.size for i in models):,} bytes); "
+                f"{orphans} broken uploads removed",
                 highlight=False,
             )
             return
