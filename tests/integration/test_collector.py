@@ -97,6 +97,11 @@ def test_dead_lettered_trials_become_failed_results(
     run_service: Callable[[Any], Running],
 ) -> None:
     run_service(Collector(CollectorSettings(**settings.model_dump())))
+    # A registered study's (a dead letter of a study never registered records nothing).
+    registered = StudyRegistered(
+        study_id=STUDY, spec=SPEC, n_trials=3, submitted_at=1.0, published_at=2.0
+    )
+    publish(channel, topology.events_exchange, "study.registered", registered.encode())
     message = TrialMessage(
         study_id=STUDY,
         dataset=SPEC.dataset,
