@@ -95,6 +95,16 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
+def seconds_row(label: str, values: Sequence[float]) -> str:
+    """A Markdown row: the median of `values` (seconds), with min, max and how many runs."""
+    if len(values) == 1:
+        return f"| {label} | {values[0]:.0f} s (1 run) |"
+    return (
+        f"| {label} | median {statistics.median(values):.0f} s "
+        f"(min {min(values):.0f}, max {max(values):.0f}; {len(values)} runs) |"
+    )
+
+
 def command_line() -> str:
     args = " ".join(sys.argv[1:])
     return f"uv run --group peers python -m bench {args}".strip()

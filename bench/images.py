@@ -15,7 +15,6 @@ Medians of `--runs`, with min and max. Prints a Markdown table.
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import tempfile
 import time
@@ -26,6 +25,8 @@ from pathlib import Path
 from tunefleet_dev import engine, images
 from tunefleet_dev.devservices import free_port
 from tunefleet_dev.stack import PORTS, Stack
+
+from bench.common import seconds_row
 
 EDITED = images.ROOT / "services" / "worker" / "src" / "tunefleet_worker" / "__init__.py"
 
@@ -55,15 +56,6 @@ def edited_rebuild(stack: Stack) -> float:
         EDITED.write_text(original)
 
 
-def line(label: str, values: list[float]) -> str:
-    if len(values) == 1:
-        return f"| {label} | {values[0]:.0f} s (1 run) |"
-    return (
-        f"| {label} | median {statistics.median(values):.0f} s "
-        f"(min {min(values):.0f}, max {max(values):.0f}; {len(values)} runs) |"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -88,12 +80,11 @@ def main() -> None:
                     check=True,
                 )
                 cold.append(timed(stack.build))
-            rows.append(line("cold build, every image (empty BuildKit cache)", cold))
+            rows.append(seconds_row("cold build, every image (empty BuildKit cache)", cold))
+        warm = [timed(stack.build) for _ in range(args.runs)]
+        rows.append(seconds_row("warm build, nothing changed", warm))
         rows.append(
-            line("warm build, nothing changed", [timed(stack.build) for _ in range(args.runs)])
-        )
-        rows.append(
-            line(
+            seconds_row(
                 "rebuild after editing one worker module",
                 [edited_rebuild(stack) for _ in range(args.runs)],
             )
@@ -104,7 +95,7 @@ def main() -> None:
                 ups.append(timed(stack.up))
             finally:
                 stack.down(volumes=True)
-        rows.append(line("`make up` to healthy (built images, nothing running)", ups))
+        rows.append(seconds_row("`make up` to healthy (built images, nothing running)", ups))
 
         assert stack.resolution is not None
         used = stack.resolution.images

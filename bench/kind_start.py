@@ -16,7 +16,6 @@ LOCAL_CLUSTER=1` does.
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,12 +27,7 @@ from tunefleet_dev import kind
 from tunefleet_dev.devservices import free_port
 from tunefleet_dev.images import ROOT
 
-
-def line(label: str, values: list[float]) -> str:
-    return (
-        f"| {label} | median {statistics.median(values):.0f} s "
-        f"(min {min(values):.0f}, max {max(values):.0f}; {len(values)} runs) |"
-    )
+from bench.common import seconds_row
 
 
 def main() -> None:
@@ -72,10 +66,10 @@ def main() -> None:
             finally:
                 kind.delete(cluster)
     print("| | time |\n|---|---|")
-    print(line("`kind up` to a ready cluster (node image built, nothing running)", ups))
-    print(line("`tilt ci` on it: images (warm), load, k8s/dev ready", tilts))
+    print(seconds_row("`kind up` to a ready cluster (node image built, nothing running)", ups))
+    print(seconds_row("`tilt ci` on it: images (warm), load, k8s/dev ready", tilts))
     both = [up + ci for up, ci in zip(ups, tilts, strict=True)]
-    print(line("`make dev` to every resource ready (the two)", both))
+    print(seconds_row("`make dev` to every resource ready (the two)", both))
 
 
 if __name__ == "__main__":
