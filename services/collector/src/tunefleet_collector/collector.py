@@ -276,6 +276,9 @@ class Collector:
         was never registered (`of_known_studies`); their dead letters stay in dead-letters with
         their reasons. A study unknown for less than `UNKNOWN_STUDY_GRACE_S` may be registered
         in another collector's batch: then False, and the batch waits."""
+        dead_letters = self.topology.dead_letter_collector_queue
+        if all(item.delivery.queue != dead_letters for item in batch.items):
+            return True  # the usual batch: results, no dead letters to look into
         in_batch = {
             event.study_id
             for event in batch.events
@@ -285,7 +288,7 @@ class Collector:
         now = time.monotonic()
         waiting = False
         for item in batch.items:
-            if item.delivery.queue != self.topology.dead_letter_collector_queue:
+            if item.delivery.queue != dead_letters:
                 continue
             dead = [e for e in item.events if isinstance(e, TrialResult | ModelStored)]
             kept, dropped = of_known_studies(dead, known)
