@@ -85,6 +85,14 @@ class ComposeStack:
                 )
         return found
 
+    def diagnosis(self) -> str:
+        """What a failed test leaves to read: every container's state and its last lines."""
+        parts = []
+        for args in (("ps", "-a"), ("logs", "--no-color", "--timestamps", "--tail", "40")):
+            result = self.stack.invoke(*args, capture=True)
+            parts.append(f"$ docker compose {' '.join(args)}\n{result.stdout}{result.stderr}")
+        return "\n".join(parts)
+
     def wait_healthy(self, timeout_s: float = 300) -> dict[str, list[str]]:
         deadline = time.monotonic() + timeout_s
         while True:
@@ -103,6 +111,17 @@ def docker(*args: str, check: bool = True) -> str:
     if check and result.returncode != 0:
         raise AssertionError(f"docker {' '.join(args)}: {result.stderr.strip()}")
     return result.stdout
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test on the stack reports the containers' states and logs with its failure:
+    in CI they are all there is to read."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    stack = getattr(item, "funcargs", {}).get("compose_stack")
+    if report.failed and isinstance(stack, ComposeStack):
+        report.sections.append(("compose stack", stack.diagnosis()))
 
 
 @pytest.fixture(scope="package")
