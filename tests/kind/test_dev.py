@@ -82,6 +82,9 @@ def test_tilt_ci_brings_every_resource_up_with_the_stand_ins_on_the_default_pool
     mode = lab.kubectl("-n", NAMESPACE, "exec", "rabbitmq-0", "--", "stat", "-c", "%a",
                        "/var/lib/rabbitmq/.erlang.cookie")  # fmt: skip
     assert mode.strip() == "400"
+    # Tilt's log reads as written: no Secret value of the local cluster redacted in it.
+    log = (lab.repo.parent / "tilt-ci.log").read_text()
+    assert "tunefleet-worker" in log and "[redacted secret" not in log
 
 
 def test_a_three_library_study_through_port_forwards_scores_as_gridsearchcv(
