@@ -13,12 +13,19 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tunefleet.client import Client
+from tunefleet.models import load_estimator
 from tunefleet_contract.libraries import catalogues
-from tunefleet_contract.messages import TrialResult, TrialSpec
+from tunefleet_contract.messages import ModelRefit, StudyRegistered, TrialResult, TrialSpec
 from tunefleet_contract.spec import EarlyStoppingSpec
+from tunefleet_publisher.planner import expand
+from tunefleet_runtime.settings import ClientSettings
+from tunefleet_runtime.store.memory import MemoryBlobStore, MemoryStore
+from tunefleet_runtime.validation import parse_spec
 from tunefleet_worker.datasets import Dataset, load_dataset
 from tunefleet_worker.earlystop import Curve, _lockstep, run_stopped, summary
 from tunefleet_worker.foldcache import fold_set
+from tunefleet_worker.refit import model_identity, refit
 from tunefleet_worker.training import TrialContext, library_data, make_estimator
 
 from tests.support.reference import gridsearch_means, params_key
@@ -290,3 +297,69 @@ def test_folds_advance_together_one_at_a_time() -> None:
     # No fold starts round r + 1 before every fold has finished round r.
     rounds = [r for _, r in order]
     assert rounds == sorted(rounds)
+
+
+@pytest.mark.parametrize("library", list(SUBSAMPLED))
+def test_refit_trains_the_best_round_and_says_so(library: str) -> None:
+    data = load_dataset(load_spec_dataset("breast_cancer"))
+    message = ModelRefit(
+        study_id="early",
+        trial_id="e" * 24,
+        library=library,
+        params=SUBSAMPLED[library],
+        dataset=load_spec_dataset("breast_cancer"),
+        task="classification",
+        requested_at=0.0,
+        best_round=7,
+    )
+    blobs = MemoryBlobStore(1 << 24)
+    stored = refit(message, data, blobs, threads=1, worker="w", attempts=1)
+    assert stored.status == "done", stored.error
+    assert (stored.rounds, stored.rounds_from) == (7, "early_stopping")
+    assert stored.params == SUBSAMPLED[library]  # the trial's own parameters, unchanged
+    assert stored.sha256 is not None
+    loaded = load_estimator(stored, blobs.read_bytes(stored.sha256))
+    view = library_data(data, library)
+    rounds = catalogues()[library].rounds[0]
+    local = make_estimator(library, data.task, {**SUBSAMPLED[library], rounds: 7})
+    local.fit(view.X, view.y)
+    assert np.array_equal(loaded.predict_proba(view.X), local.predict_proba(view.X))
+    # Another best round is another model, under another identity.
+    other = message.model_copy(update={"best_round": 8})
+    assert model_identity(other, "v", data) != model_identity(message, "v", data)
+
+
+def test_the_client_refits_a_trial_at_the_round_early_stopping_chose(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = parse_spec(
+        {
+            "dataset": "iris",
+            "search": {"xgboost": {"early_stopping": {"rounds": 3, "max_rounds": 30}}},
+        }
+    )
+    study = spec.study_id()
+    (trial,) = expand(spec, study)
+    data = load_dataset(spec.dataset)
+    ctx, _ = _context("xgboost", data, "accuracy")
+    stop = spec.search["xgboost"].early_stopping
+    assert stop is not None
+    result = run_stopped(ctx, trial, stop).model_copy(update={"study_id": study})
+    assert result.early_stopping is not None
+    client = Client(
+        ClientSettings(rabbitmq_url="amqp://u:p@nowhere:1/", mongodb_url="mongodb://x:1"),
+        store=MemoryStore(),
+        blobs=MemoryBlobStore(1 << 20),
+    )
+    registered = StudyRegistered(
+        study_id=study, spec=spec, n_trials=1, submitted_at=0.0, published_at=0.0
+    )
+    client.store.write_events([registered, result])
+    stored = client.trial(result.trial_id)
+    assert stored is not None and stored.result is not None
+    assert stored.result.best_round == result.early_stopping.best_round
+    published: list[bytes] = []
+    monkeypatch.setattr(client, "publish", lambda exchange, key, body: published.append(body))
+    client.refit(study)
+    (body,) = published
+    assert ModelRefit.decode(body).best_round == result.early_stopping.best_round
