@@ -228,3 +228,35 @@ def test_refit_and_model_say_the_rounds_only_when_early_stopping_chose_them() ->
         finished_at=0.0,
     )
     assert "rounds" not in json.loads(stored.encode())
+
+
+def test_show_draws_the_curve_and_marks_the_best_round() -> None:
+    from tunefleet.cli.results import _stopping_rows
+
+    means = [0.5 + 0.01 * r for r in range(1, 31)] + [0.8 - 0.001 * r for r in range(1, 11)]
+    stop = _stopped(
+        metric="auc",
+        greater_is_better=True,
+        best_round=30,
+        stop_round=40,
+        rounds_trained=40,
+        max_rounds=100,
+        rounds=10,
+        best_value=0.8,
+        curve_rounds=list(range(1, 41)),
+        curve_mean=means,
+        curve_std=[0.0] * 40,
+    )
+    rows = dict(_stopping_rows(stop))
+    assert rows["early stopping"] == (
+        "best round 30 (stopped after 40, 40 trained, limit 100, patience 10)"
+    )
+    bars = rows["  curve"].split()[0]
+    marker = rows[""]
+    assert len(bars) == 40 and bars[29] == "█"  # the best mean is the highest bar
+    assert marker.index("^") == 29 and marker.endswith("^ 30")
+    # Lower is better: the bars are turned over, so the best is still the highest.
+    lower = dict(
+        _stopping_rows({**stop, "greater_is_better": False, "curve_mean": [-m for m in means]})
+    )
+    assert lower["  curve"].split()[0] == bars
