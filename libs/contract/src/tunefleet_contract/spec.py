@@ -426,7 +426,8 @@ def coherence_problem(spec: StudySpec, task: Task | None, metric_task: Task | No
         kinds = {"binary", "multiclass"} if task == "classification" else {"regression"}
         for library, part in spec.search.items():
             stop = part.early_stopping
-            metric = stop and stop.metric and catalogues()[library].eval_metrics[stop.metric]
+            catalogue = catalogues().get(library)
+            metric = stop and stop.metric and catalogue and catalogue.eval_metrics.get(stop.metric)
             if metric and not metric.kinds & kinds:
                 return (
                     f"search: {library}.early_stopping.metric: {metric.name!r} is a "
