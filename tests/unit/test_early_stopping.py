@@ -22,13 +22,14 @@ from tunefleet_publisher.planner import expand
 from tunefleet_runtime.settings import ClientSettings
 from tunefleet_runtime.store.memory import MemoryBlobStore, MemoryStore
 from tunefleet_runtime.validation import parse_spec
-from tunefleet_worker.datasets import Dataset, load_dataset
+from tunefleet_worker.datasets import Dataset, from_frame, load_dataset
 from tunefleet_worker.earlystop import Curve, _lockstep, run_stopped, summary
 from tunefleet_worker.foldcache import fold_set
 from tunefleet_worker.refit import model_identity, refit
 from tunefleet_worker.training import TrialContext, library_data, make_estimator
 
 from tests.support.reference import gridsearch_means, params_key
+from tests.support.tables import mixed_table
 
 STOP = EarlyStoppingSpec(rounds=4, max_rounds=60)
 
@@ -363,3 +364,23 @@ def test_the_client_refits_a_trial_at_the_round_early_stopping_chose(
     client.refit(study)
     (body,) = published
     assert ModelRefit.decode(body).best_round == result.early_stopping.best_round
+
+
+@pytest.mark.parametrize("library", list(SUBSAMPLED))
+@pytest.mark.parametrize("regression", [False, True])
+def test_a_table_with_categories_and_gaps_stops_and_scores_as_gridsearch(
+    library: str, regression: bool
+) -> None:
+    data = from_frame(mixed_table(regression=regression), "target")
+    metric = "neg_mean_absolute_error" if regression else "roc_auc"
+    ctx, trial = _context(library, data, metric)
+    result = run_stopped(ctx, trial, STOP)
+    assert result.status == "done", result.error
+    assert result.early_stopping is not None
+    best = result.early_stopping.best_round
+    rounds = catalogues()[library].rounds[0]
+    fixed = SUBSAMPLED[library]
+    reference = gridsearch_means(
+        library, data, fixed, {rounds: [best]}, metric=metric, folds=3, seed=7
+    )
+    assert result.score == reference[params_key({**fixed, rounds: best})]
