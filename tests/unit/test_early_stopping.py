@@ -384,3 +384,20 @@ def test_a_table_with_categories_and_gaps_stops_and_scores_as_gridsearch(
         library, data, fixed, {rounds: [best]}, metric=metric, folds=3, seed=7
     )
     assert result.score == reference[params_key({**fixed, rounds: best})]
+
+
+def test_the_results_table_has_the_best_round_only_where_early_stopping_chose_it() -> None:
+    from dataclasses import replace
+
+    from tunefleet.frames import RESULT_COLUMNS
+    from tunefleet.frames import results as results_frame
+    from tunefleet_runtime.records import TrialRecord
+
+    plain = TrialRecord("a" * 24, "s", "xgboost", {"n_estimators": 9}, "done", 0, 1.0, score=0.5)
+    assert list(results_frame([plain]).columns) == [*RESULT_COLUMNS, "param_n_estimators"]
+    stopped = replace(plain, trial_id="b" * 24, params={}, early_stopping={"best_round": 17})
+    frame = results_frame([plain, stopped])
+    assert list(frame.columns) == [*RESULT_COLUMNS, "best_round", "param_n_estimators"]
+    best = frame.set_index("trial_id")["best_round"]
+    assert str(best.dtype) == "Int64"
+    assert best.isna()["a" * 24] and best["b" * 24] == 17
