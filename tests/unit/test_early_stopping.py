@@ -401,3 +401,28 @@ def test_the_results_table_has_the_best_round_only_where_early_stopping_chose_it
     best = frame.set_index("trial_id")["best_round"]
     assert str(best.dtype) == "Int64"
     assert best.isna()["a" * 24] and best["b" * 24] == 17
+
+
+def _catalogued_metrics() -> list[tuple[str, str, str]]:
+    return [
+        (library, name, kind)
+        for library in SUBSAMPLED
+        for name, metric in catalogues()[library].eval_metrics.items()
+        for kind in sorted(metric.kinds)
+    ]
+
+
+KIND_DATA = {"binary": "breast_cancer", "multiclass": "iris", "regression": "diabetes"}
+
+
+@pytest.mark.parametrize(("library", "metric", "kind"), _catalogued_metrics())
+def test_every_catalogued_metric_is_reported_by_its_library(
+    library: str, metric: str, kind: str
+) -> None:
+    data = load_dataset(load_spec_dataset(KIND_DATA[kind]))
+    scorer = "r2" if kind == "regression" else "accuracy"
+    ctx, trial = _context(library, data, scorer)
+    result = run_stopped(ctx, trial, EarlyStoppingSpec(rounds=2, max_rounds=6, metric=metric))
+    assert result.status == "done", result.error
+    assert result.early_stopping is not None and result.early_stopping.metric == metric
+    assert all(value is not None for value in result.early_stopping.curve_mean)
