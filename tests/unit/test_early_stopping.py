@@ -277,8 +277,20 @@ def test_a_fold_that_fails_fails_them_all_without_hanging() -> None:
         return f"model {i}"
 
     with pytest.raises(RuntimeError, match="fold 1 broke"):
-        _lockstep(3, curve, fit)
+        _lockstep(3, curve, fit, 10)
     assert len(curve.means) == 3  # the rounds every fold finished
+
+
+def test_a_fold_that_ends_on_its_own_fails_the_trial_without_hanging() -> None:
+    curve = Curve(patience=100, greater_is_better=True)
+
+    def fit(i: int, after_round: Any) -> str:
+        for r in range(2 if i == 0 else 10):
+            after_round(float(r))
+        return f"model {i}"
+
+    with pytest.raises(RuntimeError, match="fold 0 stopped training by itself after 2 rounds"):
+        _lockstep(3, curve, fit, 10)
 
 
 def test_folds_advance_together_one_at_a_time() -> None:
@@ -293,7 +305,7 @@ def test_folds_advance_together_one_at_a_time() -> None:
             if after_round([1.0, 2.0, 2.0, 1.0, 0.0][r - 1] + i) is not None:
                 return r
 
-    assert _lockstep(3, curve, fit) == [4, 4, 4]  # best round 2, stopped 2 rounds later
+    assert _lockstep(3, curve, fit, 10) == [4, 4, 4]  # best round 2, stopped 2 rounds later
     assert curve.best == 2
     # No fold starts round r + 1 before every fold has finished round r.
     rounds = [r for _, r in order]

@@ -122,10 +122,13 @@ def summary(
     )
 
 
-def _lockstep(n_folds: int, curve: Curve, fit: Callable[[int, AfterRound], Any]) -> list[Any]:
+def _lockstep(
+    n_folds: int, curve: Curve, fit: Callable[[int, AfterRound], Any], max_rounds: int
+) -> list[Any]:
     """`fit(i, after_round)` for every fold, each in a thread, advancing round by round
     together; one fold trains at a time. The first fold's error is raised."""
     values = [math.nan] * n_folds
+    reported = [0] * n_folds
     decision: list[int | None] = [None]
 
     def decide() -> None:  # the barrier's action: once per round, every fold reported
@@ -138,6 +141,7 @@ def _lockstep(n_folds: int, curve: Curve, fit: Callable[[int, AfterRound], Any])
 
     def after_round(i: int, value: float) -> int | None:
         values[i] = value
+        reported[i] += 1
         turn.release()
         try:
             barrier.wait()
@@ -149,6 +153,11 @@ def _lockstep(n_folds: int, curve: Curve, fit: Callable[[int, AfterRound], Any])
         with turn:
             try:
                 models[i] = fit(i, lambda value: after_round(i, value))
+                if decision[0] is None and reported[i] < max_rounds:
+                    # A library that ended a fold on its own would leave the others waiting.
+                    raise RuntimeError(
+                        f"fold {i} stopped training by itself after {reported[i]} rounds"
+                    )
             except BaseException as exc:  # handed to the trial's thread, raised there
                 errors[i] = exc
                 barrier.abort()  # the other folds would wait for this one for ever
@@ -168,12 +177,15 @@ def _lockstep(n_folds: int, curve: Curve, fit: Callable[[int, AfterRound], Any])
     return models
 
 
-def _histories(n_folds: int, curve: Curve, fit: Callable[[int, AfterRound], Any]) -> list[Any]:
+def _histories(
+    n_folds: int, curve: Curve, fit: Callable[[int, AfterRound], Any], max_rounds: int
+) -> list[Any]:
     """Every fold trained to the limit, one after another; then the rule on the mean of their
     evaluation histories: it stops where lock-step training would have stopped, and the
     curve keeps the rounds trained past that."""
     histories: list[list[float]] = []
     models = []
+    del max_rounds  # every fold trains to the limit the estimator was given
     for i in range(n_folds):
         history: list[float] = []
         models.append(fit(i, lambda value, h=history: h.append(value)))  # type: ignore[misc]
@@ -207,7 +219,7 @@ def run_stopped(ctx: TrialContext, trial: TrialSpec, stop: EarlyStoppingSpec) ->
 
         started = time.perf_counter()
         run = _lockstep if library.lockstep else _histories
-        estimators = run(len(fold_list), curve, fit)
+        estimators = run(len(fold_list), curve, fit, stop.max_rounds)
         fit_time = time.perf_counter() - started
         if curve.best == 0:
             raise ValueError(f"no {metric.name!r} value was reported for any round")
