@@ -57,6 +57,10 @@ class BadInput:
     unrecorded_study: str | None = None
 
 
+_STOP = {"rounds": 5, "max_rounds": 50}
+_ASHA = {"n_trials": 4, "min_rounds": 2, "max_rounds": 18, "space": {"num_leaves": {"int": [2, 9]}}}
+
+
 def _tid() -> str:
     return uuid.uuid4().hex[:24]
 
@@ -274,6 +278,60 @@ def catalogue(study_id: str) -> list[BadInput]:
             "10,000,000 trials",
         ),
         BadInput("study-oversized", "studies", huge, "bytes is over the"),
+        # Early stopping chooses the rounds: nothing else may set them, ASHA's rungs included.
+        BadInput(
+            "study-early-stopping-and-rounds",
+            "studies",
+            _json(
+                _study_request(
+                    _spec({"xgboost": {"early_stopping": _STOP, "grid": {"n_estimators": [9]}}})
+                )
+            ),
+            "xgboost.grid.n_estimators: set by early_stopping",
+        ),
+        BadInput(
+            "study-early-stopping-and-asha",
+            "studies",
+            _json(_study_request(_spec({"lightgbm": {"early_stopping": _STOP, "asha": _ASHA}}))),
+            "lightgbm.early_stopping: not with asha",
+        ),
+        BadInput(
+            "study-early-stopping-metric",
+            "studies",
+            _json(
+                _study_request(
+                    _spec({"xgboost": {"early_stopping": {**_STOP, "metric": "auc_pr"}}})
+                )
+            ),
+            "unknown xgboost eval metric 'auc_pr' (did you mean 'aucpr'?)",
+        ),
+        BadInput(
+            "study-early-stopping-patience",
+            "studies",
+            _json(
+                _study_request(
+                    _spec({"xgboost": {"early_stopping": {"rounds": 50, "max_rounds": 50}}})
+                )
+            ),
+            "rounds (50) must be less than max_rounds (50)",
+        ),
+        BadInput(
+            "study-early-stopping-regression-metric",
+            "studies",
+            _json(
+                _study_request(
+                    _spec(
+                        {
+                            "catboost": {
+                                "early_stopping": {**_STOP, "metric": "RMSE"},
+                                "fixed": {"learning_rate": 0.1},
+                            }
+                        }
+                    )
+                )
+            ),
+            "'RMSE' is a regression metric; the study is classification",
+        ),
     ]
     # A study the publisher accepts (it cannot know the workers' data roots) whose every trial
     # the workers refuse: the traversal is caught where the file would be read.

@@ -115,7 +115,9 @@ def scenario(spec: StudySpec) -> dict[str, Any]:
     return found
 
 
-EXAMPLES = sorted(p.name for p in (ROOT / "examples").glob("*.yaml"))
+# The examples main had at 672c610, whose decisions the digests pin; an example added since
+# has no digest from then (early_stopping.yaml: its trials are plain random and grid points).
+EXAMPLES = sorted(name for name in EXPECTED if name.endswith(".yaml"))
 # numpy 2.4's names for the kernels above AVX2 (X86_V3), the level the digests were made at.
 ABOVE_AVX2 = ("X86_V4", "AVX512_ICL", "AVX512_SPR")
 

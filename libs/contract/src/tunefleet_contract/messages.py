@@ -18,11 +18,19 @@ from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from tunefleet_contract.documents import check_document, load_json
 from tunefleet_contract.params import Scalar
-from tunefleet_contract.spec import DatasetSpec, StudySpec, Task, UploadDataset
+from tunefleet_contract.spec import (
+    DatasetSpec,
+    EarlyStoppingSpec,
+    StudySpec,
+    Task,
+    UploadDataset,
+)
 
 __all__ = [
+    "CURVE_POINTS",
     "SCHEMA_VERSION",
     "DecodeError",
+    "EarlyStopped",
     "Event",
     "FeatureLevels",
     "Message",
@@ -74,9 +82,15 @@ class _Document(BaseModel):
 class Message(_Document):
     kind: ClassVar[str]
     schema_version: Literal[1] = 1
+    # Fields added since messages were first published, left out while they hold their
+    # default (None, empty): a service of the release before still decodes such a message.
+    _omit_unset: ClassVar[tuple[str, ...]] = ()
 
     def encode(self) -> bytes:
         payload = self.model_dump(mode="json")
+        for key in self._omit_unset:
+            if payload.get(key) in (None, {}, []):
+                del payload[key]
         payload["kind"] = self.kind
         # allow_nan=False: FerretDB stores no NaN, and JSON has none; sanitize before encoding.
         return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
@@ -178,6 +192,11 @@ class TrialMessage(Message):
     seed: int = Field(ge=0)
     trials: list[TrialSpec] = Field(min_length=1)
     revision: Revision = 0
+    early_stopping: dict[str, EarlyStoppingSpec] = Field(
+        default_factory=dict,
+        description="Per library: its trials' rounds are chosen by the validation curve.",
+    )
+    _omit_unset: ClassVar[tuple[str, ...]] = ("early_stopping",)
 
     @model_validator(mode="after")
     def _data_stored(self) -> TrialMessage:
@@ -243,6 +262,45 @@ class TrialsStarted(Message):
     revision: Revision = 0
 
 
+# A stored validation curve has at most this many points (see `EarlyStopped`).
+CURVE_POINTS = 500
+
+
+class EarlyStopped(_Document):
+    """How early stopping chose a trial's rounds: the mean and standard deviation over the
+    folds of the validation metric after each round, and the round of the best mean.
+
+    The curve is bounded: longer than `CURVE_POINTS` rounds, it keeps every `step`-th round
+    from the first, plus the best, the stopping and the last; `curve_rounds` says which.
+    Values that are not finite are stored as None (no store keeps NaN)."""
+
+    metric: str = Field(max_length=100, description="The library's evaluation metric.")
+    greater_is_better: bool
+    rounds: int = Field(ge=1, description="Patience: rounds without improvement that stop.")
+    max_rounds: int = Field(ge=1)
+    best_round: int = Field(ge=1, description="Rounds of the best mean; the score's models.")
+    stop_round: int = Field(
+        ge=1, description="The round after which the rule stopped (or the limit)."
+    )
+    rounds_trained: int = Field(
+        ge=1,
+        description="Rounds each fold was trained for: stop_round where the folds advance "
+        "together (XGBoost, LightGBM), max_rounds where each trains to the limit (CatBoost).",
+    )
+    best_value: float | None = None
+    curve_rounds: list[int] = Field(default_factory=list, max_length=CURVE_POINTS + 3)
+    curve_mean: list[float | None] = Field(default_factory=list, max_length=CURVE_POINTS + 3)
+    curve_std: list[float | None] = Field(default_factory=list, max_length=CURVE_POINTS + 3)
+
+    @model_validator(mode="after")
+    def _aligned(self) -> EarlyStopped:
+        if not len(self.curve_rounds) == len(self.curve_mean) == len(self.curve_std):
+            raise ValueError("curve_rounds, curve_mean and curve_std must have equal lengths")
+        if not self.best_round <= self.stop_round <= self.rounds_trained:
+            raise ValueError("best_round <= stop_round <= rounds_trained does not hold")
+        return self
+
+
 class TrialResult(Message):
     """Worker (or collector, for dead-lettered trials) → store: how one trial ended."""
 
@@ -273,6 +331,8 @@ class TrialResult(Message):
     reason: str | None = None
     finished_at: float
     revision: Revision = 0
+    early_stopping: EarlyStopped | None = None
+    _omit_unset: ClassVar[tuple[str, ...]] = ("early_stopping",)
 
     @classmethod
     def of(
@@ -373,6 +433,14 @@ class ModelRefit(Message):
     task: Task | None
     requested_at: float
     by: str = Field(default="", max_length=200)
+    best_round: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="The trial's rounds as early stopping chose them: the refit trains "
+        "exactly this many.",
+    )
+    _omit_unset: ClassVar[tuple[str, ...]] = ("best_round",)
 
     @model_validator(mode="after")
     def _data_stored(self) -> ModelRefit:
@@ -421,6 +489,14 @@ class ModelStored(Message):
     attempts: int = Field(default=1, ge=1)
     error: str | None = Field(default=None, max_length=10_000)
     finished_at: float
+    rounds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Boosting rounds of the stored model where early stopping chose them "
+        "(its best round); None: the trial's parameters say.",
+    )
+    rounds_from: Literal["early_stopping"] | None = None
+    _omit_unset: ClassVar[tuple[str, ...]] = ("rounds", "rounds_from")
 
 
 # Routing keys on the events exchange are the kinds: watchers and the control stream bind them.

@@ -9,22 +9,40 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 __all__ = [
+    "EVAL_KINDS",
     "FRACTION",
     "FREE_STR",
     "NONNEG",
     "RATE",
     "SEED",
+    "EvalKind",
+    "EvalMetric",
     "LibraryCatalogue",
     "ParamError",
     "ParamRule",
     "Scalar",
     "SpecError",
     "choice_rule",
+    "eval_metrics",
     "float_rule",
     "int_rule",
 ]
 
 Scalar = int | float | str | bool | None
+
+# What an evaluation metric is computed for: the worker knows which once it has the data
+# (two classes or more), the spec only the task.
+EvalKind = str
+EVAL_KINDS = ("binary", "multiclass", "regression")
+
+
+@dataclass(frozen=True)
+class EvalMetric:
+    """One of a library's own evaluation metrics, as early stopping judges a curve by it."""
+
+    name: str
+    greater_is_better: bool
+    kinds: frozenset[EvalKind]
 
 
 class ParamError(ValueError):
@@ -117,6 +135,23 @@ class LibraryCatalogue:
     rounds: tuple[str, ...] = ()
     cut_not_exact: Mapping[str, frozenset[Scalar]] = field(default_factory=dict)
     cut_needs: tuple[str, ...] = ()
+    # Early stopping: the library's evaluation metrics a curve may be judged by, the one that
+    # matches each scikit-learn scorer (per kind), and the loss used where none matches.
+    eval_metrics: Mapping[str, EvalMetric] = field(default_factory=dict)
+    scorer_metrics: Mapping[str, Mapping[EvalKind, str]] = field(default_factory=dict)
+    loss_metrics: Mapping[EvalKind, str] = field(default_factory=dict)
+
+    def eval_metric(self, scorer: str, kind: EvalKind, override: str | None = None) -> EvalMetric:
+        """The metric early stopping judges the validation curve by: `override` if given, else
+        the one matching the study's scorer, else the library's loss for the kind."""
+        name = override or self.scorer_metrics.get(scorer, {}).get(kind) or self.loss_metrics[kind]
+        metric = self.eval_metrics[name]
+        if kind not in metric.kinds:
+            raise ValueError(
+                f"{self.name} eval metric {name!r} is for {', '.join(sorted(metric.kinds))} "
+                f"models, not {kind}"
+            )
+        return metric
 
     def rounds_of(self, params: Mapping[str, Scalar]) -> tuple[str, int] | None:
         """The trial's rounds parameter and value where a longer model of the same parameters,
@@ -133,3 +168,8 @@ class LibraryCatalogue:
         if any(params.get(name) is None for name in self.cut_needs):
             return None
         return names[0], value
+
+
+def eval_metrics(*metrics: tuple[str, bool, str]) -> dict[str, EvalMetric]:
+    """A catalogue's metrics from `(name, greater_is_better, "kind kind ...")`."""
+    return {name: EvalMetric(name, up, frozenset(kinds.split())) for name, up, kinds in metrics}

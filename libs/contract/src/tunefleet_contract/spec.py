@@ -9,6 +9,7 @@ run once, at submit and in the planner.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -26,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 from tunefleet_contract.documents import check_document
+from tunefleet_contract.libraries import catalogues
 from tunefleet_contract.params import LIBRARIES, Scalar, param_problem
 from tunefleet_contract.rules import SpecError
 from tunefleet_contract.search import HARD_LIMIT, AdaptiveSpec, SearchSpec, search_kinds
@@ -38,6 +40,7 @@ __all__ = [
     "BuiltinDataset",
     "CVSpec",
     "DatasetSpec",
+    "EarlyStoppingSpec",
     "FileDataset",
     "LibrarySearch",
     "LibrarySearchBase",
@@ -47,6 +50,7 @@ __all__ = [
     "UploadDataset",
     "coherence_problem",
     "default_metric",
+    "early_stopping_problems",
     "format_validation_error",
     "search_problems",
 ]
@@ -158,6 +162,25 @@ class CVSpec(_Model):
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
 
 
+class EarlyStoppingSpec(_Model):
+    """A library's rounds chosen by the validation curve: every fold trains up to `max_rounds`
+    and stops when the mean over the folds of `metric` (the library's own evaluation metric;
+    by default the one matching the study's scorer) has not improved for `rounds` rounds."""
+
+    rounds: int = Field(ge=1, le=100_000)
+    max_rounds: int = Field(ge=2, le=100_000)
+    metric: str | None = Field(default=None, min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _can_stop(self) -> EarlyStoppingSpec:
+        if self.rounds >= self.max_rounds:
+            raise ValueError(
+                f"rounds ({self.rounds}) must be less than max_rounds ({self.max_rounds}), "
+                "or training could never stop early"
+            )
+        return self
+
+
 ParamGridDict = dict[str, Annotated[list[Scalar], Field(min_length=1, max_length=100_000)]]
 # The keys every stored spec's library part has had from the start; a search kind's key added
 # since is left out of the canonical JSON when absent (see `StudySpec.canonical_json`).
@@ -172,6 +195,7 @@ class LibrarySearchBase(_Model):
 
     fixed: dict[str, Scalar] = Field(default_factory=dict)
     grid: ParamGridDict | list[ParamGridDict] = Field(default_factory=dict)
+    early_stopping: EarlyStoppingSpec | None = None
 
     @model_validator(mode="after")
     def _one_adaptive(self) -> LibrarySearchBase:
@@ -317,7 +341,76 @@ def search_problems(search: Mapping[str, LibrarySearch]) -> list[str]:
                 _collect(problems, where, library, name, values)
         for sampled in part.searches():
             problems.extend(sampled.problems(library, part.fixed))
+        if part.early_stopping is not None:
+            problems.extend(early_stopping_problems(library, part))
     return problems
+
+
+def early_stopping_problems(library: str, part: LibrarySearchBase) -> list[str]:
+    """Why a library's `early_stopping` cannot run as given: the curve chooses the rounds, so
+    nothing else may set them, and the model cut after its best round must be the model
+    trained for that many rounds (the families' condition)."""
+    where = f"{library}.early_stopping"
+    catalogue = catalogues()[library]
+    assert part.early_stopping is not None
+    if not catalogue.rounds or not catalogue.eval_metrics:
+        return [f"{where}: {library} has no boosting rounds to stop"]
+    problems: list[str] = []
+    metric = part.early_stopping.metric
+    if metric is not None and metric not in catalogue.eval_metrics:
+        near = difflib.get_close_matches(metric, list(catalogue.eval_metrics), n=1)
+        hint = (
+            f" (did you mean {near[0]!r}?)"
+            if near
+            else f"; choose from {', '.join(catalogue.eval_metrics)}"
+        )
+        problems.append(f"{where}.metric: unknown {library} eval metric {metric!r}{hint}")
+    adaptive = part.adaptive
+    if adaptive is not None and adaptive.key == "asha":
+        problems.append(
+            f"{where}: not with asha: its rungs set the rounds that early stopping would "
+            "choose (use tpe or random with early stopping)"
+        )
+    given = _values_given(library, part)
+    for at, name, values in given:
+        if name in catalogue.rounds:
+            problems.append(
+                f"{at}.{name}: set by early_stopping (max_rounds caps it); remove it here"
+            )
+        refused = [v for v in values if v in catalogue.cut_not_exact.get(name, ())]
+        if refused:
+            problems.append(
+                f"{at}.{name}: {refused[0]!r} is not with early_stopping (a model cut after "
+                "its best round is not the model trained for that many rounds)"
+            )
+    grids = part.grids()
+    spaces = [search.space for search in part.searches()]
+    for name in catalogue.cut_needs:
+        if not (
+            name in part.fixed
+            or (grids and all(name in grid for grid in grids))
+            or any(name in space and not space[name].when for space in spaces)
+        ):
+            problems.append(
+                f"{where}: needs {name} in fixed (or in every grid, or unconditional in the "
+                f"space): without it {library} derives it from the number of rounds"
+            )
+    return problems
+
+
+def _values_given(library: str, part: LibrarySearchBase) -> list[tuple[str, str, list[Scalar]]]:
+    """Each parameter a library's part names, where, and the values it can take there (a
+    space's range gives none: only `choice` lists values)."""
+    given = [(f"{library}.fixed", name, [value]) for name, value in part.fixed.items()]
+    for i, grid in enumerate(part.grids()):
+        where = f"{library}.grid" + (f"[{i}]" if isinstance(part.grid, list) else "")
+        given.extend((where, name, list(values)) for name, values in grid.items())
+    for search in part.searches():
+        where = f"{library}.{search.key}.space"
+        given.extend(
+            (where, name, list(getattr(dist, "choice", []))) for name, dist in search.space.items()
+        )
+    return given
 
 
 def coherence_problem(spec: StudySpec, task: Task | None, metric_task: Task | None) -> str | None:
@@ -329,6 +422,17 @@ def coherence_problem(spec: StudySpec, task: Task | None, metric_task: Task | No
         return f"task: the dataset is a {known} dataset, not {spec.task}"
     if task is not None and metric_task is not None and metric_task != task:
         return f"metric: {spec.metric!r} is a {metric_task} metric"
+    if task is not None:
+        kinds = {"binary", "multiclass"} if task == "classification" else {"regression"}
+        for library, part in spec.search.items():
+            stop = part.early_stopping
+            catalogue = catalogues().get(library)
+            metric = stop and stop.metric and catalogue and catalogue.eval_metrics.get(stop.metric)
+            if metric and not metric.kinds & kinds:
+                return (
+                    f"search: {library}.early_stopping.metric: {metric.name!r} is a "
+                    f"{'/'.join(sorted(metric.kinds))} metric; the study is {task}"
+                )
     total = spec.n_trials()
     if total > HARD_LIMIT:
         return f"search: {total:,} trials is over the hard limit of {HARD_LIMIT:,}"

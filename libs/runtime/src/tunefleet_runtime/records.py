@@ -165,6 +165,14 @@ class TrialRecord:
     attempts: int = 1
     error: str | None = None
     reason: str | None = None
+    # How early stopping chose the rounds (`EarlyStopped` as stored); None without it.
+    early_stopping: Mapping[str, Any] | None = None
+
+    @property
+    def best_round(self) -> int | None:
+        """The rounds early stopping chose for this trial (None: its parameters say)."""
+        stop = self.early_stopping
+        return int(stop["best_round"]) if stop and stop.get("best_round") else None
 
     def as_dict(self) -> dict[str, Any]:
         """For JSON output: the fields by name, `trial_id` first."""

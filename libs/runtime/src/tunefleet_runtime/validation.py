@@ -76,12 +76,21 @@ def scoring_key(spec: StudySpec) -> str:
     Trial ids include it: a spec fix that changes how trials are scored reruns them all
     instead of ranking scores of two set-ups side by side."""
     task = resolved_task(spec)
-    scoring = {
+    scoring: dict[str, object] = {
         "dataset": spec.dataset.model_dump(mode="json"),
         "task": task,
         "metric": spec.resolved_metric(task) if task else spec.metric,
         "cv": spec.cv.model_dump(mode="json"),
     }
+    stopping = {
+        library: part.early_stopping.model_dump(mode="json")
+        for library, part in spec.search.items()
+        if part.early_stopping is not None
+    }
+    if stopping:
+        # Only when given, so that every study without it keeps its trial ids. Early stopping
+        # decides how a trial of the same parameters is trained and scored.
+        scoring["early_stopping"] = stopping
     text = json.dumps(scoring, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 

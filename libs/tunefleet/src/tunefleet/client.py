@@ -204,6 +204,7 @@ class Client:
             task=task or resolved_task(spec),
             requested_at=time.time(),
             by=requested_by(),
+            best_round=trial.best_round,
         )
         # On the trials queue: a worker takes it as it takes trials, one at a time, and it is
         # redelivered like them if the worker dies before the model is stored.

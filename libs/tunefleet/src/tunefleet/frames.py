@@ -59,9 +59,14 @@ def results(records: Iterable[TrialRecord]) -> pd.DataFrame:
     import pandas as pd
 
     rows = []
-    for record in sorted(records, key=lambda r: r.trial_id):
+    records = sorted(records, key=lambda r: r.trial_id)
+    # Where early stopping chose rounds, they are a column: the trials' params have none.
+    extra = ["best_round"] if any(r.best_round is not None for r in records) else []
+    for record in records:
         fields = record.as_dict()
         row = {column: fields.get(column) for column in RESULT_COLUMNS}
+        if extra:
+            row["best_round"] = record.best_round
         for name, value in sorted(record.params.items()):
             row[PARAM_PREFIX + name] = value
         rows.append(row)
@@ -71,7 +76,9 @@ def results(records: Iterable[TrialRecord]) -> pd.DataFrame:
     frame["finished_at"] = pd.to_datetime(frame["finished_at"], unit="s", utc=True)
     frame = frame.sort_values("finished_at", kind="stable").reset_index(drop=True)
     params = sorted(c for c in frame.columns if c.startswith(PARAM_PREFIX))
-    return frame[RESULT_COLUMNS + params]
+    if extra:
+        frame["best_round"] = frame["best_round"].astype("Int64")  # absent: <NA>, not 1.0e0
+    return frame[RESULT_COLUMNS + extra + params]
 
 
 def scored(frame: pd.DataFrame) -> pd.DataFrame:

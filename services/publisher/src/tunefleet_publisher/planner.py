@@ -92,6 +92,11 @@ def trial_messages(request: StudyRequest, trials: Iterable[TrialSpec]) -> list[T
     """The trial messages of `trials`, `chunk_size` trials each, families kept whole."""
     spec = request.spec
     task = resolved_task(spec)
+    stopping = {
+        library: part.early_stopping
+        for library, part in spec.search.items()
+        if part.early_stopping is not None
+    }
     return [
         TrialMessage(
             study_id=request.study_id,
@@ -102,6 +107,7 @@ def trial_messages(request: StudyRequest, trials: Iterable[TrialSpec]) -> list[T
             seed=spec.cv.seed,
             trials=chunk,
             revision=request.revision,
+            early_stopping=stopping,
         )
         # A family (trials differing only in their rounds) stays in one message.
         for chunk in family_chunks(trials, spec.chunk_size)

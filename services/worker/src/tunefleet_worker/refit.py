@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tunefleet_contract.libraries import catalogues
 from tunefleet_contract.messages import FeatureLevels, ModelRefit, ModelStored
 from tunefleet_runtime.blobs import BlobStore
 from tunefleet_runtime.tables import MISSING_CATEGORY
@@ -49,7 +50,15 @@ def model_identity(message: ModelRefit, version: str | None, dataset: Dataset) -
     version, and the content of the table it is trained on (a file dataset may change under the
     same path). Not the worker's thread count, nor when it was trained."""
     digest = hashlib.sha256()
-    head = [message.study_id, message.trial_id, message.library, message.params, version or ""]
+    head: list[object] = [
+        message.study_id,
+        message.trial_id,
+        message.library,
+        message.params,
+        version or "",
+    ]
+    if message.best_round is not None:
+        head.append(message.best_round)  # appended only when given: older identities hold
     digest.update(json.dumps(head, sort_keys=True, default=str).encode())
     X = dataset.X
     if isinstance(X, pd.DataFrame):
@@ -101,6 +110,14 @@ def refit(
     if data is not dataset:
         base["missing_category"] = MISSING_CATEGORY
     params = dict(message.params)
+    if message.best_round is not None:
+        # The trial's rounds were chosen by its validation curve: the model is trained for
+        # exactly that many, so every prediction of it is the best round's.
+        rounds = catalogues()[message.library].rounds
+        if not rounds:
+            raise ValueError(f"{message.library}: has no rounds to set")
+        params[rounds[0]] = message.best_round
+        base.update(rounds=message.best_round, rounds_from="early_stopping")
     started = time.perf_counter()
     try:
         estimator = make_estimator(message.library, data.task, params, threads, data.categorical)

@@ -13,7 +13,7 @@ import contextlib
 import importlib.metadata
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from tunefleet_contract.messages import TrialResult, TrialSpec, finite_or_none
 from tunefleet_contract.params import THREAD_PARAM, Scalar
-from tunefleet_contract.spec import Task
+from tunefleet_contract.spec import EarlyStoppingSpec, Task
 
 from tunefleet_worker.datasets import Dataset
 from tunefleet_worker.foldcache import Fold, FoldSet, fold_set
@@ -125,6 +125,9 @@ class TrialContext:
     sleep: Callable[[float], object] = time.sleep
     # False fits every fold from scratch like GridSearchCV (benchmarks measure both).
     reuse_structures: bool = True
+    # Per library: its trials' rounds are chosen by the validation curve
+    # (`tunefleet_worker.earlystop`).
+    early_stopping: Mapping[str, EarlyStoppingSpec] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.scorer = _scorer(self.metric)

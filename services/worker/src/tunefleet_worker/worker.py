@@ -48,6 +48,7 @@ from tunefleet_runtime.store import STORE_ERRORS, open_blobs
 from tunefleet_worker.control import StudyControl
 from tunefleet_worker.datacache import DataCache
 from tunefleet_worker.datasets import DatasetError, load_dataset
+from tunefleet_worker.earlystop import run_stopped
 from tunefleet_worker.families import run_family
 from tunefleet_worker.refit import refit
 from tunefleet_worker.training import TrialContext
@@ -401,6 +402,7 @@ class Worker:
                 revision=message.revision,
                 threads=self.settings.tunefleet_worker_threads,
                 sleep=job.abandon.wait,
+                early_stopping=message.early_stopping,
             )
         except (DatasetError, ValueError) as exc:
             self._call(job, self._reject, f"dataset: {exc}")
@@ -422,7 +424,10 @@ class Worker:
             todo = [t for t in family if not self._settled(message, t.trial_id)]
             if not todo:
                 continue
-            job.results.extend((result, result.encode()) for result in run_family(ctx, todo))
+            stop = message.early_stopping.get(family[0].library)
+            # With early stopping no trial names its rounds: each is a family of one.
+            results = [run_stopped(ctx, t, stop) for t in todo] if stop else run_family(ctx, todo)
+            job.results.extend((result, result.encode()) for result in results)
             if job.flush_pending.is_set():
                 continue  # the commit already asked for takes these results too
             job.flush_pending.set()

@@ -10,6 +10,7 @@ from tunefleet_contract.rules import (
     SEED,
     LibraryCatalogue,
     choice_rule,
+    eval_metrics,
     int_rule,
 )
 
@@ -37,6 +38,28 @@ CATALOGUE = LibraryCatalogue(
     rounds=("iterations", "n_estimators"),
     # Without a learning_rate CatBoost derives one from the iterations.
     cut_needs=("learning_rate",),
+    eval_metrics=eval_metrics(
+        ("Logloss", False, "binary"),
+        ("MultiClass", False, "multiclass"),
+        ("Accuracy", True, "binary multiclass"),
+        ("AUC", True, "binary"),
+        ("PRAUC", True, "binary"),
+        ("RMSE", False, "regression"),
+        ("MAE", False, "regression"),
+        ("MAPE", False, "regression"),
+    ),
+    scorer_metrics={
+        "accuracy": {"binary": "Accuracy", "multiclass": "Accuracy"},
+        "roc_auc": {"binary": "AUC"},
+        "average_precision": {"binary": "PRAUC"},
+        "neg_log_loss": {"binary": "Logloss", "multiclass": "MultiClass"},
+        "r2": {"regression": "RMSE"},
+        "neg_mean_squared_error": {"regression": "RMSE"},
+        "neg_root_mean_squared_error": {"regression": "RMSE"},
+        "neg_mean_absolute_error": {"regression": "MAE"},
+        "neg_mean_absolute_percentage_error": {"regression": "MAPE"},
+    },
+    loss_metrics={"binary": "Logloss", "multiclass": "MultiClass", "regression": "RMSE"},
     params={
         "iterations": int_rule(1, 100_000),
         "n_estimators": int_rule(1, 100_000),

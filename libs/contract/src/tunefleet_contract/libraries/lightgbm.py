@@ -11,6 +11,7 @@ from tunefleet_contract.rules import (
     LibraryCatalogue,
     ParamRule,
     choice_rule,
+    eval_metrics,
     float_rule,
     int_rule,
 )
@@ -34,6 +35,30 @@ CATALOGUE = LibraryCatalogue(
     rounds=("n_estimators",),
     # DART drops and rescales earlier trees as it adds new ones.
     cut_not_exact={"boosting_type": frozenset({"dart"})},
+    eval_metrics=eval_metrics(
+        ("binary_logloss", False, "binary"),
+        ("multi_logloss", False, "multiclass"),
+        ("binary_error", False, "binary"),
+        ("multi_error", False, "multiclass"),
+        ("auc", True, "binary"),
+        ("average_precision", True, "binary"),
+        ("auc_mu", True, "multiclass"),
+        ("rmse", False, "regression"),
+        ("l1", False, "regression"),
+        ("mape", False, "regression"),
+    ),
+    scorer_metrics={
+        "accuracy": {"binary": "binary_error", "multiclass": "multi_error"},
+        "roc_auc": {"binary": "auc"},
+        "average_precision": {"binary": "average_precision"},
+        "neg_log_loss": {"binary": "binary_logloss", "multiclass": "multi_logloss"},
+        "r2": {"regression": "rmse"},
+        "neg_mean_squared_error": {"regression": "rmse"},
+        "neg_root_mean_squared_error": {"regression": "rmse"},
+        "neg_mean_absolute_error": {"regression": "l1"},
+        "neg_mean_absolute_percentage_error": {"regression": "mape"},
+    },
+    loss_metrics={"binary": "binary_logloss", "multiclass": "multi_logloss", "regression": "rmse"},
     params={
         "boosting_type": choice_rule("gbdt", "dart", "rf"),
         "num_leaves": int_rule(2, 131_072),

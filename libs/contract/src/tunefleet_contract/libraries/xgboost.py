@@ -10,6 +10,7 @@ from tunefleet_contract.rules import (
     SEED,
     LibraryCatalogue,
     choice_rule,
+    eval_metrics,
     float_rule,
     int_rule,
 )
@@ -21,6 +22,29 @@ CATALOGUE = LibraryCatalogue(
     rounds=("n_estimators",),
     # DART drops and rescales earlier trees as it adds new ones; gblinear has no trees to cut.
     cut_not_exact={"booster": frozenset({"dart", "gblinear"})},
+    eval_metrics=eval_metrics(
+        ("logloss", False, "binary"),
+        ("mlogloss", False, "multiclass"),
+        ("error", False, "binary"),
+        ("merror", False, "multiclass"),
+        ("auc", True, "binary multiclass"),
+        ("aucpr", True, "binary"),
+        ("rmse", False, "regression"),
+        ("mae", False, "regression"),
+        ("mape", False, "regression"),
+    ),
+    scorer_metrics={
+        "accuracy": {"binary": "error", "multiclass": "merror"},
+        "roc_auc": {"binary": "auc"},
+        "average_precision": {"binary": "aucpr"},
+        "neg_log_loss": {"binary": "logloss", "multiclass": "mlogloss"},
+        "r2": {"regression": "rmse"},
+        "neg_mean_squared_error": {"regression": "rmse"},
+        "neg_root_mean_squared_error": {"regression": "rmse"},
+        "neg_mean_absolute_error": {"regression": "mae"},
+        "neg_mean_absolute_percentage_error": {"regression": "mape"},
+    },
+    loss_metrics={"binary": "logloss", "multiclass": "mlogloss", "regression": "rmse"},
     params={
         "n_estimators": int_rule(1, 100_000),
         "max_depth": int_rule(0, 64, nullable=True),

@@ -57,21 +57,27 @@ def top(
             for row in rows:
                 emit({**row.as_dict(), "search": search(row)})
             return
+        # The rounds column only where early stopping chose some: other trials name theirs.
+        stopped = any(row.best_round is not None for row in rows)
         table = Table(
             title=f"{study}: best {n}{' per library' if by_library else ''}",
             caption="search: what decided the trial (asha N: its rung of N rounds); "
-            "params: the searched ones (fixed ones are in the spec)",
+            "params: the searched ones (fixed ones are in the spec)"
+            + ("; rounds: chosen by early stopping (best / trained)" if stopped else ""),
         )
-        for column in ("#", "trial", "library", "search", "score", "std", "fit s", "params"):
+        columns = ["#", "trial", "library", "search", "score", "std", "fit s"]
+        columns += ["rounds", "params"] if stopped else ["params"]
+        for column in columns:
             table.add_column(
-                column, justify="right" if column in {"#", "score", "std", "fit s"} else "left"
+                column,
+                justify="right" if column in {"#", "score", "std", "fit s", "rounds"} else "left",
             )
         ranks: dict[str, int] = {}
         for row in rows:
             key = row.library if by_library else ""
             ranks[key] = ranks.get(key, 0) + 1
             fixed = spec.search[row.library].fixed
-            table.add_row(
+            cells = [
                 str(ranks[key]),
                 row.trial_id[:10],
                 row.library,
@@ -79,8 +85,12 @@ def top(
                 score(row.score),
                 score(row.score_std, 4),
                 f"{row.fit_time_s or 0:.2f}",
-                params({k: v for k, v in row.params.items() if k not in fixed}),
-            )
+            ]
+            if stopped:
+                stop = row.early_stopping or {}
+                cells.append(f"{row.best_round} / {stop['rounds_trained']}" if stop else "")
+            cells.append(params({k: v for k, v in row.params.items() if k not in fixed}))
+            table.add_row(*cells)
         out.print(table)
 
 
@@ -121,6 +131,9 @@ def show(
             shared = doc.get("fit_shared_by") or 1
             if shared > 1:
                 table.add_row("fit shared", f"with its family: {shared} trials, an equal part each")
+        if doc.get("early_stopping"):
+            for label, text in _stopping_rows(doc["early_stopping"]):
+                table.add_row(label, text)
         if doc.get("library_version"):
             table.add_row("library version", doc["library_version"])
         if doc.get("worker"):
@@ -134,6 +147,43 @@ def show(
         if doc.get("error"):
             table.add_row("error", doc["error"])
         out.print(table)
+
+
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def _stopping_rows(stop: dict[str, Any], width: int = 60) -> list[tuple[str, str]]:
+    """How early stopping chose the rounds, and the mean validation curve as a line of bars
+    (higher bar: better), the best round marked under it."""
+    rows = [
+        (
+            "early stopping",
+            f"best round {stop['best_round']} (stopped after {stop['stop_round']}, "
+            f"{stop['rounds_trained']} trained, limit {stop['max_rounds']}, "
+            f"patience {stop['rounds']})",
+        ),
+        (
+            "  metric",
+            f"{stop['metric']} (mean over folds at the best round: "
+            f"{score(stop.get('best_value'), 6)})",
+        ),
+    ]
+    rounds, means = stop.get("curve_rounds") or [], stop.get("curve_mean") or []
+    points = [(r, m) for r, m in zip(rounds, means, strict=False) if m is not None]
+    if len(points) < 2:
+        return rows
+    step = max(1, -(-len(points) // width))
+    shown = points[::step]
+    values = [m if stop["greater_is_better"] else -m for _, m in shown]
+    # The first rounds are far below the rest: scaled from the tenth percentile up, the bars
+    # show the part of the curve where the best round is chosen.
+    low, high = sorted(values)[len(values) // 10], max(values)
+    span = (high - low) or 1.0
+    bars = "".join(_BARS[round((max(v, low) - low) / span * (len(_BARS) - 1))] for v in values)
+    best = min(range(len(shown)), key=lambda i: abs(shown[i][0] - stop["best_round"]))
+    rows.append(("  curve", f"{bars}  rounds {shown[0][0]}..{shown[-1][0]}"))
+    rows.append(("", " " * best + f"^ {stop['best_round']}"))
+    return rows
 
 
 def results(

@@ -19,7 +19,11 @@ from tunefleet_contract.spec import Task
 
 from tunefleet_worker.foldcache import Fold, FoldSet
 
-__all__ = ["ModelLibrary", "model_libraries", "model_library", "structure_key"]
+__all__ = ["AfterRound", "ModelLibrary", "model_libraries", "model_library", "structure_key"]
+
+
+# Called with a fold's validation metric after each round; a round (1-based, the best) stops.
+AfterRound = Callable[[float], "int | None"]
 
 
 class ModelLibrary:
@@ -46,9 +50,29 @@ class ModelLibrary:
         """Write the fitted estimator's model to `path` in the library's own format."""
         raise NotImplementedError(f"{self.name} stores no model")
 
-    def fit(self, estimator: Any, fold: Fold, folds: FoldSet) -> None:
-        """Fit on one fold; a library overrides this to reuse what the fold cache holds."""
-        estimator.fit(fold.X_train, fold.y_train)
+    def fit(self, estimator: Any, fold: Fold, folds: FoldSet, **fit_kwargs: Any) -> None:
+        """Fit on one fold; a library overrides this to reuse what the fold cache holds.
+        `fit_kwargs` go to the estimator's `fit` (early stopping's evaluation set)."""
+        estimator.fit(fold.X_train, fold.y_train, **fit_kwargs)
+
+    # True where the library's training loop can be observed round by round and stopped
+    # (a callback): early stopping then advances every fold together, as the library's own
+    # cv does. False: each fold trains to the limit and its evaluation history is read.
+    lockstep: ClassVar[bool] = False
+
+    def fit_observed(
+        self,
+        estimator: Any,
+        fold: Fold,
+        folds: FoldSet,
+        metric: str,
+        after_round: AfterRound,
+    ) -> None:
+        """Fit on one fold with its test part as the evaluation set, giving `after_round` the
+        value of the library's evaluation `metric` after each round. Where `lockstep`, training
+        stops after the round for which `after_round` returns a round (the best, 1-based);
+        otherwise every round is trained and `after_round` is given the history afterwards."""
+        raise NotImplementedError(f"{self.name} has no rounds to stop")
 
     def cut(self, rounds: int) -> dict[str, Any]:
         """The keyword the estimator's predict methods take to use only the first `rounds`

@@ -9,7 +9,7 @@ from typing import Any
 from tunefleet_contract.spec import Task
 
 from tunefleet_worker.foldcache import Fold, FoldSet
-from tunefleet_worker.libraries import ModelLibrary, structure_key
+from tunefleet_worker.libraries import AfterRound, ModelLibrary, structure_key
 
 # Parameters that only steer the boosting, never the quantized pool (see lightgbm.py).
 TRAINING_ONLY = frozenset(
@@ -63,7 +63,18 @@ class CatBoost(ModelLibrary):
     def save_model(self, estimator: Any, path: Path) -> None:
         estimator.save_model(str(path), format="cbm")
 
-    def fit(self, estimator: Any, fold: Fold, folds: FoldSet) -> None:
+    def fit_observed(
+        self, estimator: Any, fold: Fold, folds: FoldSet, metric: str, after_round: AfterRound
+    ) -> None:
+        # CatBoost's callbacks cannot hold a fold back for the others, and its own cv stops
+        # each fold on its own: every fold trains to the limit and its history is read.
+        # use_best_model=False keeps the whole model (the scorer cuts it).
+        estimator.set_params(eval_metric=metric, use_best_model=False)
+        self.fit(estimator, fold, folds, eval_set=(fold.X_test, fold.y_test))
+        for value in estimator.get_evals_result()["validation"][metric]:
+            after_round(float(value))
+
+    def fit(self, estimator: Any, fold: Fold, folds: FoldSet, **fit_kwargs: Any) -> None:
         # CatBoost's estimators accept a Pool in place of X; quantized once with the trial's
         # own quantization parameters it trains exactly as from the raw arrays.
         import catboost
@@ -78,7 +89,7 @@ class CatBoost(ModelLibrary):
             return pool
 
         pool = folds.structure(structure_key("catboost", fold, params, TRAINING_ONLY), build)
-        estimator.fit(pool)
+        estimator.fit(pool, **fit_kwargs)
 
 
 LIBRARY = CatBoost()

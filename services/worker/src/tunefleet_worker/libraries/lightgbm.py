@@ -11,7 +11,7 @@ from typing import Any
 from tunefleet_contract.spec import Task
 
 from tunefleet_worker.foldcache import Fold, FoldSet
-from tunefleet_worker.libraries import ModelLibrary, structure_key
+from tunefleet_worker.libraries import AfterRound, ModelLibrary, structure_key
 
 # Parameters that only steer the boosting, never the binned training set: trials that differ
 # only in these share it. Anything not listed here is part of the cache key, so a parameter
@@ -93,10 +93,12 @@ def _estimators() -> dict[str, type[Any]]:
             fit.__kwdefaults__ = code.__kwdefaults__
             return fit(self, *args, **kwargs)
 
-        def fit_reusing(self, X: Any, y: Any, dataset: Callable[..., Any]) -> None:
+        def fit_reusing(
+            self, X: Any, y: Any, dataset: Callable[..., Any], **fit_kwargs: Any
+        ) -> None:
             self._dataset = dataset
             try:
-                self.fit(X, y)
+                self.fit(X, y, **fit_kwargs)
             finally:
                 del self._dataset
 
@@ -129,8 +131,39 @@ class LightGBM(ModelLibrary):
     def save_model(self, estimator: Any, path: Path) -> None:
         estimator.booster_.save_model(path)
 
-    def fit(self, estimator: Any, fold: Fold, folds: FoldSet) -> None:
-        estimator.fit_reusing(fold.X_train, fold.y_train, _dataset_from(fold, folds))
+    lockstep = True
+
+    def fit_observed(
+        self, estimator: Any, fold: Fold, folds: FoldSet, metric: str, after_round: AfterRound
+    ) -> None:
+        import lightgbm
+
+        def observe(env: Any) -> None:
+            for data, name, value, _ in env.evaluation_result_list:
+                if data == "valid_0" and name == metric:
+                    best = after_round(float(value))
+                    if best is not None:
+                        # As lgb.early_stopping stops: the booster keeps its trees and
+                        # records the best iteration (0-based here).
+                        raise lightgbm.callback.EarlyStopException(
+                            best - 1, env.evaluation_result_list
+                        )
+                    return
+            raise ValueError(f"LightGBM reported no {metric!r} on the validation fold")
+
+        observe.order = 30  # type: ignore[attr-defined]  # where lgb.early_stopping runs
+        self.fit(
+            estimator,
+            fold,
+            folds,
+            eval_X=(fold.X_test,),
+            eval_y=(fold.y_test,),
+            eval_metric=metric,
+            callbacks=[observe],
+        )
+
+    def fit(self, estimator: Any, fold: Fold, folds: FoldSet, **fit_kwargs: Any) -> None:
+        estimator.fit_reusing(fold.X_train, fold.y_train, _dataset_from(fold, folds), **fit_kwargs)
 
 
 LIBRARY = LightGBM()

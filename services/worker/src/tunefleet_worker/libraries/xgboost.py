@@ -9,7 +9,7 @@ from typing import Any
 from tunefleet_contract.spec import Task
 
 from tunefleet_worker.foldcache import Fold, FoldSet
-from tunefleet_worker.libraries import ModelLibrary
+from tunefleet_worker.libraries import AfterRound, ModelLibrary
 
 
 class XGBoost(ModelLibrary):
@@ -35,7 +35,27 @@ class XGBoost(ModelLibrary):
     def save_model(self, estimator: Any, path: Path) -> None:
         estimator.save_model(path)  # the scikit-learn wrapper's: it keeps its attributes
 
-    def fit(self, estimator: Any, fold: Fold, folds: FoldSet) -> None:
+    lockstep = True
+
+    def fit_observed(
+        self, estimator: Any, fold: Fold, folds: FoldSet, metric: str, after_round: AfterRound
+    ) -> None:
+        import xgboost
+
+        class Observe(xgboost.callback.TrainingCallback):
+            def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+                # The value as XGBoost's own EarlyStopping and xgb.cv read it.
+                return after_round(float(evals_log["validation_0"][metric][-1])) is not None
+
+        # The metric only evaluates; it changes no tree. Training without stopping
+        # arguments keeps every round trained: the scorer cuts at the best one.
+        estimator.set_params(eval_metric=metric, callbacks=[Observe()])
+        try:
+            self.fit(estimator, fold, folds, eval_set=[(fold.X_test, fold.y_test)], verbose=False)
+        finally:
+            estimator.set_params(callbacks=None)
+
+    def fit(self, estimator: Any, fold: Fold, folds: FoldSet, **fit_kwargs: Any) -> None:
         # XGBoost's estimators build their training matrix through this one method; the cached
         # matrix is the one that method returns for the same arguments.
         build = estimator._create_dmatrix
@@ -62,7 +82,7 @@ class XGBoost(ModelLibrary):
 
         estimator._create_dmatrix = create_dmatrix
         try:
-            estimator.fit(fold.X_train, fold.y_train)
+            estimator.fit(fold.X_train, fold.y_train, **fit_kwargs)
         finally:
             del estimator._create_dmatrix
 
