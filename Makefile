@@ -39,10 +39,11 @@ test: services-install test-tools cluster-install docker-install ## The whole te
 # tests/kind too.
 # The end-to-end suite runs once, in the tests container against the compose services
 # (tests/containers), but for its tests that need this machine's programs, which run here.
+# The slowest tests are listed at the end: in CI, what a run that nears its time limit spent.
 test-suite: install ## The tests only (what `make test` runs after lint and types): build the images, then pytest
 	$(UV) run --frozen python -m tunefleet_dev.stack build
 	$(UV) run --frozen python -m tunefleet_dev.kind install
-	TUNEFLEET_E2E_IN_CONTAINER=1 $(UV) run --frozen pytest -q -ra
+	TUNEFLEET_E2E_IN_CONTAINER=1 $(UV) run --frozen pytest -q -ra --durations=15
 
 test-unit: install ## Unit tests only (no services)
 	$(UV) run --frozen pytest -q tests/unit
