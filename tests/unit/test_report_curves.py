@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from tunefleet.client import Client
 from tunefleet.report import build_report
-from tunefleet.report.curves import TRACES_PER_TRIAL, validation_curves
+from tunefleet.report.curves import TRACES_PER_TRIAL, rounds_cell, validation_curves
 from tunefleet_contract.messages import EarlyStopped, TrialResult
 from tunefleet_contract.spec import StudySpec
 from tunefleet_runtime.records import StudyRecord
@@ -171,3 +171,10 @@ def test_a_study_without_early_stopping_has_no_curve_nor_rounds_column(client: C
 
 def test_no_figure_for_a_library_without_stopped_trials() -> None:
     assert validation_curves("xgboost", []) is None
+
+
+def test_the_rounds_cell_says_when_the_median_rule_stopped_a_trial() -> None:
+    summary = stopped(3, 5, 0.9).model_dump()
+    assert rounds_cell(summary) == "3 / 5"
+    assert rounds_cell({**summary, "stopped_by": "median"}) == "3 / 5 (median stop)"
+    assert rounds_cell(None) == ""

@@ -23,8 +23,11 @@ TRACES_PER_TRIAL = 4
 
 
 def rounds_cell(stop: Mapping[str, Any] | None) -> str:
-    """The leaderboard's rounds: chosen / trained."""
-    return f"{stop['best_round']} / {stop['rounds_trained']}" if stop else ""
+    """The leaderboard's rounds: chosen / trained, and whether the median rule stopped it."""
+    if not stop:
+        return ""
+    cell = f"{stop['best_round']} / {stop['rounds_trained']}"
+    return cell + " (median stop)" if stop.get("stopped_by") == "median" else cell
 
 
 def curve_title(library: str, rank: int, record: TrialRecord) -> str:
