@@ -113,6 +113,7 @@ def test_report_renders_in_headless_chromium(
         else:
             assert plot["marks"] > 0, plot
     assert (tmp_path / "report.png").stat().st_size > 50_000
+    assert "validation curve" not in html and "<th>rounds</th>" not in html  # no early stopping
     assert "xgboost: 4 finished trials; importance needs at least 8." in html
     assert "loguniform: [0.01, 100.0]" in html and "when: {fail: false}" in html  # as written
 
@@ -220,3 +221,81 @@ def test_adaptive_report_renders_history_rungs_and_importance(
     assert first_rung in html
     assert "lightgbm asha: parameter importance" in html
     assert "xgboost tpe: parameter importance" in html
+
+
+# Early stopping in xgboost (two trials), none in lightgbm: one validation curve plot, xgboost's.
+STOPPING: dict[str, Any] = {
+    "name": "report-stopping",
+    "dataset": "breast_cancer",
+    "metric": "roc_auc",
+    "cv": {"folds": 3, "seed": 3},
+    "search": {
+        "xgboost": {
+            "early_stopping": {"rounds": 3, "max_rounds": 40},
+            "fixed": {"learning_rate": 0.3},
+            "grid": {"max_depth": [2, 3]},
+        },
+        "lightgbm": {"fixed": {"n_estimators": 5}, "grid": {"num_leaves": [4, 8]}},
+    },
+}
+
+# The validation curve plot: the drawn traces' data, then again after picking the menu's second
+# trial (what the menu's button does when clicked).
+CURVE = """
+(async () => {
+  const gds = [...document.querySelectorAll('.plotly-graph-div')]
+    .filter(g => (g.layout.title.text || '').includes('validation curve'));
+  const shown = gd => gd._fullData.filter(t => t.visible === true)
+    .map(t => ({name: t.name, meta: t.meta, x: [...t.x], y: [...t.y]}));
+  const gd = gds[0];
+  const before = shown(gd);
+  const lines = gd.querySelectorAll('.scatterlayer .js-line').length;
+  const button = gd.layout.updatemenus[0].buttons[1];
+  await Plotly.update(gd, button.args[0], button.args[1]);
+  return {count: gds.length, title: gd.id, lines: lines, before: before, after: shown(gd),
+          labels: gd.layout.updatemenus[0].buttons.map(b => b.label)};
+})()
+"""
+
+
+def test_report_plots_the_validation_curve_of_a_study_with_early_stopping(
+    pipeline: Pipeline, settings: ClientSettings, tmp_path: Path, chromium: str
+) -> None:
+    pipeline.start_all(workers=1)
+    client = Client(settings)
+    study = client.submit(STOPPING)
+    status = study.wait(progress=False, timeout_s=300)
+    assert (status.n_trials, status.done) == (4, 4)
+    stopped = [r for r in client.trials(study) if r.library == "xgboost"]  # best first
+    assert len(stopped) == 2 and all(r.early_stopping for r in stopped)
+
+    report = tmp_path / "stopping.html"
+    report.write_text(build_report(client, study), encoding="utf-8")
+    page = report.read_text(encoding="utf-8")
+    with Browser(chromium) as browser:
+        browser.open(report.as_uri())
+        browser.evaluate("new Promise(r => setTimeout(r, 1500))")
+        plots = browser.evaluate(CHECK)
+        curve = browser.evaluate(CURVE)
+        errors = list(browser.errors)
+    assert errors == []
+    assert all(p["marks"] > 0 or p["canvases"] > 0 for p in plots), plots
+    assert curve["count"] == 1  # xgboost's; lightgbm has no early stopping
+    assert curve["lines"] > 0  # drawn, not only built
+    for drawn, record in ((curve["before"], stopped[0]), (curve["after"], stopped[1])):
+        stop = record.early_stopping
+        assert stop is not None
+        by_name = {t["name"]: t for t in drawn}
+        assert {t["meta"] for t in drawn} == {record.trial_id}
+        mean = by_name[f"mean {stop['metric']}"]
+        assert mean["x"] == stop["curve_rounds"] and mean["y"] == stop["curve_mean"]
+        assert by_name["best round"]["x"] == [stop["best_round"]]
+        assert by_name["best round"]["y"] == [stop["best_value"]]
+    assert curve["labels"] == [
+        f"#{i} {r.trial_id[:10]} ({r.best_round} rounds)" for i, r in enumerate(stopped, 1)
+    ]
+    for record in stopped:  # the leaderboard's rounds: best / trained
+        stop = record.early_stopping
+        assert stop is not None
+        cell = f"{stop['best_round']} / {stop['rounds_trained']}"
+        assert f'<td class="num rounds">{cell}</td>' in page

@@ -332,6 +332,45 @@ def catalogue(study_id: str) -> list[BadInput]:
             ),
             "'RMSE' is a regression metric; the study is classification",
         ),
+        BadInput(
+            "study-median-stop-never-stops",
+            "studies",
+            _json(
+                _study_request(
+                    _spec(
+                        {
+                            "xgboost": {
+                                "early_stopping": {
+                                    **_STOP,
+                                    "median": {"warmup": 49, "after_trials": 3},
+                                }
+                            }
+                        }
+                    )
+                )
+            ),
+            "median: warmup (49) + rounds (1) must be less than max_rounds (50)",
+        ),
+        BadInput(
+            "study-median-stop-catboost",
+            "studies",
+            _json(
+                _study_request(
+                    _spec(
+                        {
+                            "catboost": {
+                                "early_stopping": {
+                                    **_STOP,
+                                    "median": {"warmup": 5, "after_trials": 3},
+                                },
+                                "fixed": {"learning_rate": 0.1},
+                            }
+                        }
+                    )
+                )
+            ),
+            "catboost.early_stopping.median: not with catboost",
+        ),
     ]
     # A study the publisher accepts (it cannot know the workers' data roots) whose every trial
     # the workers refuse: the traversal is caught where the file would be read.

@@ -91,9 +91,13 @@ class Message(_Document):
         for key in self._omit_unset:
             if payload.get(key) in (None, {}, []):
                 del payload[key]
+        self._omit_nested(payload)
         payload["kind"] = self.kind
         # allow_nan=False: FerretDB stores no NaN, and JSON has none; sanitize before encoding.
         return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+
+    def _omit_nested(self, payload: dict[str, Any]) -> None:
+        """Like `_omit_unset`, for fields added to a part of the message since."""
 
     @classmethod
     def decode(cls, body: bytes) -> Self:
@@ -198,6 +202,11 @@ class TrialMessage(Message):
     )
     _omit_unset: ClassVar[tuple[str, ...]] = ("early_stopping",)
 
+    def _omit_nested(self, payload: dict[str, Any]) -> None:
+        for stop in payload.get("early_stopping", {}).values():
+            if stop.get("median", 0) is None:
+                del stop["median"]
+
     @model_validator(mode="after")
     def _data_stored(self) -> TrialMessage:
         _require_stored(self.dataset)
@@ -288,6 +297,17 @@ class EarlyStopped(_Document):
         "together (XGBoost, LightGBM), max_rounds where each trains to the limit (CatBoost).",
     )
     best_value: float | None = None
+    stopped_by: Literal["median"] | None = Field(
+        default=None,
+        description="median: the median rule across trials stopped it after stop_round, "
+        "worse than the finished trials' median curve; None: patience or the limit did.",
+    )
+    median_trials: int | None = Field(
+        default=None,
+        ge=0,
+        description="With the median rule: how many finished trials' curves it was given at "
+        "the trial's start (None: the rule was off, or the worker could not read the store).",
+    )
     curve_rounds: list[int] = Field(default_factory=list, max_length=CURVE_POINTS + 3)
     curve_mean: list[float | None] = Field(default_factory=list, max_length=CURVE_POINTS + 3)
     curve_std: list[float | None] = Field(default_factory=list, max_length=CURVE_POINTS + 3)
@@ -333,6 +353,12 @@ class TrialResult(Message):
     revision: Revision = 0
     early_stopping: EarlyStopped | None = None
     _omit_unset: ClassVar[tuple[str, ...]] = ("early_stopping",)
+
+    def _omit_nested(self, payload: dict[str, Any]) -> None:
+        stop = payload.get("early_stopping")
+        for key in ("stopped_by", "median_trials"):
+            if stop and stop.get(key, 0) is None:
+                del stop[key]
 
     @classmethod
     def of(

@@ -140,6 +140,9 @@ class LibraryCatalogue:
     eval_metrics: Mapping[str, EvalMetric] = field(default_factory=dict)
     scorer_metrics: Mapping[str, Mapping[EvalKind, str]] = field(default_factory=dict)
     loss_metrics: Mapping[EvalKind, str] = field(default_factory=dict)
+    # False where a callback cannot hold a fold back (CatBoost): every fold trains to the limit
+    # and the curve is known only then, so no rule can save rounds by stopping a trial.
+    folds_stop_together: bool = True
 
     def eval_metric(self, scorer: str, kind: EvalKind, override: str | None = None) -> EvalMetric:
         """The metric early stopping judges the validation curve by: `override` if given, else

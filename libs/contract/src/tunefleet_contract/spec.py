@@ -44,6 +44,7 @@ __all__ = [
     "FileDataset",
     "LibrarySearch",
     "LibrarySearchBase",
+    "MedianStopSpec",
     "SpecError",
     "StudySpec",
     "SyntheticDataset",
@@ -162,14 +163,29 @@ class CVSpec(_Model):
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
 
 
+class MedianStopSpec(_Model):
+    """The median-stopping rule across trials (Optuna's MedianPruner, Katib's median stop): after
+    `warmup` rounds, a trial whose best mean so far is worse than the median, at the same round,
+    of the mean curves of the library's finished trials (once `after_trials` of them reach that
+    round) for `rounds` consecutive rounds stops, scored at its best round so far."""
+
+    warmup: int = Field(ge=0, le=100_000, description="Rounds before the rule looks.")
+    after_trials: int = Field(
+        ge=1, le=10_000, description="Finished trials at a round before it has a median."
+    )
+    rounds: int = Field(default=1, ge=1, le=100_000, description="Consecutive rounds worse.")
+
+
 class EarlyStoppingSpec(_Model):
     """A library's rounds chosen by the validation curve: every fold trains up to `max_rounds`
     and stops when the mean over the folds of `metric` (the library's own evaluation metric;
-    by default the one matching the study's scorer) has not improved for `rounds` rounds."""
+    by default the one matching the study's scorer) has not improved for `rounds` rounds, or
+    (with `median`) when it stays worse than the finished trials' median curve."""
 
     rounds: int = Field(ge=1, le=100_000)
     max_rounds: int = Field(ge=2, le=100_000)
     metric: str | None = Field(default=None, min_length=1, max_length=100)
+    median: MedianStopSpec | None = None
 
     @model_validator(mode="after")
     def _can_stop(self) -> EarlyStoppingSpec:
@@ -178,7 +194,21 @@ class EarlyStoppingSpec(_Model):
                 f"rounds ({self.rounds}) must be less than max_rounds ({self.max_rounds}), "
                 "or training could never stop early"
             )
+        median = self.median
+        if median is not None and median.warmup + median.rounds >= self.max_rounds:
+            raise ValueError(
+                f"median: warmup ({median.warmup}) + rounds ({median.rounds}) must be less than "
+                f"max_rounds ({self.max_rounds}), or the median rule could never stop a trial"
+            )
         return self
+
+    def canonical(self) -> dict[str, object]:
+        """As ids hash it: without `median` when not given, so that a spec without the rule
+        keeps the study and trial ids it had before the rule existed."""
+        data = self.model_dump(mode="json")
+        if data["median"] is None:
+            del data["median"]
+        return data
 
 
 ParamGridDict = dict[str, Annotated[list[Scalar], Field(min_length=1, max_length=100_000)]]
@@ -310,6 +340,8 @@ class StudySpec(_Model):
             for key in set(part) - _FIRST_KEYS:
                 if part[key] is None:
                     del part[key]
+            if part.get("early_stopping") and part["early_stopping"].get("median", 0) is None:
+                del part["early_stopping"]["median"]
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def study_id(self) -> str:
@@ -370,6 +402,11 @@ def early_stopping_problems(library: str, part: LibrarySearchBase) -> list[str]:
         problems.append(
             f"{where}: not with asha: its rungs set the rounds that early stopping would "
             "choose (use tpe or random with early stopping)"
+        )
+    if part.early_stopping.median is not None and not catalogue.folds_stop_together:
+        problems.append(
+            f"{where}.median: not with {library}: its folds each train to max_rounds before "
+            "the curve is known, so stopping a trial early would save nothing"
         )
     given = _values_given(library, part)
     for at, name, values in given:

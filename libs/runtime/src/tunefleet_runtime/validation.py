@@ -83,7 +83,7 @@ def scoring_key(spec: StudySpec) -> str:
         "cv": spec.cv.model_dump(mode="json"),
     }
     stopping = {
-        library: part.early_stopping.model_dump(mode="json")
+        library: part.early_stopping.canonical()
         for library, part in spec.search.items()
         if part.early_stopping is not None
     }

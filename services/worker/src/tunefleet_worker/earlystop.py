@@ -20,6 +20,10 @@ trains to `max_rounds` and the same rule is applied to the folds' evaluation his
 
 The score is the study's scorer on each fold's model cut after the best round (the families'
 cut, `tunefleet_worker.families.truncated`), which is the score of training that many rounds.
+
+With the median rule (`tunefleet_worker.median`) the curve may also stop where the trial's best
+mean so far stays worse than the finished trials' median curve; it is scored the same way, at
+its best round so far, and its summary says `stopped_by: median`.
 """
 
 from __future__ import annotations
@@ -27,9 +31,9 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from tunefleet_contract.libraries import catalogues
@@ -41,6 +45,7 @@ from tunefleet_worker.datasets import Dataset
 from tunefleet_worker.families import truncated
 from tunefleet_worker.foldcache import Fold
 from tunefleet_worker.libraries import AfterRound, model_library
+from tunefleet_worker.median import MedianRule, median_curve
 from tunefleet_worker.training import (
     TrialContext,
     done_result,
@@ -63,6 +68,8 @@ class Curve:
     stds: list[float] = field(default_factory=list)
     best: int = 0  # the best round so far, 1-based (0: none yet)
     stop: int = 0  # the round after which the rule stopped (0: not yet)
+    median: MedianRule | None = None  # the median rule across trials, where it is on
+    stopped_by: Literal["median"] | None = None
 
     def add(self, values: Sequence[float]) -> int | None:
         """Record one round's values (one per fold, in fold order); the best round if
@@ -79,6 +86,9 @@ class Curve:
             self.best = rounds
         if rounds - self.best >= self.patience:
             self.stop = rounds
+            return self.best
+        if self.median and self.best and self.median.stops(rounds, self.means[self.best - 1]):
+            self.stop, self.stopped_by = rounds, "median"
             return self.best
         return None
 
@@ -116,6 +126,8 @@ def summary(
         stop_round=curve.stop or n,
         rounds_trained=n,
         best_value=finite(curve.means[curve.best - 1]),
+        stopped_by=curve.stopped_by,
+        median_trials=curve.median.trials if curve.median else None,
         curve_rounds=kept,
         curve_mean=[finite(curve.means[r - 1]) for r in kept],
         curve_std=[finite(curve.stds[r - 1]) for r in kept],
@@ -198,9 +210,15 @@ def _histories(
     return models
 
 
-def run_stopped(ctx: TrialContext, trial: TrialSpec, stop: EarlyStoppingSpec) -> TrialResult:
+def run_stopped(
+    ctx: TrialContext,
+    trial: TrialSpec,
+    stop: EarlyStoppingSpec,
+    finished: Sequence[Mapping[str, Any]] | None = None,
+) -> TrialResult:
     """Train one trial with early stopping and score it at its best round; a library error
-    is a `failed` result, never a raise."""
+    is a `failed` result, never a raise. `finished`: the stored summaries of the library's
+    finished trials, for the median rule (None: the rule is off, or they could not be read)."""
     params, threads = split_threads(ctx, trial)
     library = model_library(trial.library)
     catalogue = catalogues()[trial.library]
@@ -210,6 +228,10 @@ def run_stopped(ctx: TrialContext, trial: TrialSpec, stop: EarlyStoppingSpec) ->
         metric = catalogue.eval_metric(ctx.metric, eval_kind(data), stop.metric)
         params[catalogue.rounds[0]] = stop.max_rounds
         curve = Curve(stop.rounds, metric.greater_is_better)
+        if stop.median is not None and finished is not None and library.lockstep:
+            same = [f for f in finished if f.get("metric") == metric.name]
+            medians = median_curve(same, metric.name, stop.median.after_trials, stop.max_rounds)
+            curve.median = MedianRule(medians, stop.median, metric.greater_is_better, len(same))
         fold_list: list[Fold] = list(folds)
 
         def fit(i: int, after_round: AfterRound) -> Any:

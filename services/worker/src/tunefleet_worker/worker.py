@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pika
 import pika.exceptions
@@ -42,8 +43,8 @@ from tunefleet_runtime.broker import (
     topology_of,
 )
 from tunefleet_runtime.consumer import ConsumerRuntime, Delivery, RefusalError, Subscription
-from tunefleet_runtime.settings import WorkerSettings
-from tunefleet_runtime.store import STORE_ERRORS, open_blobs
+from tunefleet_runtime.settings import StoreSettings, WorkerSettings
+from tunefleet_runtime.store import STORE_ERRORS, Store, open_blobs, open_store
 
 from tunefleet_worker.control import StudyControl
 from tunefleet_worker.datacache import DataCache
@@ -124,6 +125,8 @@ class Worker:
             settings.tunefleet_cache_bytes,
             blob_store(settings) if settings.mongodb_url is not None else None,
         )
+        # Read once per trial with the median rule: the finished trials' curves.
+        self._store: Store | None = None
         self._runtime = ConsumerRuntime(
             settings,
             self._stopping,
@@ -425,8 +428,18 @@ class Worker:
             if not todo:
                 continue
             stop = message.early_stopping.get(family[0].library)
-            # With early stopping no trial names its rounds: each is a family of one.
-            results = [run_stopped(ctx, t, stop) for t in todo] if stop else run_family(ctx, todo)
+            # With early stopping no trial names its rounds: each is a family of one; with the
+            # median rule each reads the curves finished before it starts (in this order).
+            results = (
+                [
+                    run_stopped(ctx, t, stop, self._finished_curves(message, t.library))
+                    if stop.median
+                    else run_stopped(ctx, t, stop)
+                    for t in todo
+                ]
+                if stop
+                else run_family(ctx, todo)
+            )
             job.results.extend((result, result.encode()) for result in results)
             if job.flush_pending.is_set():
                 continue  # the commit already asked for takes these results too
@@ -434,6 +447,26 @@ class Worker:
             if job.abandon.is_set() or not self._call(job, self._publish_results):
                 return
         self._call(job, self._ack)
+
+    def _finished_curves(self, message: TrialMessage, library: str) -> list[dict[str, Any]] | None:
+        """The stored curves of the library's finished trials, for the median rule; None (the
+        trial runs without the rule, and its summary says so) where the store is not
+        configured or out of reach: the rule saves time, it never holds a trial back."""
+        url = self.settings.mongodb_url
+        if url is None:
+            log.warning("study %s: median rule off: this worker has no store", message.study_id)
+            return None
+        try:
+            if self._store is None:
+                self._store = open_store(
+                    StoreSettings(mongodb_url=url, mongodb_database=self.settings.mongodb_database)
+                )
+            return self._store.finished_curves(message.study_id, message.revision, library)
+        except STORE_ERRORS as exc:
+            log.warning(
+                "study %s: median rule off for a trial: the store: %s", message.study_id, exc
+            )
+            return None
 
     def _refit(self, job: _Job, message: ModelRefit) -> None:
         try:

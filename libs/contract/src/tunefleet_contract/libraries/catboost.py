@@ -60,6 +60,7 @@ CATALOGUE = LibraryCatalogue(
         "neg_mean_absolute_percentage_error": {"regression": "MAPE"},
     },
     loss_metrics={"binary": "Logloss", "multiclass": "MultiClass", "regression": "RMSE"},
+    folds_stop_together=False,
     params={
         "iterations": int_rule(1, 100_000),
         "n_estimators": int_rule(1, 100_000),

@@ -24,6 +24,7 @@ from tunefleet_runtime.records import (
     TrialRecord,
     TrialStart,
 )
+from tunefleet_runtime.store.documents import Doc
 
 __all__ = ["STORE_ERRORS", "Store", "check_prefix", "study_status", "trial_detail"]
 
@@ -72,6 +73,12 @@ class Store(Protocol):
         self, study_id: str, revision: int, *, limit: int, library: str | None = None
     ) -> list[TrialRecord]:
         """The best `done` results with a score (scikit-learn scorers: greater is better)."""
+        ...
+
+    def finished_curves(self, study_id: str, revision: int, library: str) -> list[Doc]:
+        """The stored early stopping summaries (`EarlyStopped`) of the library's `done` trials
+        in this revision that ran to their own end (not stopped by the median rule): what the
+        median rule across trials compares a new trial with."""
         ...
 
     def finished_since(

@@ -21,6 +21,7 @@ refuses them in every message), and no nested arrays.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from typing import Any
 
@@ -41,6 +42,7 @@ __all__ = [
     "model_record",
     "planned_docs",
     "planned_trial",
+    "ran_to_their_end",
     "result_doc",
     "start_docs",
     "study_doc",
@@ -147,3 +149,9 @@ def planned_trial(doc: Doc) -> PlannedTrial:
         search=doc.get("search"),
         rung=doc.get("rung"),
     )
+
+
+def ran_to_their_end(summaries: Iterable[Mapping[str, Any] | None]) -> list[Doc]:
+    """The early stopping summaries of trials that stopped by their own curve: the median
+    rule's stopped trials are left out (their curves end where the rule cut them)."""
+    return [dict(s) for s in summaries if s and s.get("stopped_by") != "median"]

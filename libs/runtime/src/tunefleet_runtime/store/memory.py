@@ -30,7 +30,7 @@ from tunefleet_runtime.records import (
 )
 from tunefleet_runtime.store import documents, rules
 from tunefleet_runtime.store.base import Store, check_prefix, trial_detail
-from tunefleet_runtime.store.documents import Doc
+from tunefleet_runtime.store.documents import Doc, ran_to_their_end
 
 __all__ = ["MemoryBlobStore", "MemoryStore"]
 
@@ -192,6 +192,13 @@ class MemoryStore:
             if scored(r.status, r.score) is not None and library in (None, r.library)
         ]
         return done[:limit]
+
+    def finished_curves(self, study_id: str, revision: int, library: str) -> list[Doc]:
+        return ran_to_their_end(
+            r.early_stopping
+            for r in self._results(study_id, revision)
+            if r.library == library and r.status == "done"
+        )
 
     def finished_since(
         self, study_id: str, revision: int, since: float

@@ -39,6 +39,7 @@ from tunefleet_runtime.store.documents import (
     model_doc,
     model_record,
     planned_trial,
+    ran_to_their_end,
     study_record,
     trial_record,
     trial_start,
@@ -238,6 +239,11 @@ class MongoStore:
             query["library"] = library
         found = self.db.trials.find(query).sort("score", DESCENDING).limit(limit)
         return [trial_record(doc) for doc in found]
+
+    def finished_curves(self, study_id: str, revision: int, library: str) -> list[Doc]:
+        query = {"study_id": study_id, "revision": revision, "library": library, "status": "done"}
+        found = self.db.trials.find(query, {"early_stopping": 1})
+        return ran_to_their_end(doc.get("early_stopping") for doc in found)
 
     def finished_since(
         self, study_id: str, revision: int, since: float

@@ -13,6 +13,10 @@ importance over that search's trials: for ASHA over each configuration's result 
 rung, without the rounds parameter (the rungs set it, the search did not choose it). Which trials
 are the search's, and their rungs, are the plan's record (`tunefleet_contract.search.views`), as
 in `status`.
+
+A library with early stopping gets the validation curve of its best trial (mean ± std over the
+folds per round, the best round marked; a menu picks another of its best trials), and the top
+trials' table the rounds chosen (best / trained).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from tunefleet_contract.search.views import Decisions, SearchView, library_strat
 
 from tunefleet.client import Client
 from tunefleet.frames import scored
+from tunefleet.report.curves import rounds_cell, validation_curves
 from tunefleet.report.figures import (
     IMPORTANCE_METHOD,
     best_over_time,
@@ -68,7 +73,8 @@ def build_report(client: Client, study_id: str) -> str:
     spec = study.spec
     status = client.status(study_id)
     frame = client.results(study_id)
-    records = client.trials(study_id) if spec.adaptive else []
+    stopping = any(part.early_stopping is not None for part in spec.search.values())
+    records = client.trials(study_id) if spec.adaptive or stopping else []
     plan = client.plan(study_id) if spec.adaptive else []
     decisions = Decisions(spec, plan)
     metric = (status.metric if status else None) or spec.metric or "score"
@@ -105,6 +111,14 @@ def build_report(client: Client, study_id: str) -> str:
                 mine = search.mine(records)
                 owned = {r.trial_id for r in mine}
                 adaptive_sections(search, mine, plan, part, metric, sections, figure)
+            curves = validation_curves(str(library), records) if stopping else None
+            if curves is not None:
+                figure(
+                    f"{library}: validation curves",
+                    curves,
+                    note="Mean over the folds per round, ± one standard deviation; the star is "
+                    "the best round, the rounds the trial's score is computed at.",
+                )
             if not params:
                 sections.append("<p class='note'>No parameter varies among its trials.</p>")
                 continue
@@ -119,7 +133,9 @@ def build_report(client: Client, study_id: str) -> str:
                 )
         top = done.sort_values("score", ascending=False, kind="stable").head(_TOP_N)
         top = top.dropna(axis="columns", how="all")
-        sections.append(f"<h2>Top {min(_TOP_N, len(top))} trials</h2>{table(top)}")
+        # Where early stopping chose the rounds: best / trained, in its own column.
+        rounds = {r.trial_id: rounds_cell(r.early_stopping) for r in records if r.early_stopping}
+        sections.append(f"<h2>Top {min(_TOP_N, len(top))} trials</h2>{table(top, rounds)}")
     else:
         sections.append("<p class='note'>No trial has finished successfully yet.</p>")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from tunefleet.frames import PARAM_PREFIX
@@ -17,7 +18,9 @@ if TYPE_CHECKING:
 __all__ = ["models_section", "num", "table"]
 
 
-def table(top: pd.DataFrame) -> str:
+def table(top: pd.DataFrame, rounds: Mapping[str, str] | None = None) -> str:
+    """The top trials; `rounds` (trial id -> text), where early stopping chose some, is a
+    column of its own: those trials' parameters name none."""
     params = param_columns(top)
     head = [
         "#",
@@ -26,6 +29,7 @@ def table(top: pd.DataFrame) -> str:
         "score",
         "std",
         "fit s",
+        *(["rounds"] if rounds else []),
         *[p.removeprefix(PARAM_PREFIX) for p in params],
     ]
     rows = []
@@ -38,6 +42,9 @@ def table(top: pd.DataFrame) -> str:
             f'<td class="num">{num(row["score_std"], 4)}</td>',
             f'<td class="num">{num(row["fit_time_s"], 2)}</td>',
         ]
+        if rounds:
+            shown = rounds.get(str(row["trial_id"]), "")
+            cells.append(f'<td class="num rounds">{html.escape(shown)}</td>')
         for p in params:
             value = row[p]
             shown = (
