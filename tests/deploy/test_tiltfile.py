@@ -26,6 +26,7 @@ def _record(fn, args, kwargs):
     CALLS.append({"fn": fn, "args": list(args), "kwargs": kwargs})
 def allow_k8s_contexts(*args, **kwargs): _record("allow_k8s_contexts", args, kwargs)
 def update_settings(*args, **kwargs): _record("update_settings", args, kwargs)
+def secret_settings(*args, **kwargs): _record("secret_settings", args, kwargs)
 def k8s_yaml(*args, **kwargs): _record("k8s_yaml", args, kwargs)
 def kustomize(path, **kwargs):
     _record("kustomize", [path], kwargs)
@@ -81,6 +82,9 @@ def test_tiltfile_evaluates_and_deploys_the_dev_overlay(calls: list[dict[str, An
     (deploy,) = _of(calls, "k8s_yaml")
     assert deploy["args"] == ["blob:kustomize:k8s/dev"]
     assert (ROOT / "k8s" / "dev" / "kustomization.yaml").exists()
+    # The local cluster's Secrets come from this machine's .env: Tilt shows its log unscrubbed.
+    (secrets,) = _of(calls, "secret_settings")
+    assert secrets["kwargs"] == {"disable_scrub": True}
 
 
 def test_images_paths_and_targets_exist(
