@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -57,8 +58,32 @@ class ServiceUnavailableError(ToolError):
     """A service could not be found, installed or started; the text says which and why."""
 
 
+# Where free ports are looked for: below the kernel's ephemeral range (Linux: 32768-60999),
+# from which every outgoing connection takes its source port. A port from that range, free
+# when chosen, can be taken by any client's connection while the server that owns it restarts
+# (seen: a broker restart that failed with its port in use, under load).
+_PORTS_FROM = 20_000
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A port free on 127.0.0.1 now, outside the ephemeral range where there is room."""
+    low = _ephemeral_low()
+    for _ in range(50):
+        port = random.randrange(_PORTS_FROM, max(low, _PORTS_FROM + 1))
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # a crowded machine: any free port
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
@@ -155,7 +180,7 @@ class LocalRabbitMQ:
         }
 
     def __post_init__(self) -> None:
-        self._dist_port = free_port()
+        self._dist_port = 0  # chosen at each start: only epmd needs to know it
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "rabbitmq.conf").write_text(
             f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
@@ -175,6 +200,7 @@ class LocalRabbitMQ:
 
     def start(self, timeout: float = 120) -> None:
         bin_dir = ensure_rabbitmq()
+        self._dist_port = free_port()
         log = (self.root / "server.log").open("ab")
         self._proc = subprocess.Popen(
             [str(bin_dir / "rabbitmq-server")],
