@@ -416,3 +416,39 @@ def test_no_dotted_or_operator_key_is_a_message(key: str) -> None:
     # Refused by the contract before any store sees it: every backend may rely on that.
     with pytest.raises((DocumentError, ValueError)):
         TrialSpec(trial_id="a" * 24, library="noop", params={key: 1})
+
+
+def test_finished_curves_are_the_most_recent_that_ran_to_their_own_end(store: Store) -> None:
+    study = spec([0.1, 0.2, 0.3, 0.4, 0.5])
+    trials = list(expand(study, STUDY))
+    store.write_events(registered(study, 0))
+
+    def curve(last: float, **stop: Any) -> dict[str, Any]:
+        return {
+            "metric": "auc",
+            "greater_is_better": True,
+            "rounds": 2,
+            "max_rounds": 10,
+            "best_round": 1,
+            "stop_round": 3,
+            "rounds_trained": 3,
+            "curve_rounds": [1, 2, 3],
+            "curve_mean": [0.5, 0.6, last],
+            "curve_std": [0.0, 0.0, 0.0],
+            **stop,
+        }
+
+    median = {"stopped_by": "median", "median_trials": 2}
+    store.write_events(
+        [
+            result(trial, 0, finished_at=float(i), early_stopping=curve(i / 10, **stop))
+            for i, (trial, stop) in enumerate(
+                zip(trials, [{}, {}, {}, median, median], strict=True), 1
+            )
+        ]
+    )
+    # The median rule's own stops are left out; of the rest, the most recently finished.
+    found = store.finished_curves(STUDY, 0, "noop", limit=2)
+    assert [f["curve_mean"][-1] for f in found] == [0.3, 0.2]
+    assert len(store.finished_curves(STUDY, 0, "noop")) == 3
+    assert store.finished_curves(STUDY, 0, "xgboost") == []

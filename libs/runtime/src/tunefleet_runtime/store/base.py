@@ -26,12 +26,23 @@ from tunefleet_runtime.records import (
 )
 from tunefleet_runtime.store.documents import Doc
 
-__all__ = ["STORE_ERRORS", "Store", "check_prefix", "study_status", "trial_detail"]
+__all__ = [
+    "CURVES_SAMPLE",
+    "STORE_ERRORS",
+    "Store",
+    "check_prefix",
+    "study_status",
+    "trial_detail",
+]
 
 # What a store that is away (or refuses) raises: callers wait and retry, or say so, without
 # knowing which backend is behind the store. A backend with a driver of its own adds its base
 # error here.
 STORE_ERRORS: tuple[type[BaseException], ...] = (PyMongoError,)
+# The finished curves a trial of the median rule reads, the most recent first: every trial
+# reads them once, so a study of 10,000 trials must not make each read all of them (500
+# curves of up to 500 points: about 4 MB at most).
+CURVES_SAMPLE = 500
 
 
 class Store(Protocol):
@@ -75,10 +86,13 @@ class Store(Protocol):
         """The best `done` results with a score (scikit-learn scorers: greater is better)."""
         ...
 
-    def finished_curves(self, study_id: str, revision: int, library: str) -> list[Doc]:
+    def finished_curves(
+        self, study_id: str, revision: int, library: str, *, limit: int = CURVES_SAMPLE
+    ) -> list[Doc]:
         """The stored early stopping summaries (`EarlyStopped`) of the library's `done` trials
-        in this revision that ran to their own end (not stopped by the median rule): what the
-        median rule across trials compares a new trial with."""
+        in this revision that ran to their own end (not stopped by the median rule), the
+        `limit` most recently finished: what the median rule across trials compares a new
+        trial with."""
         ...
 
     def finished_since(

@@ -29,7 +29,7 @@ from tunefleet_runtime.records import (
     TrialStart,
 )
 from tunefleet_runtime.store import documents, rules
-from tunefleet_runtime.store.base import Store, check_prefix, trial_detail
+from tunefleet_runtime.store.base import CURVES_SAMPLE, Store, check_prefix, trial_detail
 from tunefleet_runtime.store.documents import Doc, ran_to_their_end
 
 __all__ = ["MemoryBlobStore", "MemoryStore"]
@@ -193,12 +193,19 @@ class MemoryStore:
         ]
         return done[:limit]
 
-    def finished_curves(self, study_id: str, revision: int, library: str) -> list[Doc]:
-        return ran_to_their_end(
-            r.early_stopping
-            for r in self._results(study_id, revision)
-            if r.library == library and r.status == "done"
+    def finished_curves(
+        self, study_id: str, revision: int, library: str, *, limit: int = CURVES_SAMPLE
+    ) -> list[Doc]:
+        done = sorted(
+            (
+                r
+                for r in self._results(study_id, revision)
+                if r.library == library and r.status == "done"
+            ),
+            key=lambda r: r.finished_at,
+            reverse=True,
         )
+        return ran_to_their_end(r.early_stopping for r in done)[:limit]
 
     def finished_since(
         self, study_id: str, revision: int, since: float

@@ -33,7 +33,7 @@ from tunefleet_runtime.records import (
     TrialStart,
 )
 from tunefleet_runtime.settings import StoreSettings
-from tunefleet_runtime.store.base import check_prefix, trial_detail
+from tunefleet_runtime.store.base import CURVES_SAMPLE, check_prefix, trial_detail
 from tunefleet_runtime.store.documents import (
     Doc,
     model_doc,
@@ -240,9 +240,21 @@ class MongoStore:
         found = self.db.trials.find(query).sort("score", DESCENDING).limit(limit)
         return [trial_record(doc) for doc in found]
 
-    def finished_curves(self, study_id: str, revision: int, library: str) -> list[Doc]:
-        query = {"study_id": study_id, "revision": revision, "library": library, "status": "done"}
-        found = self.db.trials.find(query, {"early_stopping": 1})
+    def finished_curves(
+        self, study_id: str, revision: int, library: str, *, limit: int = CURVES_SAMPLE
+    ) -> list[Doc]:
+        query = {
+            "study_id": study_id,
+            "revision": revision,
+            "library": library,
+            "status": "done",
+            "early_stopping.stopped_by": {"$ne": "median"},
+        }
+        found = (
+            self.db.trials.find(query, {"early_stopping": 1})
+            .sort("finished_at", DESCENDING)
+            .limit(limit)
+        )
         return ran_to_their_end(doc.get("early_stopping") for doc in found)
 
     def finished_since(
