@@ -204,8 +204,14 @@ def _systemd() -> bool:
     return Path("/run/systemd/system").is_dir() and shutil.which("systemctl") is not None
 
 
-def start_daemon(timeout_s: float = 90) -> bool:
-    """Start dockerd unless one answers; True if this call started it."""
+# Who started the daemon, written beside its pid: `make down` stops the daemon `make up` (or
+# `make dev`) started, never the one a `make test` around it started and will stop itself.
+_BY_COMMANDS = "commands"  # make up, make dev, engine start: make down / engine stop stop it
+_BY_RUN = "run"  # engine run -- CMD: stopped when CMD ends, by it alone
+
+
+def start_daemon(timeout_s: float = 90, *, by: str = _BY_COMMANDS) -> bool:
+    """Start dockerd unless one answers; True if this call started it (recorded as `by`)."""
     if daemon_answers():
         return False
     host = os.environ.get("DOCKER_HOST", "")
@@ -225,28 +231,31 @@ def start_daemon(timeout_s: float = 90) -> bool:
     if _systemd():
         subprocess.run(["systemctl", "start", "docker"], check=False, capture_output=True)
         _PIDFILE.parent.mkdir(parents=True, exist_ok=True)
-        _PIDFILE.write_text("systemd\n")
+        _PIDFILE.write_text(f"systemd {by}\n")
     else:
         _LOG.parent.mkdir(parents=True, exist_ok=True)
         with _LOG.open("ab") as log:
             proc = subprocess.Popen(
                 ["dockerd"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        _PIDFILE.write_text(f"{proc.pid}\n")
+        _PIDFILE.write_text(f"{proc.pid} {by}\n")
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if daemon_answers():
             return True
         time.sleep(1)
-    stop_daemon()
+    stop_daemon(by=by)
     raise EngineError(f"dockerd did not answer within {timeout_s:.0f} s: see {_LOG}")
 
 
-def stop_daemon(timeout_s: float = 60) -> bool:
-    """Stop the dockerd that `start_daemon` started (none other); True if one was stopped."""
+def stop_daemon(timeout_s: float = 60, *, by: str = _BY_COMMANDS) -> bool:
+    """Stop the dockerd that `start_daemon(by=by)` started (none other); True if one was
+    stopped."""
     if not _PIDFILE.exists():
         return False
-    owner = _PIDFILE.read_text().strip()
+    owner, _, started_by = _PIDFILE.read_text().strip().partition(" ")
+    if (started_by or _BY_COMMANDS) != by:
+        return False
     _PIDFILE.unlink()
     print("stopping the dockerd started for this run", file=sys.stderr, flush=True)
     if owner == "systemd":
@@ -272,12 +281,12 @@ def stop_daemon(timeout_s: float = 60) -> bool:
 @contextlib.contextmanager
 def running_daemon() -> Iterator[None]:
     """A daemon for the block: started if none answers, and then stopped after it."""
-    started = start_daemon()
+    started = start_daemon(by=_BY_RUN)
     try:
         yield
     finally:
         if started:
-            stop_daemon()
+            stop_daemon(by=_BY_RUN)
 
 
 def _dispatch(args: list[str]) -> int | None:
