@@ -1,6 +1,6 @@
 """How long the workers wait after a planner restart (issue 24, item 8).
 
-`uv run python -m bench.planner_restart [--runs N] [--kills K]`
+`uv run python -m bench.planner_restart [--runs N] [--kills K] [--freeze]`
 
 A TPE study of short noop trials (3 in flight, 3 workers) on a fresh pipeline; each time
 another 8 results are stored, the planner is killed (kill -9) and started again at once, as
@@ -13,6 +13,9 @@ store:
 - kill -> next trial: from the kill to the first start of a trial the new planner decided
   (what the workers see: their idle time, as the in-flight trials end at once).
 
+With `--freeze` the planner is stopped (SIGSTOP) instead of killed, as a hung node leaves it:
+its connection stays open until the broker misses its heartbeats, holding what it was given.
+
 Medians over every restart of every run; the table goes to docs/reliability.md by hand, with
 this command.
 """
@@ -21,7 +24,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import statistics
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -66,10 +72,11 @@ def _log_times(log: Path, since: float) -> dict[str, float]:
     return found
 
 
-def one_run(kills: int) -> list[dict[str, float]]:
+def one_run(kills: int, freeze: bool = False) -> list[dict[str, float]]:
     rows: list[dict[str, float]] = []
     with services_up() as services, pipeline(services, workers=3) as run:
         db = connect_store(run.settings)
+        frozen: list[subprocess.Popen[bytes]] = []
         study = str(run.client.submit(SPEC))
         log = run.pipeline.log_dir / "publisher.log"
         for k in range(kills):
@@ -77,8 +84,12 @@ def one_run(kills: int) -> list[dict[str, float]]:
             before = {d["_id"] for d in db.planned.find({"study_id": study}, {"_id": 1})}
             proc = run.pipeline.processes["publisher"]
             killed = time.time()
-            proc.kill()
-            proc.wait()
+            if freeze:
+                os.kill(proc.pid, signal.SIGSTOP)
+                frozen.append(proc)
+            else:
+                proc.kill()
+                proc.wait()
             before |= {d["_id"] for d in db.planned.find({"study_id": study}, {"_id": 1})}
             started = time.time()
             run.pipeline.start("publisher")
@@ -103,6 +114,9 @@ def one_run(kills: int) -> list[dict[str, float]]:
             )
         wait_stored(run, study, N_TRIALS, timeout=600)
         assert len(trial_docs(run, study)) == N_TRIALS
+        for proc in frozen:
+            proc.kill()
+            proc.wait()
     return rows
 
 
@@ -110,9 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--kills", type=int, default=4)
+    parser.add_argument("--freeze", action="store_true", help="SIGSTOP instead of kill -9")
     args = parser.parse_args(argv)
-    rows = [row for _ in range(args.runs) for row in one_run(args.kills)]
-    print(f"{len(rows)} restarts ({args.runs} runs x {args.kills}), seconds:")
+    rows = [row for _ in range(args.runs) for row in one_run(args.kills, args.freeze)]
+    fault = "SIGSTOP" if args.freeze else "kill -9"
+    print(f"{len(rows)} restarts after {fault} ({args.runs} runs x {args.kills}), seconds:")
     keys = ("start_to_first_log_line", "start_to_rebuilt", "kill_to_next_trial")
     print(
         table(
