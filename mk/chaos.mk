@@ -24,10 +24,10 @@ chaos: services-install ## Fault injection, full: 200+ trials, 4 workers, 10+ ki
 	CHAOS_DELIVERY_LIMIT=$(CHAOS_DELIVERY_LIMIT) CHAOS_TRIAL_S=$(CHAOS_TRIAL_S) \
 	CHAOS_BULK_TRIALS=$(CHAOS_BULK_TRIALS) CHAOS_TIMEOUT_S=$(CHAOS_TIMEOUT_S) \
 	CHAOS_REPORT=$(CHAOS_REPORT) CHAOS_ADAPTIVE_TRIALS=$(CHAOS_ADAPTIVE_TRIALS) \
-		$(UV) run --frozen pytest -q -s tests/chaos/test_chaos.py tests/chaos/test_adaptive_chaos.py
+		$(UV) run --frozen pytest -q -s tests/chaos/test_chaos.py tests/chaos/test_adaptive_chaos.py tests/chaos/test_store_stall.py
 
 chaos-short: services-install ## Fault injection, the short form CI runs inside `make test`
-	$(UV) run --frozen pytest -q -s tests/chaos/test_chaos.py tests/chaos/test_adaptive_chaos.py
+	$(UV) run --frozen pytest -q -s tests/chaos/test_chaos.py tests/chaos/test_adaptive_chaos.py tests/chaos/test_store_stall.py
 
 FUZZ_PROFILE ?= long
 fuzz: install ## Property-based fuzzing, long form: every decoder, the spec parser, the CLI's spec loading
