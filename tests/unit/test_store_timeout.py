@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 from pymongo import _csot  # the driver's deadline, read to check what `bounded` sets
 from pymongo.errors import AutoReconnect, NetworkTimeout, OperationFailure
+from tunefleet_runtime.service import load_settings
 from tunefleet_runtime.settings import (
     ClientSettings,
     CollectorSettings,
@@ -88,3 +89,21 @@ def test_a_failure_is_a_timeout_when_the_driver_says_so_or_the_time_is_gone() ->
         time.sleep(0.2)
         # A call the driver cancelled once its monitor gave up is named a connection error.
         assert bound.ran_out(AutoReconnect("operation cancelled"))
+
+
+def test_a_service_started_with_the_two_at_odds_says_so_in_one_line_and_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in {
+        "RABBITMQ_URL": URLS["rabbitmq_url"],
+        "MONGODB_URL": URLS["mongodb_url"],
+        "TUNEFLEET_STORE_TIMEOUT_S": "20",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as exited:
+        load_settings(CollectorSettings)
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.startswith(
+        "configuration error: TUNEFLEET_STORE_TIMEOUT_S=20 must be under half of "
+        "TUNEFLEET_HEARTBEAT_S=30 (15 s): "
+    )
