@@ -286,7 +286,7 @@ class Collector:
         self._waiting_since = self._waiting_since or now
         retry_s = min(0.2 * 2.0**self._failures, 5.0)
         what = (
-            f"the store did not answer within {bound.seconds:g} s (TUNEFLEET_STORE_TIMEOUT_S)"
+            f"store unavailable, no answer within {bound.seconds:g} s (TUNEFLEET_STORE_TIMEOUT_S)"
             if bound.ran_out(exc)
             else "store unavailable"
         )

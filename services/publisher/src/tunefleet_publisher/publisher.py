@@ -451,7 +451,9 @@ class Publisher:
 
 def _unavailable(bound: Bound, exc: BaseException) -> str:
     if bound.ran_out(exc):
-        return f"the store did not answer within {bound.seconds:g} s (TUNEFLEET_STORE_TIMEOUT_S)"
+        return (
+            f"store unavailable, no answer within {bound.seconds:g} s (TUNEFLEET_STORE_TIMEOUT_S)"
+        )
     return "store unavailable"
 
 
