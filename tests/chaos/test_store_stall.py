@@ -120,12 +120,14 @@ def test_a_store_stalled_past_the_heartbeat_timeout_loses_no_result_and_no_conne
         )
         os.kill(store_pid, signal.SIGSTOP)
         stalled_at = time.monotonic()
+        stalled_from = time.time()
         try:
             # Results go on arriving (the workers need no store for iris): they must wait.
             time.sleep(STALL_S)
         finally:
             os.kill(store_pid, signal.SIGCONT)
         stall_s = time.monotonic() - stalled_at
+        stalled_until = time.time()
         wait_until(
             lambda: stored(grid_id) == GRID_TRIALS and stored(tpe_id) == TPE_TRIALS,
             timeout=180 + GRID_TRIALS * TRIAL_S,
@@ -142,6 +144,15 @@ def test_a_store_stalled_past_the_heartbeat_timeout_loses_no_result_and_no_conne
             connection.close()
         alive = {name: proc.poll() is None for name, proc in pipeline.processes.items()}
 
+    # TPE results that reached the planner early enough in the stall for its store calls to
+    # run out of time before the store came back (in `make chaos` the TPE trials queue behind
+    # the big grid, and may all run after the stall).
+    tpe_in_stall = db.trials.count_documents(
+        {
+            "study_id": tpe_id,
+            "finished_at": {"$gt": stalled_from, "$lt": stalled_until - STORE_TIMEOUT_S - 1},
+        }
+    )
     collector_log = (logs / "collector.log").read_text(errors="replace")
     planner_log = (logs / "publisher.log").read_text(errors="replace")
     waits = collector_log.count(f"no answer within {STORE_TIMEOUT_S} s")
@@ -150,6 +161,7 @@ def test_a_store_stalled_past_the_heartbeat_timeout_loses_no_result_and_no_conne
         f"{STORE_TIMEOUT_S} s) grid={stored(grid_id)}/{GRID_TRIALS} "
         f"tpe={stored(tpe_id)}/{TPE_TRIALS} collector_waits_logged={waits} "
         f"most_events_waiting={most_waiting(collector_log)} "
+        f"tpe_results_in_stall={tpe_in_stall} "
         f"planner_waits_logged={planner_log.count('no answer within')} "
         f"reconnects={collector_log.count(LOST_CONNECTION) + planner_log.count(LOST_CONNECTION)}"
     )
@@ -166,8 +178,9 @@ def test_a_store_stalled_past_the_heartbeat_timeout_loses_no_result_and_no_conne
     assert "events wait unacked" in collector_log
     assert "the store writes again after" in collector_log
     # The planner, handed TPE results during the stall, said which study waits.
-    assert f"no answer within {STORE_TIMEOUT_S} s" in planner_log
-    assert "waits, tried again in 2 s" in planner_log
+    if tpe_in_stall or GRID_TRIALS * TRIAL_S < STALL_S:
+        assert f"no answer within {STORE_TIMEOUT_S} s" in planner_log, planner_log[-3000:]
+        assert "waits, tried again in 2 s" in planner_log
     # Neither service's broker connection was dropped: their loops went on with heartbeats.
     assert LOST_CONNECTION not in collector_log, collector_log[-3000:]
     assert LOST_CONNECTION not in planner_log, planner_log[-3000:]
