@@ -7,7 +7,8 @@ of them after choosing the server again. `bounded(seconds)` gives the whole run 
 (the driver's client-side operation timeout, `pymongo.timeout`: server selection, connecting,
 every read and every retry inside it share the remaining time), so that the thread is back in
 its loop within `seconds` whatever the store does, and the run fails with a `STORE_ERRORS`
-error instead.
+error instead. The deadline is the wall clock's: time spent computing between two calls inside
+the bound (the planner deciding) counts too, as it holds back heartbeats just the same.
 """
 
 from __future__ import annotations
