@@ -348,12 +348,13 @@ class Collector:
         batch.events[:] = [event for item in batch.items for event in item.events]
         return True
 
-    def _announce_dead(self, batch: _Batch) -> None:
-        """The failed results written for dead-lettered trials, published as the results they
-        are (before the dead letters are acked): the planner's adaptive searches and live
-        watchers learn of them like of any result. Stored again on the way back: a no-op."""
+    def _announce_dead(self, batch: _Batch, items: Sequence[_Item] | None = None) -> None:
+        """The failed results written for dead-lettered trials (of `items`, default all the
+        batch's), published as the results they are (before the dead letters are acked): the
+        planner's adaptive searches and live watchers learn of them like of any result. Stored
+        again on the way back: a no-op."""
         assert batch.last is not None
-        for item in batch.items:
+        for item in batch.items if items is None else items:
             if item.delivery.queue != self.topology.dead_letter_collector_queue:
                 continue
             for event in item.events:
@@ -387,16 +388,37 @@ class Collector:
             return True
         return False
 
+    def _settle_first(self, batch: _Batch, n: int) -> None:
+        """Ack the batch's first `n` deliveries with events (written or dead-lettered) and
+        everything delivered before them, and take them out of the batch: written one by one
+        under the turn's time limit, a large batch goes further at each try instead of
+        starting again from its first delivery (and never finishing on a slow store)."""
+        if n == 0:
+            return
+        settled = batch.items[:n]
+        self._announce_dead(batch, settled)
+        settled[-1].delivery.ack(multiple=True)  # deliveries come, and are kept, in order
+        del batch.items[:n]
+        batch.events[:] = [event for item in batch.items for event in item.events]
+        log.info(
+            "a refused batch, written delivery by delivery: %d deliveries settled and acked "
+            "before the store did not answer or the time ran out; %d go on at the next try",
+            n,
+            len(batch.items),
+        )
+
     def _set_aside(self, batch: _Batch, bound: Bound) -> bool:
         """The store refused the batch: write it delivery by delivery and dead-letter the ones
         it refuses, so that one bad event cannot stop the collector. False: the store went
-        away meanwhile, and the whole batch waits (what was written is written idempotently)."""
+        away meanwhile, or the turn's time ran out; what was settled up to then is acked, and
+        the rest of the batch waits for the next try."""
         store = self._store()
-        for item in batch.items:
+        for done, item in enumerate(batch.items):
             try:
                 store.write_events(item.events)
             except Exception as exc:
                 if self._store_is_away(exc, bound):
+                    self._settle_first(batch, done)
                     return False
                 reason = f"store refused: {type(exc).__name__}: {exc}"
                 delivery = item.delivery
