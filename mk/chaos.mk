@@ -15,6 +15,8 @@ CHAOS_BULK_TRIALS ?= 2000
 CHAOS_TIMEOUT_S ?= 1800
 CHAOS_REPORT ?= $(CURDIR)/.tunefleet/chaos-report.json
 CHAOS_ADAPTIVE_TRIALS ?= 200
+CHAOS_STALL_TRIALS ?= 2000
+CHAOS_STALL_TRIAL_S ?= 0.02
 
 chaos: services-install ## Fault injection, full: 200+ trials, 4 workers, 10+ kill -9, 5 SIGTERM, broker restart, 10 s store outage, 70 s of a store refusing writes, a resubmission race, collector kill, every bad input
 	mkdir -p $(dir $(CHAOS_REPORT))
@@ -24,10 +26,11 @@ chaos: services-install ## Fault injection, full: 200+ trials, 4 workers, 10+ ki
 	CHAOS_DELIVERY_LIMIT=$(CHAOS_DELIVERY_LIMIT) CHAOS_TRIAL_S=$(CHAOS_TRIAL_S) \
 	CHAOS_BULK_TRIALS=$(CHAOS_BULK_TRIALS) CHAOS_TIMEOUT_S=$(CHAOS_TIMEOUT_S) \
 	CHAOS_REPORT=$(CHAOS_REPORT) CHAOS_ADAPTIVE_TRIALS=$(CHAOS_ADAPTIVE_TRIALS) \
-		$(UV) run --frozen pytest -q -s tests/chaos/test_chaos.py tests/chaos/test_adaptive_chaos.py
+	CHAOS_STALL_TRIALS=$(CHAOS_STALL_TRIALS) CHAOS_STALL_TRIAL_S=$(CHAOS_STALL_TRIAL_S) \
+		$(UV) run --frozen pytest -q -s tests/chaos/test_chaos.py tests/chaos/test_adaptive_chaos.py tests/chaos/test_store_stall.py
 
 chaos-short: services-install ## Fault injection, the short form CI runs inside `make test`
-	$(UV) run --frozen pytest -q -s tests/chaos/test_chaos.py tests/chaos/test_adaptive_chaos.py
+	$(UV) run --frozen pytest -q -s tests/chaos/test_chaos.py tests/chaos/test_adaptive_chaos.py tests/chaos/test_store_stall.py
 
 FUZZ_PROFILE ?= long
 fuzz: install ## Property-based fuzzing, long form: every decoder, the spec parser, the CLI's spec loading

@@ -144,6 +144,35 @@ def test_a_document_the_store_refuses_on_a_healthy_day_is_dead_lettered(
     wait_until(lambda: db.trials.count_documents({}) == 1, what="the good result is stored")
 
 
+def test_a_batch_with_a_refused_document_goes_further_at_each_try(
+    settings: ClientSettings,
+    channel: BlockingChannel,
+    topology: Topology,
+    run_service: Callable[[Any], Running],
+) -> None:
+    """Written delivery by delivery, 200 results take longer than the time limit of one turn
+    (0.1 s here, about 3 ms a delivery): each try acks what it settled and the next goes on
+    from there, so the refused one is dead-lettered and every other result lands. Each try
+    used to start again from the first delivery and never reach the refused one."""
+    db = connect_store(settings)
+    _collector(settings, run_service, tunefleet_store_timeout_s=0.1, tunefleet_collector_batch=500)
+    publish(channel, topology.events_exchange, "trial.result", _result(0).encode())
+    wait_until(lambda: db.trials.count_documents({}) == 1, what="the collector writes")
+    for n in range(1, 202):
+        # BSON has no integer this large: the whole batch is refused, then this one alone.
+        params = {"x": 10**30} if n == 121 else {}
+        publish(channel, topology.events_exchange, "trial.result", _result(n, **params).encode())
+    wait_until(
+        lambda: db.trials.count_documents({}) == 201,
+        timeout=90,
+        what="every other result lands",
+    )
+    wait_until(
+        lambda: queue_depth(channel, topology.events_queue) == 0, what="every event is acked"
+    )
+    assert queue_depth(channel, topology.dead_letter_queue) == 1
+
+
 def test_a_registration_whose_plan_never_comes_is_set_aside_not_waited_on_for_good(
     settings: ClientSettings,
     channel: BlockingChannel,

@@ -85,6 +85,17 @@ class Delivery(Generic[M]):
         """On the connection's thread: hand it back to the queue, to be delivered again."""
         self.channel.basic_nack(self.tag, requeue=True)
 
+    def requeue_later(self, delay_s: float) -> None:
+        """On the connection's thread: hand it back after `delay_s`, from the loop. A handler
+        that must try again later returns at once instead of sleeping, so the loop goes on
+        sending heartbeats meanwhile; the message stays unacked (in hand) until then."""
+
+        def requeue() -> None:
+            if self.channel.is_open:  # else the lost connection handed it back already
+                self.requeue()
+
+        self.connection.call_later(delay_s, requeue)
+
     def threadsafe(self, callback: Callable[[], None]) -> bool:
         """From another thread: run `callback` on the connection's thread, in its loop. False
         when the connection is gone (the broker then redelivers the message)."""

@@ -30,7 +30,9 @@ def load_settings(cls: type[S]) -> S:
     except ValidationError as exc:
         for error in exc.errors():
             name = ".".join(str(p) for p in error["loc"]).upper()
-            print(f"configuration error: {name}: {error['msg']}", file=sys.stderr)
+            # A check across settings names its variables itself and has no single one.
+            message = error["msg"].removeprefix("Value error, ")
+            print(f"configuration error: {f'{name}: ' if name else ''}{message}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

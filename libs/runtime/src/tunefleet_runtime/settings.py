@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AnyUrl, Field, UrlConstraints, field_validator
+from pydantic import AnyUrl, Field, UrlConstraints, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 AmqpUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["amqp", "amqps"])]
@@ -66,12 +66,45 @@ _MAX_DATASET = Field(
 )
 
 
+# The longest any one store call (or a service's run of calls between two turns of its broker
+# loop, `store.bounded`) may take before it fails as an outage: a stalled store (a hung disk, a
+# paused VM, a lost packet) then costs a logged, retried timeout, never a silent wait.
+_STORE_TIMEOUT = Field(
+    default=10.0,
+    gt=0,
+    le=300,
+    description="Seconds a store call may take before it fails and is retried (store outage).",
+)
+
+
 class StoreSettings(_Base):
     """What every process that reads MongoDB needs."""
 
     mongodb_url: MongoUrl
     mongodb_database: str = _DATABASE
     tunefleet_max_dataset_bytes: int = _MAX_DATASET
+    tunefleet_store_timeout_s: float = _STORE_TIMEOUT
+
+
+class _StoreOnTheBrokerThread(BrokerSettings, StoreSettings):
+    """A service that calls the store on its broker connection's thread (the collector, the
+    planner): pika sends no heartbeat while that thread waits on the store, and the broker
+    drops a connection that has sent none for TUNEFLEET_HEARTBEAT_S. pika sends one every
+    half of it, so a wait of up to the other half costs nothing; `store.bounded` keeps every
+    wait within TUNEFLEET_STORE_TIMEOUT_S, which must therefore stay under half."""
+
+    @model_validator(mode="after")
+    def _store_waits_fit_between_heartbeats(self) -> _StoreOnTheBrokerThread:
+        if self.tunefleet_store_timeout_s * 2 >= self.tunefleet_heartbeat_s:
+            raise ValueError(
+                f"TUNEFLEET_STORE_TIMEOUT_S={self.tunefleet_store_timeout_s:g} must be under "
+                f"half of TUNEFLEET_HEARTBEAT_S={self.tunefleet_heartbeat_s} "
+                f"({self.tunefleet_heartbeat_s / 2:g} s): this service waits on the store on "
+                "its broker connection's thread, which sends no heartbeat meanwhile, and the "
+                "broker drops a connection silent for TUNEFLEET_HEARTBEAT_S; lower the store "
+                "timeout or raise the heartbeat"
+            )
+        return self
 
 
 class ServiceSettings(_Base):
@@ -87,7 +120,7 @@ class ServiceSettings(_Base):
         return value.upper() if isinstance(value, str) else value
 
 
-class PublisherSettings(BrokerSettings, StoreSettings, ServiceSettings):
+class PublisherSettings(_StoreOnTheBrokerThread, ServiceSettings):
     """The planner: a resume's plan depends on the results the store holds."""
 
     tunefleet_publish_batch: int = Field(
@@ -118,6 +151,8 @@ class WorkerSettings(BrokerSettings, ServiceSettings):
     mongodb_url: MongoUrl | None = None
     mongodb_database: str = _DATABASE
     tunefleet_max_dataset_bytes: int = _MAX_DATASET
+    # Blobs are read on the trial's thread, not the connection's: no relation to the heartbeat.
+    tunefleet_store_timeout_s: float = _STORE_TIMEOUT
     tunefleet_cache_dir: Path = Field(
         default=Path(tempfile.gettempdir()) / "tunefleet-cache",
         description="Where fetched datasets are kept between trials and processes.",
@@ -134,7 +169,7 @@ class WorkerSettings(BrokerSettings, ServiceSettings):
         return value
 
 
-class CollectorSettings(BrokerSettings, StoreSettings, ServiceSettings):
+class CollectorSettings(_StoreOnTheBrokerThread, ServiceSettings):
     tunefleet_collector_batch: int = Field(default=500, ge=1, le=50_000)
     tunefleet_collector_flush_s: float = Field(default=0.2, gt=0, le=60)
     # How long a revision's registration may wait for the rest of its plan (in another

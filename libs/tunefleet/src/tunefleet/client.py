@@ -109,6 +109,7 @@ class Client:
             str(settings.mongodb_url),
             settings.mongodb_database,
             settings.tunefleet_max_dataset_bytes,
+            timeout_s=settings.tunefleet_store_timeout_s,
         )
 
     def publishable(self, spec: SpecLike, data: pd.DataFrame | None = None) -> StudySpec:

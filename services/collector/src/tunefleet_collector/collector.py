@@ -30,7 +30,7 @@ from tunefleet_runtime.broker import delivery_attempt, publish, topology_of
 from tunefleet_runtime.consumer import ConsumerRuntime, Delivery, Subscription
 from tunefleet_runtime.deadletters import death_reason
 from tunefleet_runtime.settings import CollectorSettings
-from tunefleet_runtime.store import PlanIncompleteError, Store, open_store
+from tunefleet_runtime.store import Bound, PlanIncompleteError, Store, bounded, open_store
 
 __all__ = [
     "Collector",
@@ -213,6 +213,7 @@ class Collector:
         )
         self.failed_writes = 0  # batches the store could not take (outages), in all
         self._plan_wait_since: float | None = None
+        self._waiting_since: float | None = None  # the first of the failed writes in a row
         self._unknown_since: dict[str, float] = {}  # dead letters' studies not (yet) known
 
     def stop(self) -> None:
@@ -245,21 +246,25 @@ class Collector:
         )
         if not due or batch.last is None:
             return flush_s
-        try:
-            if not self._leave_out_unknown_studies(batch):
-                return flush_s  # a registration may be on its way: the batch waits for it
-            counts = self._store().write_events(batch.events)
-        except Exception as exc:  # the store's driver, its encoder and the odd OverflowError alike
-            if self._store_is_away(exc) or not self._set_aside(batch):
-                self._failures += 1
-                self.failed_writes += 1
-                log.warning(
-                    "store unavailable (%s); %d events wait unacked",
-                    str(exc)[:300],
-                    len(batch.events),
-                )
-                return min(0.2 * 2.0**self._failures, 5.0)
-            counts = {"trials": 0}
+        # One bound on every store call of this turn: the loop, and with it the broker's
+        # heartbeats, is back within TUNEFLEET_STORE_TIMEOUT_S whatever the store does (a
+        # stalled store used to hold it for minutes, until the broker dropped the connection).
+        with bounded(self.settings.tunefleet_store_timeout_s) as bound:
+            try:
+                if not self._leave_out_unknown_studies(batch):
+                    return flush_s  # a registration may be on its way: the batch waits for it
+                counts = self._store().write_events(batch.events)
+            except Exception as exc:  # the store's driver, its encoder, the odd OverflowError
+                if self._store_is_away(exc, bound) or not self._set_aside(batch, bound):
+                    return self._wait(exc, bound, len(batch.events))
+                counts = {"trials": 0}
+        if self._waiting_since is not None:
+            log.info(
+                "the store writes again after %.1f s: %d events written and acked",
+                time.monotonic() - self._waiting_since,
+                len(batch.events),
+            )
+            self._waiting_since = None
         self._failures = 0
         self._plan_wait_since = None
         self._announce_dead(batch)
@@ -270,6 +275,30 @@ class Collector:
         log.debug("stored %s from %d deliveries", counts, batch.deliveries)
         batch.clear()
         return flush_s
+
+    def _wait(self, exc: Exception, bound: Bound, waiting: int) -> float:
+        """The batch could not be written: say so, every time, with what waits (never a silent
+        minute), and how long until the next try; the loop runs meanwhile (heartbeats, and
+        deliveries up to the prefetch), and nothing is acked."""
+        self._failures += 1
+        self.failed_writes += 1
+        now = time.monotonic()
+        self._waiting_since = self._waiting_since or now
+        retry_s = min(0.2 * 2.0**self._failures, 5.0)
+        what = (
+            f"store unavailable, no answer within {bound.seconds:g} s (TUNEFLEET_STORE_TIMEOUT_S)"
+            if bound.ran_out(exc)
+            else "store unavailable"
+        )
+        log.warning(
+            "%s (%s); %d events wait unacked, for %.1f s now; trying again in %.1f s",
+            what,
+            str(exc)[:300],
+            waiting,
+            now - self._waiting_since,
+            retry_s,
+        )
+        return retry_s
 
     def _leave_out_unknown_studies(self, batch: _Batch) -> bool:
         """Take out of the batch the failed results and models made of dead letters whose study
@@ -319,12 +348,13 @@ class Collector:
         batch.events[:] = [event for item in batch.items for event in item.events]
         return True
 
-    def _announce_dead(self, batch: _Batch) -> None:
-        """The failed results written for dead-lettered trials, published as the results they
-        are (before the dead letters are acked): the planner's adaptive searches and live
-        watchers learn of them like of any result. Stored again on the way back: a no-op."""
+    def _announce_dead(self, batch: _Batch, items: Sequence[_Item] | None = None) -> None:
+        """The failed results written for dead-lettered trials (of `items`, default all the
+        batch's), published as the results they are (before the dead letters are acked): the
+        planner's adaptive searches and live watchers learn of them like of any result. Stored
+        again on the way back: a no-op."""
         assert batch.last is not None
-        for item in batch.items:
+        for item in batch.items if items is None else items:
             if item.delivery.queue != self.topology.dead_letter_collector_queue:
                 continue
             for event in item.events:
@@ -338,13 +368,15 @@ class Collector:
                     continue
                 publish(batch.last.channel, self.topology.events_exchange, event.kind, body)
 
-    def _store_is_away(self, exc: Exception) -> bool:
+    def _store_is_away(self, exc: Exception, bound: Bound) -> bool:
         """Whether a failed write was the store's fault, not the data's: decided by a write of
         the store's own, since a store can answer pings while it refuses every write (a full
         disk) and fail on data it would refuse on any day (FerretDB drops the connection on a
-        NaN, which looks like an outage). Then events wait unacked until it writes again."""
-        if self._opened is None:
-            return True  # connecting (and creating the indexes) failed
+        NaN, which looks like an outage). Then events wait unacked until it writes again. A
+        store that did not answer in time is away without asking it again: no data makes a
+        store silent, and the bound has no time left for a probe."""
+        if self._opened is None or bound.ran_out(exc):
+            return True  # connecting (and creating the indexes) failed, or no answer
         if isinstance(exc, PlanIncompleteError):
             # The rest of a plan is in another collector's hands: wait for it, for a while.
             now = time.monotonic()
@@ -356,16 +388,37 @@ class Collector:
             return True
         return False
 
-    def _set_aside(self, batch: _Batch) -> bool:
+    def _settle_first(self, batch: _Batch, n: int) -> None:
+        """Ack the batch's first `n` deliveries with events (written or dead-lettered) and
+        everything delivered before them, and take them out of the batch: written one by one
+        under the turn's time limit, a large batch goes further at each try instead of
+        starting again from its first delivery (and never finishing on a slow store)."""
+        if n == 0:
+            return
+        settled = batch.items[:n]
+        self._announce_dead(batch, settled)
+        settled[-1].delivery.ack(multiple=True)  # deliveries come, and are kept, in order
+        del batch.items[:n]
+        batch.events[:] = [event for item in batch.items for event in item.events]
+        log.info(
+            "a refused batch, written delivery by delivery: %d deliveries settled and acked "
+            "before the store did not answer or the time ran out; %d go on at the next try",
+            n,
+            len(batch.items),
+        )
+
+    def _set_aside(self, batch: _Batch, bound: Bound) -> bool:
         """The store refused the batch: write it delivery by delivery and dead-letter the ones
         it refuses, so that one bad event cannot stop the collector. False: the store went
-        away meanwhile, and the whole batch waits (what was written is written idempotently)."""
+        away meanwhile, or the turn's time ran out; what was settled up to then is acked, and
+        the rest of the batch waits for the next try."""
         store = self._store()
-        for item in batch.items:
+        for done, item in enumerate(batch.items):
             try:
                 store.write_events(item.events)
             except Exception as exc:
-                if self._store_is_away(exc):
+                if self._store_is_away(exc, bound):
+                    self._settle_first(batch, done)
                     return False
                 reason = f"store refused: {type(exc).__name__}: {exc}"
                 delivery = item.delivery

@@ -37,6 +37,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import pika
@@ -55,7 +56,7 @@ from tunefleet_runtime import observability
 from tunefleet_runtime.broker import BatchChannel, publish, topology_of
 from tunefleet_runtime.consumer import ConsumerRuntime, Delivery, RefusalError, Subscription
 from tunefleet_runtime.settings import PublisherSettings
-from tunefleet_runtime.store import STORE_ERRORS, Store, open_store
+from tunefleet_runtime.store import STORE_ERRORS, Bound, Store, bounded, open_store
 from tunefleet_runtime.validation import validate_spec
 
 from tunefleet_publisher.chunks import chunked
@@ -67,7 +68,8 @@ log = logging.getLogger(__name__)
 
 # Trials per `TrialsPlanned` event: about 150 bytes each, well inside the message size limit.
 PLANNED_PER_EVENT = 1000
-# How long a request waits before it is tried again while the store does not answer.
+# How long a request waits before it is tried again while the store does not answer (in the
+# broker's loop, `Delivery.requeue_later`: heartbeats go on meanwhile).
 _STORE_RETRY_S = 2.0
 # First submissions this process remembers (the store remembers all of them).
 _REMEMBERED = 10_000
@@ -173,6 +175,11 @@ class Publisher:
             )
         return request
 
+    def _bounded(self) -> AbstractContextManager[Bound]:
+        """One time limit on all the store calls made for one message: they run on the broker
+        connection's thread, which sends no heartbeat until the handler returns."""
+        return bounded(self.settings.tunefleet_store_timeout_s)
+
     def _stored(self) -> Store:
         if self._store is None:
             self._store = open_store(self.settings)
@@ -229,13 +236,19 @@ class Publisher:
         started = time.monotonic()
         request = delivery.message
         try:
-            decided = self._plan(delivery)
-            recorded = self._record(decided) if decided is not None else []
+            with self._bounded() as bound:
+                decided = self._plan(delivery)
+                recorded = self._record(decided) if decided is not None else []
         except STORE_ERRORS as exc:
             # Not the request's fault: it waits (unacked, then requeued) until the store answers.
-            log.warning("store unavailable (%s); study %s waits", exc, request.study_id)
-            self._stopping.wait(_STORE_RETRY_S)
-            delivery.requeue()
+            log.warning(
+                "%s (%s); study %s waits, tried again in %g s",
+                _unavailable(bound, exc),
+                exc,
+                request.study_id,
+                _STORE_RETRY_S,
+            )
+            delivery.requeue_later(_STORE_RETRY_S)
             return
         if decided is None:
             log.info(
@@ -300,13 +313,13 @@ class Publisher:
     def _on_result(self, delivery: Delivery[TrialResult]) -> None:
         result = delivery.message
         try:
-            study = self._adaptive(result.study_id, result.trial_id)
-            if study is not None:
-                self._react(study, delivery)
+            with self._bounded() as bound:
+                study = self._adaptive(result.study_id, result.trial_id)
+                if study is not None:
+                    self._react(study, delivery)
         except _NotRegisteredError:
             # Its registration is still on its way to the store (the collector is behind).
-            self._stopping.wait(_STORE_RETRY_S)
-            delivery.requeue()
+            delivery.requeue_later(_STORE_RETRY_S)
             return
         except BaseException as exc:
             # Decisions made in memory may not be on record: the searches are rebuilt from the
@@ -314,10 +327,15 @@ class Publisher:
             self._adaptive_studies.pop(result.study_id, None)
             if not isinstance(exc, STORE_ERRORS):
                 raise
-            log.warning("store unavailable (%s); a result of %s waits", exc, result.study_id)
+            log.warning(
+                "%s (%s); a result of %s waits, tried again in %g s",
+                _unavailable(bound, exc),
+                exc,
+                result.study_id,
+                _STORE_RETRY_S,
+            )
             self._requeued.add((result.study_id, result.trial_id))
-            self._stopping.wait(_STORE_RETRY_S)
-            delivery.requeue()
+            delivery.requeue_later(_STORE_RETRY_S)
             return
         self._requeued.discard((result.study_id, result.trial_id))
         delivery.ack()
@@ -429,6 +447,14 @@ class Publisher:
             len(new),
             f", {len(again)} published again" if again else "",
         )
+
+
+def _unavailable(bound: Bound, exc: BaseException) -> str:
+    if bound.ran_out(exc):
+        return (
+            f"store unavailable, no answer within {bound.seconds:g} s (TUNEFLEET_STORE_TIMEOUT_S)"
+        )
+    return "store unavailable"
 
 
 class _NotRegisteredError(Exception):

@@ -88,7 +88,12 @@ def check_message(message: Work, max_threads: int) -> None:
 def blob_store(settings: WorkerSettings) -> Callable[[], BlobStore]:
     """How this worker reaches the blobs (uploaded datasets, models), connected on first use."""
     url = str(settings.mongodb_url)
-    return lambda: open_blobs(url, settings.mongodb_database, settings.tunefleet_max_dataset_bytes)
+    return lambda: open_blobs(
+        url,
+        settings.mongodb_database,
+        settings.tunefleet_max_dataset_bytes,
+        timeout_s=settings.tunefleet_store_timeout_s,
+    )
 
 
 @dataclass
@@ -459,7 +464,11 @@ class Worker:
         try:
             if self._store is None:
                 self._store = open_store(
-                    StoreSettings(mongodb_url=url, mongodb_database=self.settings.mongodb_database)
+                    StoreSettings(
+                        mongodb_url=url,
+                        mongodb_database=self.settings.mongodb_database,
+                        tunefleet_store_timeout_s=self.settings.tunefleet_store_timeout_s,
+                    )
                 )
             return self._store.finished_curves(message.study_id, message.revision, library)
         except STORE_ERRORS as exc:

@@ -62,20 +62,30 @@ DUPLICATE_KEY = 11000
 _IDS_PER_QUERY = 1000
 
 
-def connect_database(url: str, database: str, *, timeout_ms: int = 5000) -> Database[Doc]:
+def connect_database(url: str, database: str, *, timeout_s: float = 10.0) -> Database[Doc]:
+    """A client whose every wait is bounded by `timeout_s`: choosing the server, connecting,
+    and each read from its socket. Without `socketTimeoutMS` a request the store never answers
+    (a stopped process, a hung disk, a connection lost without a reset) blocks for good; with
+    it, the call fails with a `STORE_ERRORS` error like any outage, and is retried. A run of
+    calls that must end in time as a whole (the collector's batch, the planner's handling of
+    one message) is bounded by `store.bounded` on top."""
+    timeout_ms = max(1, round(timeout_s * 1000))
     client: MongoClient[Doc] = MongoClient(
         url,
         serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=timeout_ms,
+        socketTimeoutMS=timeout_ms,
         tz_aware=True,
     )
     return client[database]
 
 
-def connect_store(settings: StoreSettings, *, timeout_ms: int = 5000) -> Database[Doc]:
+def connect_store(settings: StoreSettings) -> Database[Doc]:
     """The settings' database itself (tests and benchmarks that read documents)."""
     return connect_database(
-        str(settings.mongodb_url), settings.mongodb_database, timeout_ms=timeout_ms
+        str(settings.mongodb_url),
+        settings.mongodb_database,
+        timeout_s=settings.tunefleet_store_timeout_s,
     )
 
 
@@ -91,8 +101,8 @@ class MongoStore:
         self.db = db
 
     @classmethod
-    def connect(cls, settings: StoreSettings, *, timeout_ms: int = 5000) -> MongoStore:
-        return cls(connect_store(settings, timeout_ms=timeout_ms))
+    def connect(cls, settings: StoreSettings) -> MongoStore:
+        return cls(connect_store(settings))
 
     # -- writing -----------------------------------------------------------------------------
 
