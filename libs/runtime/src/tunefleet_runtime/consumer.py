@@ -170,6 +170,10 @@ class ConsumerRuntime:
     def _serve(self) -> None:
         connection, channel = connect(self.settings, stopping=self.stopping)
         try:
+            if self.stopping.is_set():
+                # Stopped while connecting (a SIGTERM during a reconnect): consuming now would
+                # take a message only to hand it back, one more delivery towards its limit.
+                return
             if self._on_connect is not None:
                 self._on_connect(connection, channel)
             channel.basic_qos(prefetch_count=self.prefetch)
