@@ -1,6 +1,6 @@
 """How long the workers wait after a planner restart (issue 24, item 8).
 
-`uv run python -m bench.planner_restart [--runs N] [--kills K] [--freeze]`
+`uv run python -m bench.planner_restart [--runs N] [--kills K] [--freeze | --standby]`
 
 A TPE study of short noop trials (3 in flight, 3 workers) on a fresh pipeline; each time
 another 8 results are stored, the planner is killed (kill -9) and started again at once, as
@@ -15,6 +15,8 @@ store:
 
 With `--freeze` the planner is stopped (SIGSTOP) instead of killed, as a hung node leaves it:
 its connection stays open until the broker misses its heartbeats, holding what it was given.
+With `--standby` a second planner runs from the start (the results queue's single active
+consumer keeps it waiting) and none is started after the kill: one kill per run.
 
 Medians over every restart of every run; the table goes to docs/reliability.md by hand, with
 this command.
@@ -32,9 +34,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tunefleet_runtime.broker import topology_of
 from tunefleet_runtime.store.mongo import connect_store
 
-from bench.common import pipeline, services_up, table, trial_docs, wait_stored
+from bench.common import pipeline, queue_state, services_up, table, trial_docs, wait_stored
 
 N_TRIALS = 60
 SPEC: dict[str, Any] = {
@@ -72,13 +75,21 @@ def _log_times(log: Path, since: float) -> dict[str, float]:
     return found
 
 
-def one_run(kills: int, freeze: bool = False) -> list[dict[str, float]]:
+def one_run(kills: int, freeze: bool = False, standby: bool = False) -> list[dict[str, float]]:
     rows: list[dict[str, float]] = []
     with services_up() as services, pipeline(services, workers=3) as run:
         db = connect_store(run.settings)
         frozen: list[subprocess.Popen[bytes]] = []
-        study = str(run.client.submit(SPEC))
         log = run.pipeline.log_dir / "publisher.log"
+        if standby:
+            run.pipeline.start("publisher", "publisher-2")
+            log = run.pipeline.log_dir / "publisher-2.log"
+            deadline = time.monotonic() + 120
+            while queue_state(run.settings, topology_of(run.settings).studies_queue)[1] < 2:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the standby planner did not consume within 120 s")
+                time.sleep(0.2)
+        study = str(run.client.submit(SPEC))
         for k in range(kills):
             wait_stored(run, study, 8 * (k + 1), timeout=300, poll=0.05)
             before = {d["_id"] for d in db.planned.find({"study_id": study}, {"_id": 1})}
@@ -92,7 +103,10 @@ def one_run(kills: int, freeze: bool = False) -> list[dict[str, float]]:
                 proc.wait()
             before |= {d["_id"] for d in db.planned.find({"study_id": study}, {"_id": 1})}
             started = time.time()
-            run.pipeline.start("publisher")
+            if standby:
+                del run.pipeline.processes["publisher"]  # gone for good: the standby goes on
+            else:
+                run.pipeline.start("publisher")
             deadline = time.monotonic() + 300
             while True:
                 new = db.starts.find_one(
@@ -107,6 +121,7 @@ def one_run(kills: int, freeze: bool = False) -> list[dict[str, float]]:
             times = _log_times(log, started)
             rows.append(
                 {
+                    # The standby's first line after the kill: its rebuild.
                     "start_to_first_log_line": times["logged"] - started,
                     "start_to_rebuilt": times.get("rebuilt", float("nan")) - started,
                     "kill_to_next_trial": float(new["started_at"]) - killed,
@@ -124,11 +139,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--kills", type=int, default=4)
-    parser.add_argument("--freeze", action="store_true", help="SIGSTOP instead of kill -9")
+    faults = parser.add_mutually_exclusive_group()
+    faults.add_argument("--freeze", action="store_true", help="SIGSTOP instead of kill -9")
+    faults.add_argument("--standby", action="store_true", help="a second planner waits")
     args = parser.parse_args(argv)
-    rows = [row for _ in range(args.runs) for row in one_run(args.kills, args.freeze)]
-    fault = "SIGSTOP" if args.freeze else "kill -9"
-    print(f"{len(rows)} restarts after {fault} ({args.runs} runs x {args.kills}), seconds:")
+    kills = 1 if args.standby else args.kills
+    rows = [row for _ in range(args.runs) for row in one_run(kills, args.freeze, args.standby)]
+    fault = (
+        "SIGSTOP" if args.freeze else "kill -9" + (" of the active planner" if args.standby else "")
+    )
+    print(f"{len(rows)} restarts after {fault} ({args.runs} runs x {kills}), seconds:")
     keys = ("start_to_first_log_line", "start_to_rebuilt", "kill_to_next_trial")
     print(
         table(
