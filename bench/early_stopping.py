@@ -27,10 +27,12 @@ stopping"); `--quick` writes to .tunefleet/benchmarks-quick.md.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tunefleet_dev.devservices import Services
@@ -57,6 +59,31 @@ PEERS = {"optuna-pruning": "optuna"}
 class Results:
     runs: dict[str, dict[str, list[Run]]] = field(default_factory=dict)  # data -> side -> seeds
     data: dict[str, dict[str, Any]] = field(default_factory=dict)  # dataset -> its spec
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "data": self.data,
+            "runs": {
+                name: {
+                    side: [
+                        {"wall_s": r.wall_s, "trials": [astuple(t) for t in r.trials]} for r in rs
+                    ]
+                    for side, rs in sides.items()
+                }
+                for name, sides in self.runs.items()
+            },
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Results:
+        runs = {
+            name: {
+                side: [Run(tuple(Trial(*t) for t in r["trials"]), r["wall_s"]) for r in rs]
+                for side, rs in sides.items()
+            }
+            for name, sides in raw["runs"].items()
+        }
+        return cls(runs, raw["data"])
 
 
 def specs(dataset: str, seed: int, quick: bool) -> dict[str, dict[str, Any]]:
@@ -145,6 +172,30 @@ def _yes(met: bool) -> str:
     return "**met**" if met else "**not met**"
 
 
+def _against_peer(label: str, ours: list[Run], peer: list[Run]) -> str:
+    best = paired([r.best for r in ours], [r.best for r in peer])
+    wall = [p.wall_s / o.wall_s for o, p in zip(ours, peer, strict=True)]
+    fit = [p.fit_s / o.fit_s for o, p in zip(ours, peer, strict=True)]
+    return (
+        f"- {label[0].upper()}{label[1:]} against (2), per seed: best minus Optuna's "
+        f"{Spread.of(best).fmt(4)} (at least as good in {sum(d >= 0 for d in best)} of "
+        f"{len(ours)} seeds); Optuna's wall time over {label}'s {Spread.of(wall).fmt(2, 'x')}; "
+        f"its fit seconds over {label}'s {Spread.of(fit).fmt(2, 'x')}."
+    )
+
+
+def _bars_line(label: str, verdict: Bars, ours: list[Run], grid: list[Run]) -> str:
+    best = statistics.median(r.best for r in ours)
+    return (
+        f"- {label}: best score within the spread of (1) (median {best:.4f} against (1)'s "
+        f"lowest {min(r.best for r in grid):.4f}): {_yes(verdict.within_grid_spread)}; at most "
+        f"half of (1)'s fit seconds (median of the per-seed fractions): "
+        f"{_yes(verdict.half_grid_fit)}; no worse than (2) (median of the per-seed "
+        f"differences): {_yes(verdict.no_worse_than_peer)}; in less wall time than (2) (median "
+        f"of the per-seed ratios): {_yes(verdict.faster_than_peer)}."
+    )
+
+
 def _dataset_section(name: str, runs: dict[str, list[Run]]) -> str:
     rows = []
     for side, seeds in runs.items():
@@ -184,17 +235,9 @@ def _dataset_section(name: str, runs: dict[str, list[Run]]) -> str:
         f"{Spread.of([e.wall_s / g.wall_s for e, g in zip(es, grid, strict=True)]).fmt(3)}."
     ]
     peer = runs.get("optuna-pruning")
-    if peer is not None:
-        wins = sum(d >= 0 for d in paired(best, [r.best for r in peer]))
-        lines.append(
-            f"- Against (2), per seed: best minus Optuna's "
-            f"{Spread.of(paired(best, [r.best for r in peer])).fmt(4)} (at least as good in "
-            f"{wins} of {len(es)} seeds); Optuna's wall time over early stopping's "
-            f"{Spread.of([p.wall_s / e.wall_s for e, p in zip(es, peer, strict=True)]).fmt(2, 'x')}"
-            f"; its fit seconds over early stopping's "
-            f"{Spread.of([p.fit_s / e.fit_s for e, p in zip(es, peer, strict=True)]).fmt(2, 'x')}."
-        )
     median = runs["es-median"]
+    if peer is not None:
+        lines.append(_against_peer("early stopping", es, peer))
     lines.append(
         f"- The median rule, per seed against early stopping alone: fit seconds saved "
         f"{Spread.of(paired([r.fit_s for r in es], [r.fit_s for r in median])).fmt(1, ' s')} "
@@ -203,14 +246,17 @@ def _dataset_section(name: str, runs: dict[str, list[Run]]) -> str:
         f"), its cost in best score (early stopping's minus the rule's) "
         f"{Spread.of(paired(best, [r.best for r in median])).fmt(4)}."
     )
-    verdict: Bars = bars(es, grid, peer)
+    if peer is not None:
+        # Optuna's side stops trials across trials (its MedianPruner): so does this one.
+        lines.append(_against_peer("early stopping + median rule", median, peer))
+    lines.append(_bars_line("Bars (issue 25), early stopping", bars(es, grid, peer), es, grid))
     lines.append(
-        f"- Bars: best score within the spread of (1) (median {statistics.median(best):.4f} "
-        f"against (1)'s lowest {min(r.best for r in grid):.4f}): "
-        f"{_yes(verdict.within_grid_spread)}; at most half of (1)'s fit seconds (median of "
-        f"the per-seed fractions): {_yes(verdict.half_grid_fit)}; no worse than (2) (median of "
-        f"the per-seed differences): {_yes(verdict.no_worse_than_peer)}; in less wall time "
-        f"than (2) (median of the per-seed ratios): {_yes(verdict.faster_than_peer)}."
+        _bars_line(
+            "The same bars for early stopping + median rule",
+            bars(median, grid, peer),
+            median,
+            grid,
+        )
     )
     return f"### {name}\n\n{text}\n\n" + "\n".join(lines)
 
@@ -277,13 +323,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.early_stopping", description=__doc__)
     parser.add_argument("--seeds", type=int, default=3, help="seeds (median, min, max)")
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the harness")
+    parser.add_argument(
+        "--report-from",
+        type=Path,
+        metavar="JSON",
+        help="write the section from a run's raw results (what a run saves) instead of measuring",
+    )
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
     if args.quick:
         # Quick numbers check the harness; they must not overwrite the published ones.
         common.REPORT = common.REPO / ".tunefleet" / "benchmarks-quick.md"
-    report(measure(args.seeds, args.quick), args.seeds, args.quick)
+    if args.report_from:
+        results = Results.from_json(json.loads(args.report_from.read_text()))
+    else:
+        results = measure(args.seeds, args.quick)
+        print(f"raw results: {common.save_json('early-stopping', results.to_json())}", flush=True)
+    report(results, args.seeds, args.quick)
 
 
 if __name__ == "__main__":

@@ -90,3 +90,16 @@ def test_bars_each_met_or_not() -> None:
     assert not bars(even, grid, peer).faster_than_peer
     # Without Optuna the peer's bars are not met.
     assert not bars(es, grid, None).no_worse_than_peer
+
+
+def test_raw_results_round_trip_through_json() -> None:
+    import json
+
+    from bench.early_stopping import Results
+
+    results = Results(
+        {"classification": {"es": [_run(0.9, 1.5, 2.0)], "grid": [_run(0.8, 3.0)]}},
+        {"classification": {"kind": "make_classification", "n_samples": 10}},
+    )
+    again = Results.from_json(json.loads(json.dumps(results.to_json())))
+    assert again == results
