@@ -327,7 +327,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--report-from",
         type=Path,
         metavar="JSON",
-        help="write the section from a run's raw results (what a run saves) instead of measuring",
+        help=(
+            "write the section from a run's raw results (what a run saves) instead of measuring;"
+            " its header then names this command and the machine's load now"
+        ),
     )
     args = parser.parse_args(argv)
     if args.seeds < 1:
