@@ -1,5 +1,5 @@
 # Benchmarks (bench/) and the load test (loadtest/); numbers go to docs/benchmarks.md.
-.PHONY: bench bench-quick bench-adaptive load
+.PHONY: bench bench-quick bench-adaptive bench-early-stopping load
 
 BENCH_REPS ?= 3
 LOAD_USERS ?= 20
@@ -16,6 +16,9 @@ bench-quick: services-install ## Small versions of the benchmarks to check the h
 
 bench-adaptive: services-install ## Adaptive search: tunefleet's TPE and ASHA against Optuna's and Ray Tune's, 2 datasets, several seeds -> docs/benchmarks.md
 	$(UV) run --frozen --group peers python -m bench.adaptive
+
+bench-early-stopping: services-install ## Early stopping against an n_estimators grid (families) and Optuna's pruning over xgb.cv, 2 datasets, 3 seeds -> docs/benchmarks.md
+	$(UV) run --frozen --group peers python -m bench.early_stopping
 
 load: services-install ## Locust: LOAD_USERS worker stand-ins x LOAD_RATE results/s for LOAD_TIME -> docs
 	mkdir -p .tunefleet
