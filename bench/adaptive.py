@@ -116,28 +116,17 @@ def measure(seeds: int, asha_seeds: int, quick: bool) -> Results:
                     services, tpe_sides, tpe_spec(dataset, seed, quick), seed
                 ).items():
                     tpe.setdefault(side, []).append(outcome)
-                _progress(f"{dataset} tpe seed {seed}", {s: o[-1] for s, o in tpe.items()})
+                common.progress(f"{dataset} tpe seed {seed}", {s: o[-1] for s, o in tpe.items()})
             results.full[dataset] = _tunefleet(services, reference_spec(dataset, quick))
-            _progress(f"{dataset} full search", {"tunefleet": results.full[dataset]})
+            common.progress(f"{dataset} full search", {"tunefleet": results.full[dataset]})
             asha = results.asha.setdefault(dataset, {})
             for seed in range(asha_seeds):
                 for side, outcome in _sides(
                     services, asha_sides, asha_spec(dataset, seed, quick), seed
                 ).items():
                     asha.setdefault(side, []).append(outcome)
-                _progress(f"{dataset} asha seed {seed}", {s: o[-1] for s, o in asha.items()})
+                common.progress(f"{dataset} asha seed {seed}", {s: o[-1] for s, o in asha.items()})
     return results
-
-
-def _progress(what: str, outcomes: dict[str, Outcome]) -> None:
-    print(
-        f"{what}: "
-        + ", ".join(
-            f"{side} best {o.best:.4f} fit {o.fit_s:.1f} s wall {o.wall_s:.1f} s"
-            for side, o in outcomes.items()
-        ),
-        flush=True,
-    )
 
 
 def _label(side: str) -> str:

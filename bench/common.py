@@ -18,10 +18,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 from tunefleet.client import Client
@@ -93,6 +93,31 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+class Scored(Protocol):
+    """A side's run of one search, as the progress lines report it."""
+
+    @property
+    def best(self) -> float: ...
+
+    @property
+    def fit_s(self) -> float: ...
+
+    @property
+    def wall_s(self) -> float: ...
+
+
+def progress(what: str, runs: Mapping[str, Scored]) -> None:
+    """One line per finished seed: each side's best score, fit and wall seconds."""
+    print(
+        f"{what}: "
+        + ", ".join(
+            f"{side} best {r.best:.4f} fit {r.fit_s:.1f} s wall {r.wall_s:.1f} s"
+            for side, r in runs.items()
+        ),
+        flush=True,
+    )
 
 
 def seconds_row(label: str, values: Sequence[float]) -> str:

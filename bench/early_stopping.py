@@ -148,19 +148,8 @@ def measure(seeds: int, quick: bool) -> Results:
                     spec = spec_of[side]
                     run = _peer(side, spec) if side in PEERS else _tunefleet(services, side, spec)
                     runs.setdefault(side, []).append(run)
-                _progress(f"{dataset} seed {seed}", {s: r[-1] for s, r in runs.items()})
+                common.progress(f"{dataset} seed {seed}", {s: r[-1] for s, r in runs.items()})
     return results
-
-
-def _progress(what: str, runs: dict[str, Run]) -> None:
-    print(
-        f"{what}: "
-        + ", ".join(
-            f"{side} best {r.best:.4f} fit {r.fit_s:.1f} s wall {r.wall_s:.1f} s"
-            for side, r in runs.items()
-        ),
-        flush=True,
-    )
 
 
 def _trained(run: Run) -> float:
