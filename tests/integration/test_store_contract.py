@@ -452,3 +452,11 @@ def test_finished_curves_are_the_most_recent_that_ran_to_their_own_end(store: St
     assert [f["curve_mean"][-1] for f in found] == [0.3, 0.2]
     assert len(store.finished_curves(STUDY, 0, "noop")) == 3
     assert store.finished_curves(STUDY, 0, "xgboost") == []
+
+
+def test_a_turn_says_who_took_it_before(store: Store) -> None:
+    assert store.take_turn("planner", "a") is None  # the first ever
+    assert store.take_turn("planner", "a") == "a"  # no one else meanwhile
+    assert store.take_turn("planner", "b") == "a"  # b takes over: what a holds is stale
+    assert store.take_turn("other", "a") is None  # roles are apart
+    assert store.take_turn("planner", "a") == "b"

@@ -23,7 +23,11 @@ A study with an adaptive search (TPE, ASHA) is planned as it runs. The planner c
 4. publishes their trial messages, and acks the result last.
 
 A restarted planner rebuilds a study's searches from the store when its next result arrives
-(`_adaptive`). A result redelivered because the planner died before acking it decides nothing
+(`_adaptive`). So does a planner that takes over from another (several planners may run: the
+results queue has a single active consumer, the others stand by): what it holds in memory is
+trusted only while no other planner has reacted to a result since its own last one (the store's
+`planner` turn, taken at each result of an adaptive study) and the study's revision is the one
+it planned. A result redelivered because the planner died before acking it decides nothing
 new (the searches already count it), and the trials decided on it are published again, in case
 the planner died before publishing them: at worst a trial computed twice, never one lost.
 
@@ -34,8 +38,11 @@ the crash-safety argument above runs across both; what is decided is `planner`'s
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -73,6 +80,8 @@ PLANNED_PER_EVENT = 1000
 _STORE_RETRY_S = 2.0
 # First submissions this process remembers (the store remembers all of them).
 _REMEMBERED = 10_000
+# The role whose turn a planner takes in the store at each result of an adaptive study.
+PLANNER_TURN = "planner"
 
 
 @dataclass
@@ -117,6 +126,8 @@ class Publisher:
     def __init__(self, settings: PublisherSettings) -> None:
         self.settings = settings
         self.topology = topology_of(settings)
+        # Who this planner is to the others (the store's turns): unique per process.
+        self.name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._stopping = threading.Event()
         self._batch: BatchChannel | None = None
         self._store: Store | None = None
@@ -290,10 +301,15 @@ class Publisher:
                 self.topology.trials_exchange, [("trial", message.encode()) for message in part]
             )
             observability.TRIALS_PUBLISHED.inc(sum(len(message.trials) for message in part))
-        if decided.adaptive:
+        if decided.adaptive and delivery.attempt == 1:
+            # Fresh: no result of this revision can exist yet. A request delivered again may
+            # have results already (reacted to meanwhile): its searches are rebuilt from the
+            # store at its next result instead.
             self._adaptive_studies[request.study_id] = AdaptiveStudy(
                 request, decided.searches, next_seq=len(decided.trials)
             )
+        else:
+            self._adaptive_studies.pop(request.study_id, None)
         _remember(self._submitted, request.study_id)
         # Only now: a crash before this ack plans and publishes the same trial ids again.
         delivery.ack()
@@ -340,15 +356,40 @@ class Publisher:
         self._requeued.discard((result.study_id, result.trial_id))
         delivery.ack()
 
+    def _take_turn(self) -> None:
+        """Take the planner's turn in the store; if another planner had it, it reacted to
+        results since this one last did (this one stood by, or lost its connection for a while):
+        the searches held in memory may lack those results and decisions, so they are dropped
+        and each study's are rebuilt from the store at its next result."""
+        before = self._stored().take_turn(PLANNER_TURN, self.name)
+        if before not in (None, self.name) and self._adaptive_studies:
+            log.info(
+                "planner %s reacted to results since this one last did: the searches of %d "
+                "studies are rebuilt from the store",
+                before,
+                len(self._adaptive_studies),
+            )
+            self._adaptive_studies.clear()
+
     def _adaptive(self, study_id: str, on: str) -> AdaptiveStudy | None:
         """The study's adaptive searches; rebuilt from the store when this planner does not
-        drive them yet (it restarted, or another planner planned the study), on the result of
-        trial `on`. None: the study has no adaptive search, or is cancelled."""
-        known = self._adaptive_studies.get(study_id)
-        if known is not None or study_id in self._fixed_studies:
-            return known
+        drive them yet (it restarted, it took over from another planner, or another planner
+        planned the study or its current revision), on the result of trial `on`. None: the
+        study has no adaptive search, or is cancelled."""
+        if study_id in self._fixed_studies:
+            return None
+        self._take_turn()
         store = self._stored()
         record = store.study(study_id)
+        known = self._adaptive_studies.get(study_id)
+        if record is not None and record.cancelled:
+            # Nothing more is decided; a resume rebuilds the searches from the store.
+            self._adaptive_studies.pop(study_id, None)
+            return None
+        # A later revision was planned elsewhere (a resume another planner took): rebuilt. An
+        # earlier one, or none: the registration of what this planner planned is on its way.
+        if known is not None and (record is None or record.revision <= known.request.revision):
+            return known
         if record is None:
             if store.plan(study_id):
                 raise _NotRegisteredError(study_id)  # planned, its registration on the way
@@ -356,8 +397,6 @@ class Publisher:
             return None
         if not record.spec.adaptive:
             _remember(self._fixed_studies, study_id)
-            return None
-        if record.cancelled:
             return None
         request = StudyRequest(
             study_id=study_id,
@@ -385,11 +424,6 @@ class Publisher:
     def _react(self, study: AdaptiveStudy, delivery: Delivery[TrialResult]) -> None:
         result = delivery.message
         store = self._stored()
-        record = store.study(result.study_id)
-        if record is not None and record.cancelled:
-            # Nothing more is decided; a resume rebuilds the searches from the store.
-            del self._adaptive_studies[result.study_id]
-            return
         waiting = study.searches.waiting()
         if any(t.trial_id == result.trial_id for t in waiting):
             store.write_events([result])

@@ -66,6 +66,13 @@ class Store(Protocol):
         with now (the collector's test of whether the store or a batch is at fault)."""
         ...
 
+    def take_turn(self, role: str, holder: str) -> str | None:
+        """Record that `holder` acts as `role` now, and return who acted as it last (None: no
+        one yet), in one atomic step. The planner that reacts to results takes its turn at each
+        result: a turn that was another's means decisions were made elsewhere meanwhile, and
+        what it holds in memory is stale."""
+        ...
+
     # -- reading -----------------------------------------------------------------------------
 
     def study(self, study_id: str) -> StudyRecord | None: ...

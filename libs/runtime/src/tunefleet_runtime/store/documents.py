@@ -14,6 +14,7 @@ documents in dictionaries):
                                  its rung) and, when an adaptive search decided it on a result,
                                  that trial's id (`after`)
     models   _id = trial id      a refit's outcome (see `rules.model_replaces`)
+    turns    _id = role          which process acted as a role last (`Store.take_turn`)
 
 Documents hold no NaN or infinity (`finite`), no key with `.` or a leading `$` (the contract
 refuses them in every message), and no nested arrays.

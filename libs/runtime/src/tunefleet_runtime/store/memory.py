@@ -84,6 +84,13 @@ class MemoryStore:
         with self._lock:
             self._docs("health")["collector"] = {"_id": "collector", "at": time.time()}
 
+    def take_turn(self, role: str, holder: str) -> str | None:
+        with self._lock:
+            turns = self._docs("turns")
+            before = turns.get(role)
+            turns[role] = {"_id": role, "holder": holder, "at": time.time()}
+        return None if before is None else str(before["holder"])
+
     def _insert(self, collection: str, docs: list[Doc]) -> tuple[int, list[tuple[Doc, Doc]]]:
         """Insert; how many were new, and (stored, given) for each whose _id was there."""
         stored = self._docs(collection)

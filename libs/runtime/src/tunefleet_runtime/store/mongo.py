@@ -126,6 +126,12 @@ class MongoStore:
     def probe_write(self) -> None:
         self.db.health.update_one({"_id": "collector"}, {"$set": {"at": time.time()}}, upsert=True)
 
+    def take_turn(self, role: str, holder: str) -> str | None:
+        before = self.db.turns.find_one_and_update(
+            {"_id": role}, {"$set": {"holder": holder, "at": time.time()}}, upsert=True
+        )
+        return None if before is None else str(before["holder"])
+
     def _insert(self, collection: str, docs: Sequence[Doc]) -> tuple[int, list[Doc]]:
         """Insert; how many were new, and the documents whose _id was already there."""
         if not docs:
