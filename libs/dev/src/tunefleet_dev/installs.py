@@ -25,12 +25,16 @@ __all__ = [
     "GoTool",
     "ToolError",
     "apt_install",
+    "build_script",
     "cli",
     "ensure_ferretdb",
     "go_binary",
 ]
 
 CACHE = Path(os.environ.get("TUNEFLEET_CACHE", str(Path.home() / ".cache" / "tunefleet")))
+# Builds what the Go module proxy alone cannot give as one `go build` (Kubernetes, Tilt); also
+# run by deploy/cluster/controlplane.py, which must stay importable without this package.
+BUILD_SCRIPT = Path(__file__).resolve().parents[4] / "deploy" / "cluster" / "build.sh"
 
 
 class ToolError(RuntimeError):
@@ -59,6 +63,24 @@ def apt_install(package: str, why: str) -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for step in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", package]):
         _run(step, package, ".", env, "installing")
+
+
+def build_script(what: str, version: str, target: Path, title: str) -> None:
+    """Run deploy/cluster/build.sh for `what` at `version` into `target`, its output in a log
+    beside `target`; a failure raises ToolError with the log's last lines (`title`: what was
+    being built, as the user knows it)."""
+    log = target.with_name(target.name + ".log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as output:
+        result = subprocess.run(
+            ["bash", str(BUILD_SCRIPT), what, version, str(target)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    if result.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+        raise ToolError(f"building {title} failed (log: {log}):\n{tail}")
 
 
 def go_binary() -> str:

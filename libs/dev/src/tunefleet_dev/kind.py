@@ -37,7 +37,7 @@ from typing import Any
 
 from tunefleet_dev import engine, images
 from tunefleet_dev.images import ROOT, Docker, build_ca
-from tunefleet_dev.installs import CACHE, ToolError, cli
+from tunefleet_dev.installs import CACHE, ToolError, build_script, cli
 from tunefleet_dev.kindimage import KIND, ensure_node_image
 
 __all__ = [
@@ -96,20 +96,7 @@ def tilt_binary() -> str:
             f"building Tilt {TILT_VERSION} from its Go module into {target} (once): "
             "make dev runs it"
         )
-        result = subprocess.run(
-            [
-                "bash",
-                str(ROOT / "deploy" / "cluster" / "build.sh"),
-                "tilt",
-                TILT_VERSION,
-                str(target),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise KindError(f"building Tilt failed: {result.stderr.strip()[-2000:]}")
+        build_script("tilt", TILT_VERSION, target, f"Tilt {TILT_VERSION}")
     return str(target / "tilt")
 
 

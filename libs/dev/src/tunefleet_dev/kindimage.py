@@ -55,7 +55,7 @@ from tunefleet_dev.images import (
     _recipe_key,
     build_ca,
 )
-from tunefleet_dev.installs import CACHE, GoTool, ToolError, go_binary
+from tunefleet_dev.installs import CACHE, GoTool, ToolError, build_script, go_binary
 
 __all__ = [
     "COMPONENTS",
@@ -196,19 +196,7 @@ def ensure_kube_node_binaries() -> Path:
         f"k8s.io/kubernetes Go module into {final} (once; it reuses the control plane's "
         "compile): kind's node image holds them"
     )
-    log = final.with_name(final.name + ".log")
-    log.parent.mkdir(parents=True, exist_ok=True)
-    build = ROOT / "deploy" / "cluster" / "build.sh"
-    with log.open("wb") as output:
-        result = subprocess.run(
-            ["bash", str(build), "kubernetes-node", KUBERNETES_VERSION, str(final)],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            check=False,
-        )
-    if result.returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-        raise ToolError(f"building the Kubernetes node binaries failed (log: {log}):\n{tail}")
+    build_script("kubernetes-node", KUBERNETES_VERSION, final, "the Kubernetes node binaries")
     return final
 
 
