@@ -59,6 +59,7 @@ from tunefleet_runtime.settings import PublisherSettings
 from tunefleet_runtime.store import STORE_ERRORS, Bound, Store, bounded, open_store
 from tunefleet_runtime.validation import validate_spec
 
+from tunefleet_publisher.budget import Budgets
 from tunefleet_publisher.chunks import chunked
 from tunefleet_publisher.planner import Plan, decide, plan, planned, trial_messages
 
@@ -131,6 +132,7 @@ class Publisher:
         # count as redelivered whatever the broker's delivery count says (RabbitMQ 4 no longer
         # counts an explicit requeue).
         self._requeued: set[tuple[str, str]] = set()
+        self._budgets = Budgets()  # the budgeted studies' spending (budget)
         self._runtime = ConsumerRuntime(
             settings,
             self._stopping,
@@ -235,6 +237,7 @@ class Publisher:
     def _handle(self, delivery: Delivery[StudyRequest]) -> None:
         started = time.monotonic()
         request = delivery.message
+        self._budgets.forget(request.study_id)  # a new revision may bring a new budget
         try:
             with self._bounded() as bound:
                 decided = self._plan(delivery)
@@ -314,9 +317,13 @@ class Publisher:
         result = delivery.message
         try:
             with self._bounded() as bound:
-                study = self._adaptive(result.study_id, result.trial_id)
-                if study is not None:
-                    self._react(study, delivery)
+                if self._budget_spent(result):
+                    # Nothing more is decided (a resume with a larger budget rebuilds it).
+                    self._adaptive_studies.pop(result.study_id, None)
+                else:
+                    study = self._adaptive(result.study_id, result.trial_id)
+                    if study is not None:
+                        self._react(study, delivery)
         except _NotRegisteredError:
             # Its registration is still on its way to the store (the collector is behind).
             delivery.requeue_later(_STORE_RETRY_S)
@@ -339,6 +346,26 @@ class Publisher:
             return
         self._requeued.discard((result.study_id, result.trial_id))
         delivery.ack()
+
+    def _budget_spent(self, result: TrialResult) -> bool:
+        """Count the result against its study's budget; once it is spent, stop the study (a
+        cancel by the planner, published here: workers skip what is queued, the collector
+        records it). Whether the study's budget is spent."""
+        if not self._budgets.known(result.study_id):
+            store = self._stored()
+            record = store.study(result.study_id)
+            stored = (
+                store.results(result.study_id, record.revision)
+                if record is not None and record.spec.budget is not None
+                else None
+            )
+            self._budgets.load(record, stored)
+        stop = self._budgets.spent_by(result)
+        if stop is not None:
+            assert self._batch is not None  # set on connect, before any delivery
+            self._batch.publish(self.topology.events_exchange, [(stop.kind, stop.encode())])
+            log.info("study %s stopped: %s", result.study_id, stop.reason)
+        return self._budgets.stopped(result.study_id)
 
     def _adaptive(self, study_id: str, on: str) -> AdaptiveStudy | None:
         """The study's adaptive searches; rebuilt from the store when this planner does not
