@@ -14,6 +14,7 @@ views of it are elsewhere: `tunefleet.display` (progress, one-line descriptions)
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -369,6 +370,9 @@ class Client:
         status = self.status(study_id)
         if last is None or status is None or not (last.complete or last.cancelled):
             raise TimeoutError(f"study {study_id} did not finish within {timeout_s} s")
+        if last.cancelled and not status.cancelled:
+            # The event stream saw the cancel (a spent budget's, say) before the store has it.
+            return dataclasses.replace(status, cancelled=True, budget_spent=last.budget_spent)
         return status
 
     def best(self, study_id: str, n: int = 10, library: str | None = None) -> list[TrialRecord]:
