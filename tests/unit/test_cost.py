@@ -257,8 +257,9 @@ def test_the_planner_stops_a_study_once_when_its_budget_is_spent() -> None:
     assert stop.reason == "budget spent: 1.056 of 1 core-hours"
     assert budgets.stopped("c-1")
     assert budgets.spent_by(result(5, 1000.0)) is None  # once
+    assert budgets.current(result(6, 1.0)) and not budgets.current(result(6, 1.0, revision=1))
     budgets.forget("c-1")
-    assert not budgets.known("c-1")
+    assert not budgets.current(result(6, 1.0))
 
 
 def test_a_cost_budget_counts_money_at_the_studys_prices() -> None:
@@ -273,7 +274,7 @@ def test_a_cost_budget_counts_money_at_the_studys_prices() -> None:
 def test_a_study_without_a_budget_is_never_stopped() -> None:
     budgets = Budgets()
     budgets.load(study_record(SPEC), None)
-    assert budgets.known("c-1")
+    assert budgets.current(result(1, 1.0, revision=3))
     assert budgets.spent_by(result(1, 1e9)) is None and not budgets.stopped("c-1")
 
 

@@ -10,8 +10,8 @@ as "budget spent". What the workers have in hand finishes: a study overshoots by
 trials in hand when the budget ran out (one family per worker) and the results in flight.
 
 The count is rebuilt from the store's results of the current revision the first time a study's
-result arrives (a restarted planner, a resume), then kept in memory by trial id: a redelivered
-result counts once.
+result arrives (a restarted planner, a resume: a result of a revision newer than the one
+counted reads it again), then kept in memory by trial id: a redelivered result counts once.
 """
 
 from __future__ import annotations
@@ -62,8 +62,13 @@ class Budgets:
         """A new revision (a resume, perhaps with a new budget): count again from the store."""
         self._tallies.pop(study_id, None)
 
-    def known(self, study_id: str) -> bool:
-        return study_id in self._tallies
+    def current(self, result: TrialResult) -> bool:
+        """Whether the study of `result` is counted, in the result's revision or a later one
+        (else `load` it: a revision the store had not recorded when it was last read)."""
+        if result.study_id not in self._tallies:
+            return False
+        tally = self._tallies[result.study_id]
+        return tally is None or result.revision <= tally.revision
 
     def load(
         self, record: StudyRecord | None, results: list[TrialRecord] | None = None

@@ -351,7 +351,7 @@ class Publisher:
         """Count the result against its study's budget; once it is spent, stop the study (a
         cancel by the planner, published here: workers skip what is queued, the collector
         records it). Whether the study's budget is spent."""
-        if not self._budgets.known(result.study_id):
+        if not self._budgets.current(result):
             store = self._stored()
             record = store.study(result.study_id)
             stored = (
