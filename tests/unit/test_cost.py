@@ -11,7 +11,13 @@ from pydantic import ValidationError
 from tunefleet.client import Client
 from tunefleet.cost import improvement, ledger, preemption_waste, prices_for
 from tunefleet_contract.cost import BudgetSpec, PriceTable, is_budget_stop, spent
-from tunefleet_contract.messages import DecodeError, StudyCancelled, TrialResult, TrialSpec
+from tunefleet_contract.messages import (
+    DecodeError,
+    StudyCancelled,
+    StudyRequest,
+    TrialResult,
+    TrialSpec,
+)
 from tunefleet_contract.spec import SpecError, StudySpec
 from tunefleet_publisher.budget import Budgets
 from tunefleet_runtime.records import (
@@ -156,8 +162,16 @@ def test_a_budget_sets_one_limit_and_cost_needs_prices() -> None:
         BudgetSpec(core_hours=-1)
     with pytest.raises(ValidationError, match=r"prices only goes with budget\.cost"):
         BudgetSpec(core_hours=1, prices=PRICES)
-    with pytest.raises(SpecError, match=r"budget\.cost needs a price table"):
-        parse_spec({**SPEC, "budget": {"cost": 5}})
+    # A spec file may leave the prices to the submitter; a request may not.
+    unpriced = parse_spec({**SPEC, "budget": {"cost": 5}})
+    with pytest.raises(ValidationError, match=r"budget\.cost needs a price table"):
+        StudyRequest(study_id=unpriced.study_id(), spec=unpriced, submitted_at=0.0)
+    body = json.loads(
+        StudyRequest(study_id="c-1", spec=parse_spec(SPEC), submitted_at=0.0).encode()
+    )
+    body["spec"]["budget"] = {"cost": 5}
+    with pytest.raises(DecodeError, match="TUNEFLEET_PRICES"):
+        StudyRequest.decode(json.dumps(body).encode())
     spec = parse_spec({**SPEC, "budget": {"cost": 5, "prices": PRICES.model_dump()}})
     assert spec.budget is not None and spec.budget.prices == PRICES
 
@@ -298,3 +312,16 @@ def test_a_spent_budget_ends_the_study_as_budget_spent_not_cancelled() -> None:
     assert spent(((s, p) for p, s in status.core_s_by_pool.items()), PRICES).core_s == 7.0
     # A user's cancel with the same words is a cancel: only the planner spends budgets.
     assert not is_budget_stop("alice", "budget spent")
+
+
+def test_the_report_and_the_cli_print_small_amounts_legibly() -> None:
+    from tunefleet.cost import money, number
+    from tunefleet.report.costs import cost_section
+
+    assert number(2.5) == "2.5000" and number(0.0000238734) == "2.387e-05" and number(0) == "0.0000"
+    assert money(None, "USD") == "-" and money(0.5, None) == "-"
+    results = [record(1, 3600.0, "spot"), record(2, 1800.0, "on-demand", attempts=2)]
+    section = cost_section(ledger(study_record(SPEC), results, PRICES, "complete"))
+    assert "<h2>Cost</h2>" in section
+    assert "<td class='num'>0.03 USD</td>" in section  # 0.01 + 0.5 x 0.04: the total
+    assert "at most 0.5 core-hours wasted" in section

@@ -159,6 +159,11 @@ class StudyRequest(Message):
     @model_validator(mode="after")
     def _data_stored(self) -> StudyRequest:
         _require_stored(self.spec.dataset)
+        # A cost budget is counted at prices the submitter resolved (Client.with_prices).
+        budget = self.spec.budget
+        problem = budget.problem() if budget is not None else None
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
 

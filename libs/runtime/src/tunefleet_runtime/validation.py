@@ -112,9 +112,6 @@ def validate_spec(spec: StudySpec) -> StudySpec:
     found = search_problems(spec.search)
     if found:
         problems.append("search: " + "; ".join(found))
-    budget = spec.budget.problem() if spec.budget is not None else None
-    if budget is not None:
-        problems.append(budget)
     if not problems:
         task = resolved_task(spec)
         whole = coherence_problem(

@@ -24,9 +24,22 @@ __all__ = [
     "Waste",
     "improvement",
     "ledger",
+    "money",
+    "number",
     "preemption_waste",
     "prices_for",
 ]
+
+
+def number(value: float) -> str:
+    """Four decimals, or four significant digits below 1 (a small study costs fractions of
+    a cent, which should not print as 0.0000)."""
+    return f"{value:.4f}" if abs(value) >= 1 or value == 0 else f"{value:.4g}"
+
+
+def money(value: float | None, currency: str | None) -> str:
+    """An amount with its currency; `-` where there is no price table."""
+    return "-" if value is None or currency is None else f"{number(value)} {currency}"
 
 
 def prices_for(record: StudyRecord | None, settings: PriceTable | None) -> PriceTable | None:

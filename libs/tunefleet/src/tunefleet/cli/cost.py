@@ -11,18 +11,13 @@ from tunefleet_contract.cost import PriceTable, spent
 
 from tunefleet.cli import common
 from tunefleet.cli.common import JsonOpt, StudyArg, emit, errors, out
-from tunefleet.cost import Ledger, Line
+from tunefleet.cost import Ledger, Line, money, number
 
-__all__ = ["cost", "cost_line", "money"]
-
-
-def money(value: float | None, currency: str | None) -> str:
-    """An amount with its currency; `-` where there is no price table."""
-    return "-" if value is None or currency is None else f"{value:.4f} {currency}"
+__all__ = ["cost", "cost_line"]
 
 
 def _hours(core_s: float) -> str:
-    return f"{core_s / 3600:.4f}"
+    return number(core_s / 3600)
 
 
 def cost_line(core_s_by_pool: Mapping[str, float], prices: PriceTable | None) -> str:
@@ -93,7 +88,7 @@ def _summary(ledger: Ledger) -> Table:
             "per unit of score",
             "-"
             if per_hours is None
-            else f"{per_hours:.4f} core-hours, {money(per_money, currency)}",
+            else f"{number(per_hours)} core-hours, {money(per_money, currency)}",
         )
     return table
 

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import html
 
-from tunefleet.cost import Ledger, Line
+from tunefleet.cost import Ledger, Line, number
+from tunefleet.cost import money as _money
 
 __all__ = ["cost_section"]
 
 _DEAREST = 10
 
 
-def _money(value: float | None, currency: str | None) -> str:
-    return "-" if value is None or currency is None else f"{value:.4f} {currency}"
-
-
 def _rows(lines: list[Line], currency: str | None) -> str:
     return "".join(
         f"<tr><td>{html.escape(line.name)}</td><td class='num'>{line.trials}</td>"
-        f"<td class='num'>{line.core_hours:.4f}</td>"
+        f"<td class='num'>{number(line.core_hours)}</td>"
         f"<td class='num'>{_money(line.money, currency)}</td></tr>"
         for line in lines
     )
@@ -40,7 +37,7 @@ def cost_section(ledger: Ledger) -> str:
     waste = ledger.waste
     notes.append(
         f"Preemptions: {waste.redeliveries} extra deliveries of {waste.trials} trials, "
-        f"{'' if waste.exact else 'at most '}{waste.core_s / 3600:.4f} core-hours wasted "
+        f"{'' if waste.exact else 'at most '}{number(waste.core_s / 3600)} core-hours wasted "
         f"({_money(waste.money, currency)})."
     )
     gain = ledger.improvement
@@ -49,11 +46,11 @@ def cost_section(ledger: Ledger) -> str:
         per = (
             "no improvement over the first result"
             if per_hours is None
-            else f"{per_hours:.4f} core-hours ({_money(per_money, currency)}) per unit of score"
+            else f"{number(per_hours)} core-hours ({_money(per_money, currency)}) per unit of score"
         )
         notes.append(
             f"Score {gain.first_score:.6f} → {gain.best_score:.6f}: {per}; "
-            f"{gain.after_best.core_hours:.4f} core-hours spent after the best was found."
+            f"{number(gain.after_best.core_hours)} core-hours spent after the best was found."
         )
     dearest = ledger.trials[:_DEAREST]
     return (
