@@ -45,7 +45,7 @@ class PriceTable(BaseModel):
     """Price per core-hour of each pool, in `currency`; every pool has one, so that any
     result can be priced."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     per_core_hour: dict[str, float] = Field(min_length=1)
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
@@ -97,7 +97,7 @@ class BudgetSpec(BaseModel):
     results have spent it, the planner decides no more trials and the study ends as
     "budget spent" (docs/spec.md)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     core_hours: float | None = Field(default=None, gt=0, le=1e9)
     cost: float | None = Field(default=None, gt=0, le=1e12)
