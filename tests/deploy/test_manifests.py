@@ -11,12 +11,14 @@ import kubernetes_validate
 import pytest
 from tunefleet_contract.topology import Topology
 from tunefleet_dev.devservices import DEFAULT_CONSUMER_TIMEOUT_MS
+from tunefleet_runtime.settings import WorkerSettings
 
 from .conftest import (
     GKE,
     OVERLAYS,
     ROOT,
     SERVICES,
+    container_env,
     copy_k8s,
     data_of,
     find,
@@ -630,6 +632,20 @@ def test_gke_workers_only_on_spot_and_stateful_parts_never(
             assert claims[0]["spec"]["storageClassName"] == "premium-rwo"
     # The worker count is `make scale`'s (or KEDA's): a re-apply must not reset it.
     assert "replicas" not in find(rendered[overlay], "Deployment", "worker")["spec"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_workers_name_the_pool_their_pods_are_placed_on(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
+) -> None:
+    # The cost ledger prices each result by the pool its worker names: spot exactly where the
+    # nodeSelector puts workers on spot nodes (GKE), on-demand elsewhere (kind's nodes).
+    docs = rendered[overlay]
+    pool = container_env(docs, "worker")["TUNEFLEET_NODE_POOL"]
+    on_spot = _pod(find(docs, "Deployment", "worker")).get("nodeSelector", {}).get(SPOT)
+    assert pool == ("spot" if on_spot == "true" else "on-demand")
+    assert (pool == "spot") == (overlay in GKE)
+    assert WorkerSettings(rabbitmq_url="amqp://h", tunefleet_node_pool=pool).tunefleet_node_pool
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

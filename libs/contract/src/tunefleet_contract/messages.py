@@ -16,6 +16,7 @@ import time
 from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from tunefleet_contract.cost import Pool
 from tunefleet_contract.documents import check_document, load_json
 from tunefleet_contract.params import Scalar
 from tunefleet_contract.spec import (
@@ -158,6 +159,11 @@ class StudyRequest(Message):
     @model_validator(mode="after")
     def _data_stored(self) -> StudyRequest:
         _require_stored(self.spec.dataset)
+        # A cost budget is counted at prices the submitter resolved (Client.with_prices).
+        budget = self.spec.budget
+        problem = budget.problem() if budget is not None else None
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
 
@@ -352,7 +358,15 @@ class TrialResult(Message):
     finished_at: float
     revision: Revision = 0
     early_stopping: EarlyStopped | None = None
-    _omit_unset: ClassVar[tuple[str, ...]] = ("early_stopping",)
+    core_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="Core-seconds the trial held on its worker: wall seconds of its work times "
+        "the cores the worker gave it, a family's shared fits split equally (docs/usage.md, "
+        "Cost). None: from a worker of the release before.",
+    )
+    pool: Pool | None = Field(default=None, description="The worker node's pool.")
+    _omit_unset: ClassVar[tuple[str, ...]] = ("early_stopping", "core_s", "pool")
 
     def _omit_nested(self, payload: dict[str, Any]) -> None:
         stop = payload.get("early_stopping")

@@ -21,11 +21,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     create_model,
     field_validator,
+    model_serializer,
     model_validator,
 )
+from tunefleet_contract.cost import BudgetSpec
 from tunefleet_contract.documents import check_document
 from tunefleet_contract.libraries import catalogues
 from tunefleet_contract.params import LIBRARIES, Scalar, param_problem
@@ -37,6 +40,7 @@ __all__ = [
     "BUILTIN_DATASETS",
     "HARD_LIMIT",
     "LARGE_STUDY",
+    "BudgetSpec",
     "BuiltinDataset",
     "CVSpec",
     "DatasetSpec",
@@ -294,6 +298,16 @@ class StudySpec(_Model):
     search: dict[str, LibrarySearch] = Field(min_length=1)
     chunk_size: int = Field(default=1, ge=1, le=10_000)
     allow_large: bool = False
+    budget: BudgetSpec | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Added since specs were first stored: left out when not given, so that every spec
+        # without it keeps its study id, and a service of the release before decodes it.
+        data: dict[str, Any] = handler(self)
+        if data.get("budget", 0) is None:
+            del data["budget"]
+        return data
 
     @model_validator(mode="before")
     @classmethod

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from tunefleet_contract.cost import is_budget_stop
 from tunefleet_contract.messages import (
     StudyCancelled,
     StudyResumed,
@@ -96,6 +97,7 @@ class StudyState(StrEnum):
     RUNNING = "running"
     COMPLETE = "complete"  # every trial of the current revision has a result
     CANCELLED = "cancelled"
+    BUDGET_SPENT = "budget spent"  # the planner stopped it: its budget is spent (not failed)
 
 
 def is_complete(finished: int, n_trials: int) -> bool:
@@ -103,10 +105,18 @@ def is_complete(finished: int, n_trials: int) -> bool:
     return n_trials > 0 and finished >= n_trials
 
 
-def study_state(*, registered: bool, cancelled: bool, complete: bool, started: bool) -> StudyState:
-    """The one naming of where a study stands (CLI, Python API, reports)."""
+def study_state(
+    *,
+    registered: bool,
+    cancelled: bool,
+    complete: bool,
+    started: bool,
+    budget_spent: bool = False,
+) -> StudyState:
+    """The one naming of where a study stands (CLI, Python API, reports). A study the
+    planner stopped for its budget (`budget_spent`, a cancel of its own) ended that way."""
     if cancelled:
-        return StudyState.CANCELLED
+        return StudyState.BUDGET_SPENT if budget_spent else StudyState.CANCELLED
     if not registered:
         return StudyState.SUBMITTED
     if complete:
@@ -140,6 +150,11 @@ class StudyRecord:
     def cancelled(self) -> bool:
         return self.cancelled_at is not None
 
+    @property
+    def budget_spent(self) -> bool:
+        """Stopped by the planner because its budget is spent (a cancel of its own)."""
+        return self.cancelled and is_budget_stop(self.cancelled_by, self.cancel_reason)
+
 
 @dataclass(frozen=True)
 class TrialRecord:
@@ -167,6 +182,8 @@ class TrialRecord:
     reason: str | None = None
     # How early stopping chose the rounds (`EarlyStopped` as stored); None without it.
     early_stopping: Mapping[str, Any] | None = None
+    core_s: float | None = None  # what the trial cost its worker (see TrialResult)
+    pool: str | None = None  # spot | on-demand
 
     @property
     def best_round(self) -> int | None:
@@ -241,6 +258,9 @@ class StudyStatus:
     registered: bool = True
     searches: tuple[SearchStatus, ...] = ()  # per library, in the spec's order
     undecided: int = 0  # trials adaptive searches have yet to decide (neither queued nor run)
+    budget_spent: bool = False  # cancelled by the planner: the budget is spent
+    # Core-seconds of the results so far, per pool (`tunefleet_contract.cost.spent` prices it).
+    core_s_by_pool: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def finished(self) -> int:
@@ -257,6 +277,7 @@ class StudyStatus:
             cancelled=self.cancelled,
             complete=self.complete,
             started=bool(self.finished or self.running),
+            budget_spent=self.budget_spent,
         )
 
 
@@ -273,7 +294,10 @@ class StudyActivity:
     registered: bool = False
     metric: str | None = None
     cancelled: bool = False
+    budget_spent: bool = False
     results: dict[str, str] = field(default_factory=dict)  # trial id -> done/failed
+    # Trial id -> its result's core-seconds and pool (the first result of each trial).
+    usage: dict[str, tuple[float, str | None]] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)  # trial id -> highest attempt
     workers: set[str] = field(default_factory=set)
     best: tuple[float, str] | None = None
@@ -287,6 +311,7 @@ class StudyActivity:
         """A newer revision: what it keeps is the store's to say; count it from nothing."""
         self.revision = revision
         self.results.clear()
+        self.usage.clear()
         self.attempts.clear()
         self.workers.clear()
         self.best = None
@@ -299,6 +324,7 @@ class StudyActivity:
         self.n_trials = record.n_trials
         self.metric = self.metric or record.spec.metric
         self.cancelled = record.cancelled
+        self.budget_spent = record.budget_spent
         self.describe(record.spec)
 
     def registration(self, n_trials: int, spec: StudySpec) -> None:
@@ -345,6 +371,8 @@ class StudyActivity:
         metric: str | None,
         attempts: int,
         worker: str = "",
+        core_s: float | None = None,
+        pool: str | None = None,
     ) -> bool:
         """Count a result (the first of a trial counts; a repeat changes nothing but the
         attempts). True if it was new."""
@@ -354,6 +382,8 @@ class StudyActivity:
         if trial_id in self.results:
             return False
         self.results[trial_id] = status
+        if core_s:
+            self.usage[trial_id] = (core_s, pool)
         if metric:
             self.metric = metric
         value = scored(status, score)
@@ -374,6 +404,8 @@ class StudyActivity:
                 record.metric,
                 record.attempts,
                 record.worker,
+                record.core_s,
+                record.pool,
             )
             # Always: a spec that arrived since (a resume's) starts the tally over.
             self._tally(record)
@@ -387,7 +419,13 @@ class StudyActivity:
         if isinstance(event, TrialResult):
             self._tally(event)  # the tally counts a trial's first result only, as here
             return self.result(
-                event.trial_id, event.status, event.score, event.metric, event.attempts
+                event.trial_id,
+                event.status,
+                event.score,
+                event.metric,
+                event.attempts,
+                core_s=event.core_s,
+                pool=event.pool,
             )
         if isinstance(event, TrialsPlanned):
             self.plan(event.trials)
@@ -396,8 +434,9 @@ class StudyActivity:
                 self.start(tid, event.attempt, event.worker)
         elif isinstance(event, StudyCancelled):
             self.cancelled = True
+            self.budget_spent = is_budget_stop(event.by, event.reason)
         else:
-            self.cancelled = False
+            self.cancelled = self.budget_spent = False
         return False
 
     def status(self, name: str = "") -> StudyStatus:
@@ -406,6 +445,10 @@ class StudyActivity:
         remaining = max(0, self.n_trials - done - failed)
         running = min(remaining, sum(1 for tid in self.attempts if tid not in self.results))
         searches = tuple(self.searches.status()) if self.searches else ()
+        by_pool: dict[str, float] = {}
+        for core_s, pool in self.usage.values():
+            key = pool or "unknown"
+            by_pool[key] = by_pool.get(key, 0.0) + core_s
         undecided = min(
             remaining - running,
             sum(max(0, (s.n_trials or 0) - s.decided) for s in searches if s.adaptive),
@@ -428,4 +471,6 @@ class StudyActivity:
             registered=self.registered,
             searches=searches,
             undecided=undecided,
+            budget_spent=self.budget_spent,
+            core_s_by_pool=by_pool,
         )

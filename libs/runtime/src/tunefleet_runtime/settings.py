@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AnyUrl, Field, UrlConstraints, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from tunefleet_contract.cost import Pool, PriceTable
 
 AmqpUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["amqp", "amqps"])]
 MongoUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["mongodb", "mongodb+srv"])]
@@ -146,6 +147,11 @@ class WorkerSettings(BrokerSettings, ServiceSettings):
         description="Colon-separated directories that file datasets may be read from.",
     )
     tunefleet_worker_name: str = Field(default="", max_length=200)
+    tunefleet_node_pool: Pool = Field(
+        default="on-demand",
+        description="The pool of the node this worker runs on (spot or on-demand), which its "
+        "results name for the cost ledger; in Kubernetes set where the pod is placed.",
+    )
     # Uploaded datasets and refits need the store (blobs only: results still go through the
     # broker to the collector); a worker without it runs every other study.
     mongodb_url: MongoUrl | None = None
@@ -180,3 +186,16 @@ class CollectorSettings(_StoreOnTheBrokerThread, ServiceSettings):
 
 class ClientSettings(BrokerSettings, StoreSettings):
     """The CLI and the Python API: submit through the broker, read from the store."""
+
+    tunefleet_prices: Annotated[PriceTable | None, NoDecode] = Field(
+        default=None,
+        description="Price per core-hour of each pool, `spot=0.012,on-demand=0.049` (and "
+        "optionally `,currency=EUR`): what the cost ledger and cost budgets count money by.",
+    )
+
+    @field_validator("tunefleet_prices", mode="before")
+    @classmethod
+    def _parse_prices(cls, value: object) -> object:
+        if isinstance(value, str):
+            return PriceTable.parse(value) if value.strip() else None
+        return value

@@ -14,12 +14,14 @@ views of it are elsewhere: `tunefleet.display` (progress, one-line descriptions)
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tunefleet_contract.cost import PriceTable
 from tunefleet_contract.messages import (
     ModelRefit,
     ModelStored,
@@ -27,7 +29,7 @@ from tunefleet_contract.messages import (
     StudyRequest,
 )
 from tunefleet_contract.search.views import Decisions
-from tunefleet_contract.spec import StudySpec
+from tunefleet_contract.spec import SpecError, StudySpec
 from tunefleet_runtime.blobs import BlobInfo, BlobStore
 from tunefleet_runtime.broker import connect, publish, topology_of
 from tunefleet_runtime.records import (
@@ -44,6 +46,7 @@ from tunefleet_runtime.store import Store, open_blobs, open_store, study_status
 from tunefleet_runtime.validation import load_spec, parse_spec, resolved_task, validate_spec
 
 from tunefleet import frames, models, upload
+from tunefleet.cost import Ledger, ledger, prices_for
 from tunefleet.progress import Progress, from_store, watch
 from tunefleet.resume import Resumption, requested_by, resume
 from tunefleet.study import Study
@@ -115,9 +118,21 @@ class Client:
     def publishable(self, spec: SpecLike, data: pd.DataFrame | None = None) -> StudySpec:
         """The spec as it is published: validated, and its data uploaded (`tunefleet.upload`):
         a local CSV/Parquet path or `data` becomes the content's hash."""
-        study = self.spec(spec)
+        study = self.with_prices(self.spec(spec))
         base = Path(spec).parent if isinstance(spec, str | Path) else None
         return upload.resolve(study, self.blobs, data, base)
+
+    def with_prices(self, spec: StudySpec) -> StudySpec:
+        """A spec whose budget is money, with the prices it is counted at: its own, or this
+        client's TUNEFLEET_PRICES (recorded in the spec, so that the planner counts with the
+        prices the submitter saw); SpecError where there are none."""
+        budget = spec.budget
+        if budget is None or budget.cost is None or budget.prices is not None:
+            return spec
+        if self.settings.tunefleet_prices is None:
+            raise SpecError(budget.problem() or "budget.cost needs a price table")
+        priced = budget.model_copy(update={"prices": self.settings.tunefleet_prices})
+        return spec.model_copy(update={"budget": priced})
 
     def submit(self, spec: SpecLike, *, data: pd.DataFrame | None = None) -> Study:
         """Publish the study request (confirmed by the broker); returns the study. The planner
@@ -355,6 +370,9 @@ class Client:
         status = self.status(study_id)
         if last is None or status is None or not (last.complete or last.cancelled):
             raise TimeoutError(f"study {study_id} did not finish within {timeout_s} s")
+        if last.cancelled and not status.cancelled:
+            # The event stream saw the cancel (a spent budget's, say) before the store has it.
+            return dataclasses.replace(status, cancelled=True, budget_spent=last.budget_spent)
         return status
 
     def best(self, study_id: str, n: int = 10, library: str | None = None) -> list[TrialRecord]:
@@ -381,6 +399,20 @@ class Client:
         for a study not registered (yet)."""
         study = self.store.study(str(study_id))
         return [] if study is None else self.store.results(study.study_id, study.revision)
+
+    def prices(self, study_id: str) -> PriceTable | None:
+        """The prices the study's money is counted at: its cost budget's, else this client's
+        TUNEFLEET_PRICES; None: neither (the ledger is in core-hours only)."""
+        return prices_for(self.store.study(str(study_id)), self.settings.tunefleet_prices)
+
+    def cost(self, study_id: str, *, wasted_core_s: Mapping[str, float] | None = None) -> Ledger:
+        """The study's cost ledger (`tunefleet.cost`): per study, pool, library and trial,
+        what preemptions wasted, and the cost per unit of score improvement."""
+        record = self.study_record(study_id)
+        status = self.status(study_id)
+        state = str(status.state) if status is not None else ""
+        prices = prices_for(record, self.settings.tunefleet_prices)
+        return ledger(record, self.trials(study_id), prices, state, wasted_core_s)
 
     def trial(self, trial_id: str) -> TrialDetail | None:
         """One trial's result with its delivery attempts; a unique id prefix is enough.

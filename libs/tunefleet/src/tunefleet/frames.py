@@ -34,6 +34,8 @@ RESULT_COLUMNS = [
     "fit_shared_by",
     "attempts",
     "worker",
+    "core_s",
+    "pool",
     "finished_at",
     "reason",
     "error",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import InitVar, dataclass, field
 from typing import Any
 
@@ -71,6 +71,12 @@ class Progress:
     stored: int = 0  # results the store held at the last read
     searches: tuple[SearchStatus, ...] = ()  # per library: its strategy, how far, its best
     undecided: int = 0  # trials adaptive searches have yet to decide
+    budget_spent: bool = False  # the planner stopped it: its budget is spent
+    core_s_by_pool: Mapping[str, float] = field(default_factory=dict)  # results' core-seconds
+
+    @property
+    def core_s(self) -> float:
+        return sum(self.core_s_by_pool.values())
 
     @property
     def finished(self) -> int:
@@ -97,6 +103,7 @@ class Progress:
             cancelled=self.cancelled,
             complete=is_complete(self.finished, self.n_trials),
             started=bool(self.finished or self.running),
+            budget_spent=self.budget_spent,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -115,6 +122,9 @@ class Progress:
             "best_trial_id": self.best_trial_id,
             "metric": self.metric,
             "cancelled": self.cancelled,
+            "state": str(self.state),
+            "core_s": self.core_s,
+            "core_s_by_pool": dict(self.core_s_by_pool),
             "complete": self.complete,
             "throughput_per_s": self.throughput,
             "eta_s": self.eta_s,
@@ -225,6 +235,8 @@ class _State:
             stored=self.stored,
             searches=status.searches,
             undecided=status.undecided,
+            budget_spent=status.budget_spent,
+            core_s_by_pool=status.core_s_by_pool,
         )
 
 

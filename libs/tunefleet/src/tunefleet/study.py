@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from tunefleet.client import Client, Resumption, SpecLike
+    from tunefleet.cost import Ledger
 
 __all__ = ["Study"]
 
@@ -61,6 +62,11 @@ class Study(str):
 
     def results(self) -> pd.DataFrame:
         return self.client.results(self)
+
+    def cost(self) -> Ledger:
+        """What the study cost (`tunefleet.cost.Ledger`): `.total`, `.by_library`, `.trials`,
+        `.waste`, `.improvement`; `.as_dict()` for a table."""
+        return self.client.cost(self)
 
     def best(self, n: int = 10, by_library: bool = False) -> pd.DataFrame:
         """The `n` best trials, or the `n` best of each library."""

@@ -25,11 +25,12 @@ A study with an adaptive search (TPE, ASHA) is planned as it runs. The planner c
 A restarted planner rebuilds a study's searches from the store when its next result arrives
 (`_adaptive`). So does a planner that takes over from another (several planners may run: the
 results queue has a single active consumer, the others stand by): what it holds in memory is
-trusted only while no other planner has reacted to a result since its own last one (the store's
-`planner` turn, taken at each result of an adaptive study) and the study's revision is the one
-it planned. A result redelivered because the planner died before acking it decides nothing
-new (the searches already count it), and the trials decided on it are published again, in case
-the planner died before publishing them: at worst a trial computed twice, never one lost.
+trusted only while no other planner has reacted to a result since its own last one (the
+store's `planner` turn, taken at each result of a study with an adaptive search or a budget)
+and the study's revision is the one it planned. A result redelivered because the planner died
+before acking it decides nothing new (the searches already count it), and the trials decided on
+it are published again, in case the planner died before publishing them: at worst a trial
+computed twice, never one lost.
 
 About 440 lines: the service's two subscriptions and their failure handling side by side, as
 the crash-safety argument above runs across both; what is decided is `planner`'s.
@@ -66,6 +67,7 @@ from tunefleet_runtime.settings import PublisherSettings
 from tunefleet_runtime.store import STORE_ERRORS, Bound, Store, bounded, open_store
 from tunefleet_runtime.validation import validate_spec
 
+from tunefleet_publisher.budget import Budgets
 from tunefleet_publisher.chunks import chunked
 from tunefleet_publisher.planner import Plan, decide, plan, planned, trial_messages
 
@@ -80,7 +82,7 @@ PLANNED_PER_EVENT = 1000
 _STORE_RETRY_S = 2.0
 # First submissions this process remembers (the store remembers all of them).
 _REMEMBERED = 10_000
-# The role whose turn a planner takes in the store at each result of an adaptive study.
+# The role whose turn a planner takes in the store (`Publisher._take_turn`).
 PLANNER_TURN = "planner"
 
 
@@ -142,6 +144,7 @@ class Publisher:
         # count as redelivered whatever the broker's delivery count says (RabbitMQ 4 no longer
         # counts an explicit requeue).
         self._requeued: set[tuple[str, str]] = set()
+        self._budgets = Budgets()  # the budgeted studies' spending (budget)
         self._runtime = ConsumerRuntime(
             settings,
             self._stopping,
@@ -246,6 +249,7 @@ class Publisher:
     def _handle(self, delivery: Delivery[StudyRequest]) -> None:
         started = time.monotonic()
         request = delivery.message
+        self._budgets.forget(request.study_id)  # a new revision may bring a new budget
         try:
             with self._bounded() as bound:
                 decided = self._plan(delivery)
@@ -330,9 +334,20 @@ class Publisher:
         result = delivery.message
         try:
             with self._bounded() as bound:
-                study = self._adaptive(result.study_id, result.trial_id)
-                if study is not None:
-                    self._react(study, delivery)
+                # What this planner holds in memory of the study depends on its results: it is
+                # trusted only while no other planner has reacted to results since.
+                if not (
+                    result.study_id in self._fixed_studies
+                    and self._budgets.unbudgeted(result.study_id)
+                ):
+                    self._take_turn()
+                if self._budget_spent(result):
+                    # Nothing more is decided (a resume with a larger budget rebuilds it).
+                    self._adaptive_studies.pop(result.study_id, None)
+                else:
+                    study = self._adaptive(result.study_id, result.trial_id)
+                    if study is not None:
+                        self._react(study, delivery)
         except _NotRegisteredError:
             # Its registration is still on its way to the store (the collector is behind).
             delivery.requeue_later(_STORE_RETRY_S)
@@ -359,17 +374,38 @@ class Publisher:
     def _take_turn(self) -> None:
         """Take the planner's turn in the store; if another planner had it, it reacted to
         results since this one last did (this one stood by, or lost its connection for a while):
-        the searches held in memory may lack those results and decisions, so they are dropped
-        and each study's are rebuilt from the store at its next result."""
+        the searches and budget counts held in memory may lack those results and decisions, so
+        they are dropped, and each study's are rebuilt from the store at its next result."""
         before = self._stored().take_turn(PLANNER_TURN, self.name)
-        if before not in (None, self.name) and self._adaptive_studies:
+        if before not in (None, self.name):
             log.info(
                 "planner %s reacted to results since this one last did: the searches of %d "
-                "studies are rebuilt from the store",
+                "studies and the budget counts are rebuilt from the store",
                 before,
                 len(self._adaptive_studies),
             )
             self._adaptive_studies.clear()
+            self._budgets.forget_all()
+
+    def _budget_spent(self, result: TrialResult) -> bool:
+        """Count the result against its study's budget; once it is spent, stop the study (a
+        cancel by the planner, published here: workers skip what is queued, the collector
+        records it). Whether the study's budget is spent."""
+        if not self._budgets.current(result):
+            store = self._stored()
+            record = store.study(result.study_id)
+            stored = (
+                store.results(result.study_id, record.revision)
+                if record is not None and record.spec.budget is not None
+                else None
+            )
+            self._budgets.load(record, stored)
+        stop = self._budgets.spent_by(result)
+        if stop is not None:
+            assert self._batch is not None  # set on connect, before any delivery
+            self._batch.publish(self.topology.events_exchange, [(stop.kind, stop.encode())])
+            log.info("study %s stopped: %s", result.study_id, stop.reason)
+        return self._budgets.stopped(result.study_id)
 
     def _adaptive(self, study_id: str, on: str) -> AdaptiveStudy | None:
         """The study's adaptive searches; rebuilt from the store when this planner does not
@@ -378,7 +414,6 @@ class Publisher:
         study has no adaptive search, or is cancelled."""
         if study_id in self._fixed_studies:
             return None
-        self._take_turn()
         store = self._stored()
         record = store.study(study_id)
         known = self._adaptive_studies.get(study_id)

@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +51,7 @@ from tunefleet_worker.datacache import DataCache
 from tunefleet_worker.datasets import DatasetError, load_dataset
 from tunefleet_worker.earlystop import run_stopped
 from tunefleet_worker.families import run_family
+from tunefleet_worker.ledger import charged, cores_for
 from tunefleet_worker.refit import refit
 from tunefleet_worker.training import TrialContext
 
@@ -392,6 +393,7 @@ class Worker:
         if isinstance(message, ModelRefit):
             self._refit(job, message)
             return
+        mark = time.monotonic()  # the cost ledger: what each family's results took (ledger)
         try:
             dataset = load_dataset(
                 message.dataset, self.settings.tunefleet_data_roots, self.data.path
@@ -433,18 +435,25 @@ class Worker:
             if not todo:
                 continue
             stop = message.early_stopping.get(family[0].library)
+            cores = cores_for(family[0], self.settings.tunefleet_worker_threads)
+            pool = self.settings.tunefleet_node_pool
             # With early stopping no trial names its rounds: each is a family of one; with the
             # median rule each reads the curves finished before it starts (in this order).
-            results = (
-                [
-                    run_stopped(ctx, t, stop, self._finished_curves(message, t.library))
+            parts: Iterator[list[TrialResult]] = (
+                (
+                    [run_stopped(ctx, t, stop, self._finished_curves(message, t.library))]
                     if stop.median
-                    else run_stopped(ctx, t, stop)
+                    else [run_stopped(ctx, t, stop)]
                     for t in todo
-                ]
+                )
                 if stop
-                else run_family(ctx, todo)
+                else iter([run_family(ctx, todo)])
             )
+            results: list[TrialResult] = []
+            for part in parts:  # lazily: each part's time is its own
+                now = time.monotonic()
+                results += charged(part, now - mark, cores, pool)
+                mark = now
             job.results.extend((result, result.encode()) for result in results)
             if job.flush_pending.is_set():
                 continue  # the commit already asked for takes these results too

@@ -1,7 +1,7 @@
 """`tunefleet`: submit studies, watch them, read, export and report their results.
 
 The commands live by job in `lifecycle` (submit, status, cancel, resume), `results` (top,
-show, results, export, report, studies) and `artifacts` (refit, model, datasets, dead
+show, results, export, report, studies), `cost` and `artifacts` (refit, model, datasets, dead
 letters); they are registered here, in the order `tunefleet --help` lists them. Exit codes and
 output conventions are in `common`.
 """
@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from tunefleet.cli import artifacts, lifecycle, results
+from tunefleet.cli import artifacts, cost, lifecycle, results
 from tunefleet.cli.common import app, err
 
 __all__ = ["app", "main"]
@@ -25,6 +25,7 @@ _ORDER: tuple[Callable[..., Any], ...] = (
     results.results,
     results.export,
     results.report,
+    cost.cost,
     lifecycle.cancel,
     lifecycle.resume,
     results.studies,

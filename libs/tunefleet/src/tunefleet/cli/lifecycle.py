@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.live import Live
 from rich.table import Table
+from tunefleet_contract.cost import PriceTable
 from tunefleet_runtime.records import StudyStatus
 from tunefleet_runtime.validation import load_spec
 
@@ -24,6 +25,7 @@ from tunefleet.cli.common import (
     fail,
     out,
 )
+from tunefleet.cli.cost import cost_line
 from tunefleet.client import Client
 from tunefleet.display import describe_search, format_duration
 from tunefleet.progress import Progress
@@ -32,7 +34,7 @@ from tunefleet.study import Study
 __all__ = ["cancel", "resume", "status", "submit"]
 
 
-def _status_table(p: Progress) -> Table:
+def _status_table(p: Progress, prices: PriceTable | None = None) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
@@ -55,6 +57,7 @@ def _status_table(p: Progress) -> Table:
     if p.best_score is not None:
         best = f"{p.metric or 'score'} {p.best_score:.6f} (trial {p.best_trial_id})"
     table.add_row("best so far", best)
+    table.add_row("cost", cost_line(p.core_s_by_pool, prices))
     for search in p.searches:
         table.add_row(search.library, describe_search(search, p.metric))
     return table
@@ -68,6 +71,7 @@ def _finish(status: StudyStatus, as_json: bool) -> None:
         "done": status.done,
         "failed": status.failed,
         "cancelled": status.cancelled,
+        "state": str(status.state),
         "best_score": status.best_score,
         "metric": status.metric,
     }
@@ -77,11 +81,11 @@ def _finish(status: StudyStatus, as_json: bool) -> None:
         best = f"{status.best_score:.6f}" if status.best_score is not None else "-"
         out.print(
             f"{status.study_id}: {status.done} done, {status.failed} failed of "
-            f"{status.n_trials}{' (cancelled)' if status.cancelled else ''}; "
+            f"{status.n_trials}{f' ({status.state})' if status.cancelled else ''}; "
             f"best {status.metric or 'score'} {best}",
             highlight=False,
         )
-    if status.cancelled:
+    if status.cancelled and not status.budget_spent:  # a spent budget is how it should end
         raise typer.Exit(EXIT_CANCELLED)
     if status.failed:
         raise typer.Exit(EXIT_TRIALS_FAILED)
@@ -167,12 +171,13 @@ def status(
         client = common.client()
         study_id = study or _latest(client)
         client.study(study_id)  # an unknown id fails here, before any watching
+        prices = client.prices(study_id)
         if not watch:
             snapshot = client.snapshot(study_id)
             if as_json:
                 emit(snapshot.as_dict())
             else:
-                out.print(_status_table(snapshot))
+                out.print(_status_table(snapshot, prices))
             return
         if as_json:
             # JSON lines, one per update, for scripts that follow a study.
@@ -181,7 +186,7 @@ def status(
             return
         with Live(console=out, refresh_per_second=4, transient=False) as live:
             for snapshot in client.progress(study_id, until=_ended):
-                live.update(_status_table(snapshot))
+                live.update(_status_table(snapshot, prices))
 
 
 def cancel(

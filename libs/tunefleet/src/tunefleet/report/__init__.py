@@ -32,6 +32,7 @@ from tunefleet_contract.search.views import Decisions, SearchView, library_strat
 
 from tunefleet.client import Client
 from tunefleet.frames import scored
+from tunefleet.report.costs import cost_section
 from tunefleet.report.curves import rounds_cell, validation_curves
 from tunefleet.report.figures import (
     IMPORTANCE_METHOD,
@@ -140,13 +141,14 @@ def build_report(client: Client, study_id: str) -> str:
         sections.append("<p class='note'>No trial has finished successfully yet.</p>")
 
     sections.append(models_section(client, study_id))
+    sections.append(cost_section(client.cost(study_id)))
 
     counts = (
         f"{status.done} done, {status.failed} failed of {status.n_trials} trials"
         if status
         else "no results"
     )
-    cancelled = " — cancelled" if study.cancelled else ""
+    cancelled = f" — {status.state if status else 'cancelled'}" if study.cancelled else ""
     # As the user wrote it: `int:` (not the field's Python name), short lists inline.
     spec_yaml = yaml.safe_dump(
         spec.model_dump(mode="json", exclude_defaults=True, by_alias=True),
