@@ -58,7 +58,7 @@ class Progress:
     failed: int = 0
     running: int = 0
     redelivered: int = 0
-    redeliveries: int = 0  # deliveries beyond each trial's first (preemptions, crashes)
+    redeliveries: int = 0  # deliveries the broker made again (crashes, lost connections)
     workers: int = 0
     best_score: float | None = None
     best_trial_id: str | None = None
@@ -71,6 +71,8 @@ class Progress:
     stored: int = 0  # results the store held at the last read
     searches: tuple[SearchStatus, ...] = ()  # per library: its strategy, how far, its best
     undecided: int = 0  # trials adaptive searches have yet to decide
+    preempted: int = 0  # trials handed back by stopped workers (not failures, not redeliveries)
+    preemptions: int = 0  # those hand-backs in all
 
     @property
     def finished(self) -> int:
@@ -110,6 +112,8 @@ class Progress:
             "undecided": self.undecided,
             "redelivered": self.redelivered,
             "redeliveries": self.redeliveries,
+            "preempted": self.preempted,
+            "preemptions": self.preemptions,
             "workers": self.workers,
             "best_score": self.best_score,
             "best_trial_id": self.best_trial_id,
@@ -225,6 +229,8 @@ class _State:
             stored=self.stored,
             searches=status.searches,
             undecided=status.undecided,
+            preempted=status.preempted,
+            preemptions=status.preemptions,
         )
 
 
