@@ -35,9 +35,11 @@ from tunefleet_runtime.settings import (
     WorkerSettings,
 )
 from tunefleet_runtime.store.mongo import connect_store
+from tunefleet_worker.training import run_trial
 from tunefleet_worker.worker import Worker
 
 from tests.support.broker import Running, queue_depth, take
+from tests.support.reference import local_study
 from tests.support.waiting import wait_until
 
 LIMIT = 2  # redeliveries before the broker dead-letters a trial message
@@ -192,3 +194,69 @@ def _got(channel: Any, queue: str, what: str) -> Got:
     found = wait_until(get, what=what, timeout=30)
     assert found is not None
     return found
+
+
+class Abandoning(Worker):
+    """A worker as it was before hand-backs: on a stop it abandons the trial in hand, and the
+    broker redelivers it (one more delivery counted). Its redelivery resumes from the fold
+    checkpoints all the same."""
+
+    def _hand_back(self, job: Any) -> bool:
+        return False
+
+
+@pytest.mark.timeout(300)
+def test_a_redelivered_xgboost_trial_resumes_from_its_checkpoints_bit_for_bit(
+    settings: ClientSettings, run_service: Callable[[Any], Running]
+) -> None:
+    fixed = {"max_depth": 8, "learning_rate": 0.02, "subsample": 0.8}
+    grid = {"n_estimators": [3000]}  # about half a second per fold, 3 folds
+    spec = {
+        "name": "redelivered",
+        "dataset": "breast_cancer",
+        "metric": "roc_auc",
+        "cv": {"folds": 3, "seed": 0},
+        "search": {"xgboost": {"fixed": fixed, "grid": grid}},
+    }
+    ctx, (trial,), _ = local_study(
+        "xgboost", fixed, grid, "breast_cancer", "roc_auc", folds=3, seed=0
+    )
+    expected = run_trial(ctx, trial)  # uninterrupted, in this process
+
+    run_service(Publisher(PublisherSettings(**settings.model_dump())))
+    run_service(Collector(CollectorSettings(**settings.model_dump())))
+    client = Client(settings)
+    study_id = str(client.submit(spec))
+    db = connect_store(settings)
+    first = Abandoning(
+        WorkerSettings(
+            **settings.model_dump(),
+            tunefleet_worker_name="abandons",
+            tunefleet_grace_period_s=0.0,
+            tunefleet_checkpoint_min_s=0.0,
+        )
+    )
+    running = run_service(first)
+    wait_until(
+        lambda: db.folds.count_documents({"study_id": study_id}) >= 1,
+        what="a fold checkpoint",
+        timeout=120,
+    )
+    running.stop()
+    assert first.trials_done == 0 and first.handed_back == 0
+    if client.trials(study_id):
+        pytest.skip("the machine was too fast: the trial finished before its worker stopped")
+
+    run_service(spot_worker(settings, "next"))
+    status = client.wait(study_id, timeout_s=240)
+    (stored,) = client.trials(study_id)
+    assert stored.params == trial.params and stored.worker == "next"
+    assert (stored.score, stored.score_std, stored.fold_scores) == (
+        expected.score,
+        expected.score_std,
+        expected.fold_scores,
+    )
+    assert stored.resumed_folds is not None and stored.resumed_folds >= 1
+    # A redelivery by the broker (the old way), not a preemption: counted as such.
+    assert stored.attempts == 2
+    assert (status.redeliveries, status.preemptions) == (1, 0)

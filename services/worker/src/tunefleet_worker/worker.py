@@ -210,10 +210,12 @@ class Worker:
         try:
             self._publish_queued(job)
             body: bytes | None = job.delivery.body
+            published = set(job.published)
             if isinstance(message, TrialMessage):
-                published = set(job.published)
                 left = [t for t in message.trials if t.trial_id not in published]
                 body = message.model_copy(update={"trials": left}).encode() if left else None
+            elif message.trial_id in published:
+                body = None  # the refit's model is stored and announced
             if body is not None:
                 job.delivery.hand_back(body)
             job.delivery.ack()
@@ -380,7 +382,10 @@ class Worker:
         job.batch.publish(
             self.topology.events_exchange, [(result.kind, body) for result, body in results]
         )
-        job.published.extend(r.trial_id for r, _ in results if isinstance(r, TrialResult))
+        # Trials with confirmed results (a refit's trial once its model is announced).
+        job.published.extend(
+            r.trial_id for r, _ in results if isinstance(r, TrialResult | ModelStored)
+        )
         for result, _ in results:
             if isinstance(result, TrialResult):
                 self.trials_done += 1
@@ -493,7 +498,6 @@ class Worker:
                 threads=self.settings.tunefleet_worker_threads,
                 sleep=job.abandon.wait,
                 early_stopping=message.early_stopping,
-                resumed=self._resumed(message, job.delivery.attempt),
                 on_fold=functools.partial(self._checkpoint, job, message),
                 checkpoint_min_s=self.settings.tunefleet_checkpoint_min_s,
             )
@@ -506,6 +510,7 @@ class Worker:
             log.warning("cannot fetch the dataset of study %s: %s", message.study_id, exc)
             self._call(job, self._requeue)
             return
+        ctx.resumed = self._resumed(message, job.delivery.attempt)
         # One family (trials differing only in their rounds) at a time: its members' results
         # come from the same fits, together.
         for family in families(message.trials):
@@ -571,7 +576,8 @@ class Worker:
                 found = store.fold_checkpoints(
                     message.study_id, message.revision, ids, message.folds
                 )
-        except STORE_ERRORS as exc:
+        # Any error, not only the store's: checkpoints save time, they never hold a trial back.
+        except Exception as exc:
             log.warning(
                 "study %s: training every fold: cannot read the fold checkpoints: %s",
                 message.study_id,
