@@ -218,3 +218,16 @@ def test_a_fold_faster_than_the_minimum_is_not_announced() -> None:
         noop,
     )
     assert announced == []
+
+
+def test_a_given_up_delivery_trains_no_further_fold() -> None:
+    ctx, (trial, *_) = study("xgboost")
+    announced: list[int] = []
+    given_up = dataclasses.replace(
+        ctx,
+        on_fold=lambda fold, _: announced.append(fold),
+        abandoned=lambda: bool(announced),  # given up once fold 0 was announced
+    )
+    result = run_trial(given_up, trial)
+    assert announced == [0]  # fold 1 was never trained
+    assert result.status == "failed" and "given up" in (result.error or "")  # never published

@@ -28,6 +28,7 @@ from tunefleet_worker.foldcache import Fold, FoldSet, fold_set
 from tunefleet_worker.libraries import model_libraries, model_library
 
 __all__ = [
+    "AbandonedError",
     "FoldDone",
     "OnFold",
     "Resumed",
@@ -114,6 +115,11 @@ def _scorer(metric: str) -> Any:
     return get_scorer(metric)
 
 
+class AbandonedError(Exception):
+    """The trial's delivery was given up (handed back, or its connection lost): its next
+    fold is not trained. Raised between folds; a library's fit cannot be interrupted."""
+
+
 @dataclass(frozen=True)
 class FoldDone:
     """One trial's finished fold: the scorer's value (NaN where it was not finite) and what
@@ -155,6 +161,8 @@ class TrialContext:
     resumed: Resumed = field(default_factory=dict)
     on_fold: OnFold | None = None
     checkpoint_min_s: float = 0.0
+    # Whether the delivery was given up: no further fold is trained (`run_folds`).
+    abandoned: Callable[[], bool] = lambda: False
 
     def __post_init__(self) -> None:
         self.scorer = _scorer(self.metric)
@@ -216,6 +224,8 @@ def run_folds(
             done = [s for s in stored if s is not None]
             taken += 1
         else:
+            if ctx.abandoned():
+                raise AbandonedError(f"stopped before fold {i}: the delivery was given up")
             started = time.perf_counter()
             done = compute(i)
             worth_it = time.perf_counter() - started >= ctx.checkpoint_min_s

@@ -499,6 +499,7 @@ class Worker:
                 sleep=job.abandon.wait,
                 early_stopping=message.early_stopping,
                 on_fold=functools.partial(self._checkpoint, job, message),
+                abandoned=job.abandon.is_set,
                 checkpoint_min_s=self.settings.tunefleet_checkpoint_min_s,
             )
         except (DatasetError, ValueError) as exc:
