@@ -213,6 +213,8 @@ class Worker:
             published = set(job.published)
             if isinstance(message, TrialMessage):
                 left = [t for t in message.trials if t.trial_id not in published]
+                if self.control.skips(message.study_id, message.revision):
+                    left = []  # cancelled or superseded meanwhile: dropped, as a skip drops it
                 body = message.model_copy(update={"trials": left}).encode() if left else None
             elif message.trial_id in published:
                 body = None  # the refit's model is stored and announced
