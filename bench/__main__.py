@@ -1,7 +1,8 @@
 """`make bench` / `uv run --group peers python -m bench [--quick] [--reps N] [BENCHMARK ...]`.
 
 Benchmarks: profile, gridsearch (GridSearchCV on benchmark 1's grid, with efficiency), peers
-(every peer on a realistic grid), overhead, submission, footprint, datasets; all by default.
+(every peer on a realistic grid), overhead, submission, footprint, datasets, preemption; all
+by default.
 Each writes its section of docs/benchmarks.md. `--quick` runs small versions to check the
 harness; its numbers are not the ones to publish. The peers (Optuna, Ray Tune) come from the
 `peers` dependency group; without it they are reported as not installed.
@@ -11,7 +12,16 @@ from __future__ import annotations
 
 import argparse
 
-from bench import common, datasets, footprint, gridsearch, overhead, profile, submission
+from bench import (
+    common,
+    datasets,
+    footprint,
+    gridsearch,
+    overhead,
+    preemption,
+    profile,
+    submission,
+)
 
 BENCHMARKS = {
     "profile": profile.run,
@@ -21,6 +31,7 @@ BENCHMARKS = {
     "submission": submission.run,
     "footprint": footprint.run,
     "datasets": datasets.run,
+    "preemption": preemption.run,
 }
 
 

@@ -202,7 +202,7 @@ def _spec(config: ChaosConfig) -> dict[str, Any]:
             "score": [round(0.001 * (i + 1), 6) for i in range(config.trials)],
             "sleep_s": [config.trial_s],
         },
-        # Longer than the grace period: a SIGTERM abandons them, another worker runs them.
+        # Longer than the grace period: a SIGTERM hands them back, another worker resumes them.
         {
             "score": [round(0.5 + 0.001 * i, 6) for i in range(long_)],
             "sleep_s": [config.grace_s * 3],

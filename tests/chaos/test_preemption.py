@@ -64,7 +64,7 @@ def test_sigterm_lets_the_trial_in_hand_finish_within_the_grace_period(
     assert db.starts.count_documents({"trial_id": trial_id}) == 1
 
 
-def test_sigterm_abandons_a_trial_longer_than_the_grace_period_and_it_is_redelivered(
+def test_sigterm_hands_back_a_trial_longer_than_the_grace_period_as_a_preemption(
     pipeline: Pipeline, settings: ClientSettings
 ) -> None:
     pipeline.start("collector")
@@ -75,13 +75,16 @@ def test_sigterm_abandons_a_trial_longer_than_the_grace_period_and_it_is_redeliv
 
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=60) == 0
-    assert db.trials.find_one({"_id": trial_id}) is None  # abandoned, not finished or failed
+    assert db.trials.find_one({"_id": trial_id}) is None  # handed back, not finished or failed
 
     pipeline.start("worker", "w-next")
     result = _until("the result", lambda: db.trials.find_one({"_id": trial_id}))
     assert (result["status"], result["worker"], result["attempts"]) == ("done", "w-next", 2)
+    # A preemption, counted apart: not a redelivery, nothing towards the delivery limit.
+    assert _started(db, trial_id, 2)["preemptions"] == 1  # type: ignore[index]
     status = Client(settings).status(result["study_id"])
-    assert status is not None and (status.redelivered, status.redeliveries) == (1, 1)
+    assert status is not None and (status.redelivered, status.redeliveries) == (0, 0)
+    assert (status.preempted, status.preemptions) == (1, 1)
     # `tunefleet status` shows it.
     env = {
         "RABBITMQ_URL": str(settings.rabbitmq_url),
@@ -91,13 +94,16 @@ def test_sigterm_abandons_a_trial_longer_than_the_grace_period_and_it_is_redeliv
     }
     shown = CliRunner().invoke(app, ["status", result["study_id"], "--json"], env=env)
     assert shown.exit_code == 0, shown.output
-    assert {k: json.loads(shown.stdout)[k] for k in ("done", "redelivered", "redeliveries")} == {
+    keys = ("done", "redelivered", "redeliveries", "preempted", "preemptions")
+    assert {k: json.loads(shown.stdout)[k] for k in keys} == {
         "done": 1,
-        "redelivered": 1,
-        "redeliveries": 1,
+        "redelivered": 0,
+        "redeliveries": 0,
+        "preempted": 1,
+        "preemptions": 1,
     }
     table = CliRunner().invoke(app, ["status", result["study_id"]], env=env)
-    assert "1 trials, 1 extra deliveries" in table.stdout
+    assert "1 trials handed back, 1 times in all" in table.stdout
 
 
 def test_kill_9_mid_trial_loses_nothing(pipeline: Pipeline, settings: ClientSettings) -> None:

@@ -169,8 +169,9 @@ def test_services_start_from_the_manifests_and_process_a_study(
 def test_a_preempted_worker_hands_its_trial_back_and_another_finishes_it(
     pods: Pods, settings: ClientSettings
 ) -> None:
-    """SIGTERM with the manifests' grace period: a trial longer than it is abandoned, the
-    process exits by itself (before the kubelet's SIGKILL would come), and it is redelivered."""
+    """SIGTERM with the manifests' grace period: a trial longer than it is handed back (a
+    preemption, not a redelivery), the process exits by itself (before the kubelet's SIGKILL
+    would come), and another worker finishes it."""
     grace_s = float(container_env(pods.rendered, "worker")["TUNEFLEET_GRACE_PERIOD_S"] or 0)
     for service in ("collector", "publisher"):
         _ready(pods.start(service))
@@ -186,11 +187,14 @@ def test_a_preempted_worker_hands_its_trial_back_and_another_finishes_it(
     _until(lambda: _metric(first.port, "tunefleet_trials_started_total") == 1, "training")
     first.process.terminate()
     assert first.process.wait(120) == 0, first.log.read_text()[-3000:]
-    assert client.trials(str(study)) == [], "abandoned, not finished"
+    assert client.trials(str(study)) == [], "handed back, not finished"
 
     second = pods.start("worker", "worker-b")
-    _until(lambda: len(client.trials(str(study))) == 1, "the redelivered trial to be stored")
+    _until(lambda: len(client.trials(str(study))) == 1, "the handed-back trial to be stored")
     (trial,) = client.trials(str(study))
     assert (trial.status, trial.score, trial.attempts) == ("done", 0.5, 2)
     assert trial.worker == "worker-b-pod"
-    assert _metric(second.port, "tunefleet_redeliveries_total") == 1
+    # A preemption, not a redelivery: the broker's delivery count never saw it.
+    assert _metric(second.port, "tunefleet_redeliveries_total") == 0
+    status = client.status(str(study))
+    assert status is not None and (status.preemptions, status.redeliveries) == (1, 0)

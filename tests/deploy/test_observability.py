@@ -115,7 +115,8 @@ def test_worker_events_feed_the_counters() -> None:
     lag_count = _sample("tunefleet_queue_lag_seconds_count")
     obs.delivery_started(4, attempt=2, published_at=int(time.time()) - 30)
     obs.delivery_started(1, attempt=1, published_at=None)
-    assert obs.TRIALS_STARTED._value.get() == started + 5
+    obs.delivery_started(1, attempt=3, published_at=None, preemptions=2)  # hand-backs only
+    assert obs.TRIALS_STARTED._value.get() == started + 6
     assert obs.REDELIVERIES._value.get() == redelivered + 1
     assert _sample("tunefleet_queue_lag_seconds_count") == lag_count + 1
     failed = obs.TRIALS_FAILED._value.get()

@@ -14,6 +14,8 @@ import pytest
 from tunefleet_contract.documents import DocumentError
 from tunefleet_contract.messages import (
     Event,
+    FoldCheckpoint,
+    FoldScore,
     ModelStored,
     PlannedSpec,
     StudyCancelled,
@@ -460,3 +462,76 @@ def test_a_turn_says_who_took_it_before(store: Store) -> None:
     assert store.take_turn("planner", "b") == "a"  # b takes over: what a holds is stale
     assert store.take_turn("other", "a") is None  # roles are apart
     assert store.take_turn("planner", "a") == "b"
+
+
+# -- fold checkpoints and preemptions ---------------------------------------------------------
+
+
+def checkpoint(
+    trials: list[TrialSpec], fold: int, score: float | None, revision: int = 0, worker: str = "w1"
+) -> FoldCheckpoint:
+    return FoldCheckpoint(
+        study_id=STUDY,
+        revision=revision,
+        fold=fold,
+        folds=3,
+        trials=[
+            FoldScore(trial_id=t.trial_id, score=score, fit_time_s=1.5, score_time_s=0.25)
+            for t in trials
+        ],
+        worker=worker,
+        finished_at=time.time(),
+    )
+
+
+def test_fold_checkpoints_are_kept_once_per_trial_revision_and_fold(store: Store) -> None:
+    study = spec([0.1, 0.2, 0.3])
+    one, two, other = expand(study, STUDY)
+    store.write_events(registered(study, 0))
+    # A family's fold (two trials, one fit), written twice in one batch and again in another:
+    # the first record of a fold stands.
+    first = checkpoint([one, two], 0, 0.8125)
+    store.write_events([first, checkpoint([one, two], 0, 0.5, worker="w2"), first])
+    store.write_events([checkpoint([one], 1, None), checkpoint([one], 0, 0.25, revision=1)])
+
+    found = store.fold_checkpoints(STUDY, 0, [one.trial_id, two.trial_id, other.trial_id], 3)
+    by_key = {(f.trial_id, f.fold): f for f in found}
+    assert set(by_key) == {(one.trial_id, 0), (two.trial_id, 0), (one.trial_id, 1)}
+    kept = by_key[(one.trial_id, 0)]
+    assert (kept.score, kept.worker, kept.revision, kept.folds) == (0.8125, "w1", 0, 3)
+    assert (kept.fit_time_s, kept.score_time_s) == (1.5, 0.25)
+    assert by_key[(one.trial_id, 1)].score is None  # a fold score that was not finite
+    # Another revision, another study, another number of folds: none of these.
+    assert [f.score for f in store.fold_checkpoints(STUDY, 1, [one.trial_id], 3)] == [0.25]
+    assert store.fold_checkpoints("other-study", 0, [one.trial_id], 3) == []
+    assert store.fold_checkpoints(STUDY, 0, [one.trial_id], 5) == []
+    assert store.fold_checkpoints(STUDY, 0, [], 3) == []
+
+
+def test_preemptions_are_counted_apart_from_redeliveries(store: Store) -> None:
+    study = spec([0.1, 0.2])
+    calm, stormy = by_score(study).values()
+
+    def started(trial: TrialSpec, attempt: int, preemptions: int | None = None) -> TrialsStarted:
+        return TrialsStarted(
+            study_id=STUDY,
+            trial_ids=[trial.trial_id],
+            worker=f"w{attempt}",
+            attempt=attempt,
+            started_at=float(attempt),
+            preemptions=preemptions,
+        )
+
+    store.write_events(registered(study, 0))
+    # One trial redelivered once by the broker (a crash); the other handed back three times
+    # by stopped workers, then redelivered once.
+    store.write_events([started(calm, 1), started(calm, 2)])
+    store.write_events([started(stormy, a, p or None) for a, p in ((1, 0), (2, 1), (3, 2), (4, 3))])
+    store.write_events([started(stormy, 5, 3), result(stormy, 0, attempts=5)])
+    status = study_status(store, STUDY)
+    assert status is not None
+    assert (status.preemptions, status.preempted) == (3, 1)
+    assert (status.redeliveries, status.redelivered) == (2, 2)
+    detail = store.trial(stormy.trial_id)
+    assert detail is not None
+    assert [s.preemptions for s in detail.starts] == [0, 1, 2, 3, 3]

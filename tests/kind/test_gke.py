@@ -140,7 +140,7 @@ def test_draining_the_spot_node_hands_the_trials_back_and_loses_nothing(gke: Lab
     lab = gke
     spot = f"{lab.cluster.name}-worker"
     # Longer than the workers' grace period (TUNEFLEET_GRACE_PERIOD_S=10 of 15 s): a worker
-    # evicted in the middle of one abandons it; the broker gives it to another.
+    # evicted in the middle of one hands it back; another worker resumes it.
     trials = 8
     # Every state the worker pods go through, to a file (a pipe nobody reads fills up and
     # stops the watch).

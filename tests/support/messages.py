@@ -5,6 +5,8 @@ from __future__ import annotations
 from tunefleet_contract.messages import (
     EVENT_KINDS,
     FeatureLevels,
+    FoldCheckpoint,
+    FoldScore,
     Message,
     ModelRefit,
     ModelStored,
@@ -64,6 +66,16 @@ EVENTS: list[Message] = [
         feature_types=["float64", "category"],
         categories=[FeatureLevels(feature="b", levels=["x", "y"])],
         classes=[0, 1, 2],
+        finished_at=1.0,
+    ),
+    FoldCheckpoint(
+        study_id="s",
+        fold=1,
+        folds=3,
+        trials=[
+            FoldScore(trial_id=TRIALS[0].trial_id, score=0.8, fit_time_s=2.0, score_time_s=0.1)
+        ],
+        worker="w",
         finished_at=1.0,
     ),
 ]

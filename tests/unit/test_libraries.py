@@ -22,11 +22,14 @@ def test_each_library_names_its_thread_parameter_in_its_catalogue(library: str) 
 
 def test_the_test_library_trains_nothing_and_the_others_build_estimators() -> None:
     noop = model_library("noop")
-    assert noop.simulate({"score": 0.5}, 3, lambda _s: None) == [0.5, 0.5, 0.5]
+    slept: list[float] = []
+    assert noop.simulate_fold({"score": 0.5, "sleep_s": 3.0}, 0, 3, slept.append) == 0.5
+    assert slept == [1.0]  # each fold sleeps its part of the trial's sleep_s
+    assert noop.simulate_fold({"fail": True}, 1, 3, slept.append) == 0.0  # fails at its end
     with pytest.raises(RuntimeError, match="asked to fail"):
-        noop.simulate({"fail": True}, 3, lambda _s: None)
+        noop.simulate_fold({"fail": True}, 2, 3, slept.append)
     estimator = make_estimator("lightgbm", "regression", {"n_estimators": 3}, threads=2)
     assert type(estimator).__name__ == "LGBMRegressor" and estimator.n_jobs == 2
-    assert model_library("xgboost").simulate({}, 3, lambda _s: None) is None
+    assert model_library("xgboost").simulate_fold({}, 0, 3, lambda _s: None) is None
     with pytest.raises(ValueError, match="no estimator for library 'sklearn'"):
         make_estimator("sklearn", "regression", {}, threads=1)

@@ -5,8 +5,11 @@ import json
 import pytest
 from tunefleet_contract.messages import (
     DecodeError,
+    FoldCheckpoint,
+    FoldScore,
     TrialMessage,
     TrialResult,
+    TrialsStarted,
     decode_event,
     finite_or_none,
 )
@@ -80,3 +83,31 @@ def test_non_finite_values_cannot_be_encoded_and_are_sanitized() -> None:
     assert finite_or_none(0.5) == 0.5
     with pytest.raises(ValueError):
         result(score=float("nan")).encode()
+
+
+def test_a_fold_checkpoint_is_validated_strictly() -> None:
+    sample = next(m for m in EVENTS if isinstance(m, FoldCheckpoint))
+    payload = json.loads(sample.encode())
+    for change, expected in (
+        ({"fold": 3}, "fold 3 is not one of 3 folds"),
+        ({"folds": 1}, "folds"),
+        ({"trials": []}, "trials"),
+        ({"trials": [{**payload["trials"][0], "fit_time_s": -1.0}]}, "fit_time_s"),
+        ({"trials": [{**payload["trials"][0], "trial_id": "../x"}]}, "trial_id"),
+        ({"trials": [{**payload["trials"][0], "booster": "gASV"}]}, "booster"),
+    ):
+        with pytest.raises(DecodeError, match=expected):
+            decode_event(json.dumps({**payload, **change}).encode())
+    # NaN cannot travel (JSON has none): a fold score that is not finite travels as None.
+    with pytest.raises(ValueError):
+        FoldScore(trial_id="a" * 24, score=float("nan"), fit_time_s=1.0, score_time_s=0.0)
+    assert decode_event(sample.encode()) == sample
+
+
+def test_a_start_says_its_preemptions_only_when_there_were_some() -> None:
+    start = TrialsStarted(study_id="s", trial_ids=["a" * 24], worker="w", attempt=3, started_at=1.0)
+    assert b"preemptions" not in start.encode()  # a release before decodes it as it was
+    again = start.model_copy(update={"preemptions": 2})
+    assert TrialsStarted.decode(again.encode()).preemptions == 2
+    with pytest.raises(DecodeError, match="preemptions"):
+        TrialsStarted.decode(again.encode().replace(b'"preemptions":2', b'"preemptions":0'))

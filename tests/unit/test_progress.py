@@ -53,3 +53,36 @@ def test_cancel_and_resume_events() -> None:
     assert state.snapshot().cancelled
     state.apply(StudyResumed(study_id="s", resumed_at=2.0))
     assert not state.snapshot().cancelled
+
+
+def test_preemptions_are_counted_apart_from_redeliveries_live() -> None:
+    state = _State("s", n_trials=2, registered=True)
+    state.apply(started([A, B], 1, "w1"))
+    # w1 was preempted and handed both back; w2 got them (A alone: B's result was in), and
+    # was preempted too; w3 crashed with A in hand, so the broker redelivered it to w4.
+    state.apply(result(B, 0.5))
+    state.apply(started([A], 2, "w2").model_copy(update={"preemptions": 1}))
+    state.apply(started([A], 3, "w3").model_copy(update={"preemptions": 2}))
+    state.apply(started([A], 4, "w4").model_copy(update={"preemptions": 2}))
+    p = state.snapshot()
+    assert (p.preempted, p.preemptions) == (1, 2)
+    assert (p.redelivered, p.redeliveries) == (1, 1)  # only w3's crash
+    assert p.as_dict()["preemptions"] == 2 and p.running == 1
+
+
+def test_status_shows_preemptions_apart_from_redeliveries() -> None:
+    from rich.console import Console
+    from tunefleet.cli.lifecycle import _status_table
+    from tunefleet.display import describe
+
+    state = _State("s", n_trials=1, registered=True)
+    state.apply(started([A], 1, "w1"))
+    state.apply(started([A], 2, "w2").model_copy(update={"preemptions": 1}))
+    state.apply(started([A], 3, "w3").model_copy(update={"preemptions": 2}))
+    p = state.snapshot()
+    console = Console(width=200, record=True)
+    console.print(_status_table(p))
+    text = console.export_text()
+    assert "1 trials handed back, 2 times in all" in text
+    assert "0 trials, 0 extra deliveries" in text
+    assert "1 preempted" in describe(p) and "redelivered" not in describe(p)

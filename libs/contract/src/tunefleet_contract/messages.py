@@ -34,6 +34,8 @@ __all__ = [
     "EarlyStopped",
     "Event",
     "FeatureLevels",
+    "FoldCheckpoint",
+    "FoldScore",
     "Message",
     "ModelRefit",
     "ModelStored",
@@ -275,6 +277,50 @@ class TrialsStarted(Message):
     attempt: int = Field(ge=1)
     started_at: float
     revision: Revision = 0
+    preemptions: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="Times these trials were handed back by a worker told to stop (SIGTERM: a "
+        "spot node's notice, a scale-down) before this delivery; None: never. Counted apart "
+        "from redeliveries, and never against the delivery limit.",
+    )
+    _omit_unset: ClassVar[tuple[str, ...]] = ("preemptions",)
+
+
+class FoldScore(_Document):
+    """One trial's finished fold: its score and what it cost."""
+
+    trial_id: TrialId
+    score: float | None = Field(
+        allow_inf_nan=False, description="The scorer's value on the fold; None: not finite."
+    )
+    fit_time_s: float = Field(
+        ge=0, allow_inf_nan=False, description="This trial's share of the fold's fit."
+    )
+    score_time_s: float = Field(ge=0, allow_inf_nan=False)
+
+
+class FoldCheckpoint(Message):
+    """Worker → collector: fold `fold` of these trials is finished (one fit, or one shared by a
+    family). Stored, one record per trial and fold, so that a delivery of the trials after a
+    preemption or a crash trains only the folds that have none; the scores are the very floats
+    the uninterrupted run would have averaged, so the result is the same, bit for bit."""
+
+    kind: ClassVar[str] = "fold.checkpoint"
+    study_id: StudyId
+    revision: Revision = 0
+    fold: int = Field(ge=0, le=99)
+    folds: int = Field(ge=2, le=100, description="The trials' number of folds.")
+    trials: list[FoldScore] = Field(min_length=1, max_length=100_000)
+    worker: str = Field(default="", max_length=200)
+    finished_at: float
+
+    @model_validator(mode="after")
+    def _fold_in_range(self) -> FoldCheckpoint:
+        if self.fold >= self.folds:
+            raise ValueError(f"fold {self.fold} is not one of {self.folds} folds")
+        return self
 
 
 # A stored validation curve has at most this many points (see `EarlyStopped`).
@@ -366,7 +412,14 @@ class TrialResult(Message):
         "Cost). None: from a worker of the release before.",
     )
     pool: Pool | None = Field(default=None, description="The worker node's pool.")
-    _omit_unset: ClassVar[tuple[str, ...]] = ("early_stopping", "core_s", "pool")
+    resumed_folds: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description="Folds taken from the fold checkpoints of an earlier delivery instead of "
+        "trained again (a trial handed back on a preemption, or redelivered); None: none.",
+    )
+    _omit_unset: ClassVar[tuple[str, ...]] = ("early_stopping", "core_s", "pool", "resumed_folds")
 
     def _omit_nested(self, payload: dict[str, Any]) -> None:
         stop = payload.get("early_stopping")
@@ -551,6 +604,7 @@ EVENT_KINDS: dict[str, type[Message]] = {
         StudyResumed,
         TrialsSettled,
         ModelStored,
+        FoldCheckpoint,
     )
 }
 
@@ -563,6 +617,7 @@ Event = (
     | StudyResumed
     | TrialsSettled
     | ModelStored
+    | FoldCheckpoint
 )
 
 

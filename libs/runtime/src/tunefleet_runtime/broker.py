@@ -25,14 +25,18 @@ from tunefleet_runtime import observability
 from tunefleet_runtime.settings import BrokerSettings
 
 __all__ = [
+    "ATTEMPTS_HEADER",
     "CONNECTION_ERRORS",
+    "PREEMPTIONS_HEADER",
     "REASON_HEADER",
     "SOURCE_HEADER",
     "BatchChannel",
     "connect",
     "dead_letter",
     "delivery_attempt",
+    "handed_back_headers",
     "persistent",
+    "preemptions",
     "publish",
     "topology_of",
 ]
@@ -41,6 +45,12 @@ log = logging.getLogger(__name__)
 
 REASON_HEADER = "x-tunefleet-reason"
 SOURCE_HEADER = "x-tunefleet-queue"
+# A message handed back by a worker told to stop is published again as a new message, whose
+# broker-kept delivery count starts from nothing: these carry what it had been through.
+PREEMPTIONS_HEADER = "x-tunefleet-preemptions"  # hand-backs so far
+ATTEMPTS_HEADER = "x-tunefleet-attempts"  # deliveries before the last hand-back
+# Headers the broker sets on a delivery, which a message published again must not carry.
+_BROKER_HEADERS = ("x-delivery-count", "x-death", "x-first-death", "x-last-death")
 
 # What a lost or refused connection looks like to pika's blocking adapter.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -164,14 +174,39 @@ class BatchChannel:
         observability.health.beat()  # a commit came back: the connection is working
 
 
+def _count(headers: Mapping[str, Any], name: str) -> int:
+    try:
+        return max(0, int(headers.get(name, 0)))
+    except (TypeError, ValueError):
+        return 0
+
+
 def delivery_attempt(properties: pika.BasicProperties | None) -> int:
     """Which delivery of a message this is, 1 for the first: quorum queues count redeliveries
-    in `x-delivery-count` (absent on the first). Anything unreadable counts as the first."""
+    in `x-delivery-count` (absent on the first), on top of the deliveries before the message
+    was last handed back (`ATTEMPTS_HEADER`). Anything unreadable counts as nothing."""
     headers = (properties.headers if properties else None) or {}
-    try:
-        return max(0, int(headers.get("x-delivery-count", 0))) + 1
-    except (TypeError, ValueError):
-        return 1
+    return _count(headers, ATTEMPTS_HEADER) + _count(headers, "x-delivery-count") + 1
+
+
+def preemptions(properties: pika.BasicProperties | None) -> int:
+    """How often the message was handed back by a worker told to stop (0: never)."""
+    return _count((properties.headers if properties else None) or {}, PREEMPTIONS_HEADER)
+
+
+def handed_back_headers(properties: pika.BasicProperties | None) -> dict[str, Any]:
+    """The headers of a delivered message published again on a hand-back: its own, less what
+    the broker set on the delivery, with one more preemption and its deliveries so far. The
+    new message's delivery count starts from nothing, so the delivery limit never counts a
+    hand-back; the attempts go on counting from where they were."""
+    headers = {
+        name: value
+        for name, value in ((properties.headers if properties else None) or {}).items()
+        if not name.startswith(_BROKER_HEADERS)
+    }
+    headers[PREEMPTIONS_HEADER] = preemptions(properties) + 1
+    headers[ATTEMPTS_HEADER] = delivery_attempt(properties)
+    return headers
 
 
 def dead_letter(

@@ -36,6 +36,9 @@ from tunefleet_runtime.broker import (
     connect,
     dead_letter,
     delivery_attempt,
+    handed_back_headers,
+    preemptions,
+    publish,
     topology_of,
 )
 from tunefleet_runtime.service import serve_until_stopped
@@ -72,6 +75,11 @@ class Delivery(Generic[M]):
         """Which delivery of the message this is (1 for the first)."""
         return delivery_attempt(self.properties)
 
+    @property
+    def preemptions(self) -> int:
+        """How often the message was handed back by a worker told to stop (`hand_back`)."""
+        return preemptions(self.properties)
+
     def ack(self, *, multiple: bool = False) -> None:
         """On the connection's thread; `multiple` also acks every earlier unacked delivery."""
         self.channel.basic_ack(self.tag, multiple=multiple)
@@ -84,6 +92,15 @@ class Delivery(Generic[M]):
     def requeue(self) -> None:
         """On the connection's thread: hand it back to the queue, to be delivered again."""
         self.channel.basic_nack(self.tag, requeue=True)
+
+    def hand_back(self, body: bytes | None = None) -> None:
+        """On the connection's thread: put the message (or `body`, what is left of it) at the
+        end of its queue as a new message, confirmed, with one more preemption in its headers
+        (`broker.handed_back_headers`); the caller then acks this delivery. Unlike a requeue
+        or a lost connection, this counts nothing against the queue's delivery limit. A death
+        between the two leaves both copies to be delivered: a duplicate, never a loss."""
+        headers = handed_back_headers(self.properties)
+        publish(self.channel, "", self.queue, self.body if body is None else body, headers)
 
     def requeue_later(self, delay_s: float) -> None:
         """On the connection's thread: hand it back after `delay_s`, from the loop. A handler

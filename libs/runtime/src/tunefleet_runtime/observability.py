@@ -25,6 +25,8 @@ from typing import Any, Protocol
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 __all__ = [
+    "FOLDS_RESUMED",
+    "HANDED_BACK",
     "QUEUE_LAG_SECONDS",
     "REDELIVERIES",
     "TRAINING_SECONDS",
@@ -62,7 +64,16 @@ TRAINING_SECONDS = Histogram(
     buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200),
 )
 REDELIVERIES = Counter(
-    "tunefleet_redeliveries", "Trial messages delivered again (after preemption or a crash)."
+    "tunefleet_redeliveries",
+    "Trial messages delivered again by the broker (a crash, a lost connection, a trial "
+    "abandoned after the grace period); not the preemptions' hand-backs.",
+)
+HANDED_BACK = Counter(
+    "tunefleet_handed_back",
+    "Trial messages a worker told to stop handed back (preemptions).",
+)
+FOLDS_RESUMED = Counter(
+    "tunefleet_folds_resumed", "Folds taken from fold checkpoints instead of trained again."
 )
 QUEUE_LAG_SECONDS = Histogram(
     "tunefleet_queue_lag_seconds",
@@ -77,11 +88,14 @@ WRITE_BATCH_SIZE = Histogram(
 _BROKER_CONNECTED = Gauge("tunefleet_broker_connected", "1 while a watched connection is open.")
 
 
-def delivery_started(trials: int, attempt: int, published_at: int | None) -> None:
-    """A worker took a trial message: `attempt` counts from 1, `published_at` is AMQP's
-    timestamp property (whole seconds; None from publishers that do not set it)."""
+def delivery_started(
+    trials: int, attempt: int, published_at: int | None, preemptions: int = 0
+) -> None:
+    """A worker took a trial message: `attempt` counts from 1 (hand-backs included, of which
+    there were `preemptions`), `published_at` is AMQP's timestamp property (whole seconds;
+    None from publishers that do not set it)."""
     TRIALS_STARTED.inc(trials)
-    if attempt > 1:
+    if attempt > 1 + preemptions:
         REDELIVERIES.inc()
     if published_at:
         QUEUE_LAG_SECONDS.observe(max(0.0, time.time() - published_at))

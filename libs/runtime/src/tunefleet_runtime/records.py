@@ -31,6 +31,7 @@ from tunefleet_contract.search.views import SearchStatus, SearchTally, scored
 from tunefleet_contract.spec import StudySpec
 
 __all__ = [
+    "FoldRecord",
     "PlannedTrial",
     "Reruns",
     "ResultState",
@@ -184,6 +185,8 @@ class TrialRecord:
     early_stopping: Mapping[str, Any] | None = None
     core_s: float | None = None  # what the trial cost its worker (see TrialResult)
     pool: str | None = None  # spot | on-demand
+    # Folds taken from an earlier delivery's fold checkpoints (None: every fold was trained).
+    resumed_folds: int | None = None
 
     @property
     def best_round(self) -> int | None:
@@ -203,6 +206,23 @@ class TrialStart:
     worker: str
     started_at: float
     revision: int
+    preemptions: int = 0  # hand-backs on a stop (SIGTERM) before this delivery
+
+
+@dataclass(frozen=True)
+class FoldRecord:
+    """A finished fold of a trial, stored from a `FoldCheckpoint`: what a later delivery of
+    the trial takes instead of training the fold again."""
+
+    trial_id: str
+    revision: int
+    fold: int
+    folds: int
+    score: float | None  # None: not finite (no store keeps NaN)
+    fit_time_s: float
+    score_time_s: float
+    worker: str
+    finished_at: float
 
 
 @dataclass(frozen=True)
@@ -232,6 +252,7 @@ class TrialDetail:
                     "worker": s.worker,
                     "started_at": s.started_at,
                     "revision": s.revision,
+                    "preemptions": s.preemptions,
                 }
                 for s in self.starts
             ],
@@ -254,13 +275,19 @@ class StudyStatus:
     best_trial_id: str | None
     metric: str | None
     cancelled: bool = False
-    redeliveries: int = 0  # deliveries beyond each trial's first: preemptions, crashes, restarts
+    # Deliveries beyond each trial's first that the broker made: crashes, lost connections, a
+    # trial abandoned after the grace period. Not the preemptions, counted apart.
+    redeliveries: int = 0
     registered: bool = True
     searches: tuple[SearchStatus, ...] = ()  # per library, in the spec's order
     undecided: int = 0  # trials adaptive searches have yet to decide (neither queued nor run)
     budget_spent: bool = False  # cancelled by the planner: the budget is spent
     # Core-seconds of the results so far, per pool (`tunefleet_contract.cost.spent` prices it).
     core_s_by_pool: Mapping[str, float] = field(default_factory=dict)
+    # Hand-backs of trials by workers told to stop (a spot node's notice), in all: never a
+    # failure, never counted against the delivery limit.
+    preemptions: int = 0
+    preempted: int = 0  # trials handed back at least once
 
     @property
     def finished(self) -> int:
@@ -299,6 +326,7 @@ class StudyActivity:
     # Trial id -> its result's core-seconds and pool (the first result of each trial).
     usage: dict[str, tuple[float, str | None]] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)  # trial id -> highest attempt
+    preemptions: dict[str, int] = field(default_factory=dict)  # trial id -> hand-backs so far
     workers: set[str] = field(default_factory=set)
     best: tuple[float, str] | None = None
     spec: StudySpec | None = None
@@ -313,6 +341,7 @@ class StudyActivity:
         self.results.clear()
         self.usage.clear()
         self.attempts.clear()
+        self.preemptions.clear()
         self.workers.clear()
         self.best = None
         self.searches = None if self.spec is None else SearchTally(self.spec)
@@ -391,8 +420,10 @@ class StudyActivity:
             self.best = (value, trial_id)
         return True
 
-    def start(self, trial_id: str, attempt: int, worker: str) -> None:
+    def start(self, trial_id: str, attempt: int, worker: str, preemptions: int = 0) -> None:
         self.attempts[trial_id] = max(self.attempts.get(trial_id, 0), attempt)
+        if preemptions:
+            self.preemptions[trial_id] = max(self.preemptions.get(trial_id, 0), preemptions)
         self.workers.add(worker)
 
     def load(self, results: Iterable[TrialRecord], starts: Iterable[TrialStart]) -> None:
@@ -410,7 +441,7 @@ class StudyActivity:
             # Always: a spec that arrived since (a resume's) starts the tally over.
             self._tally(record)
         for start in starts:
-            self.start(start.trial_id, start.attempt, start.worker)
+            self.start(start.trial_id, start.attempt, start.worker, start.preemptions)
 
     def apply(
         self, event: TrialResult | TrialsStarted | TrialsPlanned | StudyCancelled | StudyResumed
@@ -431,7 +462,7 @@ class StudyActivity:
             self.plan(event.trials)
         elif isinstance(event, TrialsStarted):
             for tid in event.trial_ids:
-                self.start(tid, event.attempt, event.worker)
+                self.start(tid, event.attempt, event.worker, event.preemptions or 0)
         elif isinstance(event, StudyCancelled):
             self.cancelled = True
             self.budget_spent = is_budget_stop(event.by, event.reason)
@@ -461,8 +492,10 @@ class StudyActivity:
             failed=failed,
             running=running,
             queued=max(0, remaining - running - undecided),
-            redelivered=sum(1 for n in self.attempts.values() if n > 1),
-            redeliveries=sum(n - 1 for n in self.attempts.values() if n > 1),
+            redelivered=sum(1 for tid, n in self.attempts.items() if n > 1 + self._preempted(tid)),
+            redeliveries=sum(
+                max(0, n - 1 - self._preempted(tid)) for tid, n in self.attempts.items()
+            ),
             workers=len(self.workers),
             best_score=self.best[0] if self.best else None,
             best_trial_id=self.best[1] if self.best else None,
@@ -473,4 +506,9 @@ class StudyActivity:
             undecided=undecided,
             budget_spent=self.budget_spent,
             core_s_by_pool=by_pool,
+            preemptions=sum(self.preemptions.values()),
+            preempted=len(self.preemptions),
         )
+
+    def _preempted(self, trial_id: str) -> int:
+        return self.preemptions.get(trial_id, 0)

@@ -140,7 +140,17 @@ class WorkerSettings(BrokerSettings, ServiceSettings):
         default=64, ge=1, le=1024, description="Highest n_jobs a spec may ask for."
     )
     tunefleet_grace_period_s: float = Field(
-        default=10.0, ge=0, le=3600, description="How long SIGTERM waits for the trial in hand."
+        default=10.0,
+        ge=0,
+        le=3600,
+        description="How long SIGTERM waits for the trial in hand before handing it back.",
+    )
+    tunefleet_checkpoint_min_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=3600,
+        description="A finished fold whose training took less is not checkpointed: training "
+        "it again costs less than its record.",
     )
     tunefleet_data_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,

@@ -83,6 +83,8 @@ def describe(p: Progress) -> str:
     parts = [f"{p.running} running", f"{p.failed} failed"]
     if p.redelivered:
         parts.append(f"{p.redelivered} redelivered")
+    if p.preempted:
+        parts.append(f"{p.preempted} preempted")
     if p.workers:
         parts.append(f"{p.workers} workers")
     if p.throughput:

@@ -58,7 +58,7 @@ class Progress:
     failed: int = 0
     running: int = 0
     redelivered: int = 0
-    redeliveries: int = 0  # deliveries beyond each trial's first (preemptions, crashes)
+    redeliveries: int = 0  # deliveries the broker made again (crashes, lost connections)
     workers: int = 0
     best_score: float | None = None
     best_trial_id: str | None = None
@@ -73,6 +73,9 @@ class Progress:
     undecided: int = 0  # trials adaptive searches have yet to decide
     budget_spent: bool = False  # the planner stopped it: its budget is spent
     core_s_by_pool: Mapping[str, float] = field(default_factory=dict)  # results' core-seconds
+
+    preempted: int = 0  # trials handed back by stopped workers (not failures, not redeliveries)
+    preemptions: int = 0  # those hand-backs in all
 
     @property
     def core_s(self) -> float:
@@ -117,6 +120,8 @@ class Progress:
             "undecided": self.undecided,
             "redelivered": self.redelivered,
             "redeliveries": self.redeliveries,
+            "preempted": self.preempted,
+            "preemptions": self.preemptions,
             "workers": self.workers,
             "best_score": self.best_score,
             "best_trial_id": self.best_trial_id,
@@ -237,6 +242,8 @@ class _State:
             undecided=status.undecided,
             budget_spent=status.budget_spent,
             core_s_by_pool=status.core_s_by_pool,
+            preempted=status.preempted,
+            preemptions=status.preemptions,
         )
 
 

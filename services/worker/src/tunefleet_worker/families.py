@@ -23,11 +23,14 @@ from tunefleet_contract.messages import TrialResult, TrialSpec
 
 from tunefleet_worker.libraries import model_library
 from tunefleet_worker.training import (
+    FoldDone,
     TrialContext,
     done_result,
     failed_result,
     fit_fold,
+    fold_totals,
     library_folds,
+    run_folds,
     run_trial,
     split_threads,
 )
@@ -76,31 +79,47 @@ def run_family(ctx: TrialContext, members: Sequence[TrialSpec]) -> list[TrialRes
     largest = members[rounds.index(top)]
     params, threads = split_threads(ctx, largest)
     shared = len(members)
-    scores: list[list[float]] = [[] for _ in members]
-    score_times = [0.0] * shared
-    fit_time = 0.0
-    try:
+    spent = [0.0]  # fit time of the folds fitted here, for a failure's results
+
+    def compute(i: int) -> list[FoldDone]:
         data, folds = library_folds(ctx, library)
-        for fold in folds:
-            t0 = time.perf_counter()
-            estimator = fit_fold(ctx, library, params, threads, data, folds, fold)
-            fit_time += time.perf_counter() - t0
-            for i, n in enumerate(rounds):
-                t1 = time.perf_counter()
-                if n == top:  # the whole model: exactly what training it alone scores
-                    score = ctx.scorer(estimator, fold.X_test, fold.y_test)
-                else:
-                    with truncated(estimator, library, n) as view:
-                        score = ctx.scorer(view, fold.X_test, fold.y_test)
-                scores[i].append(float(score))
-                score_times[i] += time.perf_counter() - t1
+        fold = folds.fold(i)
+        t0 = time.perf_counter()
+        estimator = fit_fold(ctx, library, params, threads, data, folds, fold)
+        fit = time.perf_counter() - t0
+        spent[0] += fit
+        done = []
+        for n in rounds:
+            t1 = time.perf_counter()
+            if n == top:  # the whole model: exactly what training it alone scores
+                score = ctx.scorer(estimator, fold.X_test, fold.y_test)
+            else:
+                with truncated(estimator, library, n) as view:
+                    score = ctx.scorer(view, fold.X_test, fold.y_test)
+            # The fit is shared: each member carries an equal part of it.
+            done.append(FoldDone(float(score), fit / shared, time.perf_counter() - t1))
+        return done
+
+    try:
+        per_member, taken = run_folds(ctx, [m.trial_id for m in members], compute)
     except Exception as exc:  # a library error is every member's result, not the worker's crash
         return [
-            failed_result(ctx, m, exc, fit_time / shared, fit_shared_by=shared) for m in members
+            failed_result(ctx, m, exc, spent[0] / shared, fit_shared_by=shared) for m in members
         ]
-    # The fits are shared: each member carries an equal part, and says by how many it is shared,
-    # so that summing fit_time_s over a study still gives the training time spent.
-    return [
-        done_result(ctx, m, s, fit_time / shared, t, fit_shared_by=shared)
-        for m, s, t in zip(members, scores, score_times, strict=True)
-    ]
+    # Each member says by how many its fits are shared, so that summing fit_time_s over a
+    # study still gives the training time spent.
+    results = []
+    for member, done in zip(members, per_member, strict=True):
+        scores, fit_time, score_time = fold_totals(done)
+        results.append(
+            done_result(
+                ctx,
+                member,
+                scores,
+                fit_time,
+                score_time,
+                fit_shared_by=shared,
+                resumed_folds=taken or None,
+            )
+        )
+    return results

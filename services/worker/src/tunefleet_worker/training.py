@@ -28,15 +28,21 @@ from tunefleet_worker.foldcache import Fold, FoldSet, fold_set
 from tunefleet_worker.libraries import model_libraries, model_library
 
 __all__ = [
+    "AbandonedError",
+    "FoldDone",
+    "OnFold",
+    "Resumed",
     "TrialContext",
     "cv_splits",
     "done_result",
     "failed_result",
     "fit_fold",
+    "fold_totals",
     "library_data",
     "library_folds",
     "library_version",
     "make_estimator",
+    "run_folds",
     "run_trial",
     "split_threads",
     "warm_up",
@@ -109,6 +115,27 @@ def _scorer(metric: str) -> Any:
     return get_scorer(metric)
 
 
+class AbandonedError(Exception):
+    """The trial's delivery was given up (handed back, or its connection lost): its next
+    fold is not trained. Raised between folds; a library's fit cannot be interrupted."""
+
+
+@dataclass(frozen=True)
+class FoldDone:
+    """One trial's finished fold: the scorer's value (NaN where it was not finite) and what
+    it cost (for a family, this trial's share of the fit)."""
+
+    score: float
+    fit_time_s: float
+    score_time_s: float
+
+
+# Per trial id, its finished folds by index: what an earlier delivery stored (fold checkpoints).
+Resumed = Mapping[str, Mapping[int, FoldDone]]
+# Told of each fold finished here, with every trial's part of it: (fold, [(trial id, done)]).
+OnFold = Callable[[int, Sequence[tuple[str, FoldDone]]], None]
+
+
 @dataclass
 class TrialContext:
     """What all trials of one message share: data, folds, scorer, identity of this worker."""
@@ -128,6 +155,14 @@ class TrialContext:
     # Per library: its trials' rounds are chosen by the validation curve
     # (`tunefleet_worker.earlystop`).
     early_stopping: Mapping[str, EarlyStoppingSpec] = field(default_factory=dict)
+    # Fold checkpoints (`run_folds`): the folds an earlier delivery finished, taken instead of
+    # trained again; and who is told of each fold finished here that took at least
+    # `checkpoint_min_s` (none of the last fold: the result follows it at once).
+    resumed: Resumed = field(default_factory=dict)
+    on_fold: OnFold | None = None
+    checkpoint_min_s: float = 0.0
+    # Whether the delivery was given up: no further fold is trained (`run_folds`).
+    abandoned: Callable[[], bool] = lambda: False
 
     def __post_init__(self) -> None:
         self.scorer = _scorer(self.metric)
@@ -172,20 +207,42 @@ def fit_fold(
     return estimator
 
 
-def _cross_validate(
-    ctx: TrialContext, library: str, params: Mapping[str, Scalar], threads: int
-) -> tuple[list[float], float, float]:
-    fit_time = score_time = 0.0
-    scores: list[float] = []
-    data, folds = library_folds(ctx, library)
-    for fold in folds:
-        t0 = time.perf_counter()
-        estimator = fit_fold(ctx, library, params, threads, data, folds, fold)
-        t1 = time.perf_counter()
-        scores.append(float(ctx.scorer(estimator, fold.X_test, fold.y_test)))
-        fit_time += t1 - t0
-        score_time += time.perf_counter() - t1
-    return scores, fit_time, score_time
+def run_folds(
+    ctx: TrialContext, trial_ids: Sequence[str], compute: Callable[[int], list[FoldDone]]
+) -> tuple[list[list[FoldDone]], int]:
+    """Every fold of these trials, in order: a fold every one of them has in `ctx.resumed`
+    is taken from there, any other is computed (`compute(i)`: one `FoldDone` per trial, in
+    their order) and announced to `ctx.on_fold`. Per trial its folds, and how many were
+    taken. Each fold's score depends on that fold alone (its own split, its own fit), so the
+    folds taken are the very values training them again would give, and the result is the
+    same, bit for bit, as an uninterrupted run's."""
+    per_trial: list[list[FoldDone]] = [[] for _ in trial_ids]
+    taken = 0
+    for i in range(ctx.folds):
+        stored = [ctx.resumed.get(trial_id, {}).get(i) for trial_id in trial_ids]
+        if all(s is not None for s in stored):
+            done = [s for s in stored if s is not None]
+            taken += 1
+        else:
+            if ctx.abandoned():
+                raise AbandonedError(f"stopped before fold {i}: the delivery was given up")
+            started = time.perf_counter()
+            done = compute(i)
+            worth_it = time.perf_counter() - started >= ctx.checkpoint_min_s
+            if ctx.on_fold is not None and i < ctx.folds - 1 and worth_it:
+                ctx.on_fold(i, list(zip(trial_ids, done, strict=True)))
+        for folds, fold in zip(per_trial, done, strict=True):
+            folds.append(fold)
+    return per_trial, taken
+
+
+def fold_totals(folds: Sequence[FoldDone]) -> tuple[list[float], float, float]:
+    """Scores, fit time and score time over a trial's folds."""
+    return (
+        [f.score for f in folds],
+        sum(f.fit_time_s for f in folds),
+        sum(f.score_time_s for f in folds),
+    )
 
 
 def split_threads(ctx: TrialContext, trial: TrialSpec) -> tuple[dict[str, Scalar], int]:
@@ -234,16 +291,30 @@ def done_result(
 
 
 def run_trial(ctx: TrialContext, trial: TrialSpec) -> TrialResult:
-    """Train and score one trial; a library error becomes a `failed` result, never a raise."""
+    """Train and score one trial, fold by fold (`run_folds`); a library error becomes a
+    `failed` result, never a raise."""
     params, threads = split_threads(ctx, trial)
-    fit_time = score_time = 0.0
-    try:
-        started = time.perf_counter()
-        simulated = model_library(trial.library).simulate(params, ctx.folds, ctx.sleep)
+    library = model_library(trial.library)
+    spent = [0.0]  # fit time of the folds computed here, for a failure's result
+
+    def compute(i: int) -> list[FoldDone]:
+        t0 = time.perf_counter()
+        simulated = library.simulate_fold(params, i, ctx.folds, ctx.sleep)
         if simulated is not None:
-            scores, fit_time = simulated, time.perf_counter() - started
-        else:
-            scores, fit_time, score_time = _cross_validate(ctx, trial.library, params, threads)
+            fit = time.perf_counter() - t0
+            spent[0] += fit
+            return [FoldDone(simulated, fit, 0.0)]
+        data, folds = library_folds(ctx, trial.library)
+        fold = folds.fold(i)
+        estimator = fit_fold(ctx, trial.library, params, threads, data, folds, fold)
+        t1 = time.perf_counter()
+        spent[0] += t1 - t0
+        score = float(ctx.scorer(estimator, fold.X_test, fold.y_test))
+        return [FoldDone(score, t1 - t0, time.perf_counter() - t1)]
+
+    try:
+        (done,), taken = run_folds(ctx, [trial.trial_id], compute)
     except Exception as exc:  # any library error is the trial's result, not the worker's crash
-        return failed_result(ctx, trial, exc, fit_time)
-    return done_result(ctx, trial, scores, fit_time, score_time)
+        return failed_result(ctx, trial, exc, spent[0])
+    scores, fit_time, score_time = fold_totals(done)
+    return done_result(ctx, trial, scores, fit_time, score_time, resumed_folds=taken or None)

@@ -5,6 +5,13 @@ so training happens in a daemon thread and everything it wants done on the conne
 result, ack) is handed back with `Delivery.threadsafe`. The message is acked only after every
 result it carries was confirmed by the broker: a crash at any moment means redelivery, never a
 lost trial.
+
+Each finished fold of a long trial is published as a fold checkpoint (`FoldCheckpoint`), which
+the collector stores; a later delivery of the trial reads them and trains only the folds that
+have none (`training.run_folds`). Told to stop (SIGTERM) with a trial in hand, the worker waits
+the grace period for it, then hands the message back (`_hand_back`): what is left of it goes to
+the end of the queue as a new message that counts one more preemption, and this delivery is
+acked, so that preemptions never count against the delivery limit.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +32,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from tunefleet_contract.families import families
 from tunefleet_contract.messages import (
+    FoldCheckpoint,
     ModelRefit,
     ModelStored,
     TrialMessage,
@@ -38,14 +46,16 @@ from tunefleet_contract.spec import default_metric
 from tunefleet_runtime import observability
 from tunefleet_runtime.blobs import BlobError, BlobStore
 from tunefleet_runtime.broker import (
+    CONNECTION_ERRORS,
     BatchChannel,
     publish,
     topology_of,
 )
 from tunefleet_runtime.consumer import ConsumerRuntime, Delivery, RefusalError, Subscription
 from tunefleet_runtime.settings import StoreSettings, WorkerSettings
-from tunefleet_runtime.store import STORE_ERRORS, Store, open_blobs, open_store
+from tunefleet_runtime.store import STORE_ERRORS, Store, bounded, open_blobs, open_store
 
+from tunefleet_worker.checkpoints import fold_checkpoint, resumed_folds
 from tunefleet_worker.control import StudyControl
 from tunefleet_worker.datacache import DataCache
 from tunefleet_worker.datasets import DatasetError, load_dataset
@@ -53,12 +63,14 @@ from tunefleet_worker.earlystop import run_stopped
 from tunefleet_worker.families import run_family
 from tunefleet_worker.ledger import charged, cores_for
 from tunefleet_worker.refit import refit
-from tunefleet_worker.training import TrialContext
+from tunefleet_worker.training import FoldDone, Resumed, TrialContext
 
 __all__ = ["Worker", "blob_store", "check_message"]
 
 # What the trials queue carries: trials, and refits (one slot per worker for both).
 Work = TrialMessage | ModelRefit
+# What a job publishes on the events exchange, in order, in batches.
+Outgoing = TrialResult | ModelStored | FoldCheckpoint
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +117,9 @@ class _Job:
     batch: BatchChannel
     abandon: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
-    # Results encoded by the training thread, waiting for the connection thread's next commit.
-    results: deque[tuple[TrialResult | ModelStored, bytes]] = field(default_factory=deque)
+    # Results and fold checkpoints encoded by the training thread, waiting for the connection
+    # thread's next commit.
+    results: deque[tuple[Outgoing, bytes]] = field(default_factory=deque)
     flush_pending: threading.Event = field(default_factory=threading.Event)
     published: list[str] = field(default_factory=list)  # trial ids with confirmed results
     # The broker closed the channel the delivery came on (consumer_timeout) while it ran: it
@@ -124,6 +137,8 @@ class Worker:
         self._job: _Job | None = None
         self._batch: BatchChannel | None = None
         self.trials_done = 0
+        self.handed_back = 0  # messages handed back on a stop (preemptions)
+        self.folds_resumed = 0  # folds taken from checkpoints instead of trained again
         self.control = StudyControl(on_settled=self._on_settled)
         self.trials_skipped = 0
         self.data = DataCache(
@@ -131,7 +146,8 @@ class Worker:
             settings.tunefleet_cache_bytes,
             blob_store(settings) if settings.mongodb_url is not None else None,
         )
-        # Read once per trial with the median rule: the finished trials' curves.
+        # Read once per trial with the median rule (the finished trials' curves), and once per
+        # delivery after the first (the fold checkpoints of its trials).
         self._store: Store | None = None
         self._runtime = ConsumerRuntime(
             settings,
@@ -173,10 +189,55 @@ class Worker:
         deadline = time.monotonic() + self.settings.tunefleet_grace_period_s
         while not job.finished.is_set() and time.monotonic() < deadline:
             connection.process_data_events(time_limit=0.1)
-        if job.finished.is_set():
+        if job.finished.is_set() or self._hand_back(job):
             return
         log.info("abandoning the trials in hand after the grace period; the broker redelivers")
         self._abandon_job()
+
+    def _hand_back(self, job: _Job) -> bool:
+        """On a stop, after the grace period: publish what the job finished (fold checkpoints,
+        results), then put what is left of its message back at the end of the queue as a new
+        message with one more preemption (`Delivery.hand_back`, confirmed), then ack this
+        delivery. False where that cannot be done (the broker has the delivery back already,
+        or the connection failed meanwhile): then the broker redelivers it, as before.
+
+        A death at any point loses nothing: before the new message is confirmed, the delivery
+        is still unacked and comes again; between that and the ack, both come (a duplicate:
+        results are stored once, and the second copy resumes from the same checkpoints)."""
+        if job.orphaned:
+            return False
+        job.abandon.set()  # the training thread publishes nothing more from here
+        message = job.delivery.message
+        try:
+            self._publish_queued(job)
+            body: bytes | None = job.delivery.body
+            published = set(job.published)
+            if isinstance(message, TrialMessage):
+                left = [t for t in message.trials if t.trial_id not in published]
+                if self.control.skips(message.study_id, message.revision):
+                    left = []  # cancelled or superseded meanwhile: dropped, as a skip drops it
+                body = message.model_copy(update={"trials": left}).encode() if left else None
+            elif message.trial_id in published:
+                body = None  # the refit's model is stored and announced
+            if body is not None:
+                job.delivery.hand_back(body)
+            job.delivery.ack()
+        except (*CONNECTION_ERRORS, pika.exceptions.UnroutableError, pika.exceptions.NackError):
+            log.warning("cannot hand the message in hand back; the broker redelivers it")
+            return False
+        job.finished.set()
+        if self._job is job:
+            self._job = None
+        self.handed_back += 1
+        observability.HANDED_BACK.inc()
+        log.info(
+            "handed back a message of study %s after %.0f s (preemption %d): %s",
+            message.study_id,
+            time.monotonic() - job.started,
+            job.delivery.preemptions + 1,
+            "nothing was left of it" if body is None else "the rest goes to the next worker",
+        )
+        return True
 
     def _consumer_closed(self, _channel: object, reason: Exception) -> None:
         """The broker closed the consuming channel, the connection staying up: with a trial
@@ -300,10 +361,14 @@ class Worker:
                 attempt=delivery.attempt,
                 started_at=time.time(),
                 revision=message.revision,
+                preemptions=delivery.preemptions or None,
             ).encode(),
         )
         observability.delivery_started(
-            len(message.trials), delivery.attempt, delivery.properties.timestamp
+            len(message.trials),
+            delivery.attempt,
+            delivery.properties.timestamp,
+            delivery.preemptions,
         )
         threading.Thread(target=self._train, args=(job,), daemon=True, name="train").start()
 
@@ -313,11 +378,17 @@ class Worker:
         job.flush_pending.clear()
         if job.abandon.is_set():
             return
+        self._publish_queued(job)
+
+    def _publish_queued(self, job: _Job) -> None:
         results = [job.results.popleft() for _ in range(len(job.results))]
         job.batch.publish(
             self.topology.events_exchange, [(result.kind, body) for result, body in results]
         )
-        job.published.extend(r.trial_id for r, _ in results if isinstance(r, TrialResult))
+        # Trials with confirmed results (a refit's trial once its model is announced).
+        job.published.extend(
+            r.trial_id for r, _ in results if isinstance(r, TrialResult | ModelStored)
+        )
         for result, _ in results:
             if isinstance(result, TrialResult):
                 self.trials_done += 1
@@ -378,6 +449,24 @@ class Worker:
         job.abandon.set()  # the connection is gone; the broker redelivers this message
         return False
 
+    def _send(self, job: _Job, events: Sequence[Outgoing]) -> bool:
+        """Queue events for the connection thread's next commit (asked for once however many
+        are queued meanwhile). False: the job was abandoned, or its connection is gone."""
+        job.results.extend((event, event.encode()) for event in events)
+        if job.flush_pending.is_set():
+            return not job.abandon.is_set()  # the commit already asked for takes these too
+        job.flush_pending.set()
+        return not job.abandon.is_set() and self._call(job, self._publish_results)
+
+    def _checkpoint(
+        self, job: _Job, message: TrialMessage, fold: int, done: Sequence[tuple[str, FoldDone]]
+    ) -> None:
+        """A fold of the trials in training finished: publish it as a fold checkpoint."""
+        checkpoint = fold_checkpoint(
+            message.study_id, message.revision, message.folds, fold, done, self.name
+        )
+        self._send(job, [checkpoint])
+
     def _train(self, job: _Job) -> None:
         try:
             self._run(job)
@@ -413,6 +502,9 @@ class Worker:
                 threads=self.settings.tunefleet_worker_threads,
                 sleep=job.abandon.wait,
                 early_stopping=message.early_stopping,
+                on_fold=functools.partial(self._checkpoint, job, message),
+                abandoned=job.abandon.is_set,
+                checkpoint_min_s=self.settings.tunefleet_checkpoint_min_s,
             )
         except (DatasetError, ValueError) as exc:
             self._call(job, self._reject, f"dataset: {exc}")
@@ -423,6 +515,7 @@ class Worker:
             log.warning("cannot fetch the dataset of study %s: %s", message.study_id, exc)
             self._call(job, self._requeue)
             return
+        ctx.resumed = self._resumed(message, job.delivery.attempt)
         # One family (trials differing only in their rounds) at a time: its members' results
         # come from the same fits, together.
         for family in families(message.trials):
@@ -454,32 +547,75 @@ class Worker:
                 now = time.monotonic()
                 results += charged(part, now - mark, cores, pool)
                 mark = now
-            job.results.extend((result, result.encode()) for result in results)
-            if job.flush_pending.is_set():
-                continue  # the commit already asked for takes these results too
-            job.flush_pending.set()
-            if job.abandon.is_set() or not self._call(job, self._publish_results):
+            # One family's fits: each member says how many of them were taken.
+            resumed = max((r.resumed_folds or 0 for r in results), default=0)
+            self.folds_resumed += resumed
+            observability.FOLDS_RESUMED.inc(resumed)
+            if not self._send(job, results):
                 return
         self._call(job, self._ack)
+
+    def _open_store(self) -> Store | None:
+        """The store, connected on first use (lazily: opening it reaches nothing); None where
+        this worker has none configured."""
+        url = self.settings.mongodb_url
+        if url is None:
+            return None
+        if self._store is None:
+            self._store = open_store(
+                StoreSettings(
+                    mongodb_url=url,
+                    mongodb_database=self.settings.mongodb_database,
+                    tunefleet_store_timeout_s=self.settings.tunefleet_store_timeout_s,
+                )
+            )
+        return self._store
+
+    def _resumed(self, message: TrialMessage, attempt: int) -> Resumed:
+        """The stored fold checkpoints of the message's trials, for a delivery after the first
+        (a first delivery has none to find; a hand-back's copy counts its attempts on). Empty
+        where the store is not configured or out of reach: then every fold is trained, which
+        gives the same result, only later. Trials with early stopping have none (their folds
+        advance together and finish together: docs/spec.md)."""
+        if attempt <= 1:
+            return {}
+        ids = [t.trial_id for t in message.trials if t.library not in message.early_stopping]
+        store = self._open_store()
+        if not ids or store is None:
+            return {}
+        try:
+            with bounded(self.settings.tunefleet_store_timeout_s):
+                found = store.fold_checkpoints(
+                    message.study_id, message.revision, ids, message.folds
+                )
+        # Any error, not only the store's: checkpoints save time, they never hold a trial back.
+        except Exception as exc:
+            log.warning(
+                "study %s: training every fold: cannot read the fold checkpoints: %s",
+                message.study_id,
+                exc,
+            )
+            return {}
+        resumed = resumed_folds(found)
+        if resumed:
+            log.info(
+                "study %s: %d folds of %d trials are checkpointed; training the rest",
+                message.study_id,
+                len(found),
+                len(resumed),
+            )
+        return resumed
 
     def _finished_curves(self, message: TrialMessage, library: str) -> list[dict[str, Any]] | None:
         """The stored curves of the library's finished trials, for the median rule; None (the
         trial runs without the rule, and its summary says so) where the store is not
         configured or out of reach: the rule saves time, it never holds a trial back."""
-        url = self.settings.mongodb_url
-        if url is None:
-            log.warning("study %s: median rule off: this worker has no store", message.study_id)
-            return None
         try:
-            if self._store is None:
-                self._store = open_store(
-                    StoreSettings(
-                        mongodb_url=url,
-                        mongodb_database=self.settings.mongodb_database,
-                        tunefleet_store_timeout_s=self.settings.tunefleet_store_timeout_s,
-                    )
-                )
-            return self._store.finished_curves(message.study_id, message.revision, library)
+            store = self._open_store()
+            if store is None:
+                log.warning("study %s: median rule off: this worker has no store", message.study_id)
+                return None
+            return store.finished_curves(message.study_id, message.revision, library)
         except STORE_ERRORS as exc:
             log.warning(
                 "study %s: median rule off for a trial: the store: %s", message.study_id, exc

@@ -15,6 +15,7 @@ from typing import Protocol
 from pymongo.errors import PyMongoError
 from tunefleet_contract.messages import Event, ModelStored
 from tunefleet_runtime.records import (
+    FoldRecord,
     PlannedTrial,
     ResultState,
     StudyActivity,
@@ -107,6 +108,13 @@ class Store(Protocol):
     ) -> tuple[int, float | None]:
         """How many results of this revision finished after `since`, and when its first
         result finished (None: none yet)."""
+        ...
+
+    def fold_checkpoints(
+        self, study_id: str, revision: int, trial_ids: Collection[str], folds: int
+    ) -> list[FoldRecord]:
+        """The stored finished folds (of `folds`) of these trials in this revision, in no
+        particular order: what a delivery of them need not train again."""
         ...
 
     def planned_trials(self, study_id: str, revision: int) -> list[str]:

@@ -14,6 +14,9 @@ documents in dictionaries):
                                  its rung) and, when an adaptive search decided it on a result,
                                  that trial's id (`after`)
     models   _id = trial id      a refit's outcome (see `rules.model_replaces`)
+    folds    _id = trial:revision:fold   a finished fold of a trial (`FoldCheckpoint`): its
+                                 score and times, what a later delivery takes instead of
+                                 training it again; the first record of a fold stands
     turns    _id = role          which process acted as a role last (`Store.take_turn`)
 
 Documents hold no NaN or infinity (`finite`), no key with `.` or a leading `$` (the contract
@@ -28,6 +31,7 @@ from typing import Any
 
 from tunefleet_contract.documents import finite
 from tunefleet_contract.messages import (
+    FoldCheckpoint,
     ModelStored,
     StudyRegistered,
     TrialResult,
@@ -35,10 +39,19 @@ from tunefleet_contract.messages import (
     TrialsStarted,
 )
 from tunefleet_contract.spec import StudySpec
-from tunefleet_runtime.records import PlannedTrial, StudyRecord, TrialRecord, TrialStart
+from tunefleet_runtime.records import (
+    FoldRecord,
+    PlannedTrial,
+    StudyRecord,
+    TrialRecord,
+    TrialStart,
+)
 
 __all__ = [
     "Doc",
+    "fold_docs",
+    "fold_id",
+    "fold_record",
     "model_doc",
     "model_record",
     "planned_docs",
@@ -87,8 +100,32 @@ def start_docs(event: TrialsStarted) -> list[Doc]:
             "attempt": event.attempt,
             "started_at": event.started_at,
             "revision": event.revision,
+            **({"preemptions": event.preemptions} if event.preemptions else {}),
         }
         for tid in event.trial_ids
+    ]
+
+
+def fold_id(trial_id: str, revision: int, fold: int) -> str:
+    return f"{trial_id}:{revision}:{fold}"
+
+
+def fold_docs(event: FoldCheckpoint) -> list[Doc]:
+    return [
+        {
+            "_id": fold_id(entry.trial_id, event.revision, event.fold),
+            "study_id": event.study_id,
+            "trial_id": entry.trial_id,
+            "revision": event.revision,
+            "fold": event.fold,
+            "folds": event.folds,
+            "score": entry.score,
+            "fit_time_s": entry.fit_time_s,
+            "score_time_s": entry.score_time_s,
+            "worker": event.worker,
+            "finished_at": event.finished_at,
+        }
+        for entry in event.trials
     ]
 
 
@@ -131,6 +168,22 @@ def trial_start(doc: Doc) -> TrialStart:
         worker=doc["worker"],
         started_at=float(doc["started_at"]),
         revision=int(doc["revision"]),
+        preemptions=int(doc.get("preemptions") or 0),
+    )
+
+
+def fold_record(doc: Doc) -> FoldRecord:
+    score = doc.get("score")
+    return FoldRecord(
+        trial_id=doc["trial_id"],
+        revision=int(doc["revision"]),
+        fold=int(doc["fold"]),
+        folds=int(doc["folds"]),
+        score=None if score is None else float(score),
+        fit_time_s=float(doc["fit_time_s"]),
+        score_time_s=float(doc["score_time_s"]),
+        worker=str(doc.get("worker") or ""),
+        finished_at=float(doc["finished_at"]),
     )
 
 

@@ -21,6 +21,7 @@ from tunefleet_contract.search.views import scored
 from tunefleet_runtime import blobs
 from tunefleet_runtime.blobs import BlobInfo, BlobKind
 from tunefleet_runtime.records import (
+    FoldRecord,
     PlannedTrial,
     ResultState,
     StudyRecord,
@@ -222,6 +223,18 @@ class MemoryStore:
 
     def _plan(self, study_id: str) -> list[Doc]:
         return sorted(self._find("planned", study_id=study_id), key=lambda d: int(d["seq"]))
+
+    def fold_checkpoints(
+        self, study_id: str, revision: int, trial_ids: Collection[str], folds: int
+    ) -> list[FoldRecord]:
+        wanted = {documents.fold_id(t, revision, f) for t in trial_ids for f in range(folds)}
+        with self._lock:
+            found = [
+                dict(doc)
+                for key, doc in self._docs("folds").items()
+                if key in wanted and doc["study_id"] == study_id and doc["folds"] == folds
+            ]
+        return [documents.fold_record(doc) for doc in found]
 
     def planned_trials(self, study_id: str, revision: int) -> list[str]:
         return [doc["_id"] for doc in self._plan(study_id) if doc["revision"] == revision]

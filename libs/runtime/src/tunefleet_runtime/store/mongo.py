@@ -25,6 +25,7 @@ from tunefleet_contract.messages import (
     StudyResumed,
 )
 from tunefleet_runtime.records import (
+    FoldRecord,
     PlannedTrial,
     ResultState,
     StudyRecord,
@@ -36,6 +37,8 @@ from tunefleet_runtime.settings import StoreSettings
 from tunefleet_runtime.store.base import CURVES_SAMPLE, check_prefix, trial_detail
 from tunefleet_runtime.store.documents import (
     Doc,
+    fold_id,
+    fold_record,
     model_doc,
     model_record,
     planned_trial,
@@ -280,6 +283,18 @@ class MongoStore:
         recent = self.db.trials.count_documents({**current, "finished_at": {"$gt": since}})
         first = self.db.trials.find_one(current, {"finished_at": 1}, sort=[("finished_at", 1)])
         return recent, None if first is None else float(first["finished_at"])
+
+    def fold_checkpoints(
+        self, study_id: str, revision: int, trial_ids: Collection[str], folds: int
+    ) -> list[FoldRecord]:
+        # By _id (trial:revision:fold): the primary index, no index of its own to keep.
+        ids = [fold_id(t, revision, f) for t in sorted(trial_ids) for f in range(folds)]
+        return [
+            fold_record(doc)
+            for chunk in _chunks(ids)
+            for doc in self.db.folds.find({"_id": {"$in": chunk}, "study_id": study_id})
+            if int(doc["folds"]) == folds
+        ]
 
     def planned_trials(self, study_id: str, revision: int) -> list[str]:
         query = {"study_id": study_id, "revision": revision}

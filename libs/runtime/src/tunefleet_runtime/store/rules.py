@@ -4,6 +4,8 @@ already there: the same for every backend (`apply` drives a backend's `Writer`).
 - A batch is written in one order: the plan first (a registration in the same batch may revise
   the study by it), then registrations, starts and results, then revisions, then cancels and
   resumes in arrival order (a study registered in this batch exists by then), then models.
+  Fold checkpoints go with the starts: the first record of a fold stands (every delivery of
+  a trial computes the same fold alike).
   Every step is idempotent: a redelivered batch ends in the same state.
 - A second result of a trial (a redelivery, a rerun, a late copy of a superseded revision)
   merges with the first (`merge`).
@@ -22,6 +24,7 @@ from typing import Any, Protocol
 
 from tunefleet_contract.messages import (
     Event,
+    FoldCheckpoint,
     ModelStored,
     StudyCancelled,
     StudyRegistered,
@@ -32,6 +35,7 @@ from tunefleet_contract.messages import (
 )
 from tunefleet_runtime.store.documents import (
     Doc,
+    fold_docs,
     planned_docs,
     result_doc,
     start_docs,
@@ -140,6 +144,7 @@ class Batch:
     revisions: list[StudyRegistered] = field(default_factory=list)
     control: list[StudyCancelled | StudyResumed] = field(default_factory=list)
     models: list[ModelStored] = field(default_factory=list)
+    folds: list[Doc] = field(default_factory=list)
 
     @classmethod
     def of(cls, events: Iterable[Event], now: float | None = None) -> Batch:
@@ -157,6 +162,8 @@ class Batch:
                 batch.models.append(event)
             elif isinstance(event, TrialsStarted):
                 batch.starts.extend(start_docs(event))
+            elif isinstance(event, FoldCheckpoint):
+                batch.folds.extend(fold_docs(event))
             elif isinstance(event, TrialResult):
                 # Within one batch the first result of a trial wins, as across batches.
                 batch.results.setdefault(event.trial_id, result_doc(event, batch.now))
@@ -198,6 +205,7 @@ def apply(writer: Writer, events: Iterable[Event]) -> dict[str, Any]:
         "planned": writer.insert_planned(batch.planned),
         "studies": writer.insert_new("studies", batch.studies),
         "starts": writer.insert_new("starts", batch.starts),
+        "folds": writer.insert_new("folds", batch.folds),
         "trials": writer.insert_results(list(batch.results.values())),
     }
     for revision in batch.revisions:

@@ -49,6 +49,10 @@ def _status_table(p: Progress, prices: PriceTable | None = None) -> Table:
     table.add_row(
         "redelivered", f"{p.redelivered} trials, {p.redeliveries} extra deliveries in all"
     )
+    table.add_row(
+        "preempted",
+        f"{p.preempted} trials handed back, {p.preemptions} times in all (resumed, not failed)",
+    )
     table.add_row("workers seen", str(p.workers))
     table.add_row("throughput", f"{p.throughput:.2f} trials/s" if p.throughput else "-")
     eta = p.eta_s if p.eta_s is not None and p.finished < p.n_trials and not p.cancelled else None

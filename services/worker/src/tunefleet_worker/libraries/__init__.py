@@ -79,11 +79,11 @@ class ModelLibrary:
         boosting rounds (for families, `tunefleet_worker.families`)."""
         raise NotImplementedError(f"{self.name} has no rounds to cut")
 
-    def simulate(
-        self, params: Mapping[str, Scalar], folds: int, sleep: Callable[[float], object]
-    ) -> list[float] | None:
-        """Fold scores without an estimator, for a library that trains nothing; None for
-        every real one."""
+    def simulate_fold(
+        self, params: Mapping[str, Scalar], fold: int, folds: int, sleep: Callable[[float], object]
+    ) -> float | None:
+        """Fold `fold`'s score (of `folds`) without an estimator, for a library that trains
+        nothing; None for every real one."""
         return None
 
 

@@ -1,0 +1,61 @@
+"""Fold checkpoints: a finished fold as the event that records it, and the stored records of a
+trial's folds as what `training.run_folds` takes instead of training them again.
+
+A fold's score is a float the uninterrupted run would have averaged with the others; JSON
+carries it exactly (shortest round-trip repr) and so do MongoDB's doubles, so the folds taken
+give the same mean, standard deviation and fold scores bit for bit. Only a score that is not
+finite changes form on the way (stored as None, taken back as NaN), and every result field
+made of it is None either way (`finite_or_none`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Sequence
+
+from tunefleet_contract.messages import FoldCheckpoint, FoldScore
+from tunefleet_runtime.records import FoldRecord
+
+from tunefleet_worker.training import FoldDone, Resumed
+
+__all__ = ["fold_checkpoint", "resumed_folds"]
+
+
+def fold_checkpoint(
+    study_id: str,
+    revision: int,
+    folds: int,
+    fold: int,
+    done: Sequence[tuple[str, FoldDone]],
+    worker: str,
+) -> FoldCheckpoint:
+    """The event that records fold `fold` (of `folds`) of these trials, finished now."""
+    return FoldCheckpoint(
+        study_id=study_id,
+        revision=revision,
+        fold=fold,
+        folds=folds,
+        trials=[
+            FoldScore(
+                trial_id=trial_id,
+                score=d.score if math.isfinite(d.score) else None,
+                fit_time_s=max(0.0, d.fit_time_s),
+                score_time_s=max(0.0, d.score_time_s),
+            )
+            for trial_id, d in done
+        ],
+        worker=worker,
+        finished_at=time.time(),
+    )
+
+
+def resumed_folds(records: Iterable[FoldRecord]) -> Resumed:
+    """Stored fold records as the finished folds of each trial."""
+    resumed: dict[str, dict[int, FoldDone]] = {}
+    for record in records:
+        score = math.nan if record.score is None else record.score
+        resumed.setdefault(record.trial_id, {})[record.fold] = FoldDone(
+            score, record.fit_time_s, record.score_time_s
+        )
+    return resumed
