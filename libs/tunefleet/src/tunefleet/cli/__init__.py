@@ -1,9 +1,9 @@
 """`tunefleet`: submit studies, watch them, read, export and report their results.
 
 The commands live by job in `lifecycle` (submit, status, cancel, resume), `results` (top,
-show, results, export, report, studies) and `artifacts` (refit, model, datasets, dead
-letters); they are registered here, in the order `tunefleet --help` lists them. Exit codes and
-output conventions are in `common`.
+show, results, export, report, studies), `web` (dashboard) and `artifacts` (refit, model,
+datasets, dead letters); they are registered here, in the order `tunefleet --help` lists
+them. Exit codes and output conventions are in `common`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from tunefleet.cli import artifacts, lifecycle, results
+from tunefleet.cli import artifacts, lifecycle, results, web
 from tunefleet.cli.common import app, err
 
 __all__ = ["app", "main"]
@@ -25,6 +25,7 @@ _ORDER: tuple[Callable[..., Any], ...] = (
     results.results,
     results.export,
     results.report,
+    web.dashboard,
     lifecycle.cancel,
     lifecycle.resume,
     results.studies,
@@ -37,7 +38,7 @@ for _command in _ORDER:
     app.command(_command.__name__.replace("_", "-"))(_command)
 
 # Exports, results tables and reports need the `client` extra; the services install none of it.
-_CLIENT_EXTRA = {"pandas", "plotly", "pyarrow"}
+_CLIENT_EXTRA = {"pandas", "plotly", "pyarrow", "starlette", "sse_starlette", "uvicorn"}
 
 
 def main() -> None:
