@@ -190,7 +190,7 @@ function studyPage() {
     window.tf.draws += 1;
   });
 
-  let figuresAt = 0, figuresTimer = null;
+  let figuresAt = 0, figuresTimer = null, figuresDrawn = 0;
   const drawFigures = serial(async () => {
     figuresAt = Date.now();
     const data = await getJSON(`/api/studies/${ID}/figures`);
@@ -208,11 +208,13 @@ function studyPage() {
       }
     }
     box.replaceChildren(...nodes);
+    figuresDrawn = plots.length;
     for (const [div, fig] of plots) Plotly.newPlot(div, fig.data, fig.layout, { displaylogo: false, responsive: true });
   });
   function figuresSoon() {
     if (figuresTimer) return;
-    const wait = Math.max(0, 10000 - (Date.now() - figuresAt));
+    // The first figures as soon as there are any; then at most one redraw every 10 s.
+    const wait = figuresDrawn ? Math.max(0, 10000 - (Date.now() - figuresAt)) : 0;
     figuresTimer = setTimeout(() => { figuresTimer = null; drawFigures(); }, wait);
   }
 
