@@ -238,3 +238,18 @@ def test_the_follower_reports_new_studies_and_new_results_only() -> None:
     assert follower.token(study_id).results == 2  # type: ignore[union-attr]
     version = follower.version
     assert follower.poll() == [] and follower.version == version  # complete: not counted again
+
+
+def test_with_events_the_follower_counts_only_the_studies_they_name() -> None:
+    store = MemoryStore()
+    follower = Follower(store, full_every_s=3600)
+    follower.events_live = True  # as if listening: only noted studies are counted
+    study_id = _study(store, n=3)
+    assert follower.poll() == [study_id]  # the first poll is a full one
+    store.write_events([_result(study_id, 0)])
+    assert follower.poll() == []  # no event of it yet: not counted
+    follower.note(study_id)
+    assert follower.poll() == [study_id]
+    assert follower.poll(full=True) == []
+    store.write_events([_result(study_id, 1)])
+    assert follower.poll(full=True) == [study_id]  # the periodic full pass catches the rest

@@ -25,14 +25,14 @@ from starlette.routing import Route
 from tunefleet_contract.documents import finite
 from tunefleet_runtime.broker import CONNECTION_ERRORS
 from tunefleet_runtime.deadletters import list_dead_letters
-from tunefleet_runtime.records import TrialRecord
+from tunefleet_runtime.records import StudyRecord, TrialRecord
 from tunefleet_runtime.settings import DashboardSettings
 from tunefleet_runtime.store import STORE_ERRORS
 
 from tunefleet.client import Client, StudyNotFoundError
 from tunefleet.dashboard import pages, views
 from tunefleet.dashboard.live import Follower, Token
-from tunefleet.progress import from_store
+from tunefleet.progress import Progress, from_records
 
 __all__ = ["create_app"]
 
@@ -103,7 +103,7 @@ def create_app(
 ) -> Starlette:
     """The dashboard for the client's store and broker. `interval_s`: how often the store is
     followed for changes (results reach the pages within about that much of being stored)."""
-    follower = Follower(client.store, interval_s=interval_s)
+    follower = Follower(client.store, client.settings, interval_s=interval_s)
     results = _Results(client, follower)
     store = client.store
     token = settings.tunefleet_dashboard_token
@@ -119,6 +119,13 @@ def create_app(
         if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
             return _error("cancel and resume need the dashboard's token", 401)
         return None
+
+    def progress(record: StudyRecord, records: list[TrialRecord]) -> Progress:
+        # Starts only while trials may run: a complete study has none running.
+        running = len(records) < record.n_trials
+        starts = store.starts(record.study_id, record.revision) if running else []
+        plan = store.plan(record.study_id) if record.spec.adaptive and running else []
+        return from_records(record, records, starts, plan)
 
     # -- pages -------------------------------------------------------------------------------
 
@@ -152,14 +159,14 @@ def create_app(
     def studies(_request: Request) -> Response:
         rows = []
         for record in store.studies(limit=follower.studies):
-            rows.append(views.study_row(record, from_store(store, record.study_id)))
+            rows.append(views.study_row(record, progress(record, results(record.study_id))))
         return _json({"studies": rows, "version": follower.version})
 
     def study(request: Request) -> Response:
         study_id = request.path_params["ident"]
         record = client.study_record(study_id)
-        progress = from_store(store, study_id)
         records = results(study_id)
+        now = progress(record, records)
         return _json(
             {
                 "study_id": study_id,
@@ -169,8 +176,8 @@ def create_app(
                 "cancelled_at": views.iso(record.cancelled_at),
                 "cancel_reason": record.cancel_reason,
                 "libraries": list(record.spec.search),
-                "state": str(progress.state),
-                "progress": progress.as_dict(),
+                "state": str(now.state),
+                "progress": now.as_dict(),
                 "best": views.best_so_far(records),
                 "leaderboard": views.leaderboard(records),
                 "failures": views.failures(records),
@@ -309,10 +316,16 @@ def create_app(
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         import asyncio
 
+        stop = threading.Event()
+        listener = threading.Thread(
+            target=follower.listen, args=(stop,), name="dashboard-events", daemon=True
+        )
+        listener.start()
         task = asyncio.create_task(follower.run())
         try:
             yield
         finally:
+            stop.set()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

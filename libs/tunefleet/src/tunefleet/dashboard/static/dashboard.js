@@ -187,6 +187,7 @@ function studyPage() {
     drawLeaderboard(s.leaderboard);
     drawFailures(s.failures);
     await refreshTable();
+    if (!window.tf.draws) window.tf.firstDraw = performance.now(); // since navigation began
     window.tf.draws += 1;
   });
 
