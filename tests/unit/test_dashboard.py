@@ -12,10 +12,11 @@ from starlette.testclient import TestClient
 from tunefleet.client import Client
 from tunefleet.dashboard import create_app, views
 from tunefleet.dashboard.live import Follower
-from tunefleet_contract.messages import StudyRegistered, TrialResult, TrialsStarted
+from tunefleet_contract.messages import ModelStored, StudyRegistered, TrialResult, TrialsStarted
+from tunefleet_contract.spec import UploadDataset
 from tunefleet_runtime.records import TrialRecord, TrialStart
 from tunefleet_runtime.settings import DashboardSettings
-from tunefleet_runtime.store.memory import MemoryStore
+from tunefleet_runtime.store.memory import MemoryBlobStore, MemoryStore
 from tunefleet_runtime.validation import parse_spec
 
 TOKEN = "s3cret-token-for-tests"
@@ -154,13 +155,14 @@ def _result(study_id: str, i: int, status: str = "done") -> TrialResult:
     )
 
 
-def _app(store: MemoryStore, token: str | None) -> TestClient:
+def _app(store: MemoryStore, token: str | None, blobs: MemoryBlobStore | None = None) -> TestClient:
     settings = DashboardSettings(
         rabbitmq_url="amqp://u:p@nowhere:1/",
         mongodb_url="mongodb://x:1",
         tunefleet_dashboard_token=SecretStr(token) if token else None,
     )
-    return TestClient(create_app(Client(settings, store=store), settings, interval_s=0.05))
+    client = Client(settings, store=store, blobs=blobs)
+    return TestClient(create_app(client, settings, interval_s=0.05))
 
 
 def test_the_api_aggregates_pages_and_refuses_bad_queries() -> None:
@@ -253,3 +255,30 @@ def test_with_events_the_follower_counts_only_the_studies_they_name() -> None:
     assert follower.poll(full=True) == []
     store.write_events([_result(study_id, 1)])
     assert follower.poll(full=True) == [study_id]  # the periodic full pass catches the rest
+
+
+def test_a_refitted_trial_offers_its_model_in_the_native_format() -> None:
+    store, blobs = MemoryStore(), MemoryBlobStore(1 << 20)
+    study_id = _study(store)
+    store.write_events([_result(study_id, 0)])
+    blob, _ = blobs.put_bytes(b"the booster, natively", kind="model", format="ubj")
+    dataset = UploadDataset(kind="upload", target="target", sha256="a" * 64, format="csv")
+    stored = ModelStored(
+        study_id=study_id,
+        trial_id=f"{0:024x}",
+        library="xgboost",
+        params={"max_depth": 3},
+        status="done",
+        sha256=blob.sha256,
+        format="ubj",
+        size=blob.size,
+        dataset=dataset,
+        finished_at=time.time(),
+    )
+    store.write_events([stored])
+    with _app(store, None, blobs) as http:
+        trial = http.get(f"/api/trials/{0:024x}").json()
+        assert trial["model"]["status"] == "done" and trial["model"]["format"] == "ubj"
+        download = http.get(f"/api/trials/{0:024x}/model")
+        assert download.status_code == 200 and download.content == b"the booster, natively"
+        assert download.headers["content-disposition"].endswith('.ubj"')
