@@ -25,7 +25,7 @@ from starlette.routing import Route
 from tunefleet_contract.documents import finite
 from tunefleet_runtime.broker import CONNECTION_ERRORS
 from tunefleet_runtime.deadletters import list_dead_letters
-from tunefleet_runtime.records import StudyRecord, TrialRecord
+from tunefleet_runtime.records import StudyRecord, TrialRecord, TrialStart
 from tunefleet_runtime.settings import DashboardSettings
 from tunefleet_runtime.store import STORE_ERRORS
 
@@ -45,28 +45,47 @@ _DEAD_LETTERS = 200
 
 
 class _Results:
-    """The current revision's results per study, kept while the follower's token for it is
-    unchanged: paging and filtering the trial table does not read the store again."""
+    """The current revision's results (and starts) per study, kept while the follower's token
+    for it is unchanged: paging and filtering the trial table, and every page that opens, do
+    not read the store again. The starts are as fresh as the latest result: what runs is
+    re-read when a result comes."""
 
     def __init__(self, client: Client, follower: Follower) -> None:
         self.client = client
         self.follower = follower
         self.lock = threading.Lock()
-        self.cached: dict[str, tuple[Token, list[TrialRecord]]] = {}
+        self.cached: dict[tuple[str, str], tuple[Token, Any]] = {}
 
-    def __call__(self, study_id: str) -> list[TrialRecord]:
+    def _kept(self, kind: str, study_id: str, read: Callable[[], Any], counted: bool) -> Any:
         token = self.follower.token(study_id)
         with self.lock:
-            hit = self.cached.get(study_id)
+            hit = self.cached.get((kind, study_id))
         if token is not None and hit is not None and hit[0] == token:
             return hit[1]
-        records = self.client.trials(study_id)
-        if token is not None and len(records) == token.results:
+        value = read()
+        # Results are kept only if they are what the token counted (not a read from between).
+        if token is not None and (not counted or len(value) == token.results):
             with self.lock:
-                if len(self.cached) > 20:
+                if len(self.cached) > 40:
                     self.cached.clear()
-                self.cached[study_id] = (token, records)
+                self.cached[(kind, study_id)] = (token, value)
+        return value
+
+    def __call__(self, study_id: str) -> list[TrialRecord]:
+        records: list[TrialRecord] = self._kept(
+            "results", study_id, lambda: self.client.trials(study_id), counted=True
+        )
         return records
+
+    def starts(self, record: StudyRecord) -> list[TrialStart]:
+        store = self.client.store
+        starts: list[TrialStart] = self._kept(
+            "starts",
+            record.study_id,
+            lambda: store.starts(record.study_id, record.revision),
+            counted=False,
+        )
+        return starts
 
 
 def _json(value: Any, status_code: int = 200) -> JSONResponse:
@@ -123,7 +142,7 @@ def create_app(
     def progress(record: StudyRecord, records: list[TrialRecord]) -> Progress:
         # Starts only while trials may run: a complete study has none running.
         running = len(records) < record.n_trials
-        starts = store.starts(record.study_id, record.revision) if running else []
+        starts = results.starts(record) if running else []
         plan = store.plan(record.study_id) if record.spec.adaptive and running else []
         return from_records(record, records, starts, plan)
 

@@ -10,10 +10,11 @@ stream which studies changed; the page fetches what it shows of them again.
 What it reads, and when: every `interval_s`, the recent studies' records (one small query),
 and a count of the results of each study that the events exchange says is active (an event of
 it in the last `linger_s`: the collector writes a result within about its flush interval of
-the event). Every `full_every_s`, and on every poll while the broker cannot be reached, it
-counts every running study, which catches what crosses no exchange (trials the collector fails
-from the dead-letter queue). A complete study is not counted again until its record changes.
-So an idle fleet costs one small query per poll, whatever the number of trials or of pages.
+the event). Every `full_every_s` (less often where that takes long), and on every poll while
+the broker cannot be reached, it counts every running study, which catches what crosses no
+exchange (trials the collector fails from the dead-letter queue). A complete study is not
+counted again until its record changes. So an idle fleet costs one small query per poll,
+whatever the number of trials or of pages.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class Follower:
         self._active: dict[str, float] = {}  # study id -> when its last event came (monotonic)
         self._lock = threading.Lock()
         self._last_full = -float("inf")
+        self._full_took = 0.0
         self._subscribers: set[asyncio.Queue[list[str]]] = set()
 
     def note(self, study_id: str) -> None:
@@ -82,7 +84,10 @@ class Follower:
         `full`: count every running study (default: when one is due, or without events)."""
         now = time.monotonic()
         if full is None:
-            full = not self.events_live or now - self._last_full >= self.full_every_s
+            # A full pass that takes long (a store that scans: FerretDB counts 100,000 results
+            # in seconds) is made rarer in proportion, so that it never keeps the store busy.
+            every = max(self.full_every_s, 20 * self._full_took)
+            full = not self.events_live or now - self._last_full >= every
         if full:
             self._last_full = now
         with self._lock:
@@ -107,6 +112,8 @@ class Follower:
             if token != known:
                 changed.append(study.study_id)
         self.tokens = current
+        if full:
+            self._full_took = time.monotonic() - now
         if changed:
             self.version += 1
         return changed
