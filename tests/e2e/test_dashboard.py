@@ -42,6 +42,14 @@ SPEC: dict[str, Any] = {
 }
 
 
+SECOND: dict[str, Any] = {
+    "name": "dashboard-second",
+    "dataset": "iris",
+    "cv": {"folds": 2, "seed": 1},
+    "search": {"noop": {"grid": {"score": [0.3, 0.5, 0.7, 0.95]}}},
+}
+
+
 @pytest.fixture
 def chromium() -> str:
     binary = chromium_binary()
@@ -219,6 +227,16 @@ def test_dashboard_follows_a_study_live_filters_and_cancels(
             f"!!document.querySelector('#trials tr[data-trial-id=\"{one['_id']}\"]')",
             "one trial by its id",
         )
+
+        # Two studies side by side: a second, short one against the first.
+        second = client.submit(SECOND)
+        second.wait(progress=False, timeout_s=120)
+        browser.open(f"{dashboard}/compare?a={study_id}&b={second}")
+        wait_for(browser, "window.tf.draws > 0", "the comparison")
+        names = browser.evaluate("[...document.querySelectorAll('#sides tr')][0].textContent")
+        assert "dashboard-e2e" in names and "dashboard-second" in names
+        assert browser.evaluate("document.getElementById('best').data.length") == 2
+        browser.screenshot(shots / "dashboard-compare.png")
 
         # How long from a result's storing to the page showing it (reported, not asserted).
         stored = sorted(

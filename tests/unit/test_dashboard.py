@@ -282,3 +282,26 @@ def test_a_refitted_trial_offers_its_model_in_the_native_format() -> None:
         download = http.get(f"/api/trials/{0:024x}/model")
         assert download.status_code == 200 and download.content == b"the booster, natively"
         assert download.headers["content-disposition"].endswith('.ubj"')
+
+
+def test_two_studies_compare_side_by_side() -> None:
+    store = MemoryStore()
+    first = _study(store, n=3)
+    spec = parse_spec(
+        {"name": "dash-other", "dataset": "iris", "search": {"noop": {"grid": {"score": [0.9]}}}}
+    )
+    now = time.time()
+    other = spec.study_id()
+    store.write_events(
+        [StudyRegistered(study_id=other, spec=spec, n_trials=1, submitted_at=now, published_at=now)]
+    )
+    store.write_events([_result(first, 0), _result(first, 2), _result(other, 8)])
+    with _app(store, None) as http:
+        sides = http.get("/api/compare", params={"a": first, "b": other}).json()["studies"]
+        assert [s["study_id"] for s in sides] == [first, other]
+        assert sides[0]["steps"]["y"] == [pytest.approx(0.1), pytest.approx(0.3)]
+        assert sides[0]["steps"]["x"][0] == 0.0
+        assert sides[1]["best_by_library"]["noop"]["score"] == pytest.approx(0.9)
+        missing = http.get("/api/compare", params={"a": first})
+        assert missing.status_code == 400 and missing.json()["error"].startswith("b:")
+        assert 'data-page="compare"' in http.get("/compare").text

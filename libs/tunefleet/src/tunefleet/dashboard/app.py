@@ -243,6 +243,17 @@ def create_app(
             library_sections(spec, done, records, plan, metric, Sections(), figure)
         return _json({"sections": sections, "trials": len(records)})
 
+    def compare(request: Request) -> Response:
+        sides = []
+        for key in ("a", "b"):
+            study_id = request.query_params.get(key) or ""
+            if not study_id:
+                raise ValueError(f"{key}: give the id of a study to compare")
+            record = client.study_record(study_id)
+            records = results(study_id)
+            sides.append(views.compared(record, progress(record, records), records))
+        return _json({"studies": sides})
+
     def dead_letters(request: Request) -> Response:
         study_id = request.path_params["ident"]
         client.study_record(study_id)
@@ -354,6 +365,7 @@ def create_app(
         Route("/studies/{ident}", page("study")),
         Route("/trials/{ident}", page("trial")),
         Route("/fleet", page("fleet")),
+        Route("/compare", page("compare")),
         Route("/static/{name}", static),
         Route("/api/studies", _guarded(studies)),
         Route("/api/studies/{ident}", _guarded(study)),
@@ -365,6 +377,7 @@ def create_app(
         Route("/api/trials/{ident}", _guarded(trial)),
         Route("/api/trials/{ident}/model", _guarded(model)),
         Route("/api/fleet", _guarded(fleet)),
+        Route("/api/compare", _guarded(compare)),
         Route("/api/events", events),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

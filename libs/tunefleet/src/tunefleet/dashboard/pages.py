@@ -8,13 +8,15 @@ import html
 
 __all__ = ["KINDS", "render"]
 
-KINDS = ("studies", "study", "trial", "fleet")
+KINDS = ("studies", "study", "trial", "fleet", "compare")
 
 _BODIES = {
     "studies": """
 <h1>Studies</h1>
+<p class="note">Tick two studies to <button id="compare" type="button" disabled>compare</button>
+them.</p>
 <table id="studies" class="grid"><thead><tr>
-<th>name</th><th>state</th><th>progress</th><th>done</th><th>failed</th><th>running</th>
+<th></th><th>name</th><th>state</th><th>progress</th><th>done</th><th>failed</th><th>running</th>
 <th>best</th><th>metric</th><th>libraries</th><th>submitted (UTC)</th><th>cost</th>
 </tr></thead><tbody></tbody></table>
 <p class="note" id="empty" hidden>No study yet: <code>tunefleet submit spec.yaml</code>.</p>
@@ -58,6 +60,11 @@ _BODIES = {
 <h1>Trial <code id="trial-id"></code></h1>
 <p>Study <a id="study-link"></a> <span id="status" class="state"></span></p>
 <div id="trial"></div>
+""",
+    "compare": """
+<h1>Two studies</h1>
+<table id="sides" class="grid"><tbody></tbody></table>
+<h2>Best so far, from each study's first result</h2><div id="best" class="plot"></div>
 """,
     "fleet": """
 <h1>Fleet</h1>

@@ -22,6 +22,7 @@ __all__ = [
     "MAX_POINTS",
     "TrialQuery",
     "best_so_far",
+    "compared",
     "failures",
     "fleet",
     "iso",
@@ -315,3 +316,30 @@ def fleet(
         entry["per_min"] = round(entry.pop("recent") * 60.0 / window_s, 2)
         rows.append(entry)
     return sorted(rows, key=lambda e: (not e["running"], e["worker"]))
+
+
+def compared(
+    record: StudyRecord, progress: Progress, records: Sequence[TrialRecord]
+) -> dict[str, Any]:
+    """A study's side of a comparison: its line of the studies page, the best score per
+    library, and its best-so-far steps against the time since its first result (two studies
+    run at different times, so their clocks are not compared)."""
+    done = sorted(_scored(records), key=lambda r: r.finished_at)
+    steps: dict[str, list[Any]] = {"x": [], "y": []}
+    best = -math.inf
+    for record_ in done:
+        score = float(record_.score)  # type: ignore[arg-type]  # _scored: not None
+        if score > best:
+            best = score
+            steps["x"].append(record_.finished_at - done[0].finished_at)
+            steps["y"].append(score)
+    if done and steps["x"][-1] != done[-1].finished_at - done[0].finished_at:
+        steps["x"].append(done[-1].finished_at - done[0].finished_at)
+        steps["y"].append(best)
+    board = leaderboard(records, per_library=1)
+    return {
+        **study_row(record, progress),
+        "best_by_library": {library: rows[0] for library, rows in board.items()},
+        "steps": steps,
+        "fit_time_s": sum(r.fit_time_s or 0.0 for r in records),
+    }

@@ -75,7 +75,9 @@ function studiesPage() {
   const tbody = document.querySelector("#studies tbody");
   const refresh = serial(async () => {
     const data = await getJSON("/api/studies");
+    const ticked = new Set([...tbody.querySelectorAll("input:checked")].map((i) => i.value));
     tbody.replaceChildren(...data.studies.map((s) => el("tr", { "data-study-id": s.study_id },
+      el("td", {}, el("input", { type: "checkbox", value: s.study_id, checked: ticked.has(s.study_id) ? "" : null })),
       el("td", {}, link(`/studies/${s.study_id}`, s.name)),
       el("td", {}, el("span", { class: "state" }, s.state)),
       el("td", {}, bar(s.done + s.failed, s.n_trials, "mini"), ` ${s.done + s.failed}/${s.n_trials}`),
@@ -87,8 +89,45 @@ function studiesPage() {
     document.getElementById("empty").hidden = data.studies.length > 0;
     window.tf.draws += 1;
   });
+  const button = document.getElementById("compare");
+  const picked = () => [...tbody.querySelectorAll("input:checked")].map((i) => i.value);
+  tbody.addEventListener("change", () => { button.disabled = picked().length !== 2; });
+  button.onclick = () => {
+    const [a, b] = picked();
+    location.href = `/compare?a=${encodeURIComponent(a)}&b=${encodeURIComponent(b)}`;
+  };
   refresh();
   live(() => refresh());
+}
+
+// -- two studies -----------------------------------------------------------------------------
+
+function comparePage() {
+  const query = new URLSearchParams(location.search);
+  const ids = [query.get("a"), query.get("b")];
+  const refresh = serial(async () => {
+    const data = await getJSON(`/api/compare?a=${encodeURIComponent(ids[0])}&b=${encodeURIComponent(ids[1])}`);
+    const [a, b] = data.studies;
+    const libraries = [...new Set([...Object.keys(a.best_by_library), ...Object.keys(b.best_by_library)])].sort();
+    const row = (label, f) => el("tr", {}, el("th", {}, label), el("td", {}, f(a)), el("td", {}, f(b)));
+    document.querySelector("#sides tbody").replaceChildren(
+      row("study", (s) => link(`/studies/${s.study_id}`, s.name)),
+      row("state", (s) => s.state),
+      row("trials", (s) => `${s.done} done, ${s.failed} failed of ${s.n_trials}`),
+      row("best", (s) => `${fmt(s.best_score)} ${s.metric || ""}`),
+      ...libraries.map((l) => row(`best ${l}`, (s) => {
+        const t = s.best_by_library[l];
+        return t ? `${fmt(t.score)} (${t.params})` : "-";
+      })),
+      row("fit time, s", (s) => fmt(s.fit_time_s, 1)));
+    Plotly.react("best", data.studies.map((s) => ({ x: s.steps.x, y: s.steps.y, name: s.name + " " + s.study_id.slice(-6),
+      mode: "lines", type: "scatter", line: { shape: "hv", width: 3 } })),
+      { template: "plotly_white", height: 360, margin: { t: 20, l: 60, r: 20, b: 40 }, xaxis: { title: { text: "seconds since the study's first result" } } },
+      { displaylogo: false, responsive: true });
+    window.tf.draws += 1;
+  });
+  refresh();
+  live((changed) => { if (changed.some((id) => ids.includes(id))) refresh(); });
 }
 
 // -- a study ---------------------------------------------------------------------------------
@@ -319,4 +358,4 @@ function fleetPage() {
   setInterval(refresh, 5000); // starts carry no event of their own: what runs is re-read
 }
 
-({ studies: studiesPage, study: studyPage, trial: trialPage, fleet: fleetPage })[PAGE]();
+({ studies: studiesPage, study: studyPage, trial: trialPage, fleet: fleetPage, compare: comparePage })[PAGE]();
