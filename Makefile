@@ -6,7 +6,7 @@ include mk/tools.mk
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install demo test test-suite test-unit lint typecheck services-install
+.PHONY: help install demo dashboard test test-suite test-unit lint typecheck services-install
 
 # The README's two commands first, then every other target in alphabetical order.
 HELP_FIRST := demo test
@@ -25,6 +25,9 @@ services-install: install ## Install RabbitMQ (apt) and build FerretDB (Go) if m
 DEMO_SPEC ?= examples/demo.yaml
 demo: services-install ## Run a real 3-library study through the whole pipeline on local services (DEMO_SPEC=examples/tpe.yaml: another)
 	$(UV) run --frozen python -m tunefleet_dev.demo $(DEMO_SPEC)
+
+dashboard: services-install ## The live web dashboard on local services and a pipeline, with the demo study (DEMO_SPEC=, empty: none)
+	$(UV) run --frozen python -m tunefleet_dev.dashboard $(DEMO_SPEC)
 
 test: services-install test-tools cluster-install docker-install ## The whole test suite, against real services (what CI runs)
 	$(UV) run --frozen ruff check .

@@ -12,7 +12,8 @@ $(UV_USER_BIN):
 	@echo "installing uv from PyPI into ~/.local/bin (user-level): it builds .venv from uv.lock"
 	python3 -m pip install --quiet --user --disable-pip-version-check uv
 
-# Headless Chromium renders the HTML report in tests/e2e/test_report.py.
+# Headless Chromium renders the HTML report in tests/e2e/test_report.py and drives the dashboard
+# in tests/e2e/test_dashboard.py (over the DevTools protocol: tests/support/chromium.py).
 test-tools: ## Install what only the tests need (Debian's chromium) if missing
 	@if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then \
 		echo "installing chromium (Debian package): the report test renders the HTML report in it"; \

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AnyUrl, Field, UrlConstraints, field_validator, model_validator
+from pydantic import AnyUrl, Field, SecretStr, UrlConstraints, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from tunefleet_contract.cost import Pool, PriceTable
 
@@ -22,6 +22,7 @@ __all__ = [
     "BrokerSettings",
     "ClientSettings",
     "CollectorSettings",
+    "DashboardSettings",
     "PublisherSettings",
     "ServiceSettings",
     "StoreSettings",
@@ -209,3 +210,15 @@ class ClientSettings(BrokerSettings, StoreSettings):
         if isinstance(value, str):
             return PriceTable.parse(value) if value.strip() else None
         return value
+
+
+class DashboardSettings(ClientSettings):
+    """`tunefleet dashboard`: the client's settings, and where it listens. Without a token it
+    is read-only; cancel and resume need TUNEFLEET_DASHBOARD_TOKEN (no default: `make
+    dashboard` makes one for the local services and prints it)."""
+
+    tunefleet_dashboard_host: str = Field(
+        default="127.0.0.1", description="Bind address; 0.0.0.0 only behind a network policy"
+    )
+    tunefleet_dashboard_port: int = Field(default=8765, ge=0, le=65535)
+    tunefleet_dashboard_token: SecretStr | None = Field(default=None, min_length=16)

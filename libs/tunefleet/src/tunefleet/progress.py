@@ -17,7 +17,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import InitVar, dataclass, field
 from typing import Any
 
@@ -35,11 +35,20 @@ from tunefleet_contract.messages import (
 from tunefleet_contract.search.views import SearchStatus
 from tunefleet_contract.topology import declare_watch_queue
 from tunefleet_runtime.broker import CONNECTION_ERRORS, connect, topology_of
-from tunefleet_runtime.records import StudyActivity, StudyState, is_complete, study_state
+from tunefleet_runtime.records import (
+    PlannedTrial,
+    StudyActivity,
+    StudyRecord,
+    StudyState,
+    TrialRecord,
+    TrialStart,
+    is_complete,
+    study_state,
+)
 from tunefleet_runtime.settings import ClientSettings
 from tunefleet_runtime.store import STORE_ERRORS, Store
 
-__all__ = ["Progress", "from_store", "watch"]
+__all__ = ["Progress", "from_records", "from_store", "watch"]
 
 # Throughput is measured over this trailing window of results seen live.
 _RATE_WINDOW_S = 60.0
@@ -257,6 +266,34 @@ def from_store(store: Store, study_id: str, *, window_s: float = 300.0) -> Progr
     if recent and first is not None:
         span = min(window_s, time.time() - first)
         snapshot.throughput = recent / max(span, 1.0)
+        remaining = max(0, snapshot.n_trials - snapshot.finished)
+        snapshot.eta_s = remaining / snapshot.throughput if remaining else None
+    return snapshot
+
+
+def from_records(
+    study: StudyRecord,
+    results: Sequence[TrialRecord],
+    starts: Iterable[TrialStart],
+    plan: Iterable[PlannedTrial] = (),
+    *,
+    window_s: float = 300.0,
+) -> Progress:
+    """`from_store`'s snapshot from records the caller has already read (the dashboard keeps a
+    study's results while they are unchanged): `results` and `starts` of the study's current
+    revision, `plan` its plan where it is adaptive."""
+    state = _State(study.study_id, revision=study.revision)
+    state.activity.study(study)
+    state.activity.load(results, starts)
+    if study.spec.adaptive:
+        state.activity.plan(t for t in plan if t.revision == study.revision)
+    state.stored = len(results)
+    snapshot = state.snapshot()
+    cutoff = time.time() - window_s
+    recent = sum(1 for r in results if r.finished_at > cutoff)
+    if recent:
+        first = min(r.finished_at for r in results)
+        snapshot.throughput = recent / max(min(window_s, time.time() - first), 1.0)
         remaining = max(0, snapshot.n_trials - snapshot.finished)
         snapshot.eta_s = remaining / snapshot.throughput if remaining else None
     return snapshot

@@ -1,9 +1,9 @@
 """`tunefleet`: submit studies, watch them, read, export and report their results.
 
 The commands live by job in `lifecycle` (submit, status, cancel, resume), `results` (top,
-show, results, export, report, studies), `cost` and `artifacts` (refit, model, datasets, dead
-letters); they are registered here, in the order `tunefleet --help` lists them. Exit codes and
-output conventions are in `common`.
+show, results, export, report, studies), `cost`, `web` (dashboard) and `artifacts` (refit,
+model, datasets, dead letters); they are registered here, in the order `tunefleet --help` lists
+them. Exit codes and output conventions are in `common`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from tunefleet.cli import artifacts, cost, lifecycle, results
+from tunefleet.cli import artifacts, cost, lifecycle, results, web
 from tunefleet.cli.common import app, err
 
 __all__ = ["app", "main"]
@@ -26,6 +26,7 @@ _ORDER: tuple[Callable[..., Any], ...] = (
     results.export,
     results.report,
     cost.cost,
+    web.dashboard,
     lifecycle.cancel,
     lifecycle.resume,
     results.studies,
@@ -38,7 +39,7 @@ for _command in _ORDER:
     app.command(_command.__name__.replace("_", "-"))(_command)
 
 # Exports, results tables and reports need the `client` extra; the services install none of it.
-_CLIENT_EXTRA = {"pandas", "plotly", "pyarrow"}
+_CLIENT_EXTRA = {"pandas", "plotly", "pyarrow", "starlette", "sse_starlette", "uvicorn"}
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import html
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,9 +49,12 @@ from tunefleet.report.searches import adaptive_sections
 from tunefleet.report.tables import models_section, table
 
 if TYPE_CHECKING:
+    import pandas as pd
     import plotly.graph_objects as go
+    from tunefleet_contract.spec import StudySpec
+    from tunefleet_runtime.records import PlannedTrial, TrialRecord
 
-__all__ = ["IMPORTANCE_METHOD", "build_report", "write_report"]
+__all__ = ["IMPORTANCE_METHOD", "build_report", "library_sections", "write_report"]
 
 _TOP_N = 20
 
@@ -77,7 +81,6 @@ def build_report(client: Client, study_id: str) -> str:
     stopping = any(part.early_stopping is not None for part in spec.search.values())
     records = client.trials(study_id) if spec.adaptive or stopping else []
     plan = client.plan(study_id) if spec.adaptive else []
-    decisions = Decisions(spec, plan)
     metric = (status.metric if status else None) or spec.metric or "score"
     done = scored(frame)
 
@@ -99,39 +102,7 @@ def build_report(client: Client, study_id: str) -> str:
         figure("best over time", best_over_time(done))
         sections.append("<h2>Scores per library</h2>")
         figure("distribution", distribution(done, metric))
-        for library, part in done.groupby("library", sort=True):
-            part = part.dropna(axis="columns", how="all")
-            params = varying(part)
-            strategy = library_strategy(spec.search[str(library)])
-            sections.append(
-                f"<h2>{html.escape(str(library))} <small>({html.escape(strategy)})</small></h2>"
-            )
-            search = SearchView.of(spec, str(library), decisions)
-            owned: set[str] = set()
-            if search is not None:
-                mine = search.mine(records)
-                owned = {r.trial_id for r in mine}
-                adaptive_sections(search, mine, plan, part, metric, sections, figure)
-            curves = validation_curves(str(library), records) if stopping else None
-            if curves is not None:
-                figure(
-                    f"{library}: validation curves",
-                    curves,
-                    note="Mean over the folds per round, ± one standard deviation; the star is "
-                    "the best round, the rounds the trial's score is computed at.",
-                )
-            if not params:
-                sections.append("<p class='note'>No parameter varies among its trials.</p>")
-                continue
-            figure("score vs parameters", score_vs_params(str(library), part, params, metric))
-            if len(part) >= 2:
-                figure("parallel coordinates", parallel(str(library), part, params, metric))
-            if not set(part["trial_id"]) <= owned:  # else the search's importance said it all
-                figure(
-                    f"{library}: parameter importance",
-                    importance(str(library), part, params),
-                    note=f"Method: {IMPORTANCE_METHOD}.",
-                )
+        library_sections(spec, done, records, plan, metric, sections, figure)
         top = done.sort_values("score", ascending=False, kind="stable").head(_TOP_N)
         top = top.dropna(axis="columns", how="all")
         # Where early stopping chose the rounds: best / trained, in its own column.
@@ -171,6 +142,56 @@ Generated {generated}.</p>
 <h2>Spec</h2><pre>{html.escape(spec_yaml)}</pre>
 </body></html>
 """
+
+
+def library_sections(
+    spec: StudySpec,
+    done: pd.DataFrame,
+    records: list[TrialRecord],
+    plan: list[PlannedTrial],
+    metric: str,
+    sections: list[str],
+    figure: Callable[..., None],
+) -> None:
+    """Per library: its adaptive search's sections, validation curves, score vs parameters,
+    parallel coordinates, importance. `figure(title, fig_or_text, note="")` takes each figure
+    (the report embeds it, the dashboard sends it as JSON); `sections` gets the HTML between.
+    `records`: the trials' records where a search or early stopping needs them, best first."""
+    decisions = Decisions(spec, plan)
+    stopping = any(part.early_stopping is not None for part in spec.search.values())
+    for library, part in done.groupby("library", sort=True):
+        part = part.dropna(axis="columns", how="all")
+        params = varying(part)
+        strategy = library_strategy(spec.search[str(library)])
+        sections.append(
+            f"<h2>{html.escape(str(library))} <small>({html.escape(strategy)})</small></h2>"
+        )
+        search = SearchView.of(spec, str(library), decisions)
+        owned: set[str] = set()
+        if search is not None:
+            mine = search.mine(records)
+            owned = {r.trial_id for r in mine}
+            adaptive_sections(search, mine, plan, part, metric, sections, figure)
+        curves = validation_curves(str(library), records) if stopping else None
+        if curves is not None:
+            figure(
+                f"{library}: validation curves",
+                curves,
+                note="Mean over the folds per round, ± one standard deviation; the star is "
+                "the best round, the rounds the trial's score is computed at.",
+            )
+        if not params:
+            sections.append("<p class='note'>No parameter varies among its trials.</p>")
+            continue
+        figure("score vs parameters", score_vs_params(str(library), part, params, metric))
+        if len(part) >= 2:
+            figure("parallel coordinates", parallel(str(library), part, params, metric))
+        if not set(part["trial_id"]) <= owned:  # else the search's importance said it all
+            figure(
+                f"{library}: parameter importance",
+                importance(str(library), part, params),
+                note=f"Method: {IMPORTANCE_METHOD}.",
+            )
 
 
 def write_report(client: Client, study_id: str, path: str | Path) -> int:

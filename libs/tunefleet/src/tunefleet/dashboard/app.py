@@ -1,0 +1,414 @@
+"""The dashboard's ASGI app: HTML pages that fetch their data as JSON from `/api/...`, and one
+server-sent event stream (`/api/events`) that tells them which studies changed.
+
+Reads go through the client's store; cancel and resume go through the client as the CLI's do
+(published to the broker), and need the settings' token as `Authorization: Bearer <token>`.
+Endpoints that read the store are plain functions, which Starlette runs in its thread pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from importlib import resources
+from typing import Any
+
+from sse_starlette.sse import EventSourceResponse
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+from tunefleet_contract.documents import finite
+from tunefleet_runtime.broker import CONNECTION_ERRORS
+from tunefleet_runtime.deadletters import list_dead_letters
+from tunefleet_runtime.records import StudyRecord, TrialRecord, TrialStart
+from tunefleet_runtime.settings import DashboardSettings
+from tunefleet_runtime.store import STORE_ERRORS
+
+from tunefleet.client import Client, StudyNotFoundError
+from tunefleet.dashboard import pages, views
+from tunefleet.dashboard.live import Follower, Token
+from tunefleet.progress import Progress, from_records
+
+__all__ = ["create_app"]
+
+# The figures (parallel coordinates, importance, rungs) are drawn from at most this many of a
+# library's best trials plus as many others, sampled: enough for the picture, bounded in cost.
+_FIGURE_TRIALS = 1000
+# Studies whose workers the fleet page shows: the most recent ones.
+_FLEET_STUDIES = 10
+_DEAD_LETTERS = 200
+
+
+class _Results:
+    """The current revision's results (and starts) per study, kept while the follower's token
+    for it is unchanged: paging and filtering the trial table, and every page that opens, do
+    not read the store again. The starts are as fresh as the latest result: what runs is
+    re-read when a result comes."""
+
+    def __init__(self, client: Client, follower: Follower) -> None:
+        self.client = client
+        self.follower = follower
+        self.lock = threading.Lock()
+        self.cached: dict[tuple[str, str], tuple[Token, Any]] = {}
+
+    def _kept(self, kind: str, study_id: str, read: Callable[[], Any], counted: bool) -> Any:
+        token = self.follower.token(study_id)
+        with self.lock:
+            hit = self.cached.get((kind, study_id))
+        if token is not None and hit is not None and hit[0] == token:
+            return hit[1]
+        value = read()
+        # Results are kept only if they are what the token counted (not a read from between).
+        if token is not None and (not counted or len(value) == token.results):
+            with self.lock:
+                if len(self.cached) > 40:
+                    self.cached.clear()
+                self.cached[(kind, study_id)] = (token, value)
+        return value
+
+    def __call__(self, study_id: str) -> list[TrialRecord]:
+        records: list[TrialRecord] = self._kept(
+            "results", study_id, lambda: self.client.trials(study_id), counted=True
+        )
+        return records
+
+    def starts(self, record: StudyRecord) -> list[TrialStart]:
+        store = self.client.store
+        starts: list[TrialStart] = self._kept(
+            "starts",
+            record.study_id,
+            lambda: store.starts(record.study_id, record.revision),
+            counted=False,
+        )
+        return starts
+
+
+def _json(value: Any, status_code: int = 200) -> JSONResponse:
+    return JSONResponse(finite(value), status_code=status_code)
+
+
+def _error(message: str, status_code: int) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status_code)
+
+
+def _guarded(handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
+    """The failures every read can meet, as JSON errors with a status code."""
+
+    def guarded(request: Request) -> Response:
+        try:
+            return handler(request)
+        except StudyNotFoundError as exc:
+            return _error(str(exc), 404)
+        except ValueError as exc:
+            return _error(str(exc), 400)
+        except LookupError as exc:
+            return _error(str(exc), 404)
+        except STORE_ERRORS as exc:
+            return _error(f"cannot read MongoDB: {str(exc).split(',')[0]}", 503)
+        except CONNECTION_ERRORS as exc:
+            return _error(f"cannot reach RabbitMQ: {exc or type(exc).__name__}", 503)
+
+    guarded.__name__ = handler.__name__
+    return guarded
+
+
+def create_app(
+    client: Client, settings: DashboardSettings, *, interval_s: float = 0.25
+) -> Starlette:
+    """The dashboard for the client's store and broker. `interval_s`: how often the store is
+    followed for changes (results reach the pages within about that much of being stored)."""
+    follower = Follower(client.store, client.settings, interval_s=interval_s)
+    results = _Results(client, follower)
+    store = client.store
+    token = settings.tunefleet_dashboard_token
+
+    def authorised(request: Request) -> Response | None:
+        if token is None:
+            return _error(
+                "read-only: this dashboard was started without TUNEFLEET_DASHBOARD_TOKEN, so "
+                "cancel and resume are off",
+                403,
+            )
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+            return _error("cancel and resume need the dashboard's token", 401)
+        return None
+
+    def progress(record: StudyRecord, records: list[TrialRecord]) -> Progress:
+        # Starts only while trials may run: a complete study has none running.
+        running = len(records) < record.n_trials
+        starts = results.starts(record) if running else []
+        plan = store.plan(record.study_id) if record.spec.adaptive and running else []
+        return from_records(record, records, starts, plan)
+
+    # -- pages -------------------------------------------------------------------------------
+
+    def page(kind: str) -> Callable[[Request], Response]:
+        def render(request: Request) -> Response:
+            ident = request.path_params.get("ident", "")
+            return HTMLResponse(pages.render(kind, ident, writable=token is not None))
+
+        render.__name__ = f"{kind}_page"
+        return render
+
+    plotly_js: list[bytes] = []
+
+    def static(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name == "plotly.js":
+            if not plotly_js:
+                from plotly.offline import get_plotlyjs
+
+                plotly_js.append(get_plotlyjs().encode())
+            body, media = plotly_js[0], "text/javascript"
+        elif name in ("dashboard.js", "dashboard.css"):
+            body = resources.files(__package__).joinpath("static", name).read_bytes()
+            media = "text/javascript" if name.endswith(".js") else "text/css"
+        else:
+            return _error(f"no static file {name!r}", 404)
+        return Response(body, media_type=media, headers={"Cache-Control": "max-age=3600"})
+
+    # -- data --------------------------------------------------------------------------------
+
+    def studies(_request: Request) -> Response:
+        rows = []
+        for record in store.studies(limit=follower.studies):
+            rows.append(views.study_row(record, progress(record, results(record.study_id))))
+        return _json({"studies": rows, "version": follower.version})
+
+    def study(request: Request) -> Response:
+        study_id = request.path_params["ident"]
+        record = client.study_record(study_id)
+        records = results(study_id)
+        now = progress(record, records)
+        return _json(
+            {
+                "study_id": study_id,
+                "name": record.spec.name,
+                "submitted_at": views.iso(record.submitted_at),
+                "revision": record.revision,
+                "cancelled_at": views.iso(record.cancelled_at),
+                "cancel_reason": record.cancel_reason,
+                "libraries": list(record.spec.search),
+                "state": str(now.state),
+                "progress": now.as_dict(),
+                "best": views.best_so_far(records),
+                "leaderboard": views.leaderboard(records),
+                "failures": views.failures(records),
+                # Per trial core-seconds and pool come with the cost ledger (issue 21).
+                "cost": None,
+                "writable": token is not None,
+            }
+        )
+
+    def trials(request: Request) -> Response:
+        study_id = request.path_params["ident"]
+        client.study_record(study_id)
+        query = views.TrialQuery.parse(request.query_params)
+        return _json(views.trial_table(results(study_id), query))
+
+    def figures(request: Request) -> Response:
+        from tunefleet.frames import results as frame_of
+        from tunefleet.frames import scored
+        from tunefleet.report import library_sections
+
+        study_id = request.path_params["ident"]
+        record = client.study_record(study_id)
+        spec = record.spec
+        records = _sample(results(study_id))
+        plan = client.plan(study_id) if spec.adaptive else []
+        done = scored(frame_of(records))
+        metric = spec.metric or "score"
+        sections: list[dict[str, Any]] = []
+
+        def figure(title: str, fig: Any, note: str = "") -> None:
+            if isinstance(fig, str):
+                sections.append({"title": title, "text": fig})
+            else:
+                fig.update_layout(template="plotly_white")
+                sections.append({"title": title, "figure": json.loads(fig.to_json()), "note": note})
+
+        class Sections(list[str]):
+            """The report's HTML between figures, kept in order with them."""
+
+            def append(self, item: str) -> None:
+                sections.append({"html": item})
+
+        if len(done):
+            library_sections(spec, done, records, plan, metric, Sections(), figure)
+        return _json({"sections": sections, "trials": len(records)})
+
+    def compare(request: Request) -> Response:
+        sides = []
+        for key in ("a", "b"):
+            study_id = request.query_params.get(key) or ""
+            if not study_id:
+                raise ValueError(f"{key}: give the id of a study to compare")
+            record = client.study_record(study_id)
+            records = results(study_id)
+            sides.append(views.compared(record, progress(record, records), records))
+        return _json({"studies": sides})
+
+    def dead_letters(request: Request) -> Response:
+        study_id = request.path_params["ident"]
+        client.study_record(study_id)
+        letters = list_dead_letters(client.settings, limit=_DEAD_LETTERS)
+        mine = [letter.as_dict() for letter in letters if letter.study_id == study_id]
+        return _json({"dead_letters": mine, "read": len(letters)})
+
+    def trial(request: Request) -> Response:
+        detail = client.trial(request.path_params["ident"])
+        if detail is None:
+            return _error(f"no trial {request.path_params['ident']!r}", 404)
+        model = client.model(detail.study_id, detail.trial_id)
+        result = detail.result
+        return _json(
+            {
+                "trial_id": detail.trial_id,
+                "study_id": detail.study_id,
+                "status": detail.status,
+                "revision": detail.revision,
+                "superseded": detail.superseded,
+                "result": None if result is None else {**result.as_dict(), **_times(result)},
+                "starts": [
+                    {
+                        "attempt": s.attempt,
+                        "worker": s.worker,
+                        "started_at": views.iso(s.started_at),
+                        "revision": s.revision,
+                    }
+                    for s in detail.starts
+                ],
+                "model": None if model is None else _model_info(model),
+            }
+        )
+
+    def model(request: Request) -> Response:
+        detail = client.trial(request.path_params["ident"])
+        if detail is None:
+            return _error(f"no trial {request.path_params['ident']!r}", 404)
+        stored = client.model(detail.study_id, detail.trial_id)
+        if stored is None or stored.status != "done" or stored.sha256 is None:
+            return _error(f"trial {detail.trial_id} has no stored model (refit it first)", 404)
+        filename = f"{stored.library}-{detail.trial_id[:12]}.{stored.format or 'bin'}"
+        return Response(
+            client.model_bytes(stored),
+            media_type="application/octet-stream",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+
+    def fleet(_request: Request) -> Response:
+        recent = store.studies(limit=_FLEET_STUDIES)
+        starts = [
+            (s.study_id, start) for s in recent for start in store.starts(s.study_id, s.revision)
+        ]
+        finished = [r for s in recent for r in results(s.study_id)]
+        return _json({"workers": views.fleet(starts, finished, time.time())})
+
+    def cancel(request: Request) -> Response:
+        refused = authorised(request)
+        if refused is not None:
+            return refused
+        study_id = request.path_params["ident"]
+        client.cancel(study_id, reason="cancelled from the dashboard")
+        return _json({"study_id": study_id, "cancelled": True})
+
+    def resume(request: Request) -> Response:
+        refused = authorised(request)
+        if refused is not None:
+            return refused
+        done = client.resume(request.path_params["ident"])
+        return _json(
+            {
+                "study_id": done.study_id,
+                "revision": done.revision,
+                "republished": done.republished,
+                "published": done.published,
+            }
+        )
+
+    async def events(request: Request) -> Response:
+        async def stream() -> AsyncIterator[dict[str, str]]:
+            yield {"event": "hello", "data": json.dumps({"version": follower.version})}
+            async for changed in follower.changes():
+                if await request.is_disconnected():
+                    return
+                yield {"event": "change", "data": json.dumps(changed)}
+
+        return EventSourceResponse(stream(), ping=15)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        import asyncio
+
+        stop = threading.Event()
+        listener = threading.Thread(
+            target=follower.listen, args=(stop,), name="dashboard-events", daemon=True
+        )
+        listener.start()
+        task = asyncio.create_task(follower.run())
+        try:
+            yield
+        finally:
+            stop.set()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    routes = [
+        Route("/", page("studies")),
+        Route("/studies/{ident}", page("study")),
+        Route("/trials/{ident}", page("trial")),
+        Route("/fleet", page("fleet")),
+        Route("/compare", page("compare")),
+        Route("/static/{name}", static),
+        Route("/api/studies", _guarded(studies)),
+        Route("/api/studies/{ident}", _guarded(study)),
+        Route("/api/studies/{ident}/trials", _guarded(trials)),
+        Route("/api/studies/{ident}/figures", _guarded(figures)),
+        Route("/api/studies/{ident}/dead-letters", _guarded(dead_letters)),
+        Route("/api/studies/{ident}/cancel", _guarded(cancel), methods=["POST"]),
+        Route("/api/studies/{ident}/resume", _guarded(resume), methods=["POST"]),
+        Route("/api/trials/{ident}", _guarded(trial)),
+        Route("/api/trials/{ident}/model", _guarded(model)),
+        Route("/api/fleet", _guarded(fleet)),
+        Route("/api/compare", _guarded(compare)),
+        Route("/api/events", events),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.follower = follower
+    return app
+
+
+def _sample(records: list[TrialRecord]) -> list[TrialRecord]:
+    """Per library its best `_FIGURE_TRIALS` trials and as many others spread over the rest
+    (best first, as the report's figures expect)."""
+    by_library: dict[str, list[TrialRecord]] = {}
+    for record in records:  # the store's order: best first
+        by_library.setdefault(record.library, []).append(record)
+    chosen: list[TrialRecord] = []
+    for part in by_library.values():
+        chosen += part[:_FIGURE_TRIALS]
+        rest = part[_FIGURE_TRIALS:]
+        chosen += [rest[i] for i in views.spread(len(rest), _FIGURE_TRIALS)]
+    return sorted(chosen, key=lambda r: (r.status != "done", -(r.score or 0.0)))
+
+
+def _times(result: TrialRecord) -> dict[str, Any]:
+    return {"finished_at_iso": views.iso(result.finished_at)}
+
+
+def _model_info(model: Any) -> dict[str, Any]:
+    return {
+        "status": model.status,
+        "format": model.format,
+        "size": model.size,
+        "sha256": model.sha256,
+        "library_version": model.library_version,
+        "error": getattr(model, "error", None),
+    }

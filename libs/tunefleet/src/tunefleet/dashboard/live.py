@@ -1,0 +1,185 @@
+"""Following the store, for the dashboard's server-sent events.
+
+The dashboard shows what is *stored* (its tables and figures are the store's queries), so a page
+is told of a change once the store has it: `tunefleet.progress.watch` counts events seconds
+before the collector has written them, and a page that re-read the store on such an event would
+find nothing new yet. One follower per server keeps a change token per recent study (its
+revision, whether it is cancelled, how many results it has) and tells every page's event
+stream which studies changed; the page fetches what it shows of them again.
+
+What it reads, and when: every `interval_s`, the recent studies' records (one small query),
+and a count of the results of each study that the events exchange says is active (an event of
+it in the last `linger_s`: the collector writes a result within about its flush interval of
+the event). Every `full_every_s` (less often where that takes long), and on every poll while
+the broker cannot be reached, it counts every running study, which catches what crosses no
+exchange (trials the collector fails from the dead-letter queue). A complete study is not
+counted again until its record changes. So an idle fleet costs one small query per poll,
+whatever the number of trials or of pages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import NamedTuple
+
+from tunefleet_contract.messages import DecodeError, decode_event
+from tunefleet_contract.topology import declare_watch_queue
+from tunefleet_runtime.broker import CONNECTION_ERRORS, connect, topology_of
+from tunefleet_runtime.settings import BrokerSettings
+from tunefleet_runtime.store import STORE_ERRORS, Store
+
+__all__ = ["Follower", "Token"]
+
+log = logging.getLogger("tunefleet.dashboard")
+
+
+class Token(NamedTuple):
+    revision: int
+    cancelled_at: float | None
+    results: int
+
+
+class Follower:
+    """Follows the store; `changes()` yields the ids of the studies that changed. `settings`:
+    the broker whose events say which studies are active (None: count every running study on
+    every poll)."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: BrokerSettings | None = None,
+        *,
+        interval_s: float = 0.25,
+        full_every_s: float = 15.0,
+        linger_s: float = 5.0,
+        studies: int = 50,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.interval_s = interval_s
+        self.full_every_s = full_every_s
+        self.linger_s = linger_s
+        self.studies = studies
+        self.tokens: dict[str, Token] = {}
+        self.version = 0  # bumped on every change
+        self.events_live = False
+        self._active: dict[str, float] = {}  # study id -> when its last event came (monotonic)
+        self._lock = threading.Lock()
+        self._last_full = -float("inf")
+        self._full_took = 0.0
+        self._subscribers: set[asyncio.Queue[list[str]]] = set()
+
+    def note(self, study_id: str) -> None:
+        """An event of this study was seen: count its results for a while."""
+        with self._lock:
+            self._active[study_id] = time.monotonic()
+
+    def poll(self, *, full: bool | None = None) -> list[str]:
+        """Read the tokens once (blocking); the ids whose token changed since the last poll.
+        `full`: count every running study (default: when one is due, or without events)."""
+        now = time.monotonic()
+        if full is None:
+            # A full pass that takes long (a store that scans: FerretDB counts 100,000 results
+            # in seconds) is made rarer in proportion, so that it never keeps the store busy.
+            every = max(self.full_every_s, 20 * self._full_took)
+            full = not self.events_live or now - self._last_full >= every
+        if full:
+            self._last_full = now
+        with self._lock:
+            self._active = {k: t for k, t in self._active.items() if now - t < self.linger_s}
+            active = set(self._active)
+        changed: list[str] = []
+        current: dict[str, Token] = {}
+        for study in self.store.studies(limit=self.studies):
+            known = self.tokens.get(study.study_id)
+            same_record = (
+                known is not None
+                and known.revision == study.revision
+                and known.cancelled_at == study.cancelled_at
+            )
+            complete = known is not None and known.results >= study.n_trials
+            if same_record and (complete or not (full or study.study_id in active)):
+                current[study.study_id] = known  # type: ignore[assignment]  # same_record
+                continue
+            count, _first = self.store.finished_since(study.study_id, study.revision, 0.0)
+            token = Token(study.revision, study.cancelled_at, count)
+            current[study.study_id] = token
+            if token != known:
+                changed.append(study.study_id)
+        self.tokens = current
+        if full:
+            self._full_took = time.monotonic() - now
+        if changed:
+            self.version += 1
+        return changed
+
+    def listen(self, stop: threading.Event) -> None:
+        """Note the study of every event on the events exchange until `stop` (a thread's
+        loop); reconnects while the broker is away, and meanwhile every poll is a full one."""
+        if self.settings is None:
+            return
+        while not stop.is_set():
+            connection = None
+            try:
+                connection, channel = connect(self.settings, retry_for_s=10)
+                queue = declare_watch_queue(channel, topology_of(self.settings))
+                self.events_live = True
+                self._last_full = -float("inf")  # what came while away: count it all once
+                for _method, _properties, body in channel.consume(
+                    queue, auto_ack=True, inactivity_timeout=1.0
+                ):
+                    if stop.is_set():
+                        break
+                    if body is None:
+                        continue
+                    with contextlib.suppress(DecodeError):  # the collector dead-letters it
+                        study_id = getattr(decode_event(body), "study_id", None)
+                        if isinstance(study_id, str):
+                            self.note(study_id)
+            # OSError: a broker address that does not resolve (yet) is a broker away too.
+            except (*CONNECTION_ERRORS, OSError) as exc:
+                log.warning("events: cannot reach RabbitMQ (%s); counting every study", exc)
+                self.events_live = False
+                stop.wait(2.0)
+            finally:
+                self.events_live = False
+                if connection is not None and connection.is_open:
+                    with contextlib.suppress(*CONNECTION_ERRORS):
+                        connection.close()
+
+    def token(self, study_id: str) -> Token | None:
+        return self.tokens.get(study_id)
+
+    async def run(self) -> None:
+        """Poll until cancelled; a store that does not answer is retried, never fatal."""
+        while True:
+            started = time.monotonic()
+            try:
+                changed = await asyncio.to_thread(self.poll)
+            except STORE_ERRORS as exc:
+                log.warning("cannot read the store: %s", str(exc).split(",")[0])
+                changed = []
+                await asyncio.sleep(2.0)
+            if changed:
+                for queue in list(self._subscribers):
+                    with contextlib.suppress(asyncio.QueueFull):
+                        queue.put_nowait(changed)
+            await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
+
+    async def changes(self) -> AsyncIterator[list[str]]:
+        """The ids that changed, batch by batch, for as long as the caller listens."""
+        queue: asyncio.Queue[list[str]] = asyncio.Queue(maxsize=100)
+        self._subscribers.add(queue)
+        try:
+            while True:
+                changed = await queue.get()
+                while not queue.empty():  # a burst becomes one message
+                    changed = [*changed, *queue.get_nowait()]
+                yield sorted(set(changed))
+        finally:
+            self._subscribers.discard(queue)
