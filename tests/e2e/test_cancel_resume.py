@@ -6,7 +6,6 @@ import json
 import signal
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import yaml
@@ -18,31 +17,10 @@ from tunefleet_runtime.broker import connect, topology_of
 from tunefleet_runtime.settings import ClientSettings
 from tunefleet_runtime.store.mongo import connect_store
 from tunefleet_runtime.validation import parse_spec
-from typer.testing import CliRunner
 
+from tests.support.cli import cli, runner
+from tests.support.studies import noop_spec
 from tests.support.waiting import wait_until
-
-runner = CliRunner()
-
-
-def noop_spec(name: str, n: int, sleep_s: float) -> dict[str, Any]:
-    return {
-        "name": name,
-        "dataset": "iris",
-        "cv": {"folds": 2, "seed": 5},
-        "search": {
-            "noop": {
-                "fixed": {"sleep_s": sleep_s},
-                "grid": {"score": [round(0.01 * i, 2) for i in range(n)]},
-            }
-        },
-    }
-
-
-def cli(*args: str) -> Any:
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == 0, (args, result.output, result.exception)
-    return result
 
 
 def until(predicate: Callable[[], bool], timeout: float = 120, what: str = "") -> None:

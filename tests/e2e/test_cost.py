@@ -3,42 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
-from tunefleet.cli import app
 from tunefleet.client import Client
 from tunefleet_contract.cost import PriceTable
 from tunefleet_dev.devservices import Pipeline
 from tunefleet_runtime.settings import ClientSettings
 from tunefleet_runtime.store.mongo import connect_store
-from typer.testing import CliRunner
 
+from tests.support.cli import cli
+from tests.support.studies import noop_spec
 from tests.support.waiting import wait_until
 
-runner = CliRunner()
 PRICES = "spot=0.0118,on-demand=0.0486"
-
-
-def noop_spec(name: str, n: int, sleep_s: float, **extra: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "dataset": "iris",
-        "cv": {"folds": 2, "seed": 5},
-        "search": {
-            "noop": {
-                "fixed": {"sleep_s": sleep_s},
-                "grid": {"score": [round(0.01 * i, 2) for i in range(n)]},
-            }
-        },
-        **extra,
-    }
-
-
-def cli(*args: str) -> Any:
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == 0, (args, result.output, result.exception)
-    return result
 
 
 @pytest.mark.timeout(300)

@@ -53,3 +53,19 @@ def three_libraries_reference() -> dict[tuple[str, ParamsKey], float]:
             seed=spec["cv"]["seed"],
         ).items()
     }
+
+
+def noop_spec(name: str, n: int, sleep_s: float, **extra: Any) -> dict[str, Any]:
+    """A grid of `n` noop trials on iris, each sleeping `sleep_s` (scores 0.00, 0.01, ...)."""
+    return {
+        "name": name,
+        "dataset": "iris",
+        "cv": {"folds": 2, "seed": 5},
+        "search": {
+            "noop": {
+                "fixed": {"sleep_s": sleep_s},
+                "grid": {"score": [round(0.01 * i, 2) for i in range(n)]},
+            }
+        },
+        **extra,
+    }

@@ -36,6 +36,8 @@ from tunefleet_runtime.store import STORE_ERRORS, Store
 __all__ = ["Follower", "Token"]
 
 log = logging.getLogger("tunefleet.dashboard")
+# OSError too: a broker address that does not resolve (yet) is a broker away as well.
+_BROKER_AWAY: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, OSError)
 
 
 class Token(NamedTuple):
@@ -141,8 +143,7 @@ class Follower:
                         study_id = getattr(decode_event(body), "study_id", None)
                         if isinstance(study_id, str):
                             self.note(study_id)
-            # OSError: a broker address that does not resolve (yet) is a broker away too.
-            except (*CONNECTION_ERRORS, OSError) as exc:
+            except _BROKER_AWAY as exc:
                 log.warning("events: cannot reach RabbitMQ (%s); counting every study", exc)
                 self.events_live = False
                 stop.wait(2.0)
