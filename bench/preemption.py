@@ -339,12 +339,14 @@ def _storm(services: Any, checkpoints: bool, seed: int, trials: int) -> StormOut
 def storm(reps: int, quick: bool) -> None:
     trials = 6 if quick else STORM_TRIALS
     rows = []
+    medians: list[tuple[float, float]] = []  # (wasted, wall), without checkpoints then with
     with services_up() as services:
         for checkpoints in (False, True):
             runs = [_storm(services, checkpoints, seed, trials) for seed in range(reps)]
             for r in runs:
                 print(f"checkpoints {'on' if checkpoints else 'off'}: {r}", flush=True)
             wasted = Spread.of([r.wasted_s for r in runs])
+            medians.append((wasted.median, statistics.median(r.wall_s for r in runs)))
             share = Spread.of([r.wasted_s / (r.wasted_s + r.work_s) for r in runs])
             rows.append(
                 [
@@ -374,5 +376,7 @@ def storm(reps: int, quick: bool) -> None:
             ["checkpoints", "stops", "folds resumed", "wasted", "wasted share", "wall"],
             rows,
         )
+        + f"\n\nRatio of the medians, fold checkpoints / none: wasted "
+        f"{medians[1][0] / medians[0][0]:.2f}, wall {medians[1][1] / medians[0][1]:.2f}."
     )
     write_section("preemption-storm", "Preemption storm: fold checkpoints on and off", body)
