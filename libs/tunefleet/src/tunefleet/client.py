@@ -413,9 +413,10 @@ class Client:
         state = str(status.state) if status is not None else ""
         prices = prices_for(record, self.settings.tunefleet_prices)
         results = self.trials(study_id)
-        exact = wasted_core_s is not None
+        # Estimated from the stored deliveries (their ends are not stored), unless none was
+        # abandoned: then nothing was wasted, exactly.
+        exact = wasted_core_s is not None or all(r.attempts <= 1 for r in results)
         if wasted_core_s is None:
-            # From the stored deliveries: each abandoned one's end is bounded by the next's start.
             wasted_core_s = self.wasted(record, results, core=True)
         return ledger(record, results, prices, state, wasted_core_s, wasted_exact=exact)
 
@@ -433,15 +434,9 @@ class Client:
         again = [r for r in results if r.attempts > 1]
         if not again:
             return {}
-        revision = record.revision
-        starts = [
-            s
-            for s in self.store.starts(record.study_id, revision)
-            if s.trial_id in {r.trial_id for r in again}
-        ]
-        folds = self.store.fold_checkpoints(
-            record.study_id, revision, [r.trial_id for r in again], record.spec.cv.folds
-        )
+        revision, ids = record.revision, {r.trial_id for r in again}
+        starts = [s for s in self.store.starts(record.study_id, revision) if s.trial_id in ids]
+        folds = self.store.fold_checkpoints(record.study_id, revision, ids, record.spec.cv.folds)
         measure = wasted_core_seconds if core else wasted_seconds
         return measure(again, starts, folds, stopped_at)
 
