@@ -1,8 +1,8 @@
 """`make bench` / `uv run --group peers python -m bench [--quick] [--reps N] [BENCHMARK ...]`.
 
 Benchmarks: profile, gridsearch (GridSearchCV on benchmark 1's grid, with efficiency), peers
-(every peer on a realistic grid), overhead, submission, footprint, datasets, preemption; all
-by default.
+(every peer on a realistic grid), overhead, submission, footprint, datasets, preemption,
+preemption-storm; all by default.
 Each writes its section of docs/benchmarks.md. `--quick` runs small versions to check the
 harness; its numbers are not the ones to publish. The peers (Optuna, Ray Tune) come from the
 `peers` dependency group; without it they are reported as not installed.
@@ -32,6 +32,7 @@ BENCHMARKS = {
     "footprint": footprint.run,
     "datasets": datasets.run,
     "preemption": preemption.run,
+    "preemption-storm": preemption.storm,
 }
 
 

@@ -26,6 +26,9 @@ from tunefleet_runtime.settings import ClientSettings
 
 from tests.support.chromium import Browser, chromium_binary
 
+# A browser of the host's (Chromium), which the tests container does not have.
+pytestmark = pytest.mark.host
+
 TOKEN = "e2e-dashboard-token-0123456789"
 
 # Ten short trials, every other one failing, slow enough (one worker) to watch them come in.

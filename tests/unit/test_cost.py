@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 from tunefleet.client import Client
-from tunefleet.cost import improvement, ledger, preemption_waste, prices_for
+from tunefleet.cost import (
+    improvement,
+    ledger,
+    preemption_waste,
+    prices_for,
+    wasted_core_seconds,
+    wasted_seconds,
+)
 from tunefleet_contract.cost import BudgetSpec, PriceTable, is_budget_stop, spent
 from tunefleet_contract.messages import (
     DecodeError,
@@ -21,10 +28,12 @@ from tunefleet_contract.messages import (
 from tunefleet_contract.spec import SpecError, StudySpec
 from tunefleet_publisher.budget import Budgets
 from tunefleet_runtime.records import (
+    FoldRecord,
     StudyActivity,
     StudyRecord,
     StudyState,
     TrialRecord,
+    TrialStart,
     study_state,
 )
 from tunefleet_runtime.settings import ClientSettings, WorkerSettings
@@ -225,6 +234,54 @@ def test_the_ledger_is_the_sum_of_its_trials_core_seconds_at_the_prices() -> Non
     assert exact.exact and exact.core_s == 100.0
     assert ledger(study_record(SPEC), results, None).total.money is None
     assert json.dumps(book.as_dict())  # the CLI's --json
+
+
+def _start(i: int, attempt: int, worker: str, at: float) -> TrialStart:
+    return TrialStart(tid(i), attempt, worker, at, 0)
+
+
+def _fold(i: int, fold: int, worker: str, at: float, fit: float) -> FoldRecord:
+    return FoldRecord(tid(i), 0, fold, 5, 0.5, fit, 0.0, worker, at)
+
+
+def test_wasted_seconds_are_what_abandoned_deliveries_ran_less_what_they_checkpointed() -> None:
+    # Trial 1: delivered at 100 to w1 (finished folds 0 and 1, 2 s each, then handed back),
+    # again at 110 to w2 (fold 2, crashed), and at 120 to w3, which stored the result.
+    results = [record(1, 12.0, worker="w3", attempts=3, finished_at=126.0), record(2, 5.0)]
+    starts = [
+        _start(1, 1, "w1", 100.0),
+        _start(1, 2, "w2", 110.0),
+        _start(1, 3, "w3", 120.0),
+        _start(2, 1, "", 0.0),
+    ]
+    folds = [
+        _fold(1, 0, "w1", 102.0, 2.0),
+        _fold(1, 1, "w1", 104.0, 2.0),
+        _fold(1, 2, "w2", 113.0, 3.0),
+        _fold(1, 3, "w3", 123.0, 3.0),  # the final delivery's own: not a saving
+    ]
+    # Without stop times each abandoned delivery ended before its fold in progress, taken to
+    # last as long as the trial's longest fold (3 s), would have finished after its last one:
+    # (104 + 3 - 100 - 4) + (113 + 3 - 110 - 3) ...
+    assert wasted_seconds(results, starts, folds) == {tid(1): 6.0}
+    # ... and before the next delivery began: with no fold stored, that is all there is.
+    assert wasted_seconds(results, starts, []) == {tid(1): 20.0}
+    # With the workers' stop times (a drill's record), exact: (105 - 100 - 4) + (114 - 110 - 3).
+    stopped = {"w1": 105.0, "w2": 114.0}
+    assert wasted_seconds(results, starts, folds, stopped) == {tid(1): 2.0}
+    # The ledger's core-seconds: 12 core-s over the final delivery's 6 s: two cores.
+    assert wasted_core_seconds(results, starts, folds, stopped) == {tid(1): 4.0}
+    # A delivery of several trials shares its seconds.
+    batch = [_start(1, 1, "w1", 100.0), _start(9, 1, "w1", 100.0), _start(1, 2, "w3", 120.0)]
+    assert wasted_seconds(results, batch, [], {"w1": 106.0}) == {tid(1): 3.0}
+    # The ledger says which it is: exact, estimated from the store, or the attempts' bound.
+    told = [
+        preemption_waste(results, PRICES, {tid(1): 4.0}),
+        preemption_waste(results, PRICES, {tid(1): 4.0}, exact=False),
+        preemption_waste(results, PRICES),
+    ]
+    assert [w.qualifier for w in told] == ["", "about ", "at most "]
+    assert told[1].core_s == 4.0 and told[2].core_s == 24.0
 
 
 def test_cost_per_unit_of_score_counts_up_to_the_best() -> None:

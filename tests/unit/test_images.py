@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+from typing import Any
+
 import pytest
 from tunefleet_dev import images
 from tunefleet_dev.installs import ToolError
@@ -82,3 +85,44 @@ def test_each_stand_in_names_the_version_it_stands_for() -> None:
     assert standins["MONGO_IMAGE"].args["MONGOSH_VERSION"] == images.MONGOSH_VERSION
     for standin in standins.values():
         assert (images.RECIPES / standin.recipe).is_file()
+
+
+class ListingDocker(images.Docker):
+    """`docker image ls` answered from a list; the commands asked for, recorded."""
+
+    def __init__(self, tags: list[str]) -> None:
+        super().__init__("docker")
+        self.tags = tags
+        self.commands: list[tuple[str, ...]] = []
+
+    def run(self, *args: str, timeout: float | None = None, env: object = None) -> Any:
+        self.commands.append(args)
+        return subprocess.CompletedProcess(args, 0, "\n".join(self.tags), "")
+
+
+def test_the_images_tilt_built_are_removed_and_nothing_else() -> None:
+    docker = ListingDocker(
+        [
+            "tunefleet-worker:tilt-c72412cff664a72b",
+            "tunefleet-worker-base:tilt-b715a218a869a3aa",
+            "tunefleet-worker:0.1.0",  # compose's
+            "tunefleet-local/kind-node:v1.31.14",  # a cached build
+            "someone-else:tilt-1",
+        ]
+    )
+    assert docker.remove_tagged("tunefleet-", "tilt-") == 2
+    assert docker.commands[-1] == (
+        "image",
+        "rm",
+        "--force",
+        "tunefleet-worker:tilt-c72412cff664a72b",
+        "tunefleet-worker-base:tilt-b715a218a869a3aa",
+    )
+    docker.prune_dangling()  # only the untagged images of this project's recipes
+    assert docker.commands[-1] == (
+        "image",
+        "prune",
+        "--force",
+        "--filter",
+        "label=io.tunefleet.recipe",
+    )

@@ -154,6 +154,24 @@ class Docker:
             check=False,
         )
 
+    def prune_dangling(self) -> None:
+        """Remove the untagged images that rebuilding ours left (a rebuilt tag leaves its old
+        image behind: a gigabyte for a worker at each code change): only those built from this
+        project's recipes (their label), and only where no container uses them."""
+        self.run("image", "prune", "--force", "--filter", f"label={_LABEL}", timeout=300)
+
+    def remove_tagged(self, repository_prefix: str, tag_prefix: str) -> int:
+        """Remove every image tagged REPOSITORY:TAG with those prefixes; how many tags went."""
+        listed = self.run("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", timeout=60)
+        names = [
+            name
+            for name in listed.stdout.split()
+            if name.startswith(repository_prefix) and name.partition(":")[2].startswith(tag_prefix)
+        ]
+        if names:
+            self.run("image", "rm", "--force", *names, timeout=300)
+        return len(names)
+
     def label(self, image: str) -> str | None:
         """The image's recipe label; None if the image is not here."""
         template = f'{{{{index .Config.Labels "{_LABEL}"}}}}'

@@ -238,10 +238,14 @@ def wait_ready(cluster: Cluster, timeout_s: float = 300) -> None:
 
 
 def delete(cluster: Cluster) -> None:
+    """The cluster gone, and the images Tilt built for it (`tunefleet-*:tilt-<hash>`, a new
+    set of gigabytes at every `tilt up`/`tilt ci` run): nothing uses them once it is."""
     if cluster.exists():
         result = cluster.kind("delete", "cluster", "--name", cluster.name)
         if result.returncode != 0:
             raise KindError(f"kind delete cluster {cluster.name}: {result.stderr.strip()}")
+    if engine.daemon_answers():
+        Docker().remove_tagged("tunefleet-", "tilt-")
 
 
 def load(cluster: Cluster, names: Iterable[str]) -> None:

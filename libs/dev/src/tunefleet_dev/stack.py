@@ -160,7 +160,7 @@ class Stack:
         """`docker compose ARGS` for this project, whatever its exit status."""
         command = [engine.docker(), "compose", "--project-directory", str(self.root)]
         command += ["--env-file", str(self.dotenv)] if self.dotenv.exists() else []
-        return subprocess.run(
+        result = subprocess.run(
             [*command, *args],
             cwd=self.root,
             env=self.environment(),
@@ -168,6 +168,9 @@ class Stack:
             text=True,
             check=False,
         )
+        if "build" in args or "--build" in args:
+            images.Docker(engine.docker()).prune_dangling()
+        return result
 
     def compose(self, *args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
         """`docker compose ARGS` for this project; raises with compose's words if it fails."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +46,7 @@ from tunefleet_runtime.store import Store, open_blobs, open_store, study_status
 from tunefleet_runtime.validation import load_spec, parse_spec, resolved_task, validate_spec
 
 from tunefleet import frames, models, upload
-from tunefleet.cost import Ledger, ledger, prices_for
+from tunefleet.cost import Ledger, ledger, prices_for, wasted_core_seconds, wasted_seconds
 from tunefleet.progress import Progress, from_store, watch
 from tunefleet.resume import Resumption, requested_by, resume
 from tunefleet.study import Study
@@ -412,7 +412,33 @@ class Client:
         status = self.status(study_id)
         state = str(status.state) if status is not None else ""
         prices = prices_for(record, self.settings.tunefleet_prices)
-        return ledger(record, self.trials(study_id), prices, state, wasted_core_s)
+        results = self.trials(study_id)
+        # Estimated from the stored deliveries (their ends are not stored), unless none was
+        # abandoned: then nothing was wasted, exactly.
+        exact = wasted_core_s is not None or all(r.attempts <= 1 for r in results)
+        if wasted_core_s is None:
+            wasted_core_s = self.wasted(record, results, core=True)
+        return ledger(record, results, prices, state, wasted_core_s, wasted_exact=exact)
+
+    def wasted(
+        self,
+        record: StudyRecord,
+        results: Sequence[TrialRecord],
+        *,
+        stopped_at: Mapping[str, float] | None = None,
+        core: bool = False,
+    ) -> dict[str, float]:
+        """What the abandoned deliveries of these results wasted, per trial, from the stored
+        starts and fold checkpoints (`tunefleet.cost.wasted_seconds`; in core-seconds with
+        `core`)."""
+        again = [r for r in results if r.attempts > 1]
+        if not again:
+            return {}
+        revision, ids = record.revision, {r.trial_id for r in again}
+        starts = [s for s in self.store.starts(record.study_id, revision) if s.trial_id in ids]
+        folds = self.store.fold_checkpoints(record.study_id, revision, ids, record.spec.cv.folds)
+        measure = wasted_core_seconds if core else wasted_seconds
+        return measure(again, starts, folds, stopped_at)
 
     def trial(self, trial_id: str) -> TrialDetail | None:
         """One trial's result with its delivery attempts; a unique id prefix is enough.

@@ -15,7 +15,7 @@ from typing import Any
 
 from tunefleet_contract.cost import BudgetSpec, PriceTable, Spent, spent
 from tunefleet_contract.search.views import scored
-from tunefleet_runtime.records import StudyRecord, TrialRecord
+from tunefleet_runtime.records import FoldRecord, StudyRecord, TrialRecord, TrialStart
 
 __all__ = [
     "Improvement",
@@ -28,6 +28,8 @@ __all__ = [
     "number",
     "preemption_waste",
     "prices_for",
+    "wasted_core_seconds",
+    "wasted_seconds",
 ]
 
 
@@ -82,15 +84,24 @@ def _line(name: str, results: Sequence[TrialRecord], prices: PriceTable | None) 
 class Waste:
     """What preemptions (and crashes, restarts: any delivery beyond a trial's first) cost.
 
-    `core_s` is exact where it is measured per trial (`wasted_core_s`: what the abandoned
-    attempts had run); otherwise an upper bound: each extra delivery of a trial cost at most
-    what its finished attempt cost, since an abandoned attempt stops before it finishes."""
+    `core_s` is what the abandoned deliveries ran less the folds they checkpointed for a later
+    one (`wasted_core_seconds`). The store knows when a delivery began, not when a preempted one
+    stopped: the ledger's figure estimates the end (`estimated`; see `wasted_seconds`); it is
+    exact where the stop times are known (a drill's record of when it stopped each worker).
+    Without per-trial figures, the bound is each extra delivery at the
+    finished attempt's cost."""
 
     redeliveries: int
     trials: int  # trials delivered more than once
     core_s: float
     money: float | None
     exact: bool
+    estimated: bool = False  # per trial from the store, the ends of abandoned deliveries bounded
+
+    @property
+    def qualifier(self) -> str:
+        """How to read `core_s`: exact (""), an estimate ("about "), a bound ("at most ")."""
+        return "" if self.exact else "about " if self.estimated else "at most "
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -99,6 +110,7 @@ class Waste:
             "core_s": self.core_s,
             "cost": self.money,
             "exact": self.exact,
+            "estimated": self.estimated,
         }
 
 
@@ -106,10 +118,13 @@ def preemption_waste(
     results: Iterable[TrialRecord],
     prices: PriceTable | None,
     wasted_core_s: Mapping[str, float] | None = None,
+    *,
+    exact: bool = True,
 ) -> Waste:
     """What the store knows of wasted work: attempts beyond each trial's first. With
-    `wasted_core_s` (trial id -> measured core-seconds of its abandoned attempts, where
-    something measures them) those count instead of the bound."""
+    `wasted_core_s` (trial id -> core-seconds of its abandoned attempts, `wasted_core_seconds`)
+    those count instead of the bound; `exact` False where they are estimates themselves (the
+    abandoned deliveries' ends told from the store)."""
     redeliveries = trials = 0
     usage: list[tuple[float | None, str | None]] = []
     for r in results:
@@ -121,7 +136,100 @@ def preemption_waste(
         redeliveries += extra
         trials += extra > 0
     total = spent(usage, prices)
-    return Waste(redeliveries, trials, total.core_s, total.money, wasted_core_s is not None)
+    measured = wasted_core_s is not None
+    return Waste(
+        redeliveries, trials, total.core_s, total.money, exact and measured, measured and not exact
+    )
+
+
+def _final_start(result: TrialRecord, starts: Sequence[TrialStart]) -> TrialStart | None:
+    """The delivery that produced the result: its worker's last start before it finished."""
+    own = [s for s in starts if s.worker == result.worker and s.started_at <= result.finished_at]
+    return max(own, key=lambda s: s.started_at) if own else None
+
+
+def wasted_seconds(
+    results: Iterable[TrialRecord],
+    starts: Iterable[TrialStart],
+    folds: Iterable[FoldRecord],
+    stopped_at: Mapping[str, float] | None = None,
+) -> dict[str, float]:
+    """Worker seconds each trial's abandoned deliveries cost that nothing used (trial id ->
+    seconds; docs/reliability.md, Preemption storm).
+
+    A delivery is abandoned when it is not the one whose worker stored the result (a hand-back
+    on SIGTERM, a crash). It ran from its start to its end: when its worker stopped, where
+    `stopped_at` (worker name -> time, e.g. a drill's or a pod's record) says. Otherwise the
+    store does not know the end, and bounds it: before the trial's next delivery began (or its
+    result), and before the fold in progress would have finished, taking that fold to last as
+    long as the trial's longest stored fold (it stopped before finishing that fold, or the fold
+    would be stored). Of the span, the folds it finished and checkpointed (`FoldRecord`: fit
+    and score seconds) were taken by a later delivery instead of trained again; the rest (the
+    fold in progress, loading the data) is wasted. A delivery of several trials (a batch)
+    counts its seconds equally to each."""
+    by_trial: dict[str, list[TrialStart]] = {}
+    batch: dict[tuple[str, float], int] = {}
+    for s in starts:
+        by_trial.setdefault(s.trial_id, []).append(s)
+        batch[s.worker, s.started_at] = batch.get((s.worker, s.started_at), 0) + 1
+    saved: dict[tuple[str, str], list[FoldRecord]] = {}
+    for f in folds:
+        saved.setdefault((f.trial_id, f.worker), []).append(f)
+    wasted: dict[str, float] = {}
+    for r in results:
+        mine = sorted(
+            (s for s in by_trial.get(r.trial_id, []) if s.revision == r.revision),
+            key=lambda s: (s.started_at, s.attempt),
+        )
+        final = _final_start(r, mine)
+        own_folds = [f for w in {s.worker for s in mine} for f in saved.get((r.trial_id, w), [])]
+        longest = max((f.fit_time_s + f.score_time_s for f in own_folds), default=None)
+        total = 0.0
+        for i, s in enumerate(mine):
+            if s is final or s.started_at > r.finished_at:
+                continue
+            end = min(mine[i + 1].started_at if i + 1 < len(mine) else r.finished_at, r.finished_at)
+            done = [
+                f
+                for f in saved.get((r.trial_id, s.worker), [])
+                if f.revision == r.revision and s.started_at <= f.finished_at <= end
+            ]
+            if stopped_at is not None and s.worker in stopped_at:
+                end = min(end, stopped_at[s.worker])
+            elif longest is not None:
+                end = min(end, max((f.finished_at for f in done), default=s.started_at) + longest)
+            span = max(0.0, end - s.started_at) / batch[s.worker, s.started_at]
+            kept = sum(f.fit_time_s + f.score_time_s for f in done if f.finished_at <= end)
+            total += max(0.0, span - kept)
+        if total:
+            wasted[r.trial_id] = total
+    return wasted
+
+
+def wasted_core_seconds(
+    results: Iterable[TrialRecord],
+    starts: Iterable[TrialStart],
+    folds: Iterable[FoldRecord],
+    stopped_at: Mapping[str, float] | None = None,
+) -> dict[str, float]:
+    """`wasted_seconds` in core-seconds, for the ledger: each trial's wasted seconds times the
+    cores its stored result was charged for (its core-seconds over its delivery's seconds;
+    one where that cannot be told)."""
+    results = list(results)
+    starts = list(starts)
+    seconds = wasted_seconds(results, starts, folds, stopped_at)
+    by_trial: dict[str, list[TrialStart]] = {}
+    for s in starts:
+        by_trial.setdefault(s.trial_id, []).append(s)
+    out: dict[str, float] = {}
+    for r in results:
+        if r.trial_id not in seconds:
+            continue
+        final = _final_start(r, [s for s in by_trial[r.trial_id] if s.revision == r.revision])
+        span = r.finished_at - final.started_at if final is not None else 0.0
+        cores = max(1.0, round(r.core_s / span)) if r.core_s and span > 0 else 1.0
+        out[r.trial_id] = seconds[r.trial_id] * cores
+    return out
 
 
 @dataclass(frozen=True)
@@ -256,6 +364,8 @@ def ledger(
     prices: PriceTable | None,
     state: str = "",
     wasted_core_s: Mapping[str, float] | None = None,
+    *,
+    wasted_exact: bool = True,
 ) -> Ledger:
     """A study's ledger from its stored results, at `prices` (see `prices_for`)."""
     trials = sorted(
@@ -270,7 +380,7 @@ def ledger(
         by_pool=_grouped(results, "pool", prices),
         by_library=_grouped(results, "library", prices),
         trials=trials,
-        waste=preemption_waste(results, prices, wasted_core_s),
+        waste=preemption_waste(results, prices, wasted_core_s, exact=wasted_exact),
         improvement=improvement(results, prices),
         budget=record.spec.budget,
     )

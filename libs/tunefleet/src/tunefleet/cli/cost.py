@@ -72,7 +72,7 @@ def _summary(ledger: Ledger) -> Table:
     table.add_row(
         "preemptions",
         f"{waste.redeliveries} extra deliveries of {waste.trials} trials; wasted "
-        f"{'' if waste.exact else 'at most '}{_hours(waste.core_s)} core-hours, "
+        f"{waste.qualifier}{_hours(waste.core_s)} core-hours, "
         f"{money(waste.money, currency)}",
     )
     gain = ledger.improvement

@@ -37,7 +37,7 @@ def cost_section(ledger: Ledger) -> str:
     waste = ledger.waste
     notes.append(
         f"Preemptions: {waste.redeliveries} extra deliveries of {waste.trials} trials, "
-        f"{'' if waste.exact else 'at most '}{number(waste.core_s / 3600)} core-hours wasted "
+        f"{waste.qualifier}{number(waste.core_s / 3600)} core-hours wasted "
         f"({_money(waste.money, currency)})."
     )
     gain = ledger.improvement
