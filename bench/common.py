@@ -207,6 +207,18 @@ class Run:
         return list(self.pipeline.processes)
 
 
+def isolated(services: Services) -> ClientSettings:
+    """Settings of a namespace and database of their own (one fresh tag for both): a run sees
+    nothing of another's queues and results."""
+    tag = f"b{uuid.uuid4().hex[:10]}"
+    return ClientSettings(
+        rabbitmq_url=services.rabbitmq_url,
+        mongodb_url=services.mongodb_url,
+        tunefleet_namespace=tag,
+        mongodb_database=tag,
+    )
+
+
 @contextlib.contextmanager
 def pipeline(
     services: Services,
@@ -215,15 +227,10 @@ def pipeline(
     start: Sequence[str] = ("collector", "publisher"),
     env: dict[str, str] | None = None,
 ) -> Iterator[Run]:
-    tag = f"b{uuid.uuid4().hex[:10]}"
+    settings = isolated(services)
+    tag = settings.tunefleet_namespace
     isolation = {"TUNEFLEET_NAMESPACE": tag, "MONGODB_DATABASE": tag, **(env or {})}
     log_dir = Path(tempfile.mkdtemp(prefix="tunefleet-bench-logs-"))
-    settings = ClientSettings(
-        rabbitmq_url=services.rabbitmq_url,
-        mongodb_url=services.mongodb_url,
-        tunefleet_namespace=tag,
-        mongodb_database=tag,
-    )
     with Pipeline(services, log_dir, env=isolation) as running_pipeline:
         for service in start:
             running_pipeline.start(service)

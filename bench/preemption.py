@@ -20,7 +20,6 @@ import random
 import statistics
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +28,6 @@ from tunefleet.cost import wasted_seconds
 from tunefleet_collector.collector import Collector
 from tunefleet_publisher.publisher import Publisher
 from tunefleet_runtime.settings import (
-    ClientSettings,
     CollectorSettings,
     PublisherSettings,
     WorkerSettings,
@@ -40,7 +38,7 @@ from tunefleet_worker import foldcache
 from tunefleet_worker.training import warm_up
 from tunefleet_worker.worker import Worker
 
-from bench.common import Spread, _delete_queues, services_up, table, write_section
+from bench.common import Spread, _delete_queues, isolated, services_up, table, write_section
 
 FOLDS = 5
 
@@ -94,13 +92,7 @@ def _wait(probe: Any, what: str, timeout: float = 600) -> Any:
 def _one(services: Any, rounds: int, stop_after: int | None, keep: bool) -> Outcome:
     """One trial; `stop_after`: folds checkpointed before its first worker is stopped (None:
     never stopped); `keep`: whether the second worker finds the checkpoints."""
-    tag = f"b{uuid.uuid4().hex[:10]}"
-    settings = ClientSettings(
-        rabbitmq_url=services.rabbitmq_url,
-        mongodb_url=services.mongodb_url,
-        tunefleet_namespace=tag,
-        mongodb_database=tag,
-    )
+    settings = isolated(services)
 
     def worker(name: str, store: bool = True) -> Worker:
         fields = settings.model_dump()
@@ -150,7 +142,7 @@ def _one(services: Any, rounds: int, stop_after: int | None, keep: bool) -> Outc
     finally:
         for service in running:
             service.stop()
-        db.client.drop_database(tag)
+        db.client.drop_database(settings.mongodb_database)
         _delete_queues(settings)
 
 
@@ -253,13 +245,7 @@ def _storm(services: Any, checkpoints: bool, seed: int, trials: int) -> StormOut
     Without checkpoints (`TUNEFLEET_CHECKPOINT_MIN_S` above any fold) a handed-back trial
     starts again from its first fold."""
     rng = random.Random(seed)
-    tag = f"b{uuid.uuid4().hex[:10]}"
-    settings = ClientSettings(
-        rabbitmq_url=services.rabbitmq_url,
-        mongodb_url=services.mongodb_url,
-        tunefleet_namespace=tag,
-        mongodb_database=tag,
-    )
+    settings = isolated(services)
     spec = {
         "name": "storm",
         "dataset": "iris",
@@ -332,7 +318,7 @@ def _storm(services: Any, checkpoints: bool, seed: int, trials: int) -> StormOut
     finally:
         for service in running + [thread for _, thread in workers.values()]:
             service.stop()
-        db.client.drop_database(tag)
+        db.client.drop_database(settings.mongodb_database)
         _delete_queues(settings)
 
 
