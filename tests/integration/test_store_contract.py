@@ -18,6 +18,7 @@ from tunefleet_contract.messages import (
     FoldScore,
     ModelStored,
     PlannedSpec,
+    RoundCheckpoint,
     StudyCancelled,
     StudyRegistered,
     StudyResumed,
@@ -506,6 +507,50 @@ def test_fold_checkpoints_are_kept_once_per_trial_revision_and_fold(store: Store
     assert store.fold_checkpoints("other-study", 0, [one.trial_id], 3) == []
     assert store.fold_checkpoints(STUDY, 0, [one.trial_id], 5) == []
     assert store.fold_checkpoints(STUDY, 0, [], 3) == []
+
+
+def cut(trial: TrialSpec, fold: int, at: int, revision: int = 0, worker: str = "w1") -> Any:
+    return RoundCheckpoint(
+        study_id=STUDY,
+        revision=revision,
+        trial_id=trial.trial_id,
+        library="xgboost",
+        fold=fold,
+        folds=3,
+        round=at,
+        rounds=100,
+        sha256=f"{at:064x}",
+        format="ubj",
+        size=at * 10,
+        worker=worker,
+        saved_at=time.time(),
+    )
+
+
+def test_round_checkpoints_are_kept_once_per_trial_revision_fold_and_round(store: Store) -> None:
+    study = spec([0.1, 0.2, 0.3])
+    one, two, _ = expand(study, STUDY)
+    store.write_events(registered(study, 0))
+    first = cut(one, 1, 40)
+    store.write_events([first, cut(one, 1, 40, worker="w2"), first])  # the first stands
+    store.write_events([cut(one, 1, 70), cut(two, 0, 5), cut(one, 1, 9, revision=1)])
+
+    found = store.round_checkpoints(STUDY, 0, [one.trial_id, two.trial_id], 3)
+    by_key = {(r.trial_id, r.fold, r.round): r for r in found}
+    assert set(by_key) == {(one.trial_id, 1, 40), (one.trial_id, 1, 70), (two.trial_id, 0, 5)}
+    kept = by_key[(one.trial_id, 1, 40)]
+    assert (kept.worker, kept.rounds, kept.sha256, kept.format, kept.size) == (
+        "w1",
+        100,
+        f"{40:064x}",
+        "ubj",
+        400,
+    )
+    # Another revision, another study, another number of folds: none of these.
+    assert [r.round for r in store.round_checkpoints(STUDY, 1, [one.trial_id], 3)] == [9]
+    assert store.round_checkpoints("other-study", 0, [one.trial_id], 3) == []
+    assert store.round_checkpoints(STUDY, 0, [one.trial_id], 5) == []
+    assert store.round_checkpoints(STUDY, 0, [], 3) == []
 
 
 def test_preemptions_are_counted_apart_from_redeliveries(store: Store) -> None:

@@ -10,6 +10,7 @@ from tunefleet_contract.messages import (
     Message,
     ModelRefit,
     ModelStored,
+    RoundCheckpoint,
     StudyCancelled,
     StudyRegistered,
     StudyRequest,
@@ -77,6 +78,20 @@ EVENTS: list[Message] = [
         ],
         worker="w",
         finished_at=1.0,
+    ),
+    RoundCheckpoint(
+        study_id="s",
+        trial_id=TRIALS[0].trial_id,
+        library="xgboost",
+        fold=1,
+        folds=3,
+        round=40,
+        rounds=100,
+        sha256="0" * 64,
+        format="ubj",
+        size=1234,
+        worker="w",
+        saved_at=1.0,
     ),
 ]
 assert {m.kind for m in EVENTS} == set(EVENT_KINDS), "an event kind has no sample"

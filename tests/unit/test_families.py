@@ -17,7 +17,7 @@ from tunefleet_contract.params import ParamError, check_param
 from tunefleet_contract.spec import BuiltinDataset
 from tunefleet_publisher.planner import expand
 from tunefleet_runtime.validation import parse_spec
-from tunefleet_worker import families as families_module
+from tunefleet_worker import training as training_module
 from tunefleet_worker.datasets import Dataset, load_dataset
 from tunefleet_worker.families import run_family, truncated
 from tunefleet_worker.training import TrialContext, fit_fold, make_estimator, run_trial
@@ -152,7 +152,8 @@ def test_family_scores_equal_separate_fits_and_gridsearchcv(
         fits.append(dict(args[2]))
         return fit_fold(*args)
 
-    monkeypatch.setattr(families_module, "fit_fold", counting_fit)
+    # The family fits through `fit_fold_rounds`, which fits with `fit_fold` (no round cut here).
+    monkeypatch.setattr(training_module, "fit_fold", counting_fit)
     shared = run_family(ctx, family)
     monkeypatch.undo()
     alone = [run_trial(ctx, t) for t in family]

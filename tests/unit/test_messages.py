@@ -7,6 +7,7 @@ from tunefleet_contract.messages import (
     DecodeError,
     FoldCheckpoint,
     FoldScore,
+    RoundCheckpoint,
     TrialMessage,
     TrialResult,
     TrialsStarted,
@@ -102,6 +103,36 @@ def test_a_fold_checkpoint_is_validated_strictly() -> None:
     with pytest.raises(ValueError):
         FoldScore(trial_id="a" * 24, score=float("nan"), fit_time_s=1.0, score_time_s=0.0)
     assert decode_event(sample.encode()) == sample
+
+
+def test_a_round_checkpoint_is_validated_strictly() -> None:
+    sample = next(m for m in EVENTS if isinstance(m, RoundCheckpoint))
+    payload = json.loads(sample.encode())
+    for change, expected in (
+        ({"fold": 3}, "fold 3 is not one of 3 folds"),
+        ({"round": 100}, "round 100 is not before the last of 100"),
+        ({"round": 0}, "round"),
+        ({"sha256": "../etc/passwd"}, "sha256"),
+        ({"booster": "gASV"}, "booster"),  # the booster travels as a blob, never inline
+        ({"trial_id": "x"}, "trial_id"),
+    ):
+        with pytest.raises(DecodeError, match=expected):
+            decode_event(json.dumps({**payload, **change}).encode())
+    assert decode_event(sample.encode()) == sample
+
+
+def test_checkpoint_and_resumed_round_travel_only_when_set() -> None:
+    """A trial message with the default `checkpoint: folds`, and a result that no round
+    checkpoint resumed, encode as a release before wrote them (and it decodes them)."""
+    assert b"checkpoint" not in TRIAL_MESSAGE.encode()
+    rounds = TRIAL_MESSAGE.model_copy(update={"checkpoint": "rounds"})
+    assert TrialMessage.decode(rounds.encode()).checkpoint == "rounds"
+    with pytest.raises(DecodeError, match="checkpoint"):
+        TrialMessage.decode(rounds.encode().replace(b'"rounds"', b'"boosters"'))
+    plain = result()
+    assert b"resumed_at_round" not in plain.encode()
+    marked = plain.model_copy(update={"resumed_at_round": 40})
+    assert TrialResult.decode(marked.encode()).resumed_at_round == 40
 
 
 def test_a_start_says_its_preemptions_only_when_there_were_some() -> None:

@@ -24,6 +24,23 @@ def rejected(data: Any) -> str:
     return str(info.value)
 
 
+def test_checkpoint_is_folds_unless_the_study_chooses_rounds() -> None:
+    plain, folds = parse_spec(spec()), parse_spec(spec(checkpoint="folds"))
+    assert plain.checkpoint == "folds"
+    assert plain.study_id() == folds.study_id()  # the default keeps the ids it always had
+    rounds = parse_spec(spec(checkpoint="rounds"))
+    assert rounds.checkpoint == "rounds" and rounds.study_id() != plain.study_id()
+    assert "checkpoint" in rejected(spec(checkpoint="boosters"))
+    assert "'folds' or 'rounds'" in rejected(spec(checkpoint="boosters"))
+
+
+def test_round_checkpoints_are_refused_with_early_stopping() -> None:
+    stopped = {"xgboost": {"early_stopping": {"rounds": 5, "max_rounds": 50}}}
+    message = rejected(spec(search=stopped, checkpoint="rounds"))
+    assert "checkpoint: rounds is not with early_stopping (xgboost)" in message
+    assert parse_spec(spec(search=stopped)).checkpoint == "folds"
+
+
 def test_minimal_spec_fills_defaults() -> None:
     study = parse_spec(spec())
     assert study.cv.folds == 5 and study.cv.seed == 0

@@ -20,6 +20,7 @@ from tunefleet_contract.cost import Pool
 from tunefleet_contract.documents import check_document, load_json
 from tunefleet_contract.params import Scalar
 from tunefleet_contract.spec import (
+    Checkpoint,
     DatasetSpec,
     EarlyStoppingSpec,
     StudySpec,
@@ -40,6 +41,7 @@ __all__ = [
     "ModelRefit",
     "ModelStored",
     "PlannedSpec",
+    "RoundCheckpoint",
     "StudyCancelled",
     "StudyRegistered",
     "StudyRequest",
@@ -208,9 +210,16 @@ class TrialMessage(Message):
         default_factory=dict,
         description="Per library: its trials' rounds are chosen by the validation curve.",
     )
+    checkpoint: Checkpoint = Field(
+        default="folds",
+        description="rounds: told to stop, the worker saves the fold in training at its "
+        "current round (`RoundCheckpoint`) and hands the trial back at once.",
+    )
     _omit_unset: ClassVar[tuple[str, ...]] = ("early_stopping",)
 
     def _omit_nested(self, payload: dict[str, Any]) -> None:
+        if payload.get("checkpoint") == "folds":
+            del payload["checkpoint"]  # the default, as a worker of the release before runs
         for stop in payload.get("early_stopping", {}).values():
             if stop.get("median", 0) is None:
                 del stop["median"]
@@ -323,6 +332,38 @@ class FoldCheckpoint(Message):
         return self
 
 
+class RoundCheckpoint(Message):
+    """Worker → collector: on a stop (SIGTERM), the fold in training of a trial was cut at
+    `round` of its `rounds` and its booster stored as a blob in the library's native format.
+    Stored, one record per trial, fold and round, so that the next delivery continues that
+    fold from `round` instead of from its first (`checkpoint: rounds`, docs/spec.md). For a
+    family (trials differing only in their rounds) `trial_id` is the member whose parameters
+    were fitted, the one of most rounds."""
+
+    kind: ClassVar[str] = "round.checkpoint"
+    study_id: StudyId
+    revision: Revision = 0
+    trial_id: TrialId
+    library: str = Field(min_length=1, max_length=100)
+    fold: int = Field(ge=0, le=99)
+    folds: int = Field(ge=2, le=100, description="The trial's number of folds.")
+    round: int = Field(ge=1, description="Rounds trained, all in the stored booster.")
+    rounds: int = Field(ge=2, description="Rounds the fold trains in all.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="The booster's blob.")
+    format: str = Field(min_length=1, max_length=20)
+    size: int = Field(ge=0)
+    worker: str = Field(default="", max_length=200)
+    saved_at: float
+
+    @model_validator(mode="after")
+    def _in_range(self) -> RoundCheckpoint:
+        if self.fold >= self.folds:
+            raise ValueError(f"fold {self.fold} is not one of {self.folds} folds")
+        if self.round >= self.rounds:
+            raise ValueError(f"round {self.round} is not before the last of {self.rounds}")
+        return self
+
+
 # A stored validation curve has at most this many points (see `EarlyStopped`).
 CURVE_POINTS = 500
 
@@ -419,7 +460,20 @@ class TrialResult(Message):
         description="Folds taken from the fold checkpoints of an earlier delivery instead of "
         "trained again (a trial handed back on a preemption, or redelivered); None: none.",
     )
-    _omit_unset: ClassVar[tuple[str, ...]] = ("early_stopping", "core_s", "pool", "resumed_folds")
+    resumed_at_round: int | None = Field(
+        default=None,
+        ge=1,
+        description="A fold of this trial continued from the round checkpoint an earlier "
+        "delivery saved at this round (the lowest, where several did): the model is not "
+        "always the uninterrupted one (docs/spec.md, Checkpoints); None: none did.",
+    )
+    _omit_unset: ClassVar[tuple[str, ...]] = (
+        "early_stopping",
+        "core_s",
+        "pool",
+        "resumed_folds",
+        "resumed_at_round",
+    )
 
     def _omit_nested(self, payload: dict[str, Any]) -> None:
         stop = payload.get("early_stopping")
@@ -605,6 +659,7 @@ EVENT_KINDS: dict[str, type[Message]] = {
         TrialsSettled,
         ModelStored,
         FoldCheckpoint,
+        RoundCheckpoint,
     )
 }
 
@@ -618,6 +673,7 @@ Event = (
     | TrialsSettled
     | ModelStored
     | FoldCheckpoint
+    | RoundCheckpoint
 )
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "BudgetSpec",
     "BuiltinDataset",
     "CVSpec",
+    "Checkpoint",
     "DatasetSpec",
     "EarlyStoppingSpec",
     "FileDataset",
@@ -286,6 +287,11 @@ else:
     LibrarySearch = _library_search()
 
 
+# What a trial handed back on a preemption keeps (docs/spec.md, Checkpoints): its finished folds
+# (exact), or also the fold in training, saved at its current round (cheaper; not always exact).
+Checkpoint = Literal["folds", "rounds"]
+
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -299,6 +305,19 @@ class StudySpec(_Model):
     chunk_size: int = Field(default=1, ge=1, le=10_000)
     allow_large: bool = False
     budget: BudgetSpec | None = None
+    checkpoint: Checkpoint = "folds"
+
+    @model_validator(mode="after")
+    def _rounds_without_early_stopping(self) -> StudySpec:
+        if self.checkpoint == "rounds":
+            stopped = [name for name, part in self.search.items() if part.early_stopping]
+            if stopped:
+                raise ValueError(
+                    f"checkpoint: rounds is not with early_stopping ({', '.join(stopped)}): "
+                    "an early-stopped trial's folds advance round by round together and keep "
+                    "no checkpoint; use checkpoint: folds, or drop early_stopping"
+                )
+        return self
 
     @model_serializer(mode="wrap")
     def _without_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -307,6 +326,8 @@ class StudySpec(_Model):
         data: dict[str, Any] = handler(self)
         if data.get("budget", 0) is None:
             del data["budget"]
+        if data.get("checkpoint") == "folds":
+            del data["checkpoint"]
         return data
 
     @model_validator(mode="before")

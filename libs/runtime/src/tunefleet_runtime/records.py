@@ -35,6 +35,7 @@ __all__ = [
     "PlannedTrial",
     "Reruns",
     "ResultState",
+    "RoundRecord",
     "StudyActivity",
     "StudyRecord",
     "StudyState",
@@ -187,6 +188,8 @@ class TrialRecord:
     pool: str | None = None  # spot | on-demand
     # Folds taken from an earlier delivery's fold checkpoints (None: every fold was trained).
     resumed_folds: int | None = None
+    # The round a fold continued from on an earlier delivery's round checkpoint (None: none).
+    resumed_at_round: int | None = None
 
     @property
     def best_round(self) -> int | None:
@@ -223,6 +226,24 @@ class FoldRecord:
     score_time_s: float
     worker: str
     finished_at: float
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """A fold cut at a round on a stop, stored from a `RoundCheckpoint`: the booster's blob,
+    which a later delivery of the trial continues training from."""
+
+    trial_id: str
+    revision: int
+    fold: int
+    folds: int
+    round: int
+    rounds: int
+    sha256: str
+    format: str
+    size: int
+    worker: str
+    saved_at: float
 
 
 @dataclass(frozen=True)

@@ -153,6 +153,13 @@ class WorkerSettings(BrokerSettings, ServiceSettings):
         description="A finished fold whose training took less is not checkpointed: training "
         "it again costs less than its record.",
     )
+    tunefleet_round_checkpoint_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=0,
+        le=2**40,
+        description="With checkpoint: rounds, a booster cut on a stop is stored up to this "
+        "size; a larger one is not (the trial resumes at its fold instead).",
+    )
     tunefleet_data_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
         description="Colon-separated directories that file datasets may be read from.",

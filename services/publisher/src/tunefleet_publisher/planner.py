@@ -108,6 +108,7 @@ def trial_messages(request: StudyRequest, trials: Iterable[TrialSpec]) -> list[T
             trials=chunk,
             revision=request.revision,
             early_stopping=stopping,
+            checkpoint=spec.checkpoint,
         )
         # A family (trials differing only in their rounds) stays in one message.
         for chunk in family_chunks(trials, spec.chunk_size)

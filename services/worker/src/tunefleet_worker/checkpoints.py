@@ -1,5 +1,7 @@
 """Fold checkpoints: a finished fold as the event that records it, and the stored records of a
-trial's folds as what `training.run_folds` takes instead of training them again.
+trial's folds as what `training.run_folds` takes instead of training them again. And round
+checkpoints (`checkpoint: rounds`): the stored records of folds cut on a stop as what
+`training.fit_fold_rounds` continues from.
 
 A fold's score is a float the uninterrupted run would have averaged with the others; JSON
 carries it exactly (shortest round-trip repr) and so do MongoDB's doubles, so the folds taken
@@ -12,14 +14,16 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 from tunefleet_contract.messages import FoldCheckpoint, FoldScore
-from tunefleet_runtime.records import FoldRecord
+from tunefleet_runtime.blobs import BlobStore
+from tunefleet_runtime.records import FoldRecord, RoundRecord
 
-from tunefleet_worker.training import FoldDone, Resumed
+from tunefleet_worker.training import FoldDone, Resumed, RoundSaved, RoundsResumed
 
-__all__ = ["fold_checkpoint", "resumed_folds"]
+__all__ = ["fold_checkpoint", "resumed_folds", "resumed_rounds"]
 
 
 def fold_checkpoint(
@@ -59,3 +63,34 @@ def resumed_folds(records: Iterable[FoldRecord]) -> Resumed:
             score, record.fit_time_s, record.score_time_s
         )
     return resumed
+
+
+def resumed_rounds(
+    records: Iterable[RoundRecord], blobs: Callable[[], BlobStore], cache_dir: Path
+) -> RoundsResumed:
+    """Stored round checkpoints as the folds to continue: for each trial and fold the record
+    of the highest round (a fold cut twice, the second time continued from the first), its
+    booster downloaded into `cache_dir` only when a fit asks for it."""
+    latest: dict[tuple[str, int], RoundRecord] = {}
+    for record in records:
+        key = (record.trial_id, record.fold)
+        if key not in latest or record.round > latest[key].round:
+            latest[key] = record
+    resumed: dict[str, dict[int, RoundSaved]] = {}
+    for (trial_id, fold), record in latest.items():
+        resumed.setdefault(trial_id, {})[fold] = RoundSaved(
+            record.round, record.rounds, _loader(record, blobs, cache_dir)
+        )
+    return resumed
+
+
+def _loader(
+    record: RoundRecord, blobs: Callable[[], BlobStore], cache_dir: Path
+) -> Callable[[], Path]:
+    def load() -> Path:
+        dest = cache_dir / "rounds" / f"{record.sha256}.{record.format}"
+        if not dest.exists():
+            blobs().download(record.sha256, dest)  # verified, then renamed into place
+        return dest
+
+    return load

@@ -24,10 +24,11 @@ from tunefleet_contract.messages import TrialResult, TrialSpec
 from tunefleet_worker.libraries import model_library
 from tunefleet_worker.training import (
     FoldDone,
+    RoundStoppedError,
     TrialContext,
     done_result,
     failed_result,
-    fit_fold,
+    fit_fold_rounds,
     fold_totals,
     library_folds,
     run_folds,
@@ -80,12 +81,17 @@ def run_family(ctx: TrialContext, members: Sequence[TrialSpec]) -> list[TrialRes
     params, threads = split_threads(ctx, largest)
     shared = len(members)
     spent = [0.0]  # fit time of the folds fitted here, for a failure's results
+    continued: list[int] = []  # rounds that folds continued from (round checkpoints)
 
     def compute(i: int) -> list[FoldDone]:
         data, folds = library_folds(ctx, library)
         fold = folds.fold(i)
         t0 = time.perf_counter()
-        estimator = fit_fold(ctx, library, params, threads, data, folds, fold)
+        estimator, resumed_at = fit_fold_rounds(
+            ctx, largest.trial_id, library, params, threads, data, folds, fold
+        )
+        if resumed_at is not None:
+            continued.append(resumed_at)
         fit = time.perf_counter() - t0
         spent[0] += fit
         done = []
@@ -102,6 +108,8 @@ def run_family(ctx: TrialContext, members: Sequence[TrialSpec]) -> list[TrialRes
 
     try:
         per_member, taken = run_folds(ctx, [m.trial_id for m in members], compute)
+    except RoundStoppedError:
+        raise
     except Exception as exc:  # a library error is every member's result, not the worker's crash
         return [
             failed_result(ctx, m, exc, spent[0] / shared, fit_shared_by=shared) for m in members
@@ -120,6 +128,7 @@ def run_family(ctx: TrialContext, members: Sequence[TrialSpec]) -> list[TrialRes
                 score_time,
                 fit_shared_by=shared,
                 resumed_folds=taken or None,
+                resumed_at_round=min(continued, default=None),
             )
         )
     return results

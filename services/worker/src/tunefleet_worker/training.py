@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from tunefleet_contract.families import rounds_of
 from tunefleet_contract.messages import TrialResult, TrialSpec, finite_or_none
 from tunefleet_contract.params import THREAD_PARAM, Scalar
 from tunefleet_contract.spec import EarlyStoppingSpec, Task
@@ -31,12 +34,17 @@ __all__ = [
     "AbandonedError",
     "FoldDone",
     "OnFold",
+    "OnRound",
     "Resumed",
+    "RoundSaved",
+    "RoundStoppedError",
+    "RoundsResumed",
     "TrialContext",
     "cv_splits",
     "done_result",
     "failed_result",
     "fit_fold",
+    "fit_fold_rounds",
     "fold_totals",
     "library_data",
     "library_folds",
@@ -47,6 +55,9 @@ __all__ = [
     "split_threads",
     "warm_up",
 ]
+
+
+log = logging.getLogger(__name__)
 
 
 @cache
@@ -132,6 +143,28 @@ class FoldDone:
 
 # Per trial id, its finished folds by index: what an earlier delivery stored (fold checkpoints).
 Resumed = Mapping[str, Mapping[int, FoldDone]]
+
+
+class RoundStoppedError(Exception):
+    """Told to stop with `checkpoint: rounds`: the fold in training was cut after a round and
+    given to `TrialContext.on_round` (which stores it and hands the delivery back); nothing
+    more of the delivery is computed. Never a trial's failure."""
+
+
+@dataclass(frozen=True)
+class RoundSaved:
+    """A fold an earlier delivery cut at `round` of `rounds` (a round checkpoint), and how to
+    get its booster's file."""
+
+    round: int
+    rounds: int
+    load: Callable[[], Path]
+
+
+# Per trial id, per fold index: the round checkpoint to continue that fold from.
+RoundsResumed = Mapping[str, Mapping[int, RoundSaved]]
+# Told of a fold cut on a stop: (trial id, fold, rounds trained, rounds in all, estimator).
+OnRound = Callable[[str, int, int, int, Any], None]
 # Told of each fold finished here, with every trial's part of it: (fold, [(trial id, done)]).
 OnFold = Callable[[int, Sequence[tuple[str, FoldDone]]], None]
 
@@ -163,6 +196,12 @@ class TrialContext:
     checkpoint_min_s: float = 0.0
     # Whether the delivery was given up: no further fold is trained (`run_folds`).
     abandoned: Callable[[], bool] = lambda: False
+    # Round checkpoints (`fit_fold_rounds`, with `checkpoint: rounds`): asked after each round
+    # of a fold in training, True (a stop) cuts it there and `on_round` is given it. None:
+    # folds train uncut (`checkpoint: folds`). And the cut folds an earlier delivery stored.
+    notice: Callable[[], bool] | None = None
+    on_round: OnRound | None = None
+    rounds_resumed: RoundsResumed = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.scorer = _scorer(self.metric)
@@ -205,6 +244,53 @@ def fit_fold(
     else:
         estimator.fit(fold.X_train, fold.y_train)
     return estimator
+
+
+def fit_fold_rounds(
+    ctx: TrialContext,
+    trial_id: str,
+    library: str,
+    params: Mapping[str, Scalar],
+    threads: int,
+    data: Dataset,
+    folds: FoldSet,
+    fold: Fold,
+) -> tuple[Any, int | None]:
+    """`fit_fold`, with round checkpoints where the study asks for them (`ctx.notice`) and the
+    trial names its rounds so that a model cut after r rounds is the first r rounds of the
+    whole one (`rounds_of`, the families' condition): the fit continues from the round
+    checkpoint an earlier delivery stored for this fold, and a stop cuts it after the round in
+    progress (given to `ctx.on_round`, then `RoundStoppedError`). The estimator, and the round it
+    continued from (None: trained from its first)."""
+    model = model_library(library)
+    found = rounds_of(library, params)
+    if ctx.notice is None or found is None or model.model_format is None:
+        return fit_fold(ctx, library, params, threads, data, folds, fold), None
+    name, rounds = found
+    saved = ctx.rounds_resumed.get(trial_id, {}).get(fold.index)
+    init: Path | None = None
+    kwargs = dict(params)
+    if saved is not None and saved.rounds == rounds and saved.round < rounds:
+        try:
+            init = saved.load()
+            kwargs.update(model.continued_params(init))
+        # Any error: a checkpoint saves time, it never fails a trial.
+        except Exception as exc:
+            log.warning("trial %s fold %d: training from round 0: %s", trial_id, fold.index, exc)
+            init = None
+            kwargs = dict(params)
+    if init is not None and saved is not None:
+        kwargs[name] = rounds - saved.round  # the rounds left
+    estimator = make_estimator(library, data.task, kwargs, threads, data.categorical)
+    model.fit_stoppable(estimator, fold, folds, ctx.notice, init)
+    trained = model.rounds_trained(estimator)
+    if trained < rounds:
+        if ctx.on_round is not None:
+            ctx.on_round(trial_id, fold.index, trained, rounds, estimator)
+        raise RoundStoppedError(
+            f"fold {fold.index} cut after round {trained} of {rounds}: stopping"
+        )
+    return estimator, (saved.round if init is not None and saved is not None else None)
 
 
 def run_folds(
@@ -296,6 +382,7 @@ def run_trial(ctx: TrialContext, trial: TrialSpec) -> TrialResult:
     params, threads = split_threads(ctx, trial)
     library = model_library(trial.library)
     spent = [0.0]  # fit time of the folds computed here, for a failure's result
+    continued: list[int] = []  # rounds that folds continued from (round checkpoints)
 
     def compute(i: int) -> list[FoldDone]:
         t0 = time.perf_counter()
@@ -306,7 +393,11 @@ def run_trial(ctx: TrialContext, trial: TrialSpec) -> TrialResult:
             return [FoldDone(simulated, fit, 0.0)]
         data, folds = library_folds(ctx, trial.library)
         fold = folds.fold(i)
-        estimator = fit_fold(ctx, trial.library, params, threads, data, folds, fold)
+        estimator, resumed_at = fit_fold_rounds(
+            ctx, trial.trial_id, trial.library, params, threads, data, folds, fold
+        )
+        if resumed_at is not None:
+            continued.append(resumed_at)
         t1 = time.perf_counter()
         spent[0] += t1 - t0
         score = float(ctx.scorer(estimator, fold.X_test, fold.y_test))
@@ -314,7 +405,17 @@ def run_trial(ctx: TrialContext, trial: TrialSpec) -> TrialResult:
 
     try:
         (done,), taken = run_folds(ctx, [trial.trial_id], compute)
+    except RoundStoppedError:
+        raise
     except Exception as exc:  # any library error is the trial's result, not the worker's crash
         return failed_result(ctx, trial, exc, spent[0])
     scores, fit_time, score_time = fold_totals(done)
-    return done_result(ctx, trial, scores, fit_time, score_time, resumed_folds=taken or None)
+    return done_result(
+        ctx,
+        trial,
+        scores,
+        fit_time,
+        score_time,
+        resumed_folds=taken or None,
+        resumed_at_round=min(continued, default=None),
+    )

@@ -11,7 +11,10 @@ the collector stores; a later delivery of the trial reads them and trains only t
 have none (`training.run_folds`). Told to stop (SIGTERM) with a trial in hand, the worker waits
 the grace period for it, then hands the message back (`_hand_back`): what is left of it goes to
 the end of the queue as a new message that counts one more preemption, and this delivery is
-acked, so that preemptions never count against the delivery limit.
+acked, so that preemptions never count against the delivery limit. With `checkpoint: rounds`
+the fold in training does not wait: the stop cuts it after its current round, its booster is
+stored as a blob and announced (`RoundCheckpoint`), and the trial is handed back at once; the
+next delivery continues that fold from the round it was cut at (`training.fit_fold_rounds`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from tunefleet_contract.messages import (
     FoldCheckpoint,
     ModelRefit,
     ModelStored,
+    RoundCheckpoint,
     TrialMessage,
     TrialResult,
     TrialsSettled,
@@ -55,22 +59,28 @@ from tunefleet_runtime.consumer import ConsumerRuntime, Delivery, RefusalError, 
 from tunefleet_runtime.settings import StoreSettings, WorkerSettings
 from tunefleet_runtime.store import STORE_ERRORS, Store, bounded, open_blobs, open_store
 
-from tunefleet_worker.checkpoints import fold_checkpoint, resumed_folds
+from tunefleet_worker.checkpoints import fold_checkpoint, resumed_folds, resumed_rounds
 from tunefleet_worker.control import StudyControl
 from tunefleet_worker.datacache import DataCache
 from tunefleet_worker.datasets import DatasetError, load_dataset
 from tunefleet_worker.earlystop import run_stopped
 from tunefleet_worker.families import run_family
 from tunefleet_worker.ledger import charged, cores_for
-from tunefleet_worker.refit import refit
-from tunefleet_worker.training import FoldDone, Resumed, TrialContext
+from tunefleet_worker.refit import refit, save_native
+from tunefleet_worker.training import (
+    FoldDone,
+    Resumed,
+    RoundsResumed,
+    RoundStoppedError,
+    TrialContext,
+)
 
 __all__ = ["Worker", "blob_store", "check_message"]
 
 # What the trials queue carries: trials, and refits (one slot per worker for both).
 Work = TrialMessage | ModelRefit
 # What a job publishes on the events exchange, in order, in batches.
-Outgoing = TrialResult | ModelStored | FoldCheckpoint
+Outgoing = TrialResult | ModelStored | FoldCheckpoint | RoundCheckpoint
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +149,8 @@ class Worker:
         self.trials_done = 0
         self.handed_back = 0  # messages handed back on a stop (preemptions)
         self.folds_resumed = 0  # folds taken from checkpoints instead of trained again
+        self.rounds_saved = 0  # folds cut on a stop and stored (round checkpoints)
+        self.rounds_resumed = 0  # folds continued from a round checkpoint
         self.control = StudyControl(on_settled=self._on_settled)
         self.trials_skipped = 0
         self.data = DataCache(
@@ -467,6 +479,73 @@ class Worker:
         )
         self._send(job, [checkpoint])
 
+    def _cut(
+        self,
+        job: _Job,
+        message: TrialMessage,
+        trial_id: str,
+        fold: int,
+        trained: int,
+        rounds: int,
+        estimator: Any,
+    ) -> None:
+        """Told to stop with `checkpoint: rounds`, a fold was cut after round `trained`: store
+        its booster (up to TUNEFLEET_ROUND_CHECKPOINT_MAX_BYTES) and queue its record, then have
+        the delivery handed back now, the record published first (`_hand_back`). Where it
+        cannot be stored, it is handed back without: the next delivery trains the fold again."""
+        library = next(t.library for t in message.trials if t.trial_id == trial_id)
+        limit = self.settings.tunefleet_round_checkpoint_max_bytes
+        try:
+            content, fmt = save_native(library, estimator)
+            if len(content) > limit:
+                raise ValueError(
+                    f"{len(content):,} bytes is over TUNEFLEET_ROUND_CHECKPOINT_MAX_BYTES "
+                    f"({limit:,})"
+                )
+            name = f"{message.study_id}-{trial_id}-fold{fold}-round{trained}.{fmt}"
+            info, _ = self.data.store().put_bytes(content, kind="model", format=fmt, name=name)
+        except Exception as exc:  # a checkpoint saves time, it never holds a hand-back up
+            log.warning(
+                "study %s: no round checkpoint of trial %s fold %d (cut at round %d): %s",
+                message.study_id,
+                trial_id,
+                fold,
+                trained,
+                exc,
+            )
+        else:
+            record = RoundCheckpoint(
+                study_id=message.study_id,
+                revision=message.revision,
+                trial_id=trial_id,
+                library=library,
+                fold=fold,
+                folds=message.folds,
+                round=trained,
+                rounds=rounds,
+                sha256=info.sha256,
+                format=fmt,
+                size=info.size,
+                worker=self.name,
+                saved_at=time.time(),
+            )
+            job.results.append((record, record.encode()))
+            self.rounds_saved += 1
+            log.info(
+                "study %s: trial %s fold %d cut at round %d of %d and stored (%d bytes)",
+                message.study_id,
+                trial_id,
+                fold,
+                trained,
+                rounds,
+                info.size,
+            )
+        self._call(job, self._hand_back_now)
+
+    def _hand_back_now(self, job: _Job) -> None:
+        if not job.finished.is_set() and not job.abandon.is_set():
+            self._hand_back(job)  # False: the grace period's end abandons it (`_drain`)
+
     def _train(self, job: _Job) -> None:
         try:
             self._run(job)
@@ -505,6 +584,8 @@ class Worker:
                 on_fold=functools.partial(self._checkpoint, job, message),
                 abandoned=job.abandon.is_set,
                 checkpoint_min_s=self.settings.tunefleet_checkpoint_min_s,
+                notice=self._stopping.is_set if message.checkpoint == "rounds" else None,
+                on_round=functools.partial(self._cut, job, message),
             )
         except (DatasetError, ValueError) as exc:
             self._call(job, self._reject, f"dataset: {exc}")
@@ -516,11 +597,24 @@ class Worker:
             self._call(job, self._requeue)
             return
         ctx.resumed = self._resumed(message, job.delivery.attempt)
+        ctx.rounds_resumed = self._resumed_rounds(message, job.delivery.attempt)
+        try:
+            finished = self._run_families(job, message, ctx, mark)
+        except RoundStoppedError:
+            return  # cut on a stop: `_cut` has the delivery handed back
+        if finished:
+            self._call(job, self._ack)
+
+    def _run_families(
+        self, job: _Job, message: TrialMessage, ctx: TrialContext, mark: float
+    ) -> bool:
+        """Compute the message's trials, family by family, sending their results; False where
+        the delivery was given up meanwhile (nothing more of it is published or acked)."""
         # One family (trials differing only in their rounds) at a time: its members' results
         # come from the same fits, together.
         for family in families(message.trials):
             if job.abandon.is_set():
-                return
+                return False
             if self.control.skips(message.study_id, message.revision):
                 break  # the rest of the chunk stays without results, for a resume
             # Members settled by another worker's confirmed results are not computed again.
@@ -551,9 +645,10 @@ class Worker:
             resumed = max((r.resumed_folds or 0 for r in results), default=0)
             self.folds_resumed += resumed
             observability.FOLDS_RESUMED.inc(resumed)
+            self.rounds_resumed += any(r.resumed_at_round for r in results)
             if not self._send(job, results):
-                return
-        self._call(job, self._ack)
+                return False
+        return True
 
     def _open_store(self) -> Store | None:
         """The store, connected on first use (lazily: opening it reaches nothing); None where
@@ -605,6 +700,29 @@ class Worker:
                 len(resumed),
             )
         return resumed
+
+    def _resumed_rounds(self, message: TrialMessage, attempt: int) -> RoundsResumed:
+        """The stored round checkpoints of the message's trials (`checkpoint: rounds`, a
+        delivery after the first), each fold's of the highest round, fetched from the blob
+        store when a fit continues from it. Empty where there are none or the store is out of
+        reach: then those folds train from their first round."""
+        if attempt <= 1 or message.checkpoint != "rounds":
+            return {}
+        store = self._open_store()
+        if store is None:
+            return {}
+        ids = [t.trial_id for t in message.trials]
+        try:
+            with bounded(self.settings.tunefleet_store_timeout_s):
+                found = store.round_checkpoints(
+                    message.study_id, message.revision, ids, message.folds
+                )
+        except Exception as exc:  # as with fold checkpoints: never holds a trial back
+            log.warning(
+                "study %s: no round checkpoints: cannot read them: %s", message.study_id, exc
+            )
+            return {}
+        return resumed_rounds(found, self.data.store, self.settings.tunefleet_cache_dir)
 
     def _finished_curves(self, message: TrialMessage, library: str) -> list[dict[str, Any]] | None:
         """The stored curves of the library's finished trials, for the median rule; None (the

@@ -18,6 +18,7 @@ from tunefleet_runtime.records import (
     FoldRecord,
     PlannedTrial,
     ResultState,
+    RoundRecord,
     StudyActivity,
     StudyRecord,
     StudyStatus,
@@ -115,6 +116,13 @@ class Store(Protocol):
     ) -> list[FoldRecord]:
         """The stored finished folds (of `folds`) of these trials in this revision, in no
         particular order: what a delivery of them need not train again."""
+        ...
+
+    def round_checkpoints(
+        self, study_id: str, revision: int, trial_ids: Collection[str], folds: int
+    ) -> list[RoundRecord]:
+        """The stored round checkpoints (folds cut at a round on a stop, of `folds`) of these
+        trials in this revision, in no particular order."""
         ...
 
     def planned_trials(self, study_id: str, revision: int) -> list[str]:

@@ -17,6 +17,10 @@ documents in dictionaries):
     folds    _id = trial:revision:fold   a finished fold of a trial (`FoldCheckpoint`): its
                                  score and times, what a later delivery takes instead of
                                  training it again; the first record of a fold stands
+    rounds   _id = trial:revision:fold:round   a fold cut at a round on a stop
+                                 (`RoundCheckpoint`): the booster's blob, which a later
+                                 delivery continues from (the highest round); the first
+                                 record of a round stands
     turns    _id = role          which process acted as a role last (`Store.take_turn`)
 
 Documents hold no NaN or infinity (`finite`), no key with `.` or a leading `$` (the contract
@@ -33,6 +37,7 @@ from tunefleet_contract.documents import finite
 from tunefleet_contract.messages import (
     FoldCheckpoint,
     ModelStored,
+    RoundCheckpoint,
     StudyRegistered,
     TrialResult,
     TrialsPlanned,
@@ -42,6 +47,7 @@ from tunefleet_contract.spec import StudySpec
 from tunefleet_runtime.records import (
     FoldRecord,
     PlannedTrial,
+    RoundRecord,
     StudyRecord,
     TrialRecord,
     TrialStart,
@@ -58,6 +64,8 @@ __all__ = [
     "planned_trial",
     "ran_to_their_end",
     "result_doc",
+    "round_docs",
+    "round_record",
     "start_docs",
     "study_doc",
     "study_record",
@@ -127,6 +135,28 @@ def fold_docs(event: FoldCheckpoint) -> list[Doc]:
         }
         for entry in event.trials
     ]
+
+
+def round_docs(event: RoundCheckpoint) -> list[Doc]:
+    fields = event.model_dump(exclude={"schema_version", "study_id"})
+    key = f"{fold_id(event.trial_id, event.revision, event.fold)}:{event.round}"
+    return [{"_id": key, "study_id": event.study_id, **fields}]
+
+
+def round_record(doc: Doc) -> RoundRecord:
+    return RoundRecord(
+        trial_id=doc["trial_id"],
+        revision=int(doc["revision"]),
+        fold=int(doc["fold"]),
+        folds=int(doc["folds"]),
+        round=int(doc["round"]),
+        rounds=int(doc["rounds"]),
+        sha256=str(doc["sha256"]),
+        format=str(doc["format"]),
+        size=int(doc["size"]),
+        worker=str(doc.get("worker") or ""),
+        saved_at=float(doc["saved_at"]),
+    )
 
 
 def result_doc(event: TrialResult, now: float) -> Doc:

@@ -24,6 +24,7 @@ from tunefleet_runtime.records import (
     FoldRecord,
     PlannedTrial,
     ResultState,
+    RoundRecord,
     StudyRecord,
     TrialDetail,
     TrialRecord,
@@ -235,6 +236,19 @@ class MemoryStore:
                 if key in wanted and doc["study_id"] == study_id and doc["folds"] == folds
             ]
         return [documents.fold_record(doc) for doc in found]
+
+    def round_checkpoints(
+        self, study_id: str, revision: int, trial_ids: Collection[str], folds: int
+    ) -> list[RoundRecord]:
+        wanted = set(trial_ids)
+        with self._lock:
+            found = [
+                dict(doc)
+                for doc in self._docs("rounds").values()
+                if doc["trial_id"] in wanted
+                and (doc["study_id"], doc["revision"], doc["folds"]) == (study_id, revision, folds)
+            ]
+        return [documents.round_record(doc) for doc in found]
 
     def planned_trials(self, study_id: str, revision: int) -> list[str]:
         return [doc["_id"] for doc in self._plan(study_id) if doc["revision"] == revision]

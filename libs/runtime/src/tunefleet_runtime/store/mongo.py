@@ -28,6 +28,7 @@ from tunefleet_runtime.records import (
     FoldRecord,
     PlannedTrial,
     ResultState,
+    RoundRecord,
     StudyRecord,
     TrialDetail,
     TrialRecord,
@@ -43,6 +44,7 @@ from tunefleet_runtime.store.documents import (
     model_record,
     planned_trial,
     ran_to_their_end,
+    round_record,
     study_record,
     trial_record,
     trial_start,
@@ -120,6 +122,7 @@ class MongoStore:
         )
         trials.create_index([*study, ("status", ASCENDING)], name="revision_by_status")
         self.db.starts.create_index(study, name="revision_starts")
+        self.db.rounds.create_index(study, name="revision_rounds")
         self.db.planned.create_index([*study, ("seq", ASCENDING)], name="revision_plan")
         self.db.studies.create_index([("submitted_at", DESCENDING)], name="recent")
 
@@ -294,6 +297,16 @@ class MongoStore:
             for chunk in _chunks(ids)
             for doc in self.db.folds.find({"_id": {"$in": chunk}, "study_id": study_id})
             if int(doc["folds"]) == folds
+        ]
+
+    def round_checkpoints(
+        self, study_id: str, revision: int, trial_ids: Collection[str], folds: int
+    ) -> list[RoundRecord]:
+        query = {"study_id": study_id, "revision": revision, "folds": folds}
+        return [
+            round_record(doc)
+            for chunk in _chunks(sorted(trial_ids))
+            for doc in self.db.rounds.find({**query, "trial_id": {"$in": chunk}})
         ]
 
     def planned_trials(self, study_id: str, revision: int) -> list[str]:

@@ -5,7 +5,7 @@ already there: the same for every backend (`apply` drives a backend's `Writer`).
   the study by it), then registrations, starts and results, then revisions, then cancels and
   resumes in arrival order (a study registered in this batch exists by then), then models.
   Fold checkpoints go with the starts: the first record of a fold stands (every delivery of
-  a trial computes the same fold alike).
+  a trial computes the same fold alike), and so do round checkpoints (by round).
   Every step is idempotent: a redelivered batch ends in the same state.
 - A second result of a trial (a redelivery, a rerun, a late copy of a superseded revision)
   merges with the first (`merge`).
@@ -26,6 +26,7 @@ from tunefleet_contract.messages import (
     Event,
     FoldCheckpoint,
     ModelStored,
+    RoundCheckpoint,
     StudyCancelled,
     StudyRegistered,
     StudyResumed,
@@ -38,6 +39,7 @@ from tunefleet_runtime.store.documents import (
     fold_docs,
     planned_docs,
     result_doc,
+    round_docs,
     start_docs,
     study_doc,
 )
@@ -145,6 +147,7 @@ class Batch:
     control: list[StudyCancelled | StudyResumed] = field(default_factory=list)
     models: list[ModelStored] = field(default_factory=list)
     folds: list[Doc] = field(default_factory=list)
+    rounds: list[Doc] = field(default_factory=list)
 
     @classmethod
     def of(cls, events: Iterable[Event], now: float | None = None) -> Batch:
@@ -164,6 +167,8 @@ class Batch:
                 batch.starts.extend(start_docs(event))
             elif isinstance(event, FoldCheckpoint):
                 batch.folds.extend(fold_docs(event))
+            elif isinstance(event, RoundCheckpoint):
+                batch.rounds.extend(round_docs(event))
             elif isinstance(event, TrialResult):
                 # Within one batch the first result of a trial wins, as across batches.
                 batch.results.setdefault(event.trial_id, result_doc(event, batch.now))
@@ -206,6 +211,7 @@ def apply(writer: Writer, events: Iterable[Event]) -> dict[str, Any]:
         "studies": writer.insert_new("studies", batch.studies),
         "starts": writer.insert_new("starts", batch.starts),
         "folds": writer.insert_new("folds", batch.folds),
+        "rounds": writer.insert_new("rounds", batch.rounds),
         "trials": writer.insert_results(list(batch.results.values())),
     }
     for revision in batch.revisions:

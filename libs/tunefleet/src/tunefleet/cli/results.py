@@ -122,6 +122,14 @@ def show(
             table.add_row("score", f"{score(doc['score'])} ± {score(doc.get('score_std'), 4)}")
             folds = ", ".join(score(s, 4) for s in doc.get("fold_scores") or [])
             table.add_row("fold scores", folds)
+        if doc.get("resumed_folds"):
+            table.add_row("resumed", f"{doc['resumed_folds']} folds taken from fold checkpoints")
+        if doc.get("resumed_at_round"):
+            table.add_row(
+                "resumed at round",
+                f"{doc['resumed_at_round']}: a fold continued from a round checkpoint (exact "
+                "for XGBoost and LightGBM without subsampling only: docs/spec.md, Checkpoints)",
+            )
         for key, value in sorted((doc.get("params") or {}).items()):
             table.add_row(f"  {key}", str(value))
         if doc.get("fit_time_s") is not None:

@@ -19,11 +19,20 @@ from tunefleet_contract.spec import Task
 
 from tunefleet_worker.foldcache import Fold, FoldSet
 
-__all__ = ["AfterRound", "ModelLibrary", "model_libraries", "model_library", "structure_key"]
+__all__ = [
+    "AfterRound",
+    "ModelLibrary",
+    "ShouldStop",
+    "model_libraries",
+    "model_library",
+    "structure_key",
+]
 
 
 # Called with a fold's validation metric after each round; a round (1-based, the best) stops.
 AfterRound = Callable[[float], "int | None"]
+# Asked after each round of a fit that can be cut (`ModelLibrary.fit_stoppable`): True ends it.
+ShouldStop = Callable[[], bool]
 
 
 class ModelLibrary:
@@ -73,6 +82,29 @@ class ModelLibrary:
         stops after the round for which `after_round` returns a round (the best, 1-based);
         otherwise every round is trained and `after_round` is given the history afterwards."""
         raise NotImplementedError(f"{self.name} has no rounds to stop")
+
+    def fit_stoppable(
+        self,
+        estimator: Any,
+        fold: Fold,
+        folds: FoldSet,
+        stop: ShouldStop,
+        init_model: Path | None = None,
+    ) -> None:
+        """Fit on one fold, asking `stop` after each round: once it says yes, training ends
+        after that round, and the model holds every round trained (`rounds_trained`). With
+        `init_model` (a booster this library saved, `save_model`, from such a cut), training
+        continues from it for the estimator's own number of rounds: those left."""
+        raise NotImplementedError(f"{self.name} cannot stop between rounds")
+
+    def rounds_trained(self, estimator: Any) -> int:
+        """Boosting rounds in the fitted estimator's model (a continued one: all of them)."""
+        raise NotImplementedError(f"{self.name} has no rounds")
+
+    def continued_params(self, init_model: Path) -> dict[str, Any]:
+        """Parameters a continuation from `init_model` must take from it, so that it boosts as
+        the cut fit did (CatBoost: the learning rate it chose for the whole number of rounds)."""
+        return {}
 
     def cut(self, rounds: int) -> dict[str, Any]:
         """The keyword the estimator's predict methods take to use only the first `rounds`

@@ -9,7 +9,7 @@ from typing import Any
 from tunefleet_contract.spec import Task
 
 from tunefleet_worker.foldcache import Fold, FoldSet
-from tunefleet_worker.libraries import AfterRound, ModelLibrary, structure_key
+from tunefleet_worker.libraries import AfterRound, ModelLibrary, ShouldStop, structure_key
 
 # Parameters that only steer the boosting, never the quantized pool (see lightgbm.py).
 TRAINING_ONLY = frozenset(
@@ -73,6 +73,34 @@ class CatBoost(ModelLibrary):
         self.fit(estimator, fold, folds, eval_set=(fold.X_test, fold.y_test))
         for value in estimator.get_evals_result()["validation"][metric]:
             after_round(float(value))
+
+    def fit_stoppable(
+        self,
+        estimator: Any,
+        fold: Fold,
+        folds: FoldSet,
+        stop: ShouldStop,
+        init_model: Path | None = None,
+    ) -> None:
+        class Cut:
+            def after_iteration(self, info: Any) -> bool:
+                return not stop()  # False ends training, keeping the trees so far
+
+        if init_model is None:
+            self.fit(estimator, fold, folds, callbacks=[Cut()])
+        else:
+            estimator.fit(fold.X_train, fold.y_train, init_model=str(init_model), callbacks=[Cut()])
+
+    def rounds_trained(self, estimator: Any) -> int:
+        return int(estimator.tree_count_)
+
+    def continued_params(self, init_model: Path) -> dict[str, Any]:
+        import catboost
+
+        # Without it CatBoost picks a learning rate for the rounds left, not for them all.
+        model = catboost.CatBoost()
+        model.load_model(str(init_model))
+        return {"learning_rate": float(model.get_all_params()["learning_rate"])}
 
     def fit(self, estimator: Any, fold: Fold, folds: FoldSet, **fit_kwargs: Any) -> None:
         # CatBoost's estimators accept a Pool in place of X; quantized once with the trial's

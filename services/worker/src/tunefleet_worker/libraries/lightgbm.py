@@ -11,7 +11,7 @@ from typing import Any
 from tunefleet_contract.spec import Task
 
 from tunefleet_worker.foldcache import Fold, FoldSet
-from tunefleet_worker.libraries import AfterRound, ModelLibrary, structure_key
+from tunefleet_worker.libraries import AfterRound, ModelLibrary, ShouldStop, structure_key
 
 # Parameters that only steer the boosting, never the binned training set: trials that differ
 # only in these share it. Anything not listed here is part of the cache key, so a parameter
@@ -161,6 +161,31 @@ class LightGBM(ModelLibrary):
             eval_metric=metric,
             callbacks=[observe],
         )
+
+    def fit_stoppable(
+        self,
+        estimator: Any,
+        fold: Fold,
+        folds: FoldSet,
+        stop: ShouldStop,
+        init_model: Path | None = None,
+    ) -> None:
+        import lightgbm
+
+        def cut(env: Any) -> None:
+            if stop():
+                # Ends training keeping every tree (as best iteration: all of them, 0-based).
+                raise lightgbm.callback.EarlyStopException(env.iteration, [])
+
+        if init_model is None:
+            self.fit(estimator, fold, folds, callbacks=[cut])
+        else:
+            # LightGBM's own fit, not the cached Dataset: a continuation sets the training
+            # set's init scores from the booster, which a shared Dataset must never get.
+            estimator.fit(fold.X_train, fold.y_train, init_model=str(init_model), callbacks=[cut])
+
+    def rounds_trained(self, estimator: Any) -> int:
+        return int(estimator.booster_.current_iteration())
 
     def fit(self, estimator: Any, fold: Fold, folds: FoldSet, **fit_kwargs: Any) -> None:
         estimator.fit_reusing(fold.X_train, fold.y_train, _dataset_from(fold, folds), **fit_kwargs)

@@ -9,7 +9,7 @@ from typing import Any
 from tunefleet_contract.spec import Task
 
 from tunefleet_worker.foldcache import Fold, FoldSet
-from tunefleet_worker.libraries import AfterRound, ModelLibrary
+from tunefleet_worker.libraries import AfterRound, ModelLibrary, ShouldStop
 
 
 class XGBoost(ModelLibrary):
@@ -54,6 +54,32 @@ class XGBoost(ModelLibrary):
             self.fit(estimator, fold, folds, eval_set=[(fold.X_test, fold.y_test)], verbose=False)
         finally:
             estimator.set_params(callbacks=None)
+
+    def fit_stoppable(
+        self,
+        estimator: Any,
+        fold: Fold,
+        folds: FoldSet,
+        stop: ShouldStop,
+        init_model: Path | None = None,
+    ) -> None:
+        import xgboost
+
+        class Stop(xgboost.callback.TrainingCallback):
+            def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+                return stop()
+
+        estimator.set_params(callbacks=[Stop()])
+        try:
+            if init_model is None:
+                self.fit(estimator, fold, folds)
+            else:  # its own matrix: a continuation is one fit of many, not worth caching
+                estimator.fit(fold.X_train, fold.y_train, xgb_model=str(init_model))
+        finally:
+            estimator.set_params(callbacks=None)
+
+    def rounds_trained(self, estimator: Any) -> int:
+        return int(estimator.get_booster().num_boosted_rounds())
 
     def fit(self, estimator: Any, fold: Fold, folds: FoldSet, **fit_kwargs: Any) -> None:
         # XGBoost's estimators build their training matrix through this one method; the cached
