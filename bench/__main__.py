@@ -2,7 +2,7 @@
 
 Benchmarks: profile, gridsearch (GridSearchCV on benchmark 1's grid, with efficiency), peers
 (every peer on a realistic grid), overhead, submission, footprint, datasets, preemption,
-preemption-storm; all by default.
+preemption-storm, round-checkpoints; all by default.
 Each writes its section of docs/benchmarks.md. `--quick` runs small versions to check the
 harness; its numbers are not the ones to publish. The peers (Optuna, Ray Tune) come from the
 `peers` dependency group; without it they are reported as not installed.
@@ -20,6 +20,7 @@ from bench import (
     overhead,
     preemption,
     profile,
+    round_checkpoints,
     submission,
 )
 
@@ -33,6 +34,7 @@ BENCHMARKS = {
     "datasets": datasets.run,
     "preemption": preemption.run,
     "preemption-storm": preemption.storm,
+    "round-checkpoints": round_checkpoints.run,
 }
 
 
