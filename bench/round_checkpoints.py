@@ -129,7 +129,9 @@ def _stopped(
         for trial_id, d in done:
             folds.setdefault(trial_id, {})[fold] = d
 
-    def on_round(trial_id: str, fold: int, trained: int, total: int, estimator: Any) -> None:
+    def on_round(
+        trial_id: str, fold: int, trained: int, total: int, _fit_s: float, estimator: Any
+    ) -> None:
         content, fmt = save_native(trial.library, estimator)
         path = store / f"{trial_id}-{fold}-{trained}.{fmt}"
         path.write_bytes(content)
@@ -227,6 +229,7 @@ def _keep(
     _fold: int,
     trained: int,
     total: int,
+    _fit_s: float,
     estimator: Any,
 ) -> None:
     content, fmt = save_native(library, estimator)

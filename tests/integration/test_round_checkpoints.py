@@ -97,6 +97,9 @@ def test_a_fold_stopped_mid_training_continues_from_its_round_on_the_next_worker
     assert result.status == "done" and result.worker == "on-demand"
     assert result.resumed_at_round == cut  # continued from the round it was cut at
     assert last.rounds_resumed == 1 and last.trials_done == 1
+    # The cost ledger counts the cut fit's seconds (paid by the first worker, used here).
+    assert stored["fit_time_s"] > 0
+    assert result.core_s is not None and result.core_s > stored["fit_time_s"]
     # Exact for XGBoost without subsampling: the uninterrupted run's score, every fold.
     ctx, (trial,), _ = local_study(
         "xgboost",

@@ -3,7 +3,9 @@ family's time, the ledger's sums and the planner's budget count (pure logic)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +31,7 @@ from tunefleet_contract.spec import SpecError, StudySpec
 from tunefleet_publisher.budget import Budgets
 from tunefleet_runtime.records import (
     FoldRecord,
+    RoundRecord,
     StudyActivity,
     StudyRecord,
     StudyState,
@@ -39,7 +42,8 @@ from tunefleet_runtime.records import (
 from tunefleet_runtime.settings import ClientSettings, WorkerSettings
 from tunefleet_runtime.store.memory import MemoryStore
 from tunefleet_runtime.validation import parse_spec
-from tunefleet_worker.ledger import charged, cores_for
+from tunefleet_worker.ledger import carried_seconds, charged, cores_for
+from tunefleet_worker.training import FoldDone, RoundSaved
 
 PRICES = PriceTable(per_core_hour={"spot": 0.01, "on-demand": 0.04})
 SPEC: dict[str, Any] = {
@@ -269,8 +273,10 @@ def test_wasted_seconds_are_what_abandoned_deliveries_ran_less_what_they_checkpo
     # With the workers' stop times (a drill's record), exact: (105 - 100 - 4) + (114 - 110 - 3).
     stopped = {"w1": 105.0, "w2": 114.0}
     assert wasted_seconds(results, starts, folds, stopped) == {tid(1): 2.0}
-    # The ledger's core-seconds: 12 core-s over the final delivery's 6 s: two cores.
-    assert wasted_core_seconds(results, starts, folds, stopped) == {tid(1): 4.0}
+    # The ledger's core-seconds: the result's core-seconds carry the 7 s of folds it took from
+    # checkpoints (tunefleet_worker.ledger): 26 core-s over 6 + 7 s, two cores.
+    carrying = [dataclasses.replace(results[0], core_s=26.0), results[1]]
+    assert wasted_core_seconds(carrying, starts, folds, stopped) == {tid(1): 4.0}
     # A delivery of several trials shares its seconds.
     batch = [_start(1, 1, "w1", 100.0), _start(9, 1, "w1", 100.0), _start(1, 2, "w3", 120.0)]
     assert wasted_seconds(results, batch, [], {"w1": 106.0}) == {tid(1): 3.0}
@@ -282,6 +288,44 @@ def test_wasted_seconds_are_what_abandoned_deliveries_ran_less_what_they_checkpo
     ]
     assert [w.qualifier for w in told] == ["", "about ", "at most "]
     assert told[1].core_s == 4.0 and told[2].core_s == 24.0
+
+
+def test_a_cut_fold_continued_elsewhere_is_not_wasted() -> None:
+    """With `checkpoint: rounds` the delivery stopped mid-fold stored the fold's booster (a
+    round checkpoint, its fit's 4 s up to the cut) and ended there: the next delivery
+    continued it, so those seconds are kept, not wasted."""
+    results = [record(1, 12.0, worker="w2", attempts=2, finished_at=120.0)]
+    starts = [_start(1, 1, "w1", 100.0), _start(1, 2, "w2", 110.0)]
+    folds = [_fold(1, 0, "w1", 102.0, 2.0)]
+    cut = RoundRecord(tid(1), 0, 1, 5, 40, 100, "0" * 64, "ubj", 10, "w1", 106.5, 4.0)
+    # 100 -> 106.5 (stored on the stop): 6.5 s, less fold 0's 2 s and the cut fit's 4 s.
+    assert wasted_seconds(results, starts, folds, rounds=[cut]) == {tid(1): 0.5}
+    # Without it, the fold in progress is lost: up to the longest fold after fold 0.
+    assert wasted_seconds(results, starts, folds) == {tid(1): 2.0}
+    # Another worker's, or another revision's, record is not this delivery's.
+    elsewhere = dataclasses.replace(cut, worker="w9")
+    assert wasted_seconds(results, starts, folds, rounds=[elsewhere]) == {tid(1): 2.0}
+
+
+def test_a_resumed_trial_carries_the_checkpointed_seconds_it_took() -> None:
+    """Folds taken from fold checkpoints, and a fold continued from a round checkpoint, were
+    paid for by an earlier delivery and used: the result's core-seconds count them, on the
+    cores of its own (tunefleet_worker.ledger)."""
+    a, b = tid(1), tid(2)
+    resumed = {
+        a: {0: FoldDone(0.9, 2.0, 0.5), 1: FoldDone(0.8, 3.0, 0.5)},
+        b: {0: FoldDone(0.9, 2.0, 0.5)},  # a family: fold 1 is taken only where both have it
+    }
+    rounds = {a: {1: RoundSaved(40, 100, lambda: Path("x"), fit_time_s=4.0)}}  # a's shared fit
+    continued = [
+        r.model_copy(update={"resumed_at_round": 40}) for r in (result(1, 0), result(2, 0))
+    ]
+    assert carried_seconds(continued, resumed, rounds, 5) == [4.5, 4.5]  # 2.5 + 4 / 2
+    plain = [result(1, 0), result(2, 0)]  # no fold continued: the round record was not used
+    assert carried_seconds(plain, resumed, rounds, 5) == [2.5, 2.5]
+    assert carried_seconds(plain, {}, {}, 5) == [0.0, 0.0]
+    # 6 s of this delivery on 2 cores, shared; plus each one's 4.5 s on the same 2 cores.
+    assert [r.core_s for r in charged(continued, 6.0, 2, "spot", [4.5, 4.5])] == [15.0, 15.0]
 
 
 def test_cost_per_unit_of_score_counts_up_to_the_best() -> None:

@@ -122,7 +122,9 @@ def cut_and_continued(
     def on_fold(fold: int, done: Sequence[tuple[str, FoldDone]]) -> None:
         events.append(fold_checkpoint("s", 0, FOLDS, fold, done, "w1"))
 
-    def on_round(trial_id: str, fold: int, trained: int, rounds: int, estimator: Any) -> None:
+    def on_round(
+        trial_id: str, fold: int, trained: int, rounds: int, fit_s: float, estimator: Any
+    ) -> None:
         content, fmt = save_native(library, estimator)
         info, _ = blobs.put_bytes(content, kind="model", format=fmt)
         events.append(
@@ -134,6 +136,7 @@ def cut_and_continued(
                 folds=FOLDS,
                 round=trained,
                 rounds=rounds,
+                fit_time_s=fit_s,
                 sha256=info.sha256,
                 format=fmt,
                 size=info.size,
@@ -227,7 +230,9 @@ def test_a_continued_fold_cut_again_is_stored_with_all_its_rounds(tmp_path: Path
     store = MemoryStore()
     ids = [t.trial_id for t in trials]
 
-    def on_round(trial_id: str, fold: int, trained: int, rounds: int, estimator: Any) -> None:
+    def on_round(
+        trial_id: str, fold: int, trained: int, rounds: int, fit_s: float, estimator: Any
+    ) -> None:
         content, fmt = save_native("xgboost", estimator)
         info, _ = blobs.put_bytes(content, kind="model", format=fmt)
         event = RoundCheckpoint(
@@ -238,6 +243,7 @@ def test_a_continued_fold_cut_again_is_stored_with_all_its_rounds(tmp_path: Path
             folds=FOLDS,
             round=trained,
             rounds=rounds,
+            fit_time_s=fit_s,
             sha256=info.sha256,
             format=fmt,
             size=info.size,

@@ -349,6 +349,13 @@ class RoundCheckpoint(Message):
     folds: int = Field(ge=2, le=100, description="The trial's number of folds.")
     round: int = Field(ge=1, description="Rounds trained, all in the stored booster.")
     rounds: int = Field(ge=2, description="Rounds the fold trains in all.")
+    fit_time_s: float = Field(
+        default=0.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="Seconds the fit ran up to the cut, over every delivery that trained it "
+        "(for a family, the whole shared fit): what the cost ledger carries to the result.",
+    )
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="The booster's blob.")
     format: str = Field(min_length=1, max_length=20)
     size: int = Field(ge=0)

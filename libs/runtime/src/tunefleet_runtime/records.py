@@ -244,6 +244,7 @@ class RoundRecord:
     size: int
     worker: str
     saved_at: float
+    fit_time_s: float = 0.0  # the fit's seconds up to the cut, every delivery's
 
 
 @dataclass(frozen=True)

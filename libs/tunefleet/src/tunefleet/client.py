@@ -437,8 +437,9 @@ class Client:
         revision, ids = record.revision, {r.trial_id for r in again}
         starts = [s for s in self.store.starts(record.study_id, revision) if s.trial_id in ids]
         folds = self.store.fold_checkpoints(record.study_id, revision, ids, record.spec.cv.folds)
+        cuts = self.store.round_checkpoints(record.study_id, revision, ids, record.spec.cv.folds)
         measure = wasted_core_seconds if core else wasted_seconds
-        return measure(again, starts, folds, stopped_at)
+        return measure(again, starts, folds, stopped_at, rounds=cuts)
 
     def trial(self, trial_id: str) -> TrialDetail | None:
         """One trial's result with its delivery attempts; a unique id prefix is enough.

@@ -15,7 +15,13 @@ from typing import Any
 
 from tunefleet_contract.cost import BudgetSpec, PriceTable, Spent, spent
 from tunefleet_contract.search.views import scored
-from tunefleet_runtime.records import FoldRecord, StudyRecord, TrialRecord, TrialStart
+from tunefleet_runtime.records import (
+    FoldRecord,
+    RoundRecord,
+    StudyRecord,
+    TrialRecord,
+    TrialStart,
+)
 
 __all__ = [
     "Improvement",
@@ -153,6 +159,8 @@ def wasted_seconds(
     starts: Iterable[TrialStart],
     folds: Iterable[FoldRecord],
     stopped_at: Mapping[str, float] | None = None,
+    *,
+    rounds: Iterable[RoundRecord] = (),
 ) -> dict[str, float]:
     """Worker seconds each trial's abandoned deliveries cost that nothing used (trial id ->
     seconds; docs/reliability.md, Preemption storm).
@@ -165,16 +173,23 @@ def wasted_seconds(
     long as the trial's longest stored fold (it stopped before finishing that fold, or the fold
     would be stored). Of the span, the folds it finished and checkpointed (`FoldRecord`: fit
     and score seconds) were taken by a later delivery instead of trained again; the rest (the
-    fold in progress, loading the data) is wasted. A delivery of several trials (a batch)
-    counts its seconds equally to each."""
+    fold in progress, loading the data) is wasted. A fold cut on the stop and stored as a
+    round checkpoint (`RoundRecord`, `checkpoint: rounds`) was continued by a later delivery:
+    its fit seconds are not wasted either, and the delivery ended when it stored it. A delivery
+    of several trials (a batch) counts its seconds, and its cut fit's, equally to each."""
     by_trial: dict[str, list[TrialStart]] = {}
     batch: dict[tuple[str, float], int] = {}
+    members: dict[tuple[str, float], set[str]] = {}
     for s in starts:
         by_trial.setdefault(s.trial_id, []).append(s)
         batch[s.worker, s.started_at] = batch.get((s.worker, s.started_at), 0) + 1
+        members.setdefault((s.worker, s.started_at), set()).add(s.trial_id)
     saved: dict[tuple[str, str], list[FoldRecord]] = {}
     for f in folds:
         saved.setdefault((f.trial_id, f.worker), []).append(f)
+    cuts: dict[str, list[RoundRecord]] = {}
+    for c in rounds:
+        cuts.setdefault(c.worker, []).append(c)
     wasted: dict[str, float] = {}
     for r in results:
         mine = sorted(
@@ -194,12 +209,23 @@ def wasted_seconds(
                 for f in saved.get((r.trial_id, s.worker), [])
                 if f.revision == r.revision and s.started_at <= f.finished_at <= end
             ]
+            cut = [
+                c
+                for c in cuts.get(s.worker, [])
+                if c.trial_id in members[s.worker, s.started_at]
+                and c.revision == r.revision
+                and s.started_at <= c.saved_at <= end
+            ]
             if stopped_at is not None and s.worker in stopped_at:
                 end = min(end, stopped_at[s.worker])
+            elif cut:
+                end = max(c.saved_at for c in cut)  # stored on the stop, then handed back
             elif longest is not None:
                 end = min(end, max((f.finished_at for f in done), default=s.started_at) + longest)
-            span = max(0.0, end - s.started_at) / batch[s.worker, s.started_at]
+            share = batch[s.worker, s.started_at]
+            span = max(0.0, end - s.started_at) / share
             kept = sum(f.fit_time_s + f.score_time_s for f in done if f.finished_at <= end)
+            kept += sum(c.fit_time_s for c in cut) / share
             total += max(0.0, span - kept)
         if total:
             wasted[r.trial_id] = total
@@ -211,13 +237,18 @@ def wasted_core_seconds(
     starts: Iterable[TrialStart],
     folds: Iterable[FoldRecord],
     stopped_at: Mapping[str, float] | None = None,
+    *,
+    rounds: Iterable[RoundRecord] = (),
 ) -> dict[str, float]:
     """`wasted_seconds` in core-seconds, for the ledger: each trial's wasted seconds times the
-    cores its stored result was charged for (its core-seconds over its delivery's seconds;
-    one where that cannot be told)."""
+    cores its stored result was charged for (its core-seconds over its delivery's seconds and
+    the checkpointed seconds it carries, `tunefleet_worker.ledger`; one where that cannot be
+    told)."""
     results = list(results)
     starts = list(starts)
-    seconds = wasted_seconds(results, starts, folds, stopped_at)
+    folds = list(folds)
+    rounds = list(rounds)
+    seconds = wasted_seconds(results, starts, folds, stopped_at, rounds=rounds)
     by_trial: dict[str, list[TrialStart]] = {}
     for s in starts:
         by_trial.setdefault(s.trial_id, []).append(s)
@@ -227,6 +258,21 @@ def wasted_core_seconds(
             continue
         final = _final_start(r, [s for s in by_trial[r.trial_id] if s.revision == r.revision])
         span = r.finished_at - final.started_at if final is not None else 0.0
+        if final is not None:
+            span += sum(
+                f.fit_time_s + f.score_time_s
+                for f in folds
+                if f.trial_id == r.trial_id
+                and f.revision == r.revision
+                and f.finished_at <= final.started_at
+            )
+            span += sum(
+                c.fit_time_s
+                for c in rounds
+                if c.trial_id == r.trial_id
+                and c.revision == r.revision
+                and c.saved_at <= final.started_at
+            )
         cores = max(1.0, round(r.core_s / span)) if r.core_s and span > 0 else 1.0
         out[r.trial_id] = seconds[r.trial_id] * cores
     return out

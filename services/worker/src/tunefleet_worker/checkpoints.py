@@ -79,7 +79,7 @@ def resumed_rounds(
     resumed: dict[str, dict[int, RoundSaved]] = {}
     for (trial_id, fold), record in latest.items():
         resumed.setdefault(trial_id, {})[fold] = RoundSaved(
-            record.round, record.rounds, _loader(record, blobs, cache_dir)
+            record.round, record.rounds, _loader(record, blobs, cache_dir), record.fit_time_s
         )
     return resumed
 

@@ -159,12 +159,14 @@ class RoundSaved:
     round: int
     rounds: int
     load: Callable[[], Path]
+    fit_time_s: float = 0.0  # the fit's seconds up to the cut, every delivery's
 
 
 # Per trial id, per fold index: the round checkpoint to continue that fold from.
 RoundsResumed = Mapping[str, Mapping[int, RoundSaved]]
-# Told of a fold cut on a stop: (trial id, fold, rounds trained, rounds in all, estimator).
-OnRound = Callable[[str, int, int, int, Any], None]
+# Told of a fold cut on a stop: (trial id, fold, rounds trained, rounds in all, the fit's
+# seconds up to the cut over every delivery, estimator).
+OnRound = Callable[[str, int, int, int, float, Any], None]
 # Told of each fold finished here, with every trial's part of it: (fold, [(trial id, done)]).
 OnFold = Callable[[int, Sequence[tuple[str, FoldDone]]], None]
 
@@ -281,12 +283,15 @@ def fit_fold_rounds(
             kwargs = dict(params)
     if init is not None and saved is not None:
         kwargs[name] = rounds - saved.round  # the rounds left
+    started = time.perf_counter()
     estimator = make_estimator(library, data.task, kwargs, threads, data.categorical)
     model.fit_stoppable(estimator, fold, folds, ctx.notice, init)
     trained = model.rounds_trained(estimator)
     if trained < rounds:
         if ctx.on_round is not None:
-            ctx.on_round(trial_id, fold.index, trained, rounds, estimator)
+            before = saved.fit_time_s if init is not None and saved is not None else 0.0
+            fit_s = before + time.perf_counter() - started
+            ctx.on_round(trial_id, fold.index, trained, rounds, fit_s, estimator)
         raise RoundStoppedError(
             f"fold {fold.index} cut after round {trained} of {rounds}: stopping"
         )

@@ -65,7 +65,7 @@ from tunefleet_worker.datacache import DataCache
 from tunefleet_worker.datasets import DatasetError, load_dataset
 from tunefleet_worker.earlystop import run_stopped
 from tunefleet_worker.families import run_family
-from tunefleet_worker.ledger import charged, cores_for
+from tunefleet_worker.ledger import carried_seconds, charged, cores_for
 from tunefleet_worker.refit import refit, save_native
 from tunefleet_worker.training import (
     FoldDone,
@@ -487,6 +487,7 @@ class Worker:
         fold: int,
         trained: int,
         rounds: int,
+        fit_s: float,
         estimator: Any,
     ) -> None:
         """Told to stop with `checkpoint: rounds`, a fold was cut after round `trained`: store
@@ -523,6 +524,7 @@ class Worker:
                 folds=message.folds,
                 round=trained,
                 rounds=rounds,
+                fit_time_s=max(0.0, fit_s),
                 sha256=info.sha256,
                 format=fmt,
                 size=info.size,
@@ -639,7 +641,8 @@ class Worker:
             results: list[TrialResult] = []
             for part in parts:  # lazily: each part's time is its own
                 now = time.monotonic()
-                results += charged(part, now - mark, cores, pool)
+                carried = carried_seconds(part, ctx.resumed, ctx.rounds_resumed, ctx.folds)
+                results += charged(part, now - mark, cores, pool, carried)
                 mark = now
             # One family's fits: each member says how many of them were taken.
             resumed = max((r.resumed_folds or 0 for r in results), default=0)

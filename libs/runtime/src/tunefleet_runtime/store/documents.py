@@ -156,6 +156,7 @@ def round_record(doc: Doc) -> RoundRecord:
         size=int(doc["size"]),
         worker=str(doc.get("worker") or ""),
         saved_at=float(doc["saved_at"]),
+        fit_time_s=float(doc.get("fit_time_s") or 0.0),
     )
 
 
