@@ -7,6 +7,7 @@ from typing import Any
 from pika.adapters.blocking_connection import BlockingChannel
 from tunefleet_collector.collector import Collector
 from tunefleet_contract.messages import (
+    RoundCheckpoint,
     StudyRegistered,
     TrialMessage,
     TrialResult,
@@ -139,4 +140,37 @@ def test_bad_event_is_dead_lettered_and_collector_survives(
     publish(channel, topology.events_exchange, "trial.result", result(TRIALS[1]).encode())
     db = connect_store(settings)
     wait_for(lambda: db.trials.count_documents({}) == 1)
+    assert running.alive
+
+
+def test_a_bad_round_checkpoint_is_dead_lettered_with_its_reason(
+    settings: ClientSettings,
+    channel: BlockingChannel,
+    topology: Topology,
+    run_service: Callable[[Any], Running],
+) -> None:
+    """A round checkpoint that cannot be stored as it is (a round past the fold's last) goes
+    to the dead-letter queue with what is wrong; a good one after it is stored, once."""
+    running = run_service(Collector(CollectorSettings(**settings.model_dump())))
+    good = RoundCheckpoint(
+        study_id="s",
+        trial_id=TRIALS[0].trial_id,
+        library="xgboost",
+        fold=0,
+        folds=3,
+        round=40,
+        rounds=100,
+        sha256="a" * 64,
+        format="ubj",
+        size=10,
+        saved_at=1.0,
+    )
+    bad = good.encode().replace(b'"round":40', b'"round":100')
+    publish(channel, topology.events_exchange, "round.checkpoint", bad)
+    _, props, _ = take(channel, topology.dead_letter_queue, 1)[0]
+    assert "round 100 is not before the last of 100" in props.headers[REASON_HEADER]
+    for _ in range(2):  # a duplicate: the first record stands
+        publish(channel, topology.events_exchange, "round.checkpoint", good.encode())
+    db = connect_store(settings)
+    wait_for(lambda: db.rounds.count_documents({}) == 1)
     assert running.alive
