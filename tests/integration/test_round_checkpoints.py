@@ -79,6 +79,11 @@ def test_a_fold_stopped_mid_training_continues_from_its_round_on_the_next_worker
     )
     running.stop()  # what SIGTERM does: the fold in training is cut at its round
     assert (spot.handed_back, spot.rounds_saved, spot.trials_done) == (1, 1, 0)
+    # The next worker at once: the handed-back message carries the round checkpoint, so it
+    # need not wait for the collector to have stored it.
+    last = worker(settings, "on-demand")
+    run_service(last)
+    status = client.wait(study_id, timeout_s=240)
     stored = wait_until(
         lambda: db.rounds.find_one({"study_id": study_id}),
         what="the round checkpoint stored",
@@ -88,10 +93,6 @@ def test_a_fold_stopped_mid_training_continues_from_its_round_on_the_next_worker
     cut = int(stored["round"])
     assert 0 < cut < ROUNDS and stored["rounds"] == ROUNDS and stored["format"] == "ubj"
     assert client.blobs.info(stored["sha256"]) is not None  # the booster, in the blob store
-
-    last = worker(settings, "on-demand")
-    run_service(last)
-    status = client.wait(study_id, timeout_s=240)
     assert (status.done, status.failed, status.n_trials) == (1, 0, 1)
     (result,) = client.trials(study_id)
     assert result.status == "done" and result.worker == "on-demand"

@@ -129,6 +129,10 @@ def test_checkpoint_and_resumed_round_travel_only_when_set() -> None:
     assert TrialMessage.decode(rounds.encode()).checkpoint == "rounds"
     with pytest.raises(DecodeError, match="checkpoint"):
         TrialMessage.decode(rounds.encode().replace(b'"rounds"', b'"boosters"'))
+    assert b"rounds_from" not in rounds.encode()
+    cut = next(m for m in EVENTS if isinstance(m, RoundCheckpoint))
+    carrying = rounds.model_copy(update={"rounds_from": [cut]})
+    assert TrialMessage.decode(carrying.encode()).rounds_from == [cut]
     plain = result()
     assert b"resumed_at_round" not in plain.encode()
     marked = plain.model_copy(update={"resumed_at_round": 40})

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -25,17 +26,25 @@ from tunefleet_contract.families import families
 from tunefleet_contract.messages import (
     FoldCheckpoint,
     RoundCheckpoint,
+    TrialMessage,
     TrialResult,
     TrialSpec,
     decode_event,
 )
 from tunefleet_runtime.store.memory import MemoryBlobStore, MemoryStore
 from tunefleet_worker import foldcache
-from tunefleet_worker.checkpoints import fold_checkpoint, resumed_folds, resumed_rounds
+from tunefleet_worker.checkpoints import (
+    fold_checkpoint,
+    resumed_folds,
+    resumed_rounds,
+    round_records,
+)
 from tunefleet_worker.families import run_family
 from tunefleet_worker.refit import save_native
 from tunefleet_worker.training import FoldDone, RoundStoppedError, TrialContext, run_trial
+from tunefleet_worker.worker import _carried
 
+from tests.support.messages import TRIAL_MESSAGE
 from tests.support.reference import local_study
 
 FOLDS = 3
@@ -281,3 +290,41 @@ def test_folds_mode_never_cuts_a_fold() -> None:
     run = dataclasses.replace(ctx, on_round=lambda *args: cuts.append(args[2]))
     (result,) = alone(run, trials)
     assert result.status == "done" and result.resumed_at_round is None and cuts == []
+
+
+def test_a_hand_back_carries_the_cut_fold_to_the_next_delivery(tmp_path: Path) -> None:
+    """The handed-back message carries the round checkpoint just cut (replacing an older one of
+    the same fold), so that the next delivery continues from it even before the collector has
+    stored it; trials that got their results on the way drop theirs."""
+    first, second = TRIAL_MESSAGE.trials[:2]
+
+    def cut(trial: TrialSpec, fold: int, at: int) -> RoundCheckpoint:
+        return RoundCheckpoint(
+            study_id=TRIAL_MESSAGE.study_id,
+            trial_id=trial.trial_id,
+            library=trial.library,
+            fold=fold,
+            folds=TRIAL_MESSAGE.folds,
+            round=at,
+            rounds=100,
+            sha256=f"{at:064x}",
+            format="ubj",
+            size=1,
+            saved_at=0.0,
+        )
+
+    older = [cut(first, 1, 40), cut(second, 0, 10)]
+    message = TRIAL_MESSAGE.model_copy(update={"checkpoint": "rounds", "rounds_from": older})
+    job = SimpleNamespace(delivery=SimpleNamespace(message=message), cut=cut(first, 1, 70))
+    carried = _carried(job, [first, second])  # type: ignore[arg-type]
+    assert [(c.trial_id, c.fold, c.round) for c in carried] == [
+        (second.trial_id, 0, 10),
+        (first.trial_id, 1, 70),
+    ]
+    assert _carried(job, [first]) == [job.cut]  # type: ignore[arg-type]
+    handed = TrialMessage.decode(message.model_copy(update={"rounds_from": carried}).encode())
+    resumed = resumed_rounds(round_records(handed), lambda: MemoryBlobStore(1), tmp_path)
+    assert resumed[first.trial_id][1].round == 70 and resumed[second.trial_id][0].round == 10
+    # Another revision's, or another number of folds', is not this delivery's.
+    other = handed.model_copy(update={"revision": 1})
+    assert round_records(other) == []

@@ -194,6 +194,45 @@ class PlannedSpec(TrialSpec):
     rung: int | None = Field(default=None, ge=0, le=10_000)
 
 
+class RoundCheckpoint(Message):
+    """Worker → collector: on a stop (SIGTERM), the fold in training of a trial was cut at
+    `round` of its `rounds` and its booster stored as a blob in the library's native format.
+    Stored, one record per trial, fold and round, so that the next delivery continues that
+    fold from `round` instead of from its first (`checkpoint: rounds`, docs/spec.md). For a
+    family (trials differing only in their rounds) `trial_id` is the member whose parameters
+    were fitted, the one of most rounds."""
+
+    kind: ClassVar[str] = "round.checkpoint"
+    study_id: StudyId
+    revision: Revision = 0
+    trial_id: TrialId
+    library: str = Field(min_length=1, max_length=100)
+    fold: int = Field(ge=0, le=99)
+    folds: int = Field(ge=2, le=100, description="The trial's number of folds.")
+    round: int = Field(ge=1, description="Rounds trained, all in the stored booster.")
+    rounds: int = Field(ge=2, description="Rounds the fold trains in all.")
+    fit_time_s: float = Field(
+        default=0.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="Seconds the fit ran up to the cut, over every delivery that trained it "
+        "(for a family, the whole shared fit): what the cost ledger carries to the result.",
+    )
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="The booster's blob.")
+    format: str = Field(min_length=1, max_length=20)
+    size: int = Field(ge=0)
+    worker: str = Field(default="", max_length=200)
+    saved_at: float
+
+    @model_validator(mode="after")
+    def _in_range(self) -> RoundCheckpoint:
+        if self.fold >= self.folds:
+            raise ValueError(f"fold {self.fold} is not one of {self.folds} folds")
+        if self.round >= self.rounds:
+            raise ValueError(f"round {self.round} is not before the last of {self.rounds}")
+        return self
+
+
 class TrialMessage(Message):
     """Publisher → workers: a chunk of trials of one study, with what is needed to run them."""
 
@@ -215,7 +254,13 @@ class TrialMessage(Message):
         description="rounds: told to stop, the worker saves the fold in training at its "
         "current round (`RoundCheckpoint`) and hands the trial back at once.",
     )
-    _omit_unset: ClassVar[tuple[str, ...]] = ("early_stopping",)
+    rounds_from: list[RoundCheckpoint] = Field(
+        default_factory=list,
+        max_length=1_000,
+        description="Round checkpoints a hand-back carries to the next delivery, as published: "
+        "it continues from them without waiting for the collector to have stored them.",
+    )
+    _omit_unset: ClassVar[tuple[str, ...]] = ("early_stopping", "rounds_from")
 
     def _omit_nested(self, payload: dict[str, Any]) -> None:
         if payload.get("checkpoint") == "folds":
@@ -329,45 +374,6 @@ class FoldCheckpoint(Message):
     def _fold_in_range(self) -> FoldCheckpoint:
         if self.fold >= self.folds:
             raise ValueError(f"fold {self.fold} is not one of {self.folds} folds")
-        return self
-
-
-class RoundCheckpoint(Message):
-    """Worker → collector: on a stop (SIGTERM), the fold in training of a trial was cut at
-    `round` of its `rounds` and its booster stored as a blob in the library's native format.
-    Stored, one record per trial, fold and round, so that the next delivery continues that
-    fold from `round` instead of from its first (`checkpoint: rounds`, docs/spec.md). For a
-    family (trials differing only in their rounds) `trial_id` is the member whose parameters
-    were fitted, the one of most rounds."""
-
-    kind: ClassVar[str] = "round.checkpoint"
-    study_id: StudyId
-    revision: Revision = 0
-    trial_id: TrialId
-    library: str = Field(min_length=1, max_length=100)
-    fold: int = Field(ge=0, le=99)
-    folds: int = Field(ge=2, le=100, description="The trial's number of folds.")
-    round: int = Field(ge=1, description="Rounds trained, all in the stored booster.")
-    rounds: int = Field(ge=2, description="Rounds the fold trains in all.")
-    fit_time_s: float = Field(
-        default=0.0,
-        ge=0,
-        allow_inf_nan=False,
-        description="Seconds the fit ran up to the cut, over every delivery that trained it "
-        "(for a family, the whole shared fit): what the cost ledger carries to the result.",
-    )
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="The booster's blob.")
-    format: str = Field(min_length=1, max_length=20)
-    size: int = Field(ge=0)
-    worker: str = Field(default="", max_length=200)
-    saved_at: float
-
-    @model_validator(mode="after")
-    def _in_range(self) -> RoundCheckpoint:
-        if self.fold >= self.folds:
-            raise ValueError(f"fold {self.fold} is not one of {self.folds} folds")
-        if self.round >= self.rounds:
-            raise ValueError(f"round {self.round} is not before the last of {self.rounds}")
         return self
 
 

@@ -17,13 +17,13 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from tunefleet_contract.messages import FoldCheckpoint, FoldScore
+from tunefleet_contract.messages import FoldCheckpoint, FoldScore, TrialMessage
 from tunefleet_runtime.blobs import BlobStore
 from tunefleet_runtime.records import FoldRecord, RoundRecord
 
 from tunefleet_worker.training import FoldDone, Resumed, RoundSaved, RoundsResumed
 
-__all__ = ["fold_checkpoint", "resumed_folds", "resumed_rounds"]
+__all__ = ["fold_checkpoint", "resumed_folds", "resumed_rounds", "round_records"]
 
 
 def fold_checkpoint(
@@ -63,6 +63,28 @@ def resumed_folds(records: Iterable[FoldRecord]) -> Resumed:
             score, record.fit_time_s, record.score_time_s
         )
     return resumed
+
+
+def round_records(message: TrialMessage) -> list[RoundRecord]:
+    """The round checkpoints a handed-back message carries, as the store keeps them."""
+    return [
+        RoundRecord(
+            trial_id=c.trial_id,
+            revision=c.revision,
+            fold=c.fold,
+            folds=c.folds,
+            round=c.round,
+            rounds=c.rounds,
+            sha256=c.sha256,
+            format=c.format,
+            size=c.size,
+            worker=c.worker,
+            saved_at=c.saved_at,
+            fit_time_s=c.fit_time_s,
+        )
+        for c in message.rounds_from
+        if (c.study_id, c.revision, c.folds) == (message.study_id, message.revision, message.folds)
+    ]
 
 
 def resumed_rounds(

@@ -41,6 +41,7 @@ from tunefleet_contract.messages import (
     RoundCheckpoint,
     TrialMessage,
     TrialResult,
+    TrialSpec,
     TrialsSettled,
     TrialsStarted,
     decode_work,
@@ -56,10 +57,16 @@ from tunefleet_runtime.broker import (
     topology_of,
 )
 from tunefleet_runtime.consumer import ConsumerRuntime, Delivery, RefusalError, Subscription
+from tunefleet_runtime.records import RoundRecord
 from tunefleet_runtime.settings import StoreSettings, WorkerSettings
 from tunefleet_runtime.store import STORE_ERRORS, Store, bounded, open_blobs, open_store
 
-from tunefleet_worker.checkpoints import fold_checkpoint, resumed_folds, resumed_rounds
+from tunefleet_worker.checkpoints import (
+    fold_checkpoint,
+    resumed_folds,
+    resumed_rounds,
+    round_records,
+)
 from tunefleet_worker.control import StudyControl
 from tunefleet_worker.datacache import DataCache
 from tunefleet_worker.datasets import DatasetError, load_dataset
@@ -108,6 +115,22 @@ def check_message(message: Work, max_threads: int) -> None:
             )
 
 
+def _carried(job: _Job, left: Sequence[TrialSpec]) -> list[RoundCheckpoint]:
+    """The round checkpoints a hand-back of `left` carries: those its message carried, and the
+    fold this delivery cut in their place (the next delivery need not wait for the collector
+    to have stored it: the message and its record are published together, the record first)."""
+    message = job.delivery.message
+    assert isinstance(message, TrialMessage)
+    ids = {t.trial_id for t in left}
+    cut = job.cut
+    kept = [
+        c
+        for c in message.rounds_from
+        if c.trial_id in ids and (cut is None or (c.trial_id, c.fold) != (cut.trial_id, cut.fold))
+    ]
+    return kept + ([cut] if cut is not None and cut.trial_id in ids else [])
+
+
 def blob_store(settings: WorkerSettings) -> Callable[[], BlobStore]:
     """How this worker reaches the blobs (uploaded datasets, models), connected on first use."""
     url = str(settings.mongodb_url)
@@ -136,6 +159,8 @@ class _Job:
     # cannot be acked, and the broker will deliver it again.
     orphaned: bool = False
     started: float = field(default_factory=time.monotonic)
+    # The fold cut on a stop and stored (`checkpoint: rounds`): the hand-back carries it.
+    cut: RoundCheckpoint | None = None
 
 
 class Worker:
@@ -228,7 +253,8 @@ class Worker:
                 left = [t for t in message.trials if t.trial_id not in published]
                 if self.control.skips(message.study_id, message.revision):
                     left = []  # cancelled or superseded meanwhile: dropped, as a skip drops it
-                body = message.model_copy(update={"trials": left}).encode() if left else None
+                update: dict[str, Any] = {"trials": left, "rounds_from": _carried(job, left)}
+                body = message.model_copy(update=update).encode() if left else None
             elif message.trial_id in published:
                 body = None  # the refit's model is stored and announced
             if body is not None:
@@ -532,6 +558,7 @@ class Worker:
                 saved_at=time.time(),
             )
             job.results.append((record, record.encode()))
+            job.cut = record
             self.rounds_saved += 1
             log.info(
                 "study %s: trial %s fold %d cut at round %d of %d and stored (%d bytes)",
@@ -712,19 +739,19 @@ class Worker:
         if attempt <= 1 or message.checkpoint != "rounds":
             return {}
         store = self._open_store()
-        if store is None:
-            return {}
         ids = [t.trial_id for t in message.trials]
+        found: list[RoundRecord] = []
         try:
-            with bounded(self.settings.tunefleet_store_timeout_s):
-                found = store.round_checkpoints(
-                    message.study_id, message.revision, ids, message.folds
-                )
+            if store is not None:
+                with bounded(self.settings.tunefleet_store_timeout_s):
+                    found = store.round_checkpoints(
+                        message.study_id, message.revision, ids, message.folds
+                    )
         except Exception as exc:  # as with fold checkpoints: never holds a trial back
             log.warning(
-                "study %s: no round checkpoints: cannot read them: %s", message.study_id, exc
+                "study %s: round checkpoints: cannot read the store's: %s", message.study_id, exc
             )
-            return {}
+        found += round_records(message)
         return resumed_rounds(found, self.data.store, self.settings.tunefleet_cache_dir)
 
     def _finished_curves(self, message: TrialMessage, library: str) -> list[dict[str, Any]] | None:
