@@ -37,6 +37,7 @@ from tunefleet.report.costs import cost_section
 from tunefleet.report.curves import rounds_cell, validation_curves
 from tunefleet.report.figures import (
     IMPORTANCE_METHOD,
+    Importance,
     best_over_time,
     contour,
     distribution,
@@ -191,8 +192,11 @@ def library_sections(
         if len(part) >= 2:
             figure("parallel coordinates", parallel(str(library), part, params, metric))
         # One surrogate per library: its importance chart, and the order of the contour's pairs.
-        found = surrogate_importance(str(library), part, params)
+        # A search's own importance is shown instead (no second forest, which takes seconds on
+        # a few thousand trials): its contour takes the parameters in their order.
+        found: Importance | str | None = None
         if not set(part["trial_id"]) <= owned:  # else the search's importance said it all
+            found = surrogate_importance(str(library), part, params)
             figure(
                 f"{library}: parameter importance",
                 importance(str(library), part, params, found),
