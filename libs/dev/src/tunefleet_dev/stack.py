@@ -270,7 +270,8 @@ def _dispatch(args: list[str]) -> int | None:
         print(
             f"up: RabbitMQ amqp://127.0.0.1:{ports['RABBITMQ_PORT']} (UI "
             f"http://127.0.0.1:{ports['RABBITMQ_UI_PORT']}), MongoDB "
-            f"mongodb://127.0.0.1:{ports['MONGO_PORT']}; `make compose-demo` runs a study"
+            f"mongodb://127.0.0.1:{ports['MONGO_PORT']}, the dashboard "
+            f"http://127.0.0.1:{ports['DASHBOARD_PORT']}/; `make compose-demo` runs a study"
         )
     elif args == ["down"]:
         if engine.daemon_answers():
