@@ -1,4 +1,5 @@
-# One Dockerfile, three service targets (publisher, worker, collector) and the client's.
+# One Dockerfile, three service targets (publisher, worker, collector) and the client's (the CLI,
+# and the dashboard).
 #   docker build --target worker -t tunefleet-worker .
 # Each service image holds the contract, the runtime and its own service with their
 # dependencies, installed from uv.lock (frozen) in a layer that only changes when the lock
@@ -108,8 +109,12 @@ COPY --from=build-worker --chown=${VENV_OWNER} /app/.venv /app/.venv
 CMD ["python", "-m", "tunefleet_worker"]
 
 FROM runtime AS client
-# The `tunefleet` CLI and Python API (the compose demo runs `tunefleet submit` with it).
-COPY --from=build-client /app/.venv /app/.venv
+# The `tunefleet` CLI and Python API (the compose demo runs `tunefleet submit` with it), and the
+# dashboard (`tunefleet dashboard`: compose's dashboard service, k8s/base/dashboard.yaml).
+# Root-owned code; the Tilt dev loop passes 10001:10001 so that live_update can sync into it.
+ARG VENV_OWNER=0:0
+COPY --from=build-client --chown=${VENV_OWNER} /app/.venv /app/.venv
+EXPOSE 8765
 CMD ["tunefleet", "--help"]
 
 # ---- test: the whole suite with dev tools, for `docker compose --profile test` ------------

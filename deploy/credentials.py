@@ -3,21 +3,25 @@
 `.env` holds two administrators: RABBITMQ_USER/RABBITMQ_PASSWORD (the broker's) and
 MONGO_USER/MONGO_PASSWORD (MongoDB's root), the same four values docker-compose.yml reads. The
 services do not use them: each service gets a user of its own on the broker and on the
-database, with the rights it needs, and KEDA a user that can read queue lengths and nothing
-else. Their passwords are derived from the administrator's (HMAC-SHA256, so the same .env
-always gives the same Secrets, and a service's password does not reveal the administrator's);
+database, with the rights it needs, and so does the dashboard (it reads the database; on the
+broker it follows the events, reads the dead letters and publishes cancels and resumes), and
+KEDA a user that can read queue lengths and nothing else. Their passwords are derived from the
+administrator's (HMAC-SHA256, so the same .env always gives the same Secrets, and a service's
+password does not reveal the administrator's);
 changing an administrator's password in .env changes them all at the next deploy.
 
 Written under k8s/ (all git-ignored):
 
 - base/credentials/<service>.env          RABBITMQ_URL and MONGODB_URL of the service's users
+                                          (and dashboard.env, the dashboard's)
 - components/rabbitmq/credentials/definitions.json
                                           every broker user (salted password hash), its
                                           permissions and the virtual host, imported by the
                                           broker at every start
 - components/rabbitmq-cluster/credentials/ the same definitions, and the administrator as the
                                           RabbitMQ cluster operator's default user
-- components/mongodb/credentials/mongodb.env  the root user, and the services' users for users.js
+- components/mongodb/credentials/mongodb.env  the root user, the services' users (readWrite)
+                                          and the dashboard's (read) for users.js
 - components/keda-workers/credentials/management.env  the management API URL of KEDA's user
 
 Where the broker and the database are: RABBITMQ_ADDRESS (default amqp://rabbitmq:5672/%2F),
@@ -55,6 +59,9 @@ DEFAULT_ADDRESSES = {
     "MONGODB_ADDRESS": "mongodb://mongodb:27017/?authSource=admin",
 }
 SERVICES = ("publisher", "worker", "collector")
+# Pods with users of their own that only read the database.
+READERS = ("dashboard",)
+ACCOUNTS = (*SERVICES, *READERS)
 # RabbitMQ's default password hashing (rabbit_password_hashing_sha256).
 HASHING = "rabbit_password_hashing_sha256"
 
@@ -62,10 +69,17 @@ HASHING = "rabbit_password_hashing_sha256"
 @dataclass(frozen=True)
 class Role:
     """What a service does on the broker besides declaring the topology: the queues it consumes
-    (Topology attribute names) and the exchanges it publishes to."""
+    (Topology attribute names), the exchanges it publishes to, and whether it watches the events
+    exchange through a queue of its own (`declare_watch_queue`: server-named, `amq.gen-...`)."""
 
     consumes: tuple[str, ...]
     publishes: tuple[str, ...]
+    watches: bool = False
+
+
+# The server's names for a queue declared without one: only the broker makes them (a client
+# may not declare an `amq.` name), and an exclusive one only its own connection can use.
+WATCH_QUEUES = r"amq\.gen-.*"
 
 
 # Every service publishes events and dead-letters what it refuses (tunefleet_runtime.broker).
@@ -81,6 +95,13 @@ ROLES = {
     "collector": Role(
         consumes=("events_queue", "dead_letter_collector_queue"),
         publishes=("events_exchange", "dead_letter_exchange"),
+    ),
+    # tunefleet.dashboard: follows the events, lists the dead letters (basic_get, never acked:
+    # they stay), and cancels (an event) and resumes (a study request) as the CLI does.
+    "dashboard": Role(
+        consumes=("dead_letter_queue",),
+        publishes=("events_exchange", "studies_exchange"),
+        watches=True,
     ),
 }
 
@@ -171,8 +192,9 @@ class _Declared:
         self.read.add(exchange)
 
 
-def _exactly(names: Iterable[str]) -> str:
-    return "^(" + "|".join(sorted(n.replace(".", r"\.") for n in set(names))) + ")$"
+def _exactly(names: Iterable[str], *patterns: str) -> str:
+    exact = sorted(n.replace(".", r"\.") for n in set(names))
+    return "^(" + "|".join([*exact, *patterns]) + ")$"
 
 
 def broker_permissions(namespace: str) -> dict[str, dict[str, str]]:
@@ -184,10 +206,18 @@ def broker_permissions(namespace: str) -> dict[str, dict[str, str]]:
     declare(declared, topology)
     permissions = {}
     for service, role in ROLES.items():
+        # A watch queue: declared (configure), bound (write on it, read on the events
+        # exchange) and consumed (read).
+        watch = (WATCH_QUEUES,) if role.watches else ()
+        read = declared.read | {getattr(topology, q) for q in role.consumes}
+        if role.watches:
+            read.add(topology.events_exchange)
         permissions[service] = {
-            "configure": _exactly(declared.configure),
-            "write": _exactly(declared.write | {getattr(topology, e) for e in role.publishes}),
-            "read": _exactly(declared.read | {getattr(topology, q) for q in role.consumes}),
+            "configure": _exactly(declared.configure, *watch),
+            "write": _exactly(
+                declared.write | {getattr(topology, e) for e in role.publishes}, *watch
+            ),
+            "read": _exactly(read, *watch),
         }
     return permissions
 
@@ -210,8 +240,9 @@ def _config(k8s: Path, name: str, key: str, default: str) -> str:
 
 
 def users(namespace: str) -> dict[str, str]:
-    """The user name of each service, and KEDA's, on the broker and on the database."""
-    return {role: f"{namespace}-{role}" for role in (*SERVICES, "keda")}
+    """The user name of each service, the dashboard's and KEDA's, on the broker and on the
+    database."""
+    return {role: f"{namespace}-{role}" for role in (*ACCOUNTS, "keda")}
 
 
 def render(values: dict[str, str], k8s: Path) -> dict[str, str]:
@@ -223,10 +254,10 @@ def render(values: dict[str, str], k8s: Path) -> dict[str, str]:
     root, root_password = values["MONGO_USER"], values["MONGO_PASSWORD"]
     names = users(namespace)
     broker = {role: derive(admin_password, f"rabbitmq/{name}") for role, name in names.items()}
-    store = {s: derive(root_password, f"mongodb/{names[s]}") for s in SERVICES}
+    store = {s: derive(root_password, f"mongodb/{names[s]}") for s in ACCOUNTS}
 
     files: dict[str, str] = {}
-    for service in SERVICES:
+    for service in ACCOUNTS:
         urls = {
             "RABBITMQ_URL": _with_credentials(
                 addresses["RABBITMQ_ADDRESS"], names[service], broker[service]
@@ -263,6 +294,7 @@ def render(values: dict[str, str], k8s: Path) -> dict[str, str]:
             "MONGO_INITDB_ROOT_PASSWORD": root_password,
             "MONGODB_DATABASE": database,
             "TUNEFLEET_MONGODB_USERS": ",".join(f"{names[s]}={store[s]}" for s in SERVICES),
+            "TUNEFLEET_MONGODB_READERS": ",".join(f"{names[s]}={store[s]}" for s in READERS),
         }
     )
     files["components/keda-workers/credentials/management.env"] = _env(
@@ -286,8 +318,9 @@ def rabbitmq_definitions(
     """The broker's users and permissions, in RabbitMQ's definitions format.
 
     The administrator (people, the CLI through a port-forward) may do anything; each service
-    what `broker_permissions` says; KEDA may look at queues through the management API (the
-    `management` tag needs a permission entry on the virtual host) and use none of them."""
+    and the dashboard what `broker_permissions` says; KEDA may look at queues through the
+    management API (the `management` tag needs a permission entry on the virtual host) and use
+    none of them."""
 
     def user(name: str, password: str, tags: list[str]) -> dict[str, Any]:
         # A salt derived like the password: the same .env gives the same file, and the same
@@ -307,13 +340,13 @@ def rabbitmq_definitions(
     return {
         "users": [
             user(admin, admin_password, ["administrator"]),
-            *(user(names[s], passwords[s], []) for s in SERVICES),
+            *(user(names[s], passwords[s], []) for s in ACCOUNTS),
             user(names["keda"], passwords["keda"], ["management"]),
         ],
         "vhosts": [{"name": vhost}],
         "permissions": [
             {"user": admin, "vhost": vhost, **everything},
-            *({"user": names[s], "vhost": vhost, **services[s]} for s in SERVICES),
+            *({"user": names[s], "vhost": vhost, **services[s]} for s in ACCOUNTS),
             {"user": names["keda"], "vhost": vhost, **nothing},
         ],
     }

@@ -6,9 +6,10 @@
 k8s/gke, k8s/gke-keda and k8s/gke-production include k8s/release (a kustomize Component,
 git-ignored), which holds:
 
-- the three service images, by the digest the registry gave them when they were pushed
-  (`docker image inspect`): a release deploys exactly what was built, whatever happens to the
-  tag later, and `imagePullPolicy: IfNotPresent` can never run a stale image;
+- the three service images and the client's (the dashboard runs it), by the digest the
+  registry gave them when they were pushed (`docker image inspect`): a release deploys
+  exactly what was built, whatever happens to the tag later, and `imagePullPolicy:
+  IfNotPresent` can never run a stale image;
 - the workers' (and the production broker's) egress to the API server, at the address the
   cluster's `kubernetes` Service leads to (its Endpoints): the workers keep their
   pod-deletion-cost current, the RabbitMQ cluster operator's nodes find each other through it;
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 SERVICES = ("publisher", "worker", "collector")
+# Every image a Deployment names: the services' and the client's (k8s/base/dashboard.yaml).
+IMAGES = (*SERVICES, "client")
 OVERLAYS = ("gke", "gke-keda", "gke-production")
 NAMESPACE = "tunefleet"
 LABELS = {"app.kubernetes.io/part-of": "tunefleet"}
@@ -146,7 +149,7 @@ def render(
         "resources": ["policies.yaml"],
         "images": [
             {"name": f"tunefleet-{s}", "newName": f"{registry}/tunefleet-{s}", "digest": digests[s]}
-            for s in SERVICES
+            for s in IMAGES
         ],
     }
     header = (
@@ -171,8 +174,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         digests = {
-            s: image_digest(args.docker, f"{args.registry}/tunefleet-{s}", args.tag)
-            for s in SERVICES
+            s: image_digest(args.docker, f"{args.registry}/tunefleet-{s}", args.tag) for s in IMAGES
         }
         cidrs = [c.strip() for c in args.mongodb_cidr.split(",") if c.strip()]
         files = render(

@@ -37,7 +37,7 @@ RELEASE_DIR ?= k8s/release
 # What deploy-gke waits for. gke-production's broker is the RabbitMQ cluster operator's, which
 # rolls it out in its own time (`kubectl -n tunefleet get rabbitmqcluster rabbitmq`).
 ROLLOUTS = $(if $(filter gke-production,$(OVERLAY)),,statefulset/rabbitmq statefulset/mongodb) \
-	deployment/collector deployment/publisher
+	deployment/collector deployment/publisher deployment/dashboard
 ROLLOUT_TIMEOUT ?= 10m
 N ?=
 
@@ -48,10 +48,10 @@ N ?=
 k8s-credentials: .env ## Write the k8s Secret inputs (git-ignored) from .env (LOCAL_CLUSTER=1: example passwords pass)
 	$(UV) run --frozen python deploy/credentials.py $(if $(LOCAL_CLUSTER),--local) .env k8s
 
-images: ## Build the three service images (TAG=...; REGISTRY=... prefixes them; PLATFORM=linux/amd64); stand-in bases where the official ones cannot be pulled
+images: ## Build the three service images and the client's, which runs the dashboard (TAG=...; REGISTRY=... prefixes them; PLATFORM=linux/amd64); stand-in bases where the official ones cannot be pulled
 	$(if $(filter docker,$(DOCKER)),$(UV) run --frozen python -m tunefleet_dev.engine start)
 	args=$$($(UV) run --frozen python -m tunefleet_dev.images build-args --docker '$(DOCKER)') && \
-	for s in publisher worker collector; do \
+	for s in publisher worker collector client; do \
 		DOCKER_BUILDKIT=1 $(DOCKER) build $$args --platform '$(PLATFORM)' --target $$s \
 			-t $(if $(REGISTRY),$(REGISTRY)/,)tunefleet-$$s:$(TAG) . || exit 1; \
 	done
@@ -97,7 +97,7 @@ gke-release: gke-vars ## Write k8s/release: the pushed images by digest, the API
 deploy-gke: gke-vars k8s-credentials ## Build, push and deploy to GKE (PROJECT=... REGISTRY=... [TAG=] [KEDA=1] [OVERLAY=gke-production MONGODB_CIDR=])
 	$(GCLOUD) container clusters get-credentials '$(CLUSTER)' --location '$(LOCATION)' --project '$(PROJECT)'
 	$(MAKE) images REGISTRY='$(REGISTRY)' TAG='$(TAG)'
-	for s in publisher worker collector; do $(DOCKER) push '$(REGISTRY)'/tunefleet-$$s:'$(TAG)' || exit 1; done
+	for s in publisher worker collector client; do $(DOCKER) push '$(REGISTRY)'/tunefleet-$$s:'$(TAG)' || exit 1; done
 	$(MAKE) gke-release TAG='$(TAG)'
 	$(KUBECTL) apply --server-side --field-manager=tunefleet --force-conflicts -k k8s/$(OVERLAY)
 	for r in $(ROLLOUTS); do \

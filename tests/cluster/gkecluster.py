@@ -19,6 +19,10 @@ POOLS = (
 REGISTRY = "europe-west4-docker.pkg.dev/demo-project/tunefleet"
 TAG = "0123456789ab"
 SERVICES = ("publisher", "worker", "collector")
+# The images make builds and a release pins: the services' and the client's (the dashboard's).
+IMAGES = (*SERVICES, "client")
+# The pods that reach the broker and the database: the services and the dashboard.
+CLIENTS = (*SERVICES, "dashboard")
 STATEFUL = ("rabbitmq", "mongodb")
 # Where the `kubernetes` Service leads on a private GKE cluster: its control plane's endpoint.
 # (This suite's API server keeps no endpoints of its own: it listens on 127.0.0.1.)

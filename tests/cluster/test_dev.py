@@ -18,7 +18,7 @@ from deploy.cluster.controlplane import ControlPlane, tool_dir
 from .kube import KIND_STORAGE, NAMESPACE, ROOT, Kube, Project, kind_node, running_on, wait_for
 
 KIND = kind_node()
-WORKLOADS = {"rabbitmq", "mongodb", "publisher", "worker", "collector"}
+WORKLOADS = {"rabbitmq", "mongodb", "publisher", "worker", "collector", "dashboard"}
 
 
 @pytest.fixture(scope="module")

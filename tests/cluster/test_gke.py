@@ -30,6 +30,8 @@ from deploy.cluster.controlplane import ControlPlane
 
 from .gkecluster import (
     API_SERVER_ENDPOINT,
+    CLIENTS,
+    IMAGES,
     REGISTRY,
     SERVICES,
     STATEFUL,
@@ -48,7 +50,7 @@ from .gkecluster import (
 from .kube import ENV_FILE, GIB, NAMESPACE, ROOT, Kube, Project, digest_of, running_on, wait_for
 
 DEPLOY = ("deploy-gke", "PROJECT=demo-project", f"REGISTRY={REGISTRY}", f"TAG={TAG}")
-EVERYTHING = {*STATEFUL, "publisher", "collector"}
+EVERYTHING = {*STATEFUL, "publisher", "collector", "dashboard"}
 
 
 @pytest.fixture(scope="module")
@@ -118,10 +120,10 @@ def test_deploy_gke_builds_pushes_applies_and_rolls_out(gke: Project, kube: Kube
     assert "PodSecurity" not in result.stderr, result.stderr
     calls = gke.recorded()
     assert calls[0][:4] == ["gcloud", "container", "clusters", "get-credentials"]
-    images = [f"{REGISTRY}/tunefleet-{s}:{TAG}" for s in SERVICES]
+    images = [f"{REGISTRY}/tunefleet-{s}:{TAG}" for s in IMAGES]
     builds = [c for c in calls if c[:2] == ["docker", "build"]]
     assert [c[c.index("-t") + 1] for c in builds] == images
-    for build, service in zip(builds, SERVICES, strict=True):
+    for build, service in zip(builds, IMAGES, strict=True):
         assert build[build.index("--platform") + 1] == "linux/amd64"
         assert build[build.index("--target") + 1] == service
         # The bases tunefleet_dev.images chose (the recorder has every image: the official).
@@ -135,7 +137,8 @@ def test_deploy_gke_builds_pushes_applies_and_rolls_out(gke: Project, kube: Kube
     ]
     assert [c[-1] for c in inspected] == images
     assert calls.index(inspected[0]) > calls.index(pushes[-1])
-    for service, image in zip(SERVICES, images, strict=True):
+    deployments = (*SERVICES, "dashboard")  # the dashboard runs the client image
+    for service, image in zip(deployments, images, strict=True):
         deployment = kube.get("deployment", service, "-n", NAMESPACE)
         spec = container(deployment["spec"]["template"])
         assert spec["image"] == f"{REGISTRY}/tunefleet-{service}@{digest_of(image)}"
@@ -169,7 +172,7 @@ def test_services_have_the_pods_as_endpoints(gke: Project, kube: Kube) -> None:
 
 def test_each_service_logs_in_as_itself(gke: Project, kube: Kube) -> None:
     """Issue 24, 12: the services once shared RabbitMQ's administrator and MongoDB's root."""
-    for service in SERVICES:
+    for service in CLIENTS:
         spec = container(kube.get("deployment", service, "-n", NAMESPACE)["spec"]["template"])
         (secret,) = [s["secretRef"]["name"] for s in spec["envFrom"] if "secretRef" in s]
         urls = secret_values(kube, secret)
@@ -183,7 +186,7 @@ def test_each_service_logs_in_as_itself(gke: Project, kube: Kube) -> None:
     )
     assert {u["name"] for u in definitions["users"]} == {
         "admin",
-        *(f"tunefleet-{s}" for s in (*SERVICES, "keda")),
+        *(f"tunefleet-{s}" for s in (*CLIENTS, "keda")),
     }
     assert "password" not in {key for u in definitions["users"] for key in u}
     database = container(kube.get("statefulset", "mongodb", "-n", NAMESPACE)["spec"]["template"])
@@ -192,7 +195,7 @@ def test_each_service_logs_in_as_itself(gke: Project, kube: Kube) -> None:
 
 def test_network_policies_select_the_pods_they_mean(gke: Project, kube: Kube) -> None:
     everything = {component(p) for p in wait_all_running(kube, EVERYTHING)}
-    assert everything == {*STATEFUL, *SERVICES}
+    assert everything == {*STATEFUL, *CLIENTS}
     policies = {p["metadata"]["name"]: p["spec"] for p in kube.items("netpol", "-n", NAMESPACE)}
     # Default deny, both ways, for every pod; names for every pod.
     deny = policies["default-deny"]
@@ -207,19 +210,25 @@ def test_network_policies_select_the_pods_they_mean(gke: Project, kube: Kube) ->
     }
     # The services out to the broker and the database, and in again on the other side.
     out = policies["services-egress"]
-    assert selected(kube, out["podSelector"]) == set(SERVICES)
+    assert selected(kube, out["podSelector"]) == set(CLIENTS)
     assert [selected(kube, rule["to"][0]["podSelector"]) for rule in out["egress"]] == [
         {"rabbitmq"},
         {"mongodb"},
     ]
     (amqp,) = policies["rabbitmq"]["ingress"]
     assert selected(kube, policies["rabbitmq"]["podSelector"]) == {"rabbitmq"}
-    assert selected(kube, amqp["from"][0]["podSelector"]) == set(SERVICES)
+    assert selected(kube, amqp["from"][0]["podSelector"]) == set(CLIENTS)
     assert [p["port"] for p in amqp["ports"]] == [5672]
     (store,) = policies["mongodb"]["ingress"]
     assert selected(kube, policies["mongodb"]["podSelector"]) == {"mongodb"}
-    # The collector, the planner and the workers (docs/deploy.md says so too).
-    assert selected(kube, store["from"][0]["podSelector"]) == set(SERVICES)
+    # The collector, the planner and the workers (docs/deploy.md says so too), and the dashboard.
+    assert selected(kube, store["from"][0]["podSelector"]) == set(CLIENTS)
+    # The dashboard: in from a marked namespace only (none here), out as the services.
+    (page,) = policies["dashboard"]["ingress"]
+    assert selected(kube, policies["dashboard"]["podSelector"]) == {"dashboard"}
+    assert page["from"] == [
+        {"namespaceSelector": {"matchLabels": {"tunefleet.io/reaches-dashboard": "true"}}}
+    ]
     # The workers out to the API server, at the address the `kubernetes` Service leads to.
     api = policies["kube-apiserver"]
     assert selected(kube, api["podSelector"]) == {"worker"}
@@ -569,5 +578,5 @@ def test_the_release_holds_only_what_make_wrote(gke: Project) -> None:
     ]
     written = yaml.safe_load((release / "kustomization.yaml").read_text())
     assert {i["name"]: i["digest"] for i in written["images"]} == {
-        f"tunefleet-{s}": digest_of(f"{REGISTRY}/tunefleet-{s}:{TAG}") for s in SERVICES
+        f"tunefleet-{s}": digest_of(f"{REGISTRY}/tunefleet-{s}:{TAG}") for s in IMAGES
     }

@@ -119,7 +119,9 @@ def test_the_services_may_reach_the_database_range_and_the_broker_only(
     wait_all_running(kube, set(SERVICES) - {"worker"})
     policies = {p["metadata"]["name"]: p["spec"] for p in kube.items("netpol", "-n", NAMESPACE)}
     store = policies["mongodb-egress"]
-    assert selected(kube, store["podSelector"]) == set(SERVICES) - _missing_workers(kube)
+    # The services and the dashboard (its read-only user).
+    clients = {*SERVICES, "dashboard"}
+    assert selected(kube, store["podSelector"]) == clients - _missing_workers(kube)
     (rule,) = store["egress"]
     assert rule == {"to": [{"ipBlock": {"cidr": MONGODB_CIDR}}], "ports": [
         {"port": 27017, "protocol": "TCP"}

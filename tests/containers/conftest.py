@@ -30,6 +30,8 @@ from tests.conftest import IN_CI
 
 WORKERS = 3
 SERVICES = ("collector", "publisher", "worker")
+# Up with them, from the client's image (tests/containers/test_dashboard.py).
+DASHBOARD = "dashboard"
 
 
 @dataclass
@@ -77,7 +79,7 @@ class ComposeStack:
     def healthy(self) -> dict[str, list[str]]:
         """Each service's containers' health (or state, where there is no healthcheck)."""
         found: dict[str, list[str]] = {}
-        for service in ("rabbitmq", "mongodb", *SERVICES):
+        for service in ("rabbitmq", "mongodb", *SERVICES, DASHBOARD):
             for container in self.containers(service):
                 state = self.inspect(container)["State"]
                 found.setdefault(service, []).append(
@@ -143,6 +145,8 @@ def compose_stack(
         "RABBITMQ_PASSWORD": secrets.token_hex(12),
         "MONGO_USER": "tunefleet",
         "MONGO_PASSWORD": secrets.token_hex(12),
+        # Cancel and resume from the dashboard (unset: read-only).
+        "TUNEFLEET_DASHBOARD_TOKEN": secrets.token_hex(16),
         **{name: str(free_port()) for name in PORTS},
     }
     env_file: Path = tmp_path_factory.mktemp("stack") / "stack.env"

@@ -19,7 +19,7 @@ from tunefleet_runtime.validation import parse_spec
 from tunefleet_worker.datasets import from_frame
 from tunefleet_worker.training import library_data, make_estimator
 
-from tests.containers.conftest import SERVICES, WORKERS, ComposeStack
+from tests.containers.conftest import DASHBOARD, SERVICES, WORKERS, ComposeStack
 from tests.support.reference import gridsearch_means, params_key
 from tests.support.studies import (
     THREE_LIBRARIES_SPEC,
@@ -33,9 +33,10 @@ def test_every_service_is_healthy_with_the_workers_asked_for(
     compose_stack: ComposeStack,
 ) -> None:
     health = compose_stack.wait_healthy()
-    assert set(health) == {"rabbitmq", "mongodb", *SERVICES}
+    assert set(health) == {"rabbitmq", "mongodb", *SERVICES, DASHBOARD}
     assert len(health["worker"]) == WORKERS
-    assert all(len(health[s]) == 1 for s in ("rabbitmq", "mongodb", "collector", "publisher"))
+    singles = ("rabbitmq", "mongodb", "collector", "publisher", DASHBOARD)
+    assert all(len(health[s]) == 1 for s in singles)
 
 
 def test_a_three_library_study_from_the_host_cli_scores_as_gridsearchcv(

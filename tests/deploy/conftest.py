@@ -155,6 +155,24 @@ def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     raise AssertionError(f"no {kind}/{name} in the rendered manifests")
 
 
+def _has(docs: list[dict[str, Any]], kind: str, name: str) -> bool:
+    try:
+        find(docs, kind, name)
+    except AssertionError:
+        return False
+    return True
+
+
+def optional_env(docs: list[dict[str, Any]], deployment: str) -> set[str]:
+    """The variables the Deployment's container gets from optional Secrets' keys."""
+    container = find(docs, "Deployment", deployment)["spec"]["template"]["spec"]["containers"][0]
+    return {
+        var["name"]
+        for var in container.get("env", [])
+        if var.get("valueFrom", {}).get("secretKeyRef", {}).get("optional")
+    }
+
+
 def workloads(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [d for d in docs if d["kind"] in {"Deployment", "StatefulSet"}]
 
@@ -168,7 +186,8 @@ def data_of(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, str]:
 
 
 def container_env(docs: list[dict[str, Any]], deployment: str) -> dict[str, str | None]:
-    """Every variable the Deployment's container gets; None for downward-API (pod) values."""
+    """Every variable the Deployment's container gets; None for downward-API (pod) values. An
+    optional Secret's key that is not rendered is left out, as the kubelet leaves it unset."""
     container = find(docs, "Deployment", deployment)["spec"]["template"]["spec"]["containers"][0]
     env: dict[str, str | None] = {}
     for source in container.get("envFrom", []):
@@ -183,6 +202,8 @@ def container_env(docs: list[dict[str, Any]], deployment: str) -> dict[str, str 
             env[var["name"]] = data_of(docs, "ConfigMap", cm["name"])[cm["key"]]
         elif "secretKeyRef" in ref:
             sk = ref["secretKeyRef"]
+            if sk.get("optional") and not _has(docs, "Secret", sk["name"]):
+                continue
             env[var["name"]] = data_of(docs, "Secret", sk["name"])[sk["key"]]
         elif "fieldRef" in ref:
             env[var["name"]] = None

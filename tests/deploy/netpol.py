@@ -4,7 +4,8 @@ A pod is isolated for ingress (egress) once any policy with that policyType sele
 connection passes if some such policy has a rule whose peers and ports match. The peers here
 are the pods of the rendered workloads (in `tunefleet`) and a few stand-ins for what is around
 them: the cluster DNS, GKE's managed Prometheus collectors, KEDA's operator, the RabbitMQ
-cluster operator, a pod of any other namespace, and addresses outside the cluster.
+cluster operator, an ingress controller whose namespace may reach the dashboard, a pod of any
+other namespace, and addresses outside the cluster.
 """
 
 from __future__ import annotations
@@ -53,6 +54,13 @@ AROUND = (
         "rabbitmq-system",
     ),
     pod("another-namespace", {"app.kubernetes.io/name": "collector"}, "default"),
+    # An ingress controller, in a namespace marked to reach the dashboard (networkpolicy.yaml).
+    pod(
+        "ingress-controller",
+        {"app.kubernetes.io/name": "ingress-nginx"},
+        "ingress-nginx",
+        **{"tunefleet.io/reaches-dashboard": "true"},
+    ),
     address("api-server", "172.16.0.2"),
     address("managed-mongodb", "10.20.0.7"),
     address("internet", "203.0.113.9"),

@@ -2,9 +2,10 @@
 
 A node of our own starts as the manifests start theirs: the definitions Secret of the rendered
 GKE overlay imported at boot (`load_definitions`, components/rabbitmq). Then each user does
-what it is for, and a little of what it is not: the three services run from their rendered
-Deployments with their own users (only the broker's address replaced), KEDA reads the trials
-queue's length through the management API, and nobody but the administrator can do more.
+what it is for, and a little of what it is not: the three services and the dashboard run from
+their rendered Deployments with their own users (only the broker's address replaced), KEDA reads
+the trials queue's length through the management API, and nobody but the administrator can do
+more.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pika
 import pika.exceptions
 import pytest
 from tunefleet.client import Client
-from tunefleet_contract.topology import Topology, declare
+from tunefleet_contract.topology import Topology, declare, declare_watch_queue
 from tunefleet_dev.devservices import LocalRabbitMQ, Services, ServiceUnavailableError, free_port
 from tunefleet_runtime.settings import ClientSettings
 
@@ -89,7 +90,7 @@ def _passwords(rendered: dict[str, list[dict[str, Any]]]) -> dict[str, tuple[str
     """Each user's name and password, from the rendered Secrets (the services' URLs, KEDA's)."""
     docs = rendered["gke-keda"]
     out = {}
-    for service in SERVICES:
+    for service in (*SERVICES, "dashboard"):
         url = urlsplit(str(container_env(docs, service)["RABBITMQ_URL"]))
         out[service] = (url.username or "", url.password or "")
     keda = urlsplit(data_of(docs, "Secret", "keda-rabbitmq-management")["host"])
@@ -116,9 +117,9 @@ def test_the_administrator_is_the_one_of_env(
     assert status == 200
     assert {u["name"] for u in listed} == {
         users["admin"][0],
-        *(f"tunefleet-{s}" for s in (*SERVICES, "keda")),
+        *(f"tunefleet-{s}" for s in (*SERVICES, "dashboard", "keda")),
     }, "definitions imported at boot: no guest, no other default user"
-    for service in SERVICES:
+    for service in (*SERVICES, "dashboard"):
         assert broker.http("/api/users", *users[service])[0] == 401, "no management tag"
 
 
@@ -150,6 +151,32 @@ def test_each_service_declares_the_topology_and_uses_only_its_own_queues(
         finally:
             if connection.is_open:
                 connection.close()
+
+
+def test_the_dashboard_watches_reads_dead_letters_and_publishes_cancels_only(
+    broker: Broker, rendered: dict[str, list[dict[str, Any]]]
+) -> None:
+    users = _passwords(rendered)
+    topology = Topology(NAMESPACE)
+    connection = pika.BlockingConnection(pika.URLParameters(broker.url(*users["dashboard"])))
+    try:
+        channel = connection.channel()
+        declare(channel, topology)
+        queue = declare_watch_queue(channel, topology)
+        assert queue.startswith("amq.gen-")
+        channel.basic_publish(topology.events_exchange, "study.nothing", b"{}")
+        channel.basic_publish(topology.studies_exchange, "nothing.routed", b"{}")
+        method, _properties, body = next(channel.consume(queue, inactivity_timeout=10))
+        assert method is not None and body == b"{}", "its own queue gets the events"
+        channel.cancel()
+        channel.basic_get(topology.dead_letter_queue, auto_ack=False)  # listing: left in place
+        # Not the pipeline's: the control stream, the collector's dead letters, other names.
+        assert _refused(connection, lambda c: c.basic_get(topology.dead_letter_collector_queue))
+        assert _refused(connection, lambda c: c.queue_declare("other.trials"))
+        assert _refused(connection, lambda c: c.queue_declare(f"{NAMESPACE}.dashboard"))
+    finally:
+        if connection.is_open:
+            connection.close()
 
 
 def test_keda_reads_the_queue_length_and_nothing_else(
@@ -221,5 +248,48 @@ def test_the_services_run_a_study_each_as_its_own_user(
         study = client.submit(SPEC)
         _until(lambda: len(client.trials(str(study))) == 2, "both trials to be stored")
         assert {t.status for t in client.trials(str(study))} == {"done"}
+        # The dashboard, as its own user: follows the events, lists the study and its dead
+        # letters, and cancels it with the token (the collector records the cancel).
+        url = urlsplit(str(container_env(rendered["gke"], "dashboard")["RABBITMQ_URL"]))
+        assert (url.username, url.password) == users["dashboard"]
+        pods.local["RABBITMQ_URL"] = broker.url(*users["dashboard"])
+        token = "a-token-of-the-secret-0123456789"
+        dashboard = pods.start("dashboard", secrets={"TUNEFLEET_DASHBOARD_TOKEN": token})
+        _ready(dashboard)
+        _until(
+            lambda: _json(dashboard.port, "/readyz")[1].get("events") is True,
+            "the dashboard to follow the events with its own queue",
+        )
+        status, listed = _json(dashboard.port, "/api/studies")
+        assert status == 200 and [s["study_id"] for s in listed["studies"]] == [str(study)]
+        status, letters = _json(dashboard.port, f"/api/studies/{study}/dead-letters")
+        assert status == 200 and letters["dead_letters"] == []
+        refused = _post(dashboard.port, f"/api/studies/{study}/cancel", None)
+        assert refused[0] == 401
+        status, cancelled = _post(dashboard.port, f"/api/studies/{study}/cancel", token)
+        assert status == 200 and cancelled["cancelled"] is True, cancelled
+        _until(
+            lambda: client.study_record(str(study)).cancelled_at is not None,
+            "the collector to record the dashboard's cancel",
+        )
     finally:
         pods.stop_all()
+
+
+def _json(port: int, path: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            return int(response.status), json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), json.loads(exc.read() or b"null")
+
+
+def _post(port: int, path: str, token: str | None) -> tuple[int, Any]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST", data=b"")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status), json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), json.loads(exc.read() or b"null")

@@ -160,6 +160,30 @@ def test_images_build_dependencies_first_and_run_as_non_root() -> None:
         assert copied == {"libs/contract/src", "libs/runtime/src", f"services/{service}/src"}
 
 
+def test_compose_dashboard_runs_the_client_image_on_the_hosts_loopback_only(
+    compose: dict[str, Any],
+) -> None:
+    dashboard = compose["services"]["dashboard"]
+    assert dashboard["build"]["target"] == "client"
+    assert dashboard["image"] == compose["services"]["demo"]["image"], "one client image"
+    assert dashboard["command"] == ["tunefleet", "dashboard"]
+    assert dashboard["user"] == "10001:10001" and dashboard["read_only"] is True
+    assert dashboard["cap_drop"] == ["ALL"]
+    assert "profiles" not in dashboard, "up with the pipeline"
+    (port,) = dashboard["ports"]
+    assert port == "127.0.0.1:${DASHBOARD_PORT:-8765}:8765"
+    # 0.0.0.0 inside the container from the shared config file, never the code's default.
+    assert "k8s/base/config/dashboard.env" in dashboard["env_file"]
+    config = (ROOT / "k8s/base/config/dashboard.env").read_text()
+    assert re.search(r"^TUNEFLEET_DASHBOARD_HOST=0\.0\.0\.0$", config, re.M)
+    assert re.search(r"^TUNEFLEET_DASHBOARD_PORT=8765$", config, re.M)
+    probe = " ".join(dashboard["healthcheck"]["test"])
+    assert "http://127.0.0.1:8765/readyz" in probe
+    assert set(dashboard["depends_on"]) == {"rabbitmq", "mongodb"}
+    # No token baked in: it comes from .env, if at all.
+    assert dashboard["environment"]["TUNEFLEET_DASHBOARD_TOKEN"] == "${TUNEFLEET_DASHBOARD_TOKEN:-}"
+
+
 def test_compose_demo_runs_the_client_image(compose: dict[str, Any]) -> None:
     demo = compose["services"]["demo"]
     assert demo["build"]["target"] == "client"

@@ -15,11 +15,12 @@ from pydantic_settings import BaseSettings
 from tunefleet_runtime.settings import (
     ClientSettings,
     CollectorSettings,
+    DashboardSettings,
     PublisherSettings,
     WorkerSettings,
 )
 
-from .conftest import OVERLAYS, ROOT, SERVICES, container_env, find
+from .conftest import OVERLAYS, ROOT, SERVICES, container_env, find, optional_env
 
 READS: dict[str, type[BaseSettings]] = {
     "publisher": PublisherSettings,
@@ -59,12 +60,27 @@ def test_k8s_provides_exactly_what_each_service_reads(
     assert from_pod == FROM_POD.get(service, set())
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_k8s_provides_exactly_what_the_dashboard_reads(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
+) -> None:
+    docs = rendered[overlay]
+    # The token only where its optional Secret exists (none is rendered: read-only).
+    optional = optional_env(docs, "dashboard")
+    assert optional == {"TUNEFLEET_DASHBOARD_TOKEN"}
+    provided = set(container_env(docs, "dashboard")) | optional
+    assert provided == env_names(DashboardSettings), (
+        f"missing: {env_names(DashboardSettings) - provided}, "
+        f"not read: {provided - env_names(DashboardSettings)}"
+    )
+
+
 def test_every_tunefleet_configmap_and_secret_is_used(
     rendered: dict[str, list[dict[str, Any]]],
 ) -> None:
     docs = rendered["gke"]
     referenced = set()
-    for service in SERVICES:
+    for service in (*SERVICES, "dashboard"):
         container = find(docs, "Deployment", service)["spec"]["template"]["spec"]["containers"][0]
         for source in container.get("envFrom", []):
             referenced.add(next(iter(source.values()))["name"])
@@ -100,9 +116,18 @@ def test_compose_demo_client_gets_the_client_settings(compose: dict[str, Any]) -
     assert _compose_env(compose["services"]["demo"]) == env_names(ClientSettings)
 
 
+def test_compose_provides_exactly_what_the_dashboard_reads(compose: dict[str, Any]) -> None:
+    assert _compose_env(compose["services"]["dashboard"]) == env_names(DashboardSettings)
+    # An unset token in .env reaches it as "": read-only, not a refused start.
+    settings = DashboardSettings(
+        rabbitmq_url="amqp://u:p@h:1/", mongodb_url="mongodb://h:1", tunefleet_dashboard_token=""
+    )
+    assert settings.tunefleet_dashboard_token is None
+
+
 def test_compose_and_k8s_share_the_config_files(compose: dict[str, Any]) -> None:
     kustomization = (ROOT / "k8s/base/kustomization.yaml").read_text()
-    for service in SERVICES:
+    for service in (*SERVICES, "dashboard"):
         for path in compose["services"][service]["env_file"]:
             assert path.startswith("k8s/base/config/")
             assert path.removeprefix("k8s/base/") in kustomization

@@ -62,7 +62,7 @@ def test_each_service_gets_users_of_its_own(tmp_path: Path) -> None:
     assert _run(env, tmp_path / "k8s").returncode == 0
     base = tmp_path / "k8s" / "base" / "credentials"
     seen = set()
-    for service in SERVICES:
+    for service in (*SERVICES, "dashboard"):
         urls = _read(base / f"{service}.env")
         assert set(urls) == {"RABBITMQ_URL", "MONGODB_URL"}
         rabbit, mongo = urlsplit(urls["RABBITMQ_URL"]), urlsplit(urls["MONGODB_URL"])
@@ -73,13 +73,17 @@ def test_each_service_gets_users_of_its_own(tmp_path: Path) -> None:
             assert len(password) == 40
             assert password not in ENV_FILE
             seen.add(password)
-    assert len(seen) == 2 * len(SERVICES), "no two users share a password"
+    assert len(seen) == 2 * (len(SERVICES) + 1), "no two users share a password"
     mongo_env = _read(tmp_path / "k8s/components/mongodb/credentials/mongodb.env")
     assert mongo_env["MONGO_INITDB_ROOT_USERNAME"] == "root"
     listed = dict(p.split("=", 1) for p in mongo_env["TUNEFLEET_MONGODB_USERS"].split(","))
     for service in SERVICES:
         mongo = urlsplit(_read(base / f"{service}.env")["MONGODB_URL"])
         assert listed[f"tunefleet-{service}"] == mongo.password
+    # The dashboard only reads: users.js gives it `read`, not `readWrite`.
+    assert "tunefleet-dashboard" not in listed
+    dashboard = urlsplit(_read(base / "dashboard.env")["MONGODB_URL"])
+    assert mongo_env["TUNEFLEET_MONGODB_READERS"] == f"tunefleet-dashboard={dashboard.password}"
     assert (base / "worker.env").stat().st_mode & 0o077 == 0
 
 
@@ -96,7 +100,7 @@ def test_the_broker_stores_what_the_services_present(tmp_path: Path) -> None:
         (tmp_path / "k8s/components/rabbitmq-cluster/credentials/definitions.json").read_text()
     )
     hashes = {u["name"]: base64.b64decode(u["password_hash"]) for u in definitions["users"]}
-    for service in SERVICES:
+    for service in (*SERVICES, "dashboard"):
         password = urlsplit(
             _read(tmp_path / f"k8s/base/credentials/{service}.env")["RABBITMQ_URL"]
         ).password
@@ -213,11 +217,13 @@ global.connect = (url) => { calls.push(['connect', url]); return { getSiblingDB:
         "MONGO_INITDB_ROOT_PASSWORD": "p@ss word",
         "MONGODB_DATABASE": "tunefleet",
         "TUNEFLEET_MONGODB_USERS": "tunefleet-publisher=a1,tunefleet-worker=b2",
+        "TUNEFLEET_MONGODB_READERS": "tunefleet-dashboard=c3",
     }
     result = _users_js(tmp_path, harness, env)
     assert result.returncode == 0, result.stderr
     calls = json.loads(result.stdout)
     roles = [{"role": "readWrite", "db": "tunefleet"}]
+    read = [{"role": "read", "db": "tunefleet"}]
     assert calls[0] == [
         "connect",
         "mongodb://root:p%40ss%20word@127.0.0.1:27017/admin?authSource=admin"
@@ -229,7 +235,9 @@ global.connect = (url) => { calls.push(['connect', url]); return { getSiblingDB:
         {"user": "tunefleet-publisher", "pwd": "a1", "roles": roles},
     ]
     assert calls[2] == ["update", "admin", "tunefleet-worker", {"pwd": "b2", "roles": roles}]
-    assert calls[3][0] == "print"
+    dashboard = {"user": "tunefleet-dashboard", "pwd": "c3", "roles": read}
+    assert calls[3] == ["create", "admin", dashboard]
+    assert calls[4][0] == "print" and "tunefleet-dashboard (read)" in calls[4][1]
     # Without its inputs it fails (the postStart hook retries, then the container restarts).
     del env["TUNEFLEET_MONGODB_USERS"]
     failed = _users_js(tmp_path, harness, env)

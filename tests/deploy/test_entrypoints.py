@@ -64,21 +64,29 @@ class Pods:
     home: Path
     running: dict[str, Pod] = field(default_factory=dict)
 
-    def start(self, service: str, name: str | None = None) -> Pod:
+    def start(
+        self, service: str, name: str | None = None, secrets: dict[str, str] | None = None
+    ) -> Pod:
+        """`secrets`: values of optional Secrets the manifests leave to the operator."""
         name = name or service
         container = dict(
             find(self.rendered, "Deployment", service)["spec"]["template"]["spec"]["containers"][0]
         )
         command = list(container["command"])
-        assert command[0] == "python", "the images put their venv's python first on PATH"
-        command[0] = sys.executable
+        # The images put their venv's bin first on PATH: python, or the client's `tunefleet`.
+        command[0] = str(Path(sys.executable).parent / command[0])
         port = free_port()
-        overrides = {**self.local, "TUNEFLEET_METRICS_PORT": str(port)}
+        # The port the probes ask: the services' metrics port, the dashboard's own.
+        overrides = {
+            **self.local,
+            "TUNEFLEET_METRICS_PORT": str(port),
+            "TUNEFLEET_DASHBOARD_PORT": str(port),
+        }
         env = {
             # None: a downward-API value, here the pod's name.
             key: overrides.get(key, value if value is not None else f"{name}-pod")
             for key, value in container_env(self.rendered, service).items()
-        }
+        } | (secrets or {})
         # Nothing from this test process leaks in: the manifest's variables, PATH, HOME.
         env |= {"PATH": os.environ["PATH"], "HOME": str(self.home)}
         log = self.home / f"{name}.log"

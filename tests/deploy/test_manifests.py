@@ -68,7 +68,8 @@ def test_every_object_validates_against_the_kubernetes_schema(
     rendered: dict[str, list[dict[str, Any]]], overlay: str
 ) -> None:
     docs = rendered[overlay]
-    in_cluster_state = 3 if overlay == "gke-production" else 5
+    # The three services and the dashboard, and the broker and the database where in-cluster.
+    in_cluster_state = 4 if overlay == "gke-production" else 6
     assert len(workloads(docs)) == in_cluster_state
     for doc in docs:
         if doc["apiVersion"] in CUSTOM:
@@ -121,7 +122,7 @@ def test_each_service_has_its_own_broker_and_database_users(
 ) -> None:
     docs = rendered[overlay]
     seen: dict[str, set[str]] = {"RABBITMQ_URL": set(), "MONGODB_URL": set()}
-    for service in SERVICES:
+    for service in (*SERVICES, "dashboard"):
         users = _url_users(docs, service)
         assert set(users) == set(seen), f"{service} gets {set(users)}"
         for key, user in users.items():
@@ -160,6 +161,25 @@ def test_the_broker_knows_each_user_with_the_least_it_needs(
     assert [s for s in SERVICES if re.fullmatch(read[s], topology.control_queue)] == ["worker"]
     collector_only = topology.dead_letter_collector_queue
     assert [s for s in SERVICES if re.fullmatch(read[s], collector_only)] == ["collector"]
+    # The dashboard: follows the events through a server-named queue of its own, lists the dead
+    # letters, publishes cancels (events) and resumes (study requests); nothing of the pipeline.
+    assert users["tunefleet-dashboard"]["tags"] == []
+    dashboard = permissions["tunefleet-dashboard"]
+    watch = "amq.gen-JzTY20BRgKO-HjmUJj0wLg"
+    for kind in ("configure", "write", "read"):
+        assert re.fullmatch(dashboard[kind], watch), kind
+        assert not re.fullmatch(dashboard[kind], "amq.default"), kind
+        assert not re.fullmatch(dashboard[kind], "other.trials"), kind
+    for queue in (topology.dead_letter_queue, topology.events_exchange):
+        assert re.fullmatch(dashboard["read"], queue), queue
+    # (Declaring a queue that dead-letters needs read on it: every user that declares the
+    # topology has that on the pipeline's quorum queues; not on these two.)
+    for queue in (topology.control_queue, topology.dead_letter_collector_queue):
+        assert not re.fullmatch(dashboard["read"], queue), queue
+    for exchange in (topology.events_exchange, topology.studies_exchange):
+        assert re.fullmatch(dashboard["write"], exchange), exchange
+    for service in SERVICES:  # a server-named queue is the dashboard's alone
+        assert not re.fullmatch(permissions[f"tunefleet-{service}"]["configure"], watch)
     # KEDA: the management API's view of the queues, and no use of any.
     assert users["tunefleet-keda"]["tags"] == ["management"]
     keda = permissions["tunefleet-keda"]
@@ -200,6 +220,9 @@ def test_mongodb_creates_the_services_users_at_every_start(
     assert [pair.split("=")[0] for pair in env["TUNEFLEET_MONGODB_USERS"].split(",")] == [
         f"tunefleet-{s}" for s in SERVICES
     ]
+    # The dashboard reads only (users.js gives the readers `read`).
+    readers = env["TUNEFLEET_MONGODB_READERS"].split(",")
+    assert [pair.split("=")[0] for pair in readers] == ["tunefleet-dashboard"]
 
 
 # -- 13: KEDA within the pool; scale-down spares busy workers ---------------------------------
@@ -405,6 +428,7 @@ def test_every_image_is_pinned_by_digest(
     images = {name: c["image"] for name, c in _containers(rendered[overlay])}
     for service in SERVICES:
         assert images[service] == f"{REGISTRY}/tunefleet-{service}@{image_digest(service)}"
+    assert images["dashboard"] == f"{REGISTRY}/tunefleet-client@{image_digest('client')}"
     if overlay != "gke-production":
         assert images["rabbitmq"] == RABBITMQ_IMAGE
         assert images["mongodb"] == MONGO_IMAGE
@@ -491,6 +515,7 @@ def test_each_pod_reaches_what_it_needs_and_nothing_else(
     assert _egress(docs, "publisher") == dns | {("rabbitmq", 5672)} | store
     assert _egress(docs, "collector") == dns | {("rabbitmq", 5672)} | store
     assert _egress(docs, "worker") == dns | {("rabbitmq", 5672)} | store | api
+    assert _egress(docs, "dashboard") == dns | {("rabbitmq", 5672)} | store
     if overlay == "gke-production":
         # Its nodes cluster among themselves and find each other through the API server.
         assert _egress(docs, "rabbitmq") == dns | api
@@ -511,13 +536,14 @@ def test_only_the_services_reach_the_broker_and_the_database(
             n for n, p in peers.items() if n != target and policies.allows(p, peers[target], port)
         }
 
-    assert who("rabbitmq", 5672) == set(SERVICES)
+    assert who("rabbitmq", 5672) == {*SERVICES, "dashboard"}
     management = {"gke-keda": {"keda-operator"}, "gke-production": {"rabbitmq-operator"}}
     assert who("rabbitmq", 15672) == management.get(overlay, set())
     if overlay != "gke-production":
         # The collector stores results, the planner reads what a resume keeps and records its
         # decisions, the workers read uploaded datasets and store refitted models.
-        assert who("mongodb", 27017) == set(SERVICES)
+        # The dashboard reads the store (with its read-only user).
+        assert who("mongodb", 27017) == {*SERVICES, "dashboard"}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -532,6 +558,54 @@ def test_metrics_are_open_to_the_monitoring_only(
     if overlay in GKE:
         assert policies.allows(peers["gmp-collector"], peers["rabbitmq"], 15692)
     assert not policies.allows(peers["another-namespace"], peers["worker"], 9100)
+    # The dashboard has no metrics port, and nothing scrapes it.
+    assert not any(policies.allows(p, peers["dashboard"], 9100) for p in peers.values())
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_a_marked_namespace_reaches_the_dashboard(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
+) -> None:
+    """Port-forward (not pod traffic) is the way in; a pod connects only from a namespace its
+    operator marks for an ingress controller, and no tunefleet pod does."""
+    docs = rendered[overlay]
+    policies, peers = _network(docs)
+    (port,) = find(docs, "Service", "dashboard")["spec"]["ports"]
+    assert port["port"] == 8765 and find(docs, "Service", "dashboard")["spec"]["type"] == (
+        "ClusterIP"
+    )
+    reach = {n for n, p in peers.items() if policies.allows(p, peers["dashboard"], 8765)}
+    assert reach == {"ingress-controller"}
+    assert not policies.allows(peers["ingress-controller"], peers["dashboard"], 9100)
+    assert not policies.allows(peers["ingress-controller"], peers["worker"], 9100)
+
+
+def test_the_dashboard_listens_on_every_address_only_by_its_configuration(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    """The code's default is 127.0.0.1; the pod is told 0.0.0.0 (its ConfigMap), serves the
+    Service's port, and is probed on the app's own endpoints."""
+    from tunefleet_runtime.settings import DashboardSettings
+
+    docs = rendered["gke"]
+    assert DashboardSettings.model_fields["tunefleet_dashboard_host"].default == "127.0.0.1"
+    env = container_env(docs, "dashboard")
+    assert env["TUNEFLEET_DASHBOARD_HOST"] == "0.0.0.0"
+    assert "TUNEFLEET_DASHBOARD_TOKEN" not in env, "no token Secret rendered: read-only"
+    container = _pod(find(docs, "Deployment", "dashboard"))["containers"][0]
+    assert container["command"] == ["tunefleet", "dashboard"]
+    assert container["ports"] == [
+        {"name": "http", "containerPort": int(env["TUNEFLEET_DASHBOARD_PORT"] or 0)}
+    ]
+    (token,) = container["env"]
+    assert token["valueFrom"]["secretKeyRef"] == {
+        "name": "tunefleet-dashboard-token",
+        "key": "token",
+        "optional": True,
+    }
+    assert container["startupProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
 
 
 def test_docs_say_who_reaches_the_database() -> None:

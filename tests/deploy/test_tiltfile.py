@@ -105,7 +105,15 @@ def test_images_paths_and_targets_exist(
         for m in c.get("volumeMounts", [])
     }
     dockerfile = (ROOT / "Dockerfile").read_text()
-    images = {f"tunefleet-{s}" for s in SERVICES}
+    # The services' images and the client's, which the dashboard runs.
+    images = {f"tunefleet-{s}" for s in (*SERVICES, "client")}
+    # The commands as the pods run them (the dev overlay leaves them to Tilt's entrypoint).
+    commands = {
+        c["image"].rpartition("/")[2].partition("@")[0]: c["command"]
+        for d in rendered["gke"]
+        if d["kind"] == "Deployment"
+        for c in d["spec"]["template"]["spec"]["containers"]
+    }
     # Each service: its Dockerfile target as `<image>-base`, and `<image>` on top of it with
     # the restart wrapper (the Tiltfile's docker_build_with_restart).
     assert set(builds) == images | {f"{i}-base" for i in images}
@@ -129,9 +137,10 @@ def test_images_paths_and_targets_exist(
         assert f"FROM {ref}-base" in lines
         restart_file = wrapper["entrypoint"][1].removeprefix("--watch_file=")
         assert wrapper["entrypoint"][0] == "/tilt-restart-wrapper"
-        module = wrapper["entrypoint"][-1]
-        assert wrapper["entrypoint"][2:] == ["python", "-m", module]
-        assert f'CMD ["python", "-m", "{module}"]' in dockerfile
+        # What the Deployment runs, restarted on every live update.
+        assert wrapper["entrypoint"][2:] == commands[ref]
+        if commands[ref][:2] == ["python", "-m"]:
+            assert f'CMD ["python", "-m", "{commands[ref][2]}"]' in dockerfile
         *steps, restart = wrapper["live_update"]
         assert restart == {"run": f"date > {restart_file}", "trigger": []}
         for step in steps:
@@ -165,7 +174,9 @@ def test_resources_exist_and_are_grouped(
         assert kwargs.get("labels"), f"{name} has no label group"
         assert set(kwargs.get("resource_deps", [])) <= every, name
     forwards = {f for kw in resources.values() for f in kw.get("port_forwards", [])}
-    assert {"15672:15672", "27017:27017"} <= forwards
+    assert {"15672:15672", "27017:27017", "8765:8765"} <= forwards
+    dashboard = {p["port"] for p in find(docs, "Service", "dashboard")["spec"]["ports"]}
+    assert dashboard == {8765}
     service = {p["port"] for p in find(docs, "Service", "rabbitmq")["spec"]["ports"]}
     assert {5672, 15672} <= service
     assert "tests" in local
@@ -211,7 +222,7 @@ def test_local_configuration_replaces_images_and_moves_ports_and_cluster() -> No
         else:
             assert kwargs["dockerfile_contents"].startswith("FROM local/restart-helper:1 ")
     forwards = {f for c in _of(calls, "k8s_resource") for f in c["kwargs"].get("port_forwards", [])}
-    assert forwards == {"15673:5672", "15672:15672", "27018:27017"}
+    assert forwards == {"15673:5672", "15672:15672", "27018:27017", "8765:8765"}
     without = evaluate(text)
     assert _of(without, "read_json")[0]["args"] == [".tunefleet/dev/tilt.json"]
     assert all(b["kwargs"].get("secret", []) == [] for b in _of(without, "docker_build"))

@@ -100,9 +100,11 @@ def test_report_renders_in_headless_chromium(
     assert errors == []
     assert fetched == []  # self-contained: nothing but the file itself was loaded
     # best-over-time, distribution, and per library: score-vs-params, parallel coordinates,
-    # importance (noop has ~12 done trials; xgboost's 4 are too few for importance)
+    # importance (noop has ~12 done trials; xgboost's 4 are too few for importance); a contour
+    # for noop's two numeric parameters (xgboost has one: booster is categorical)
     types = [p["types"] for p in plots]
-    assert len(plots) == 7, types
+    assert len(plots) == 8, types
+    assert sum("contour" in t for t in types) == 1
     assert sum("parcoords" in t for t in types) == 2
     assert sum("bar" in t for t in types) == 1
     for plot in plots:
@@ -209,9 +211,10 @@ def test_adaptive_report_renders_history_rungs_and_importance(
         errors = list(browser.errors)
     assert errors == []
     # best over time, distribution; xgboost: history, score vs params, parallel coordinates,
-    # TPE importance; lightgbm: history, promotions, ASHA importance, score vs params, parallel
+    # TPE importance, contour; lightgbm: history, promotions, ASHA importance, score vs params,
+    # parallel, contour
     titles = [p["id"] for p in plots]
-    assert len(plots) == 11, titles
+    assert len(plots) == 13, titles
     assert all(p["marks"] > 0 or p["canvases"] > 0 for p in plots), plots
     assert (axis, before) == ("date", after) and before == 13  # every ASHA trial scored
     first_rung = (

@@ -98,6 +98,24 @@ class Lab:
         )
 
     @contextmanager
+    def port_forward(self, service: str, remote: int) -> Iterator[int]:
+        """`kubectl port-forward svc/<service>` to a free local port, for as long as it is used."""
+        local = free_port()
+        command = [shutil.which("kubectl") or "kubectl", "--context", self.cluster.context]
+        command += ["--kubeconfig", str(self.cluster.kubeconfig), "-n", NAMESPACE]
+        forward = subprocess.Popen(
+            [*command, "port-forward", f"svc/{service}", f"{local}:{remote}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for(f"port-forward on {local}", lambda: _answers(local), 60)
+            yield local
+        finally:
+            forward.terminate()
+            forward.wait(10)
+
+    @contextmanager
     def forwarded(self) -> Iterator[ClientSettings]:
         """The broker and the database on local ports (kubectl port-forward), as the client's
         settings with .env's administrators (what `make cluster-demo` does)."""
@@ -196,7 +214,7 @@ def lab() -> Iterator[Lab]:
     try:
         started = time.monotonic()
         # Other ports than a `make dev` of this machine's, for Tilt's port-forwards.
-        ports = {remote: free_port() for remote in (5672, 15672, 27017)}
+        ports = {remote: free_port() for remote in (5672, 15672, 27017, 8765)}
         kind.up(cluster, config, ports)
         lab.timings["cluster up"] = time.monotonic() - started
         yield lab

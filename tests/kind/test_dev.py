@@ -1,14 +1,18 @@
-"""`make dev`'s loop on kind: `tilt ci` brings k8s/dev up, a study scores as GridSearchCV, a code
-edit reaches the running worker through Tilt's live update, `make scale N=4` gives four workers
-that all train, and deleting a busy worker, the broker or the database loses nothing."""
+"""`make dev`'s loop on kind: `tilt ci` brings k8s/dev up, a study scores as GridSearchCV, the
+dashboard serves it through a port-forward, a code edit reaches the running worker through
+Tilt's live update, `make scale N=4` gives four workers that all train, and deleting a busy
+worker, the broker or the database loses nothing."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -120,6 +124,46 @@ def test_a_three_library_study_through_port_forwards_scores_as_gridsearchcv(
     # Trained by the worker pods (a worker is named after its pod: the downward API).
     pods = {p["metadata"]["name"] for p in tilt_ci.pods("worker")}
     assert {d["worker"] for d in docs} <= pods
+
+
+def _http(port: int, path: str, method: str = "GET") -> tuple[int, str]:
+    data = b"" if method == "POST" else None
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, data=data)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read().decode()
+
+
+def test_the_dashboard_pod_is_ready_and_serves_the_studies_through_a_port_forward(
+    tilt_ci: Lab,
+) -> None:
+    """Its own users (the broker's definitions, the database's users.js), the client image
+    Tilt built, a probe on /readyz; reached only by `kubectl port-forward svc/dashboard`."""
+    lab = tilt_ci
+    (pod,) = wait_for("the dashboard Ready", lambda: lab.ready("dashboard"), 300)
+    (container,) = pod["spec"]["containers"]
+    assert re.fullmatch(r"tunefleet-client:tilt-[0-9a-f]+", container["image"])
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert pod["spec"]["nodeName"] == f"{lab.cluster.name}-control-plane"
+    with lab.forwarded() as settings:
+        client = Client(settings)
+        study = str(client.submit(noop_study("kind-dashboard", 4, 0.0)))
+        status = client.wait(study, timeout_s=300)
+        assert (status.done, status.failed) == (4, 0)
+    with lab.port_forward("dashboard", 8765) as port:
+        code, page = _http(port, "/")
+        assert code == 200 and 'data-page="studies"' in page
+        code, body = _http(port, "/readyz")
+        assert code == 200 and json.loads(body)["events"] is True, body
+        code, body = _http(port, "/api/studies")
+        assert code == 200
+        (row,) = [s for s in json.loads(body)["studies"] if s["study_id"] == study]
+        assert (row["done"], row["failed"]) == (4, 0)
+        # No token Secret in the dev overlay: read-only, cancel refused.
+        code, body = _http(port, f"/api/studies/{study}/cancel", "POST")
+        assert code == 403 and "TUNEFLEET_DASHBOARD_TOKEN" in body
 
 
 def test_an_edit_reaches_the_running_worker_through_live_update(tilt_ci: Lab) -> None:

@@ -25,6 +25,8 @@ from tests.kind.conftest import DEFAULT_POOL, NAMESPACE, SPOT, Lab, db, wait_for
 from tests.kind.test_dev import assert_exactly_once, noop_study
 
 SERVICES = ("publisher", "worker", "collector")
+# Each Deployment's image (the dashboard runs the client's).
+IMAGES = {**{s: f"tunefleet-{s}" for s in SERVICES}, "dashboard": "tunefleet-client"}
 # What kind's two-CPU nodes hold (k8s/gke asks 7 CPUs and 24 GiB per worker).
 FIT_KIND = [
     {"apiVersion": "apps/v1", "kind": kind_, "metadata": {"name": name, "namespace": NAMESPACE},
@@ -74,7 +76,7 @@ def gke(tilt_ci: Lab) -> Iterator[Lab]:
     images = {
         service: lab.json("-n", NAMESPACE, "get", "deployment", service)["spec"]["template"][
             "spec"]["containers"][0]["image"]
-        for service in SERVICES
+        for service in IMAGES
     }  # fmt: skip
     lab.kubectl("delete", "namespace", NAMESPACE, "--wait=true", timeout=300)
     release = lab.repo / "k8s" / "release"
@@ -92,8 +94,8 @@ def gke(tilt_ci: Lab) -> Iterator[Lab]:
             "apiVersion": "kustomize.config.k8s.io/v1alpha1",
             "kind": "Component",
             "resources": ["policies.yaml"],
-            "images": [{"name": f"tunefleet-{s}", "newName": images[s].rpartition(":")[0],
-                        "newTag": images[s].rpartition(":")[2]} for s in SERVICES],
+            "images": [{"name": name, "newName": images[s].rpartition(":")[0],
+                        "newTag": images[s].rpartition(":")[2]} for s, name in IMAGES.items()],
         })
     )  # fmt: skip
     overlay = lab.repo / "k8s" / "kind-gke"
@@ -112,7 +114,7 @@ def gke(tilt_ci: Lab) -> Iterator[Lab]:
     lab.kubectl("apply", "--server-side", "-f", str(tool_dir("gmp")))
     kubectl_apply(lab, rendered)
     for workload in ("statefulset/rabbitmq", "statefulset/mongodb", "deployment/collector",
-                     "deployment/publisher"):  # fmt: skip
+                     "deployment/publisher", "deployment/dashboard"):  # fmt: skip
         lab.kubectl("-n", NAMESPACE, "rollout", "status", workload, "--timeout=300s", timeout=320)
     lab.kubectl("-n", NAMESPACE, "scale", "deployment/worker", "--replicas=4")
     wait_for("four Ready workers", lambda: len(lab.ready("worker")) == 4, 300)
@@ -125,7 +127,7 @@ def node_labels(lab: Lab, name: str) -> dict[str, str]:
 
 
 def test_workers_run_on_spot_only_and_everything_else_on_the_default_pool(gke: Lab) -> None:
-    for app in ("rabbitmq", "mongodb", "collector", "publisher", "worker"):
+    for app in ("rabbitmq", "mongodb", "collector", "publisher", "dashboard", "worker"):
         pods = gke.ready(app)
         assert pods, app
         for pod in pods:

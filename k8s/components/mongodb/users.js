@@ -1,18 +1,24 @@
 // tunefleet's service users: one per service, readWrite on tunefleet's database and nothing
-// else (no admin database, no user management, no other database). Creates each user or
-// updates its password and roles, so it runs at every start and after a password change.
+// else (no admin database, no user management, no other database); and the readers (the
+// dashboard), read on it and nothing else. Creates each user or updates its password and
+// roles, so it runs at every start and after a password change.
 //
 // Run by the in-cluster mongod's postStart hook (components/mongodb) as the root user, and by
 // hand against a managed MongoDB or a replica set of your own (docs/deploy.md):
 //   TUNEFLEET_MONGODB_ADMIN_URL=mongodb+srv://admin:...@host/ mongosh --nodb --file users.js
-// with TUNEFLEET_MONGODB_USERS and MONGODB_DATABASE from the env file `make k8s-credentials`
+// with TUNEFLEET_MONGODB_USERS, TUNEFLEET_MONGODB_READERS (optional) and MONGODB_DATABASE
+// from the env file `make k8s-credentials`
 // writes (k8s/components/mongodb/credentials/mongodb.env).
 const env = process.env;
 const database = env.MONGODB_DATABASE;
-const users = (env.TUNEFLEET_MONGODB_USERS || '')
-  .split(',')
-  .filter((pair) => pair.includes('='))
-  .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]);
+function pairs(list) {
+  return (list || '')
+    .split(',')
+    .filter((pair) => pair.includes('='))
+    .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]);
+}
+const users = pairs(env.TUNEFLEET_MONGODB_USERS);
+const readers = pairs(env.TUNEFLEET_MONGODB_READERS);
 if (!database || users.length === 0) {
   throw new Error('users.js needs MONGODB_DATABASE and TUNEFLEET_MONGODB_USERS (user=password,...)');
 }
@@ -36,8 +42,11 @@ function save(user, pwd, roles) {
     admin.updateUser(user, roles === null ? { pwd: pwd } : { pwd: pwd, roles: roles });
   }
 }
-for (const [user, pwd] of users) {
-  const roles = [{ role: 'readWrite', db: database }];
+const accounts = users
+  .map(([user, pwd]) => [user, pwd, 'readWrite'])
+  .concat(readers.map(([user, pwd]) => [user, pwd, 'read']));
+for (const [user, pwd, role] of accounts) {
+  const roles = [{ role: role, db: database }];
   try {
     save(user, pwd, rolesRefused ? null : roles);
   } catch (error) {
@@ -50,8 +59,8 @@ for (const [user, pwd] of users) {
 }
 print(
   'tunefleet users: ' +
-    users.map((u) => u[0]).join(', ') +
+    accounts.map((u) => u[0] + ' (' + u[2] + ')').join(', ') +
     (rolesRefused
-      ? ' (this server has no roles: each may use every database)'
-      : ' (readWrite on ' + database + ')'),
+      ? '; this server has no roles: each may use every database'
+      : ' on ' + database),
 );

@@ -32,7 +32,12 @@ __all__ = ["CREDENTIALS", "PORTS", "Stack", "StackError", "read_env_file"]
 
 CREDENTIALS = ("RABBITMQ_USER", "RABBITMQ_PASSWORD", "MONGO_USER", "MONGO_PASSWORD")
 # The ports compose publishes on 127.0.0.1, each a variable with the default compose gives it.
-PORTS = {"RABBITMQ_PORT": 5672, "RABBITMQ_UI_PORT": 15672, "MONGO_PORT": 27017}
+PORTS = {
+    "RABBITMQ_PORT": 5672,
+    "RABBITMQ_UI_PORT": 15672,
+    "MONGO_PORT": 27017,
+    "DASHBOARD_PORT": 8765,
+}
 # What the compose `demo` service submits (its command names it under /examples).
 DEMO_SPEC = Path("examples") / "demo.yaml"
 # Every profile, so that `build` and `down` reach the demo and tests services too.
@@ -265,7 +270,8 @@ def _dispatch(args: list[str]) -> int | None:
         print(
             f"up: RabbitMQ amqp://127.0.0.1:{ports['RABBITMQ_PORT']} (UI "
             f"http://127.0.0.1:{ports['RABBITMQ_UI_PORT']}), MongoDB "
-            f"mongodb://127.0.0.1:{ports['MONGO_PORT']}; `make compose-demo` runs a study"
+            f"mongodb://127.0.0.1:{ports['MONGO_PORT']}, the dashboard "
+            f"http://127.0.0.1:{ports['DASHBOARD_PORT']}/; `make compose-demo` runs a study"
         )
     elif args == ["down"]:
         if engine.daemon_answers():

@@ -229,3 +229,9 @@ class DashboardSettings(ClientSettings):
     )
     tunefleet_dashboard_port: int = Field(default=8765, ge=0, le=65535)
     tunefleet_dashboard_token: SecretStr | None = Field(default=None, min_length=16)
+
+    @field_validator("tunefleet_dashboard_token", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        # Compose passes an unset `${TUNEFLEET_DASHBOARD_TOKEN:-}` as "": no token, read-only.
+        return None if isinstance(value, str) and not value.strip() else value

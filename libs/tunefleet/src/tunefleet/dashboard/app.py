@@ -342,6 +342,21 @@ def create_app(
 
         return EventSourceResponse(stream(), ping=15)
 
+    # -- probes (the Kubernetes Deployment's and the compose healthcheck) ---------------------
+
+    def livez(_request: Request) -> Response:
+        """The server answers; the store or the broker may be away (the pages say so)."""
+        return _json({"live": True})
+
+    def readyz(_request: Request) -> Response:
+        """The store answers a read: without it the pages have nothing to show. The events
+        stream is reported, not required (without it the follower polls every study)."""
+        try:
+            store.studies(limit=1)
+        except STORE_ERRORS as exc:
+            return _error(f"cannot read MongoDB: {str(exc).split(',')[0]}", 503)
+        return _json({"ready": True, "events": follower.events_live})
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         import asyncio
@@ -379,6 +394,8 @@ def create_app(
         Route("/api/fleet", _guarded(fleet)),
         Route("/api/compare", _guarded(compare)),
         Route("/api/events", events),
+        Route("/livez", livez),
+        Route("/readyz", readyz),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.follower = follower

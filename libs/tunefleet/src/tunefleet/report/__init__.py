@@ -37,12 +37,16 @@ from tunefleet.report.costs import cost_section
 from tunefleet.report.curves import rounds_cell, validation_curves
 from tunefleet.report.figures import (
     IMPORTANCE_METHOD,
+    Importance,
     best_over_time,
+    contour,
     distribution,
     figure_html,
     importance,
     parallel,
+    ranked,
     score_vs_params,
+    surrogate_importance,
     varying,
 )
 from tunefleet.report.searches import adaptive_sections
@@ -154,8 +158,9 @@ def library_sections(
     figure: Callable[..., None],
 ) -> None:
     """Per library: its adaptive search's sections, validation curves, score vs parameters,
-    parallel coordinates, importance. `figure(title, fig_or_text, note="")` takes each figure
-    (the report embeds it, the dashboard sends it as JSON); `sections` gets the HTML between.
+    parallel coordinates, importance, contour plots. `figure(title, fig_or_text, note="")`
+    takes each figure (the report embeds it, the dashboard sends it as JSON); `sections` gets
+    the HTML between.
     `records`: the trials' records where a search or early stopping needs them, best first."""
     decisions = Decisions(spec, plan)
     stopping = any(part.early_stopping is not None for part in spec.search.values())
@@ -186,11 +191,24 @@ def library_sections(
         figure("score vs parameters", score_vs_params(str(library), part, params, metric))
         if len(part) >= 2:
             figure("parallel coordinates", parallel(str(library), part, params, metric))
+        # One surrogate per library: its importance chart, and the order of the contour's pairs.
+        # A search's own importance is shown instead (no second forest, which takes seconds on
+        # a few thousand trials): its contour takes the parameters in their order.
+        found: Importance | str | None = None
         if not set(part["trial_id"]) <= owned:  # else the search's importance said it all
+            found = surrogate_importance(str(library), part, params)
             figure(
                 f"{library}: parameter importance",
-                importance(str(library), part, params),
+                importance(str(library), part, params, found),
                 note=f"Method: {IMPORTANCE_METHOD}.",
+            )
+        numeric = ranked(part, params, found)
+        if len(numeric) >= 2:
+            figure(
+                f"{library}: contour",
+                contour(str(library), part, numeric, metric),
+                note="The most important numeric parameters in pairs; each cell the best "
+                "score of its trials (the dots), the cells between interpolated.",
             )
 
 

@@ -1,5 +1,7 @@
 """The report's figures of any library's trials: scores over time and per library, each
-parameter against the score, parallel coordinates, and parameter importance.
+parameter against the score, parallel coordinates, parameter importance, and contour plots of
+the score over pairs of the most important numeric parameters. The dashboard shows the same
+figures (`tunefleet.report.library_sections`).
 
 Parameter importance is *permutation importance on a surrogate*: a random forest is fitted to
 predict each trial's score from its parameters (categorical values as ordinal codes, a parameter
@@ -21,7 +23,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "IMPORTANCE_METHOD",
+    "Importance",
     "best_over_time",
+    "contour",
     "distribution",
     "encode",
     "figure_html",
@@ -29,7 +33,9 @@ __all__ = [
     "is_numeric",
     "parallel",
     "param_columns",
+    "ranked",
     "score_vs_params",
+    "surrogate_importance",
     "varying",
 ]
 
@@ -41,6 +47,10 @@ IMPORTANCE_METHOD = (
 _MIN_TRIALS_FOR_IMPORTANCE = 8
 # The surrogate is fitted on at most this many trials (a sample): enough for a ranking.
 _MAX_SURROGATE_ROWS = 5000
+# Contour plots: pairs of at most this many parameters (3 give 3 pairs), and an axis with more
+# distinct values than _CONTOUR_CELLS is cut into that many bins (a random search's values).
+_CONTOUR_PARAMS = 3
+_CONTOUR_CELLS = 24
 
 
 def param_columns(frame: pd.DataFrame) -> list[str]:
@@ -212,9 +222,26 @@ def parallel(library: str, part: pd.DataFrame, params: list[str], metric: str) -
     return fig
 
 
-def importance(library: str, part: pd.DataFrame, params: list[str]) -> go.Figure | str:
-    import numpy as np
-    import plotly.graph_objects as go
+class Importance:
+    """The surrogate's permutation importance of each parameter (mean and std over shuffles)."""
+
+    def __init__(self, params: list[str], means: Any, stds: Any, r2: float) -> None:
+        self.params = params
+        self.means = means
+        self.stds = stds
+        self.r2 = r2
+
+    def order(self) -> list[str]:
+        """The parameters, most important first."""
+        return [self.params[i] for i in sorted(range(len(self.params)), key=self._drop)]
+
+    def _drop(self, i: int) -> float:
+        return -float(self.means[i])
+
+
+def surrogate_importance(library: str, part: pd.DataFrame, params: list[str]) -> Importance | str:
+    """Permutation importance on a random-forest surrogate (the module's docstring), or why
+    there is none."""
     from sklearn.ensemble import RandomForestRegressor
     from sklearn.inspection import permutation_importance
 
@@ -228,19 +255,131 @@ def importance(library: str, part: pd.DataFrame, params: list[str]) -> go.Figure
     y = sample["score"].to_numpy(dtype=float)
     forest = RandomForestRegressor(n_estimators=200, random_state=0, n_jobs=1).fit(X, y)
     result = permutation_importance(forest, X, y, n_repeats=10, random_state=0, n_jobs=1)
-    order = np.argsort(result.importances_mean)
+    return Importance(params, result.importances_mean, result.importances_std, forest.score(X, y))
+
+
+def importance(
+    library: str, part: pd.DataFrame, params: list[str], computed: Importance | str | None = None
+) -> go.Figure | str:
+    """The importance bar chart; `computed`: `surrogate_importance`'s answer, if already had."""
+    import numpy as np
+    import plotly.graph_objects as go
+
+    found = surrogate_importance(library, part, params) if computed is None else computed
+    if isinstance(found, str):
+        return found
+    order = np.argsort(found.means)
     labels = [params[i].removeprefix(PARAM_PREFIX) for i in order]
     fig = go.Figure(
         go.Bar(
-            x=result.importances_mean[order],
+            x=found.means[order],
             y=labels,
             orientation="h",
-            error_x={"type": "data", "array": result.importances_std[order]},
+            error_x={"type": "data", "array": found.stds[order]},
         )
     )
     fig.update_layout(
         title=f"{library}: parameter importance (drop in surrogate R² when shuffled)",
         height=120 + 40 * len(labels),
-        xaxis_title=f"importance (surrogate R² on the trials: {forest.score(X, y):.2f})",
+        xaxis_title=f"importance (surrogate R² on the trials: {found.r2:.2f})",
+    )
+    return fig
+
+
+def ranked(part: pd.DataFrame, params: list[str], computed: Importance | str | None) -> list[str]:
+    """The numeric parameters that vary, most important first where the surrogate ranked them
+    (else in their own order)."""
+    order = computed.order() if isinstance(computed, Importance) else params
+    return [
+        p for p in order if p in part and is_numeric(part[p]) and part[p].dropna().nunique() > 1
+    ]
+
+
+def _cells(series: pd.Series) -> tuple[pd.Series, bool]:
+    """Each trial's value on a contour axis: itself where the axis has few values, else the
+    centre of its bin (geometric bins for a parameter spread over decades); and whether the
+    axis is logarithmic."""
+    import numpy as np
+    import pandas as pd
+
+    values = series.astype(float)
+    log = bool(values.dropna().gt(0).all()) and _spread(values) > 50
+    if values.nunique() <= _CONTOUR_CELLS:
+        return values, log
+    scale = np.log10(values) if log else values
+    edges = np.linspace(float(scale.min()), float(scale.max()), _CONTOUR_CELLS + 1)
+    index = np.clip(np.digitize(scale, edges[1:-1]), 0, _CONTOUR_CELLS - 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    binned = pd.Series(centres[index], index=values.index)
+    return (10**binned if log else binned), log
+
+
+def contour(library: str, part: pd.DataFrame, params: list[str], metric: str) -> go.Figure | str:
+    """The score over each pair of `params` (numeric, most important first; at most the first
+    `_CONTOUR_PARAMS`): each cell is the best score of the trials in it, the gaps between
+    interpolated, the trials themselves as points."""
+    import itertools
+
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    chosen = params[:_CONTOUR_PARAMS]
+    if len(chosen) < 2:
+        return f"{library}: a contour plot needs two numeric parameters that vary."
+    pairs = list(itertools.combinations(chosen, 2))
+    fig = make_subplots(
+        rows=1,
+        cols=len(pairs),
+        horizontal_spacing=0.1,
+        subplot_titles=[
+            f"{y.removeprefix(PARAM_PREFIX)} against {x.removeprefix(PARAM_PREFIX)}"
+            for x, y in pairs
+        ],
+    )
+    low, high = float(part["score"].min()), float(part["score"].max())
+    for col, (x, y) in enumerate(pairs, 1):
+        rows = part[[x, y, "score"]].dropna()
+        xs, xlog = _cells(rows[x])
+        ys, ylog = _cells(rows[y])
+        best = rows.assign(cx=xs, cy=ys).groupby(["cy", "cx"])["score"].max().unstack("cx")
+        grid = [[None if v != v else float(v) for v in row] for row in best.to_numpy()]
+        fig.add_trace(
+            go.Contour(
+                x=[float(v) for v in best.columns],
+                y=[float(v) for v in best.index],
+                z=grid,
+                zmin=low,
+                zmax=high,
+                connectgaps=True,
+                colorscale="Viridis",
+                showscale=col == 1,
+                colorbar={"title": {"text": metric}},
+                hovertemplate=f"{x.removeprefix(PARAM_PREFIX)}=%{{x}}<br>"
+                f"{y.removeprefix(PARAM_PREFIX)}=%{{y}}<br>best {metric}=%{{z}}<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=rows[x],
+                y=rows[y],
+                mode="markers",
+                marker={"size": 4, "color": "black", "opacity": 0.4},
+                text=part.loc[rows.index, "trial_id"],
+                showlegend=False,
+                name="trials",
+            ),
+            row=1,
+            col=col,
+        )
+        fig.update_xaxes(
+            title_text=x.removeprefix(PARAM_PREFIX), type="log" if xlog else None, row=1, col=col
+        )
+        fig.update_yaxes(
+            title_text=y.removeprefix(PARAM_PREFIX), type="log" if ylog else None, row=1, col=col
+        )
+    fig.update_layout(
+        title=f"{library}: {metric} over pairs of parameters (best trial per cell)", height=440
     )
     return fig
