@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -25,67 +26,27 @@ from starlette.routing import Route
 from tunefleet_contract.documents import finite
 from tunefleet_runtime.broker import CONNECTION_ERRORS
 from tunefleet_runtime.deadletters import list_dead_letters
-from tunefleet_runtime.records import StudyRecord, TrialRecord, TrialStart
+from tunefleet_runtime.records import StudyRecord, TrialRecord
 from tunefleet_runtime.settings import DashboardSettings
 from tunefleet_runtime.store import STORE_ERRORS
 
 from tunefleet.client import Client, StudyNotFoundError
 from tunefleet.dashboard import pages, views
-from tunefleet.dashboard.live import Follower, Token
-from tunefleet.progress import Progress, from_records
+from tunefleet.dashboard.live import Follower
+from tunefleet.dashboard.state import Kept, StudyResults
 
 __all__ = ["create_app"]
+
+log = logging.getLogger("tunefleet.dashboard")
 
 # The figures (parallel coordinates, importance, rungs) are drawn from at most this many of a
 # library's best trials plus as many others, sampled: enough for the picture, bounded in cost.
 _FIGURE_TRIALS = 1000
 # Studies whose workers the fleet page shows: the most recent ones.
 _FLEET_STUDIES = 10
+# Studies read at start, in the background, so that their pages open at once.
+_WARM_STUDIES = 3
 _DEAD_LETTERS = 200
-
-
-class _Results:
-    """The current revision's results (and starts) per study, kept while the follower's token
-    for it is unchanged: paging and filtering the trial table, and every page that opens, do
-    not read the store again. The starts are as fresh as the latest result: what runs is
-    re-read when a result comes."""
-
-    def __init__(self, client: Client, follower: Follower) -> None:
-        self.client = client
-        self.follower = follower
-        self.lock = threading.Lock()
-        self.cached: dict[tuple[str, str], tuple[Token, Any]] = {}
-
-    def _kept(self, kind: str, study_id: str, read: Callable[[], Any], counted: bool) -> Any:
-        token = self.follower.token(study_id)
-        with self.lock:
-            hit = self.cached.get((kind, study_id))
-        if token is not None and hit is not None and hit[0] == token:
-            return hit[1]
-        value = read()
-        # Results are kept only if they are what the token counted (not a read from between).
-        if token is not None and (not counted or len(value) == token.results):
-            with self.lock:
-                if len(self.cached) > 40:
-                    self.cached.clear()
-                self.cached[(kind, study_id)] = (token, value)
-        return value
-
-    def __call__(self, study_id: str) -> list[TrialRecord]:
-        records: list[TrialRecord] = self._kept(
-            "results", study_id, lambda: self.client.trials(study_id), counted=True
-        )
-        return records
-
-    def starts(self, record: StudyRecord) -> list[TrialStart]:
-        store = self.client.store
-        starts: list[TrialStart] = self._kept(
-            "starts",
-            record.study_id,
-            lambda: store.starts(record.study_id, record.revision),
-            counted=False,
-        )
-        return starts
 
 
 def _json(value: Any, status_code: int = 200) -> JSONResponse:
@@ -118,13 +79,20 @@ def _guarded(handler: Callable[[Request], Response]) -> Callable[[Request], Resp
 
 
 def create_app(
-    client: Client, settings: DashboardSettings, *, interval_s: float = 0.25
+    client: Client,
+    settings: DashboardSettings,
+    *,
+    interval_s: float = 0.25,
+    max_results: int = 1_000_000,
+    warm: int = _WARM_STUDIES,
 ) -> Starlette:
     """The dashboard for the client's store and broker. `interval_s`: how often the store is
-    followed for changes (results reach the pages within about that much of being stored)."""
-    follower = Follower(client.store, client.settings, interval_s=interval_s)
-    results = _Results(client, follower)
+    followed for changes (results reach the pages within about that much of being stored);
+    `max_results`: how many results the studies kept in memory hold together (`state.Kept`);
+    `warm`: how many of the most recent studies are read at start."""
     store = client.store
+    kept = Kept(store, max_results=max_results)
+    follower = Follower(store, client.settings, interval_s=interval_s, kept=kept)
     token = settings.tunefleet_dashboard_token
 
     def authorised(request: Request) -> Response | None:
@@ -139,12 +107,8 @@ def create_app(
             return _error("cancel and resume need the dashboard's token", 401)
         return None
 
-    def progress(record: StudyRecord, records: list[TrialRecord]) -> Progress:
-        # Starts only while trials may run: a complete study has none running.
-        running = len(records) < record.n_trials
-        starts = results.starts(record) if running else []
-        plan = store.plan(record.study_id) if record.spec.adaptive and running else []
-        return from_records(record, records, starts, plan)
+    def results(record: StudyRecord) -> StudyResults:
+        return kept.get(record)
 
     # -- pages -------------------------------------------------------------------------------
 
@@ -178,14 +142,14 @@ def create_app(
     def studies(_request: Request) -> Response:
         rows = []
         for record in store.studies(limit=follower.studies):
-            rows.append(views.study_row(record, progress(record, results(record.study_id))))
-        return _json({"studies": rows, "version": follower.version})
+            rows.append(views.study_row(record, results(record).progress()))
+        return _json({"studies": rows, "version": follower.version, "kept": kept.stats()})
 
     def study(request: Request) -> Response:
         study_id = request.path_params["ident"]
         record = client.study_record(study_id)
-        records = results(study_id)
-        now = progress(record, records)
+        state = results(record)
+        now = state.progress()
         return _json(
             {
                 "study_id": study_id,
@@ -197,9 +161,9 @@ def create_app(
                 "libraries": list(record.spec.search),
                 "state": str(now.state),
                 "progress": now.as_dict(),
-                "best": views.best_so_far(records),
-                "leaderboard": views.leaderboard(records),
-                "failures": views.failures(records),
+                "best": state.memo("best", views.best_so_far),
+                "leaderboard": state.memo("leaderboard", views.leaderboard),
+                "failures": state.memo("failures", views.failures),
                 # Per trial core-seconds and pool come with the cost ledger (issue 21).
                 "cost": None,
                 "writable": token is not None,
@@ -208,9 +172,10 @@ def create_app(
 
     def trials(request: Request) -> Response:
         study_id = request.path_params["ident"]
-        client.study_record(study_id)
+        record = client.study_record(study_id)
         query = views.TrialQuery.parse(request.query_params)
-        return _json(views.trial_table(results(study_id), query))
+        table = results(record).memo(repr(query), lambda ranked: views.trial_table(ranked, query))
+        return _json(table)
 
     def figures(request: Request) -> Response:
         from tunefleet.frames import results as frame_of
@@ -220,7 +185,7 @@ def create_app(
         study_id = request.path_params["ident"]
         record = client.study_record(study_id)
         spec = record.spec
-        records = _sample(results(study_id))
+        records = results(record).memo("sample", _sample)
         plan = client.plan(study_id) if spec.adaptive else []
         done = scored(frame_of(records))
         metric = spec.metric or "score"
@@ -250,8 +215,8 @@ def create_app(
             if not study_id:
                 raise ValueError(f"{key}: give the id of a study to compare")
             record = client.study_record(study_id)
-            records = results(study_id)
-            sides.append(views.compared(record, progress(record, records), records))
+            state = results(record)
+            sides.append(views.compared(record, state.progress(), state.ranked()))
         return _json({"studies": sides})
 
     def dead_letters(request: Request) -> Response:
@@ -307,7 +272,7 @@ def create_app(
         starts = [
             (s.study_id, start) for s in recent for start in store.starts(s.study_id, s.revision)
         ]
-        finished = [r for s in recent for r in results(s.study_id)]
+        finished = [r for s in recent for r in results(s).ranked()]
         return _json({"workers": views.fleet(starts, finished, time.time())})
 
     def cancel(request: Request) -> Response:
@@ -352,6 +317,10 @@ def create_app(
         )
         listener.start()
         task = asyncio.create_task(follower.run())
+        warmer = threading.Thread(
+            target=_warm, args=(kept, store, warm), name="dashboard-warm", daemon=True
+        )
+        warmer.start()
         try:
             yield
         finally:
@@ -383,6 +352,15 @@ def create_app(
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.follower = follower
     return app
+
+
+def _warm(kept: Kept, store: Any, count: int) -> None:
+    """Read the most recent studies' results (a page asked for meanwhile waits for its own)."""
+    try:
+        for record in store.studies(limit=count):
+            kept.get(record)
+    except STORE_ERRORS as exc:  # the pages read them when asked
+        log.warning("cannot read the store to warm the recent studies: %s", exc)
 
 
 def _sample(records: list[TrialRecord]) -> list[TrialRecord]:

@@ -1,0 +1,215 @@
+"""What the dashboard keeps of each study it shows: the current revision's results, read from
+the store once and then kept current by reads of what changed only, with the views the pages
+ask for computed once per change.
+
+A study of 100,000 results takes tens of seconds to read whole where the store scans (FerretDB
+on SQLite counts them in 18 s), so it is read whole only once per revision: after that, the
+results the events stream announces are looked up by their ids (`Store.results_of`, the primary
+key), and a periodic catch-up reads what was stored since the latest result seen
+(`Store.results_since`, with a margin), which finds what crosses no exchange (trials failed from
+the dead-letter queue). A result that replaces another (a done one after a failed one) replaces
+it here too. `StudyResults.apply` is the one way in, so the state after any sequence of reads is
+the state a full read of the same results builds (tests/unit/test_dashboard_state.py).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from tunefleet_runtime.records import StudyActivity, StudyRecord, TrialRecord, TrialStart
+from tunefleet_runtime.store import Store
+
+from tunefleet.progress import Progress, from_activity
+
+__all__ = ["CATCH_UP_MARGIN_S", "Kept", "StudyResults"]
+
+# A catch-up reads again from this long before the latest result it saw: writes of one moment
+# become visible out of order (two collectors; a batch stored while another is read).
+CATCH_UP_MARGIN_S = 30.0
+
+T = TypeVar("T")
+
+
+def _rank(record: TrialRecord) -> tuple[bool, float, str]:
+    """The store's order: best first, a result without a score after every scored one; ties by
+    trial id, so that the order is the same however the results came."""
+    score = record.score
+    missing = score is None or not math.isfinite(score)
+    return (missing, 0.0 if missing else -score, record.trial_id)  # type: ignore[operator]
+
+
+class StudyResults:
+    """One study's results in one revision, and what is computed from them (cached until the
+    next change). Thread-safe: the follower's thread updates, request threads read."""
+
+    def __init__(self, record: StudyRecord) -> None:
+        self.study_id = record.study_id
+        self.revision = record.revision
+        self.record = record
+        self.records: dict[str, TrialRecord] = {}
+        self.latest: float | None = None  # the latest `stored_at` a read from the store saw
+        self.version = 0  # bumped on every change
+        self.lock = threading.RLock()
+        self._activity: StudyActivity | None = None
+        self._starts: list[TrialStart] = []
+        self._memo: dict[str, tuple[int, Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    # -- updating -----------------------------------------------------------------------------
+
+    def apply(self, records: Iterable[TrialRecord], latest: float | None = None) -> bool:
+        """Take results of this revision (new ones, or ones that replace what is kept); whether
+        anything changed. `latest`: the latest `stored_at` of the read they came from."""
+        changed = False
+        with self.lock:
+            for record in records:
+                if record.revision != self.revision or record.study_id != self.study_id:
+                    continue
+                known = self.records.get(record.trial_id)
+                if known == record:
+                    continue
+                self.records[record.trial_id] = record
+                changed = True
+                if known is not None:
+                    self._activity = None  # a result replaced: count again from all of them
+                elif self._activity is not None:
+                    self._activity.load([record], [])
+            if latest is not None:
+                self.latest = latest if self.latest is None else max(self.latest, latest)
+            if changed:
+                self.version += 1
+        return changed
+
+    def load(self, store: Store) -> None:
+        """Read the revision's results whole (once), and what runs."""
+        records, latest = store.results_since(self.study_id, self.revision, 0.0)
+        starts = store.starts(self.study_id, self.revision)
+        with self.lock:
+            self.apply(records, latest)
+            self.started(starts)
+
+    def announced(self, store: Store, trial_ids: Iterable[str]) -> bool:
+        """Look up the results the events stream announced (by id); whether any was new."""
+        ids = set(trial_ids)
+        return bool(ids) and self.apply(store.results_of(self.study_id, self.revision, ids))
+
+    def catch_up(self, store: Store) -> bool:
+        """Read what was stored since the latest result seen (less the margin)."""
+        since = 0.0 if self.latest is None else self.latest - CATCH_UP_MARGIN_S
+        records, latest = store.results_since(self.study_id, self.revision, since)
+        return self.apply(records, latest)
+
+    def started(self, starts: Iterable[TrialStart]) -> None:
+        """Trials that started (the store's, or the events'): what runs, for the progress."""
+        with self.lock:
+            fresh = list(starts)
+            self._starts.extend(fresh)
+            if self._activity is not None:
+                self._activity.load([], fresh)
+
+    def restated(self, record: StudyRecord) -> None:
+        """The study's record changed within the revision (cancelled, resumed)."""
+        with self.lock:
+            self.record = record
+            if self._activity is not None:
+                self._activity.study(record)
+            self.version += 1
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def memo(self, name: str, compute: Callable[[list[TrialRecord]], T]) -> T:
+        """`compute` of the ranked results, once per change (`name` says what it computes)."""
+        with self.lock:
+            hit = self._memo.get(name)
+            if hit is not None and hit[0] == self.version:
+                return hit[1]  # type: ignore[no-any-return]
+            ranked = self.ranked()
+            if len(self._memo) > 32:  # what earlier versions computed
+                self._memo = {k: v for k, v in self._memo.items() if v[0] == self.version}
+            value = compute(ranked)
+            self._memo[name] = (self.version, value)
+            return value
+
+    def ranked(self) -> list[TrialRecord]:
+        """The results best first, failed ones last (the order `Store.results` gives)."""
+        with self.lock:
+            hit = self._memo.get("ranked")
+            if hit is not None and hit[0] == self.version:
+                return hit[1]  # type: ignore[no-any-return]
+            ranked = sorted(self.records.values(), key=_rank)
+            self._memo["ranked"] = (self.version, ranked)
+            return ranked
+
+    def progress(self) -> Progress:
+        with self.lock:
+            activity = self._activity
+            if activity is None:
+                activity = StudyActivity(self.study_id, revision=self.revision)
+                activity.study(self.record)
+                activity.load(self.records.values(), self._starts)
+                self._activity = activity
+            return from_activity(activity, [r.finished_at for r in self.records.values()])
+
+
+class Kept:
+    """The studies' `StudyResults`, the most recently used kept while their results together
+    number at most `max_results` (a study larger than that alone is kept while it is used)."""
+
+    def __init__(self, store: Store, *, max_results: int = 1_000_000) -> None:
+        self.store = store
+        self.max_results = max_results
+        self._kept: OrderedDict[str, StudyResults] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+
+    def get(self, record: StudyRecord) -> StudyResults:
+        """The study's results in its current revision, read whole first if not kept."""
+        with self._lock:
+            kept = self._kept.get(record.study_id)
+            if kept is not None and kept.revision == record.revision:
+                self._kept.move_to_end(record.study_id)
+                if kept.record != record:
+                    kept.restated(record)
+                return kept
+            loading = self._loading.setdefault(record.study_id, threading.Lock())
+        with loading:  # one read whole per study, however many pages ask at once
+            with self._lock:
+                kept = self._kept.get(record.study_id)
+            if kept is not None and kept.revision == record.revision:
+                return kept
+            fresh = StudyResults(record)
+            fresh.load(self.store)
+            with self._lock:
+                self._kept[record.study_id] = fresh
+                self._kept.move_to_end(record.study_id)
+                self._evict()
+            return fresh
+
+    def peek(self, study_id: str) -> StudyResults | None:
+        """The study's results if kept (never reads)."""
+        with self._lock:
+            return self._kept.get(study_id)
+
+    def drop(self, study_id: str) -> None:
+        with self._lock:
+            self._kept.pop(study_id, None)
+
+    def _evict(self) -> None:
+        total = sum(len(k) for k in self._kept.values())
+        while len(self._kept) > 1 and total > self.max_results:
+            _, oldest = self._kept.popitem(last=False)
+            total -= len(oldest)
+
+    def stats(self) -> dict[str, int]:
+        """What is kept: studies and results (the dashboard's memory is mostly these)."""
+        with self._lock:
+            return {
+                "studies": len(self._kept),
+                "results": sum(len(k) for k in self._kept.values()),
+            }
