@@ -156,7 +156,7 @@ def test_the_follower_looks_up_announced_results_by_id() -> None:
     store = MemoryStore()
     record = _study(store, 5)
     kept = Kept(store)
-    follower = Follower(store, full_every_s=3600, kept=kept)
+    follower = Follower(store, full_every_s=3600, kept=kept, background=False)
     follower.events_live = True
     assert follower.poll() == [record.study_id]
     kept.get(record)

@@ -222,3 +222,9 @@ class DashboardSettings(ClientSettings):
     )
     tunefleet_dashboard_port: int = Field(default=8765, ge=0, le=65535)
     tunefleet_dashboard_token: SecretStr | None = Field(default=None, min_length=16)
+    tunefleet_dashboard_max_results: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Results the studies kept in memory hold together (the least recently "
+        "shown study goes first; about 1.3 KB each)",
+    )

@@ -28,7 +28,7 @@ from tunefleet_runtime.broker import CONNECTION_ERRORS
 from tunefleet_runtime.deadletters import list_dead_letters
 from tunefleet_runtime.records import StudyRecord, TrialRecord
 from tunefleet_runtime.settings import DashboardSettings
-from tunefleet_runtime.store import STORE_ERRORS
+from tunefleet_runtime.store import STORE_ERRORS, Store
 
 from tunefleet.client import Client, StudyNotFoundError
 from tunefleet.dashboard import pages, views
@@ -83,15 +83,13 @@ def create_app(
     settings: DashboardSettings,
     *,
     interval_s: float = 0.25,
-    max_results: int = 1_000_000,
     warm: int = _WARM_STUDIES,
 ) -> Starlette:
     """The dashboard for the client's store and broker. `interval_s`: how often the store is
     followed for changes (results reach the pages within about that much of being stored);
-    `max_results`: how many results the studies kept in memory hold together (`state.Kept`);
-    `warm`: how many of the most recent studies are read at start."""
+    `warm`: how many of the most recent studies are read at start (in the background)."""
     store = client.store
-    kept = Kept(store, max_results=max_results)
+    kept = Kept(store, max_results=settings.tunefleet_dashboard_max_results)
     follower = Follower(store, client.settings, interval_s=interval_s, kept=kept)
     token = settings.tunefleet_dashboard_token
 
@@ -354,7 +352,7 @@ def create_app(
     return app
 
 
-def _warm(kept: Kept, store: Any, count: int) -> None:
+def _warm(kept: Kept, store: Store, count: int) -> None:
     """Read the most recent studies' results (a page asked for meanwhile waits for its own)."""
     try:
         for record in store.studies(limit=count):

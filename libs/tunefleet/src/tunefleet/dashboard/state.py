@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -52,6 +53,9 @@ class StudyResults:
         self.record = record
         self.records: dict[str, TrialRecord] = {}
         self.latest: float | None = None  # the latest `stored_at` a read from the store saw
+        # When the last read whole or catch-up began (monotonic), and how long it took.
+        self.caught_up_at = -math.inf
+        self.catch_up_took = 0.0
         self.version = 0  # bumped on every change
         self.lock = threading.RLock()
         self._activity: StudyActivity | None = None
@@ -88,11 +92,13 @@ class StudyResults:
 
     def load(self, store: Store) -> None:
         """Read the revision's results whole (once), and what runs."""
+        began = time.monotonic()
         records, latest = store.results_since(self.study_id, self.revision, 0.0)
         starts = store.starts(self.study_id, self.revision)
         with self.lock:
             self.apply(records, latest)
             self.started(starts)
+            self.caught_up_at, self.catch_up_took = began, time.monotonic() - began
 
     def announced(self, store: Store, trial_ids: Iterable[str]) -> bool:
         """Look up the results the events stream announced (by id); whether any was new."""
@@ -101,9 +107,12 @@ class StudyResults:
 
     def catch_up(self, store: Store) -> bool:
         """Read what was stored since the latest result seen (less the margin)."""
+        began = time.monotonic()
         since = 0.0 if self.latest is None else self.latest - CATCH_UP_MARGIN_S
         records, latest = store.results_since(self.study_id, self.revision, since)
-        return self.apply(records, latest)
+        changed = self.apply(records, latest)
+        self.caught_up_at, self.catch_up_took = began, time.monotonic() - began
+        return changed
 
     def started(self, starts: Iterable[TrialStart]) -> None:
         """Trials that started (the store's, or the events'): what runs, for the progress."""
