@@ -16,11 +16,12 @@ exchange (trials the collector fails from the dead-letter queue). A complete stu
 counted again until its record changes. So an idle fleet costs one small query per poll,
 whatever the number of trials or of pages.
 
-A study whose results the dashboard keeps (`state.Kept`: every study a page has shown) is not
-counted: the results the events announce are looked up by id (`StudyResults.announced`), on
-every poll until the store has them (or `linger_s` passed), and the full pass reads what was
-stored since the latest seen (`StudyResults.catch_up`, in a thread, at most once per 20 times
-what the last one took). Its token counts what is kept.
+With the dashboard's `state.Kept`, no study is counted. One whose results are kept (every study
+a page has shown, while it is kept) has the results the events announce looked up by id
+(`StudyResults.announced`), on every poll until the store has them (or `linger_s` passed), and
+the full pass reads what it stored since the latest seen (`StudyResults.catch_up`, in a thread,
+at most once per 20 times what the last one took); its token counts what is kept. The token of
+a study not kept changes with its record only.
 """
 
 from __future__ import annotations
@@ -201,6 +202,10 @@ class Follower:
                 and known.cancelled_at == study.cancelled_at
             )
             token = self._kept_token(study, full)
+            if token is None and self.kept is not None:
+                # Not kept: no page shows it, and counting it would scan where the store does;
+                # its record alone says whether it changed (a page that opens it keeps it).
+                token = Token(study.revision, study.cancelled_at, *(known or (0, 0, 0, 0))[2:])
             if token is not None:
                 current[study.study_id] = token
                 if token != known:
