@@ -2,20 +2,24 @@
 same size, both on this machine:
 
     uv run --group peers python -m bench.dashboard [--trials 100000] [--reps 3]
+        [--optuna-storage journal|sqlite]
 
 - **first paint**: headless Chromium opens the study's page; the time from navigation to the
   page having drawn the study (tunefleet: progress, best-so-far, leaderboard and the first page
-  of the trial table; optuna-dashboard: its history plot drawn, the page's main view);
-- **stored -> page** (tunefleet only: optuna-dashboard polls every 10 s, by its design): one
-  more result written to the store while the page is open, until the page shows it;
-- **server memory**: the server's resident memory after the page has loaded.
+  of the trial table; optuna-dashboard: its history plot drawn, the page's main view). The
+  tunefleet server is started just before its first load, which it serves once it has read the
+  study whole (it reads the recent studies at start): that load is reported apart, as the cold
+  paint, and the `--reps` loads after it from what the server keeps;
+- **stored -> page** (tunefleet only: optuna-dashboard polls every 10 s, by its design): in each
+  of those loads one more result published on the events exchange as a worker does and written
+  to the store as the collector does, while the page is open, until the page shows it;
+- **server memory**: the server's resident memory after the page loads.
 
 The tunefleet study is written through the store's own write path (`Store.write_events`, what
 the collector calls), one start and one result per trial, as a 100,000-trial load test leaves
-it, and the last result is published on the events exchange as a worker does; the Optuna
-study through `study.add_trials` into SQLite (optuna-dashboard's usual storage), on a tmpfs.
-tunefleet's server reads the study's results for the first page load and keeps them while
-the study is unchanged (the later loads are served from that, hence the spread).
+it. The Optuna study has the same trials, written with `study.add_trials` into a journal file
+(`JournalFileBackend`; `--optuna-storage sqlite`: SQLite, about 5 ms a trial), on a tmpfs;
+optuna-dashboard opens either.
 """
 
 from __future__ import annotations

@@ -159,9 +159,9 @@ def create_app(
                 "libraries": list(record.spec.search),
                 "state": str(now.state),
                 "progress": now.as_dict(),
-                "best": state.memo("best", views.best_so_far),
-                "leaderboard": state.memo("leaderboard", views.leaderboard),
-                "failures": state.memo("failures", views.failures),
+                "best": state.best_so_far(),
+                "leaderboard": state.leaderboard(),
+                "failures": state.failures(),
                 # Per trial core-seconds and pool come with the cost ledger (issue 21).
                 "cost": None,
                 "writable": token is not None,
@@ -172,10 +172,15 @@ def create_app(
         study_id = request.path_params["ident"]
         record = client.study_record(study_id)
         query = views.TrialQuery.parse(request.query_params)
-        table = results(record).memo(repr(query), lambda ranked: views.trial_table(ranked, query))
-        return _json(table)
+        return _json(results(record).table(query))
 
     def figures(request: Request) -> Response:
+        # Drawn again after a change at most every 10 s, and for at most a fifth of the time.
+        record = client.study_record(request.path_params["ident"])
+        drawn: Response = results(record).paced("figures", lambda: draw_figures(request))
+        return drawn
+
+    def draw_figures(request: Request) -> Response:
         from tunefleet.frames import results as frame_of
         from tunefleet.frames import scored
         from tunefleet.report import library_sections

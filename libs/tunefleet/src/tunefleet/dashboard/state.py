@@ -14,6 +14,7 @@ the state a full read of the same results builds (tests/unit/test_dashboard_stat
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 import time
@@ -24,6 +25,7 @@ from typing import Any, TypeVar
 from tunefleet_runtime.records import StudyActivity, StudyRecord, TrialRecord, TrialStart
 from tunefleet_runtime.store import Store
 
+from tunefleet.dashboard import views
 from tunefleet.progress import Progress, from_activity
 
 __all__ = ["CATCH_UP_MARGIN_S", "Kept", "StudyResults"]
@@ -33,6 +35,10 @@ __all__ = ["CATCH_UP_MARGIN_S", "Kept", "StudyResults"]
 CATCH_UP_MARGIN_S = 30.0
 
 T = TypeVar("T")
+
+
+def _finished(record: TrialRecord) -> tuple[float, str]:
+    return (record.finished_at, record.trial_id)
 
 
 def _rank(record: TrialRecord) -> tuple[bool, float, str]:
@@ -61,6 +67,13 @@ class StudyResults:
         self._activity: StudyActivity | None = None
         self._starts: list[TrialStart] = []
         self._memo: dict[str, tuple[int, Any]] = {}
+        # The results in the two orders the pages read, kept sorted as results come (a result
+        # is placed by bisection: no sort of all of them per change), and the failed ones.
+        self._ranked: list[TrialRecord] = []
+        self._by_finish: list[TrialRecord] = []
+        self._failed: dict[str, TrialRecord] = {}
+        # name -> (version, when computed (monotonic), how long it took, value)
+        self._paced: dict[str, tuple[int, float, float, Any]] = {}
 
     def __len__(self) -> int:
         return len(self.records)
@@ -82,8 +95,15 @@ class StudyResults:
                 changed = True
                 if known is not None:
                     self._activity = None  # a result replaced: count again from all of them
+                    _remove(self._ranked, known, _rank)
+                    _remove(self._by_finish, known, _finished)
+                    self._failed.pop(known.trial_id, None)
                 elif self._activity is not None:
                     self._activity.load([record], [])
+                bisect.insort(self._ranked, record, key=_rank)
+                bisect.insort(self._by_finish, record, key=_finished)
+                if record.status == "failed":
+                    self._failed[record.trial_id] = record
             if latest is not None:
                 self.latest = latest if self.latest is None else max(self.latest, latest)
             if changed:
@@ -138,22 +158,94 @@ class StudyResults:
             hit = self._memo.get(name)
             if hit is not None and hit[0] == self.version:
                 return hit[1]  # type: ignore[no-any-return]
-            ranked = self.ranked()
             if len(self._memo) > 32:  # what earlier versions computed
                 self._memo = {k: v for k, v in self._memo.items() if v[0] == self.version}
-            value = compute(ranked)
+            value = compute(self._ranked)
             self._memo[name] = (self.version, value)
             return value
 
-    def ranked(self) -> list[TrialRecord]:
-        """The results best first, failed ones last (the order `Store.results` gives)."""
+    def paced(
+        self, name: str, compute: Callable[[], T], *, share: float = 0.2, every_s: float = 10.0
+    ) -> T:
+        """`compute()` again after a change only once `every_s` passed since the last, and
+        once the time it took is at most `share` of the time since: what the figures cost (the
+        report's plots, seconds at 100,000 results) stays a bounded share of the server's time,
+        and meanwhile the last ones are served."""
         with self.lock:
-            hit = self._memo.get("ranked")
-            if hit is not None and hit[0] == self.version:
-                return hit[1]  # type: ignore[no-any-return]
-            ranked = sorted(self.records.values(), key=_rank)
-            self._memo["ranked"] = (self.version, ranked)
-            return ranked
+            hit = self._paced.get(name)
+            now = time.monotonic()
+            if hit is not None and (
+                hit[0] == self.version or now - hit[1] < max(every_s, hit[2] / share)
+            ):
+                return hit[3]  # type: ignore[no-any-return]
+            version = self.version
+        began = time.monotonic()
+        value = compute()
+        with self.lock:
+            self._paced[name] = (version, began, time.monotonic() - began, value)
+        return value
+
+    def ranked(self) -> list[TrialRecord]:
+        """The results best first, failed ones last (the order `Store.results` gives); a copy
+        made once per change."""
+        return self.memo("ranked", list)
+
+    def best_so_far(self) -> dict[str, Any]:
+        """`views.best_so_far`, from the results already in the order they finished."""
+        with self.lock:
+            hit = self._memo.get("best")
+            if hit is None or hit[0] != self.version:
+                hit = (self.version, views.best_so_far(self._by_finish))
+                self._memo["best"] = hit
+            return hit[1]
+
+    def leaderboard(self, per_library: int = 5) -> dict[str, Any]:
+        """`views.leaderboard`, from the best results only: the ranked results are read until
+        each of the study's libraries has its `per_library` (or they run out)."""
+
+        def compute(ranked: list[TrialRecord]) -> dict[str, Any]:
+            libraries = set(self.record.spec.search)
+            seen: dict[str, int] = {}
+            top = []
+            for record in ranked:
+                if _rank(record)[0]:
+                    break  # ranked: no scored one after the first unscored
+                if record.status != "done":
+                    continue
+                if seen.get(record.library, 0) < per_library:
+                    seen[record.library] = seen.get(record.library, 0) + 1
+                    top.append(record)
+                    full = sum(1 for lib in libraries if seen.get(lib, 0) >= per_library)
+                    if full == len(libraries) and set(seen) <= libraries:
+                        break
+            return views.leaderboard(top, per_library=per_library)
+
+        return self.memo(f"leaderboard:{per_library}", compute)
+
+    def failures(self) -> dict[str, Any]:
+        with self.lock:
+            hit = self._memo.get("failures")
+            if hit is None or hit[0] != self.version:
+                hit = (self.version, views.failures(list(self._failed.values())))
+                self._memo["failures"] = hit
+            return hit[1]
+
+    def table(self, query: views.TrialQuery) -> dict[str, Any]:
+        """`views.trial_table`; the table's first view (no filter, best first) is a slice of
+        the ranked results."""
+        plain = views.TrialQuery(offset=query.offset, limit=query.limit)
+        if query == plain:  # the default order: by score, descending
+            with self.lock:
+                page = self._ranked[query.offset : query.offset + query.limit]
+                total = len(self._ranked)
+            return {
+                "total": total,
+                "matched": total,
+                "offset": query.offset,
+                "limit": query.limit,
+                "rows": [views.trial_row(r) for r in page],
+            }
+        return self.memo(repr(query), lambda ranked: views.trial_table(ranked, query))
 
     def progress(self) -> Progress:
         with self.lock:
@@ -164,6 +256,17 @@ class StudyResults:
                 activity.load(self.records.values(), self._starts)
                 self._activity = activity
             return from_activity(activity, [r.finished_at for r in self.records.values()])
+
+
+def _remove(
+    ordered: list[TrialRecord], record: TrialRecord, key: Callable[[TrialRecord], Any]
+) -> None:
+    """Take `record` out of a list sorted by `key` (found by bisection)."""
+    at = bisect.bisect_left(ordered, key(record), key=key)
+    while at < len(ordered) and ordered[at].trial_id != record.trial_id:
+        at += 1  # records equal by key: the one of this trial
+    if at < len(ordered):
+        del ordered[at]
 
 
 class Kept:
