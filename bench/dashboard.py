@@ -55,18 +55,25 @@ SPACE = {
 }
 
 
-# What a run at 100,000 trials met on this machine (2026-12-07), kept with the figures.
+# Where the time goes at 100,000 results on this machine's store, kept with the figures.
 AT_100K = """\
-**At 100,000 trials it was not measured here**: the store is FerretDB on SQLite, where every
-query scans, and the dashboard's first read of the study (its results, which the store returns
-sorted by score) kept FerretDB at 150 % CPU and 7.9 GB resident for over 7 minutes without an
-answer, so the run was stopped (`--trials 100000`). The dashboard's own work is not where the
-time goes: on 20,000 records already read, the progress, the best-so-far steps, the leaderboard
-and the failures take 0.13, 0.02, 0.01 and 0.001 s, and the server sends at most one page of the
-table (200 rows) and 2,000 sampled points. On MongoDB 7, with the indexes the collector creates,
-the read is the one to measure again; no MongoDB server can be installed on this machine.
-Writing the Optuna study of 100,000 trials takes about 10 minutes (6 ms a trial into SQLite on
-a tmpfs), and was not reached."""
+**Where the time goes.** The store here is FerretDB v1.24.2 on SQLite, which pushes down to SQLite
+only a filter on `_id` alone: every other query reads and decodes every document of the
+collection. Raw pymongo reads of a 100,000-result study on it (2026-12-08, a loaded machine):
+counting the study's results 18.0 s; reading them all without a sort 14.4 to 16.4 s (11.6 s
+with a projection of four fields); reading only those stored after a moment (5,000 of them)
+12.9 s, the same scan; a sort by score with a limit of 10, 31.0 s; `_id` in 1,000 ids 22.2 s;
+at 10,000 results each is about a tenth of that (0.8 to 2.2 s). The previous dashboard re-read
+the whole study, sorted by score, on every change, and at 100,000 never answered. Now the
+dashboard reads a study whole once, without a sort (the cold paint above: that read, then the
+page), keeps it, and follows it by what changed: a result the events announce is looked up by
+its id alone, which FerretDB hands to SQLite's primary key and MongoDB to its `_id` index, so
+it costs the same at any size; the catch-up for what crosses no exchange reads what was stored
+since the latest result seen (on MongoDB 7 with the `revision_stored` index, only those; here,
+a scan, so it runs in a thread, at most once per 20 times its own duration). The pages' views
+(progress, best-so-far, leaderboard, failures, the table's first view) are kept in order as
+results come, so a change costs milliseconds, not a sort of all results. No MongoDB server can
+be installed on this machine to measure the reads there."""
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
@@ -304,6 +311,12 @@ def main() -> None:
         default="journal",
         help="where the Optuna study is written for optuna-dashboard (default: journal)",
     )
+    parser.add_argument(
+        "--optuna-json",
+        type=Path,
+        help="optuna-dashboard's figures from an earlier run of this benchmark at the same size "
+        "(the JSON line it printed), instead of measuring them again",
+    )
     args = parser.parse_args()
     n = args.trials
     with services_up() as services:
@@ -319,7 +332,9 @@ def main() -> None:
         ours = _timed("tunefleet", lambda: measure_tunefleet(settings, study_id, n, args.reps))
     print(json.dumps(ours), flush=True)
     theirs: dict[str, Any] | None = None
-    if not args.skip_optuna:
+    if args.optuna_json is not None:
+        theirs = json.loads(args.optuna_json.read_text())
+    elif not args.skip_optuna:
         # In memory where there is a tmpfs: SQLite's fsync per trial is not what is measured.
         shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
         with tempfile.TemporaryDirectory(prefix="bench-optuna-dash-", dir=shm) as tmp:
@@ -375,6 +390,7 @@ def main() -> None:
         command=(
             f"uv run --group peers python -m bench.dashboard --trials {n} --reps {args.reps}"
             f" --optuna-storage {args.optuna_storage}"
+            + (f" --optuna-json {args.optuna_json.name}" if args.optuna_json else "")
         ),
     )
 

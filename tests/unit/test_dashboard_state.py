@@ -200,3 +200,26 @@ def test_the_follower_looks_up_announced_results_by_id() -> None:
     assert follower.poll() == [record.study_id]
     state = kept.peek(record.study_id)
     assert state is not None and state.records[f"{2:024x}"].status == "done"
+
+
+def test_paced_work_is_redone_after_a_change_only_when_its_share_allows() -> None:
+    store = MemoryStore()
+    record = _study(store, 3)
+    kept = StudyResults(record)
+    rng = random.Random(4)
+    calls: list[int] = []
+
+    def compute() -> int:
+        calls.append(kept.version)
+        time.sleep(0.01)  # it takes a while
+        return len(calls)
+
+    assert kept.paced("figures", compute) == 1
+    assert kept.paced("figures", compute) == 1  # unchanged: not computed again
+    kept.apply([store_record(_result(record.study_id, 0, "done", 0.5, rng), revision=0)])
+    # Changed, and a share of all the time since it began allows it (it has ended since).
+    assert kept.paced("figures", compute, share=1.0) == 2
+    kept.apply([store_record(_result(record.study_id, 1, "done", 0.6, rng), revision=0)])
+    # A share so small that the time since is never enough: the last one is served.
+    assert kept.paced("figures", compute, share=1e-9) == 2
+    assert calls == [0, 1]

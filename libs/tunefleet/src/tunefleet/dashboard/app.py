@@ -175,7 +175,12 @@ def create_app(
         return _json(results(record).table(query))
 
     def figures(request: Request) -> Response:
-        # Drawn again after a change at most every 10 s, and for at most a fifth of the time.
+        # Drawn again after a change for at most a fifth of the server's time (timed without
+        # the first call's imports of the report, pandas and Plotly, which take seconds).
+        import pandas  # noqa: F401
+
+        import tunefleet.report  # noqa: F401
+
         record = client.study_record(request.path_params["ident"])
         drawn: Response = results(record).paced("figures", lambda: draw_figures(request))
         return drawn

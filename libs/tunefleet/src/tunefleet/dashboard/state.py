@@ -164,19 +164,15 @@ class StudyResults:
             self._memo[name] = (self.version, value)
             return value
 
-    def paced(
-        self, name: str, compute: Callable[[], T], *, share: float = 0.2, every_s: float = 10.0
-    ) -> T:
-        """`compute()` again after a change only once `every_s` passed since the last, and
-        once the time it took is at most `share` of the time since: what the figures cost (the
-        report's plots, seconds at 100,000 results) stays a bounded share of the server's time,
-        and meanwhile the last ones are served."""
+    def paced(self, name: str, compute: Callable[[], T], *, share: float = 0.2) -> T:
+        """`compute()` again after a change only once the time it took last is at most `share`
+        of the time since: what the figures cost (the report's plots, seconds at 100,000
+        results) stays a bounded share of the server's time, and meanwhile the last ones are
+        served (each page redraws its figures at most every 10 s anyway)."""
         with self.lock:
             hit = self._paced.get(name)
             now = time.monotonic()
-            if hit is not None and (
-                hit[0] == self.version or now - hit[1] < max(every_s, hit[2] / share)
-            ):
+            if hit is not None and (hit[0] == self.version or now - hit[1] < hit[2] / share):
                 return hit[3]  # type: ignore[no-any-return]
             version = self.version
         began = time.monotonic()
