@@ -226,5 +226,5 @@ class DashboardSettings(ClientSettings):
         default=1_000_000,
         ge=1,
         description="Results the studies kept in memory hold together (the least recently "
-        "shown study goes first; about 1.3 KB each)",
+        "shown study goes first; about 5 KB each with what is computed from them)",
     )
