@@ -132,7 +132,18 @@ def test_kept_current_by_small_reads_it_equals_a_full_read() -> None:
         whole.load(store)
         assert _views(kept) == _views(whole) == _from_all(whole), f"after step {step}"
     assert len(kept) == 300 and kept.progress().running == 0
+    assert len(kept.starts()) == len(store.starts(record.study_id, 0)) == 300
     assert not kept.catch_up(store)  # nothing new: nothing changes
+    # Starts no event told of (the broker away) are read again by the catch-up.
+    late = TrialsStarted(
+        study_id=record.study_id,
+        trial_ids=[f"{i:024x}" for i in range(300, 310)],
+        worker="w9",
+        attempt=1,
+        started_at=2.0,
+    )
+    store.write_events([late])
+    assert kept.catch_up(store) and kept.progress().running == 10
     version = kept.version
     assert not kept.announced(store, [f"{0:024x}"]) and kept.version == version
 

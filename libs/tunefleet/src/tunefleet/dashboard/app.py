@@ -277,10 +277,9 @@ def create_app(
 
     def fleet(_request: Request) -> Response:
         recent = store.studies(limit=_FLEET_STUDIES)
-        starts = [
-            (s.study_id, start) for s in recent for start in store.starts(s.study_id, s.revision)
-        ]
-        finished = [r for s in recent for r in results(s).ranked()]
+        kept_ones = [results(s) for s in recent]  # their starts as kept: no read of them all
+        starts = [(k.study_id, start) for k in kept_ones for start in k.starts()]
+        finished = [r for k in kept_ones for r in k.ranked()]
         return _json({"workers": views.fleet(starts, finished, time.time())})
 
     def cancel(request: Request) -> Response:

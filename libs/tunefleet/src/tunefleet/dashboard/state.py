@@ -126,12 +126,21 @@ class StudyResults:
         return bool(ids) and self.apply(store.results_of(self.study_id, self.revision, ids))
 
     def catch_up(self, store: Store) -> bool:
-        """Read what was stored since the latest result seen (less the margin)."""
+        """Read what was stored since the latest result seen (less the margin), and the starts
+        again; whether anything changed."""
         began = time.monotonic()
         since = 0.0 if self.latest is None else self.latest - CATCH_UP_MARGIN_S
         records, latest = store.results_since(self.study_id, self.revision, since)
-        changed = self.apply(records, latest)
-        self.caught_up_at, self.catch_up_took = began, time.monotonic() - began
+        # What runs, read again: starts that came while the events could not be heard.
+        starts = store.starts(self.study_id, self.revision)
+        with self.lock:
+            changed = self.apply(records, latest)
+            if len(starts) != len(self._starts):
+                self._starts = starts
+                self._activity = None  # counted again from the results and these
+                self.version += 1
+                changed = True
+            self.caught_up_at, self.catch_up_took = began, time.monotonic() - began
         return changed
 
     def started(self, starts: Iterable[TrialStart]) -> None:
@@ -141,6 +150,11 @@ class StudyResults:
             self._starts.extend(fresh)
             if self._activity is not None:
                 self._activity.load([], fresh)
+
+    def starts(self) -> list[TrialStart]:
+        """The starts read with the results, and those the events told of since."""
+        with self.lock:
+            return list(self._starts)
 
     def restated(self, record: StudyRecord) -> None:
         """The study's record changed within the revision (cancelled, resumed)."""
