@@ -286,6 +286,38 @@ def test_reads_select_order_and_limit(store: Store) -> None:
     assert store.planned_trials(STUDY, 0) == [t.trial_id for t in trials]
 
 
+def test_results_since_a_moment_and_by_id_are_what_changed(store: Store) -> None:
+    """The dashboard's reads of a study it keeps: what was stored at or after a moment (a
+    result replaced or moved into the revision is stored anew), and results by id."""
+    study_spec = spec([0.1, 0.2, 0.3])
+    one, two, three = by_score(study_spec).values()
+    store.write_events(registered(study_spec, 0))
+    assert store.results_since(STUDY, 0, 0.0) == ([], None)
+    store.write_events([result(one, 0), result(two, 0, "failed")])
+    everything, latest = store.results_since(STUDY, 0, 0.0)
+    assert {r.trial_id for r in everything} == {one.trial_id, two.trial_id}
+    assert latest is not None
+    time.sleep(0.05)  # the store's clock: a later batch is stored later
+    store.write_events([result(three, 0), result(two, 0)])  # a new one; done replaces failed
+    since, newer = store.results_since(STUDY, 0, latest + 0.01)
+    assert sorted((r.trial_id, r.status) for r in since) == sorted(
+        [(three.trial_id, "done"), (two.trial_id, "done")]
+    )
+    assert newer is not None and newer > latest
+    assert store.results_since(STUDY, 0, newer + 1.0) == ([], None)
+    assert store.results_since(STUDY, 1, 0.0) == ([], None)  # another revision: none
+    # A result moved into a later revision (a failure never beats done) is stored anew there.
+    time.sleep(0.05)
+    store.write_events([result(one, 1, "failed")])
+    moved, _ = store.results_since(STUDY, 1, newer + 0.01)
+    assert [(r.trial_id, r.status, r.revision) for r in moved] == [(one.trial_id, "done", 1)]
+    # By id: only those in the revision asked for (and of the study), whatever else is asked.
+    found = store.results_of(STUDY, 0, [two.trial_id, three.trial_id, one.trial_id, "f" * 24])
+    assert sorted(r.trial_id for r in found) == sorted([two.trial_id, three.trial_id])
+    assert store.results_of("other-0123456789ab", 0, [two.trial_id]) == []
+    assert store.results_of(STUDY, 0, []) == []
+
+
 def test_a_trial_by_its_id_a_prefix_or_its_start_alone(store: Store) -> None:
     study_spec = spec([0.1, 0.2])
     one, two = by_score(study_spec).values()

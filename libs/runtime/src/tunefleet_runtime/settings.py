@@ -229,6 +229,12 @@ class DashboardSettings(ClientSettings):
     )
     tunefleet_dashboard_port: int = Field(default=8765, ge=0, le=65535)
     tunefleet_dashboard_token: SecretStr | None = Field(default=None, min_length=16)
+    tunefleet_dashboard_max_results: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Results the studies kept in memory hold together (the least recently "
+        "shown study goes first; about 5 KB each with what is computed from them)",
+    )
 
     @field_validator("tunefleet_dashboard_token", mode="before")
     @classmethod

@@ -48,7 +48,7 @@ from tunefleet_runtime.records import (
 from tunefleet_runtime.settings import ClientSettings
 from tunefleet_runtime.store import STORE_ERRORS, Store
 
-__all__ = ["Progress", "from_records", "from_store", "watch"]
+__all__ = ["Progress", "from_activity", "from_records", "from_store", "watch"]
 
 # Throughput is measured over this trailing window of results seen live.
 _RATE_WINDOW_S = 60.0
@@ -282,17 +282,27 @@ def from_records(
     """`from_store`'s snapshot from records the caller has already read (the dashboard keeps a
     study's results while they are unchanged): `results` and `starts` of the study's current
     revision, `plan` its plan where it is adaptive."""
-    state = _State(study.study_id, revision=study.revision)
-    state.activity.study(study)
-    state.activity.load(results, starts)
+    activity = StudyActivity(study.study_id, revision=study.revision)
+    activity.study(study)
+    activity.load(results, starts)
     if study.spec.adaptive:
-        state.activity.plan(t for t in plan if t.revision == study.revision)
-    state.stored = len(results)
+        activity.plan(t for t in plan if t.revision == study.revision)
+    return from_activity(activity, [r.finished_at for r in results], window_s=window_s)
+
+
+def from_activity(
+    activity: StudyActivity, finished_at: Sequence[float], *, window_s: float = 300.0
+) -> Progress:
+    """The snapshot of a `StudyActivity` the caller keeps (loaded from the store's records,
+    as `from_records` does), with when its stored results finished (for the throughput)."""
+    state = _State(activity.study_id, revision=activity.revision)
+    state.activity = activity
+    state.stored = len(finished_at)
     snapshot = state.snapshot()
     cutoff = time.time() - window_s
-    recent = sum(1 for r in results if r.finished_at > cutoff)
+    recent = sum(1 for t in finished_at if t > cutoff)
     if recent:
-        first = min(r.finished_at for r in results)
+        first = min(finished_at)
         snapshot.throughput = recent / max(min(window_s, time.time() - first), 1.0)
         remaining = max(0, snapshot.n_trials - snapshot.finished)
         snapshot.eta_s = remaining / snapshot.throughput if remaining else None

@@ -87,6 +87,27 @@ class Store(Protocol):
         """The study's results in this revision, best first (failed ones last)."""
         ...
 
+    def results_since(
+        self, study_id: str, revision: int, since: float
+    ) -> tuple[list[TrialRecord], float | None]:
+        """The results of this revision stored at or after `since` (by the store's writer's
+        clock, `stored_at`), in no particular order, and the latest `stored_at` among them (None:
+        none). A reader that keeps a study's results reads them once (`since` 0) and then only
+        what was stored since: a result that replaces or moves into this revision is stored
+        anew. Writes of one moment can become visible out of order (two collectors, a batch
+        in flight), so a reader reads again from a margin before the latest it saw.
+
+        A new revision's results are all there before its study says it is current (see
+        `Writer.revise`): a reader of a revision starts with a read from 0."""
+        ...
+
+    def results_of(
+        self, study_id: str, revision: int, trial_ids: Collection[str]
+    ) -> list[TrialRecord]:
+        """The stored results of these trials that are in this revision (those the events
+        stream announced), in no particular order; looked up by id, whatever the study's size."""
+        ...
+
     def starts(self, study_id: str, revision: int) -> list[TrialStart]: ...
 
     def leaderboard(

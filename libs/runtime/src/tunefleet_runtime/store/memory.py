@@ -124,6 +124,7 @@ class MemoryStore:
                     self._docs("trials")[doc["_id"]] = {**doc, "revision": revision}
                 case rules.Merge.MOVE:
                     known["revision"] = revision
+                    known["stored_at"] = doc["stored_at"]
                 case rules.Merge.KEEP:
                     pass
         return new
@@ -184,6 +185,29 @@ class MemoryStore:
 
     def results(self, study_id: str, revision: int) -> list[TrialRecord]:
         return self._results(study_id, revision)
+
+    def results_since(
+        self, study_id: str, revision: int, since: float
+    ) -> tuple[list[TrialRecord], float | None]:
+        found = [
+            d
+            for d in self._find("trials", study_id=study_id, revision=revision)
+            if float(d["stored_at"]) >= since
+        ]
+        latest = max((float(d["stored_at"]) for d in found), default=None)
+        return [documents.trial_record(d) for d in found], latest
+
+    def results_of(
+        self, study_id: str, revision: int, trial_ids: Collection[str]
+    ) -> list[TrialRecord]:
+        with self._lock:
+            trials = self._docs("trials")
+            found = [dict(trials[t]) for t in set(trial_ids) if t in trials]
+        return [
+            documents.trial_record(d)
+            for d in found
+            if d["study_id"] == study_id and d["revision"] == revision
+        ]
 
     def starts(self, study_id: str, revision: int) -> list[TrialStart]:
         return [

@@ -65,6 +65,8 @@ __all__ = ["DUPLICATE_KEY", "MongoStore", "connect_database", "connect_store"]
 DUPLICATE_KEY = 11000
 # Ids per `$in` query: bounds every query document, whatever a plan's size.
 _IDS_PER_QUERY = 1000
+# Up to this many trials are looked up one by one (`results_of`), more with `$in`.
+_BY_ONE = 200
 
 
 def connect_database(url: str, database: str, *, timeout_s: float = 10.0) -> Database[Doc]:
@@ -121,6 +123,8 @@ class MongoStore:
             name="revision_leaderboard_by_library",
         )
         trials.create_index([*study, ("status", ASCENDING)], name="revision_by_status")
+        # What the dashboard reads after it has read a study once (`results_since`).
+        trials.create_index([*study, ("stored_at", ASCENDING)], name="revision_stored")
         self.db.starts.create_index(study, name="revision_starts")
         self.db.rounds.create_index(study, name="revision_rounds")
         self.db.planned.create_index([*study, ("seq", ASCENDING)], name="revision_plan")
@@ -186,7 +190,9 @@ class MongoStore:
                 case Merge.REPLACE:
                     written = self.db.trials.replace_one(was, {**doc, "revision": revision})
                 case Merge.MOVE:
-                    written = self.db.trials.update_one(was, {"$set": {"revision": revision}})
+                    # Stored anew in that revision, for its readers (`results_since`).
+                    moved = {"revision": revision, "stored_at": doc["stored_at"]}
+                    written = self.db.trials.update_one(was, {"$set": moved})
                 case Merge.KEEP:
                     return
             if written.matched_count:
@@ -243,6 +249,36 @@ class MongoStore:
     def results(self, study_id: str, revision: int) -> list[TrialRecord]:
         query = {"study_id": study_id, "revision": revision}
         return [trial_record(d) for d in self.db.trials.find(query).sort("score", DESCENDING)]
+
+    def results_since(
+        self, study_id: str, revision: int, since: float
+    ) -> tuple[list[TrialRecord], float | None]:
+        # No sort: a server that cannot sort by an index (FerretDB) would sort them all first.
+        query = {"study_id": study_id, "revision": revision, "stored_at": {"$gte": since}}
+        records, latest = [], None
+        for doc in self.db.trials.find(query, batch_size=10_000):
+            records.append(trial_record(doc))
+            stored = float(doc.get("stored_at") or 0.0)
+            latest = stored if latest is None else max(latest, stored)
+        return records, latest
+
+    def results_of(
+        self, study_id: str, revision: int, trial_ids: Collection[str]
+    ) -> list[TrialRecord]:
+        ids = sorted(set(trial_ids))
+        if len(ids) <= _BY_ONE:
+            # One `_id` at a time: the primary key, which every server looks up directly
+            # (FerretDB on SQLite scans for an `$in`).
+            found = [self.db.trials.find_one({"_id": tid}) for tid in ids]
+        else:
+            found = [
+                d for chunk in _chunks(ids) for d in self.db.trials.find({"_id": {"$in": chunk}})
+            ]
+        return [
+            trial_record(doc)
+            for doc in found
+            if doc is not None and doc["study_id"] == study_id and doc["revision"] == revision
+        ]
 
     def starts(self, study_id: str, revision: int) -> list[TrialStart]:
         query = {"study_id": study_id, "revision": revision}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -25,67 +26,27 @@ from starlette.routing import Route
 from tunefleet_contract.documents import finite
 from tunefleet_runtime.broker import CONNECTION_ERRORS
 from tunefleet_runtime.deadletters import list_dead_letters
-from tunefleet_runtime.records import StudyRecord, TrialRecord, TrialStart
+from tunefleet_runtime.records import StudyRecord, TrialRecord
 from tunefleet_runtime.settings import DashboardSettings
-from tunefleet_runtime.store import STORE_ERRORS
+from tunefleet_runtime.store import STORE_ERRORS, Store
 
 from tunefleet.client import Client, StudyNotFoundError
 from tunefleet.dashboard import pages, views
-from tunefleet.dashboard.live import Follower, Token
-from tunefleet.progress import Progress, from_records
+from tunefleet.dashboard.live import Follower
+from tunefleet.dashboard.state import Kept, StudyResults
 
 __all__ = ["create_app"]
+
+log = logging.getLogger("tunefleet.dashboard")
 
 # The figures (parallel coordinates, importance, rungs) are drawn from at most this many of a
 # library's best trials plus as many others, sampled: enough for the picture, bounded in cost.
 _FIGURE_TRIALS = 1000
 # Studies whose workers the fleet page shows: the most recent ones.
 _FLEET_STUDIES = 10
+# Studies read at start, in the background, so that their pages open at once.
+_WARM_STUDIES = 3
 _DEAD_LETTERS = 200
-
-
-class _Results:
-    """The current revision's results (and starts) per study, kept while the follower's token
-    for it is unchanged: paging and filtering the trial table, and every page that opens, do
-    not read the store again. The starts are as fresh as the latest result: what runs is
-    re-read when a result comes."""
-
-    def __init__(self, client: Client, follower: Follower) -> None:
-        self.client = client
-        self.follower = follower
-        self.lock = threading.Lock()
-        self.cached: dict[tuple[str, str], tuple[Token, Any]] = {}
-
-    def _kept(self, kind: str, study_id: str, read: Callable[[], Any], counted: bool) -> Any:
-        token = self.follower.token(study_id)
-        with self.lock:
-            hit = self.cached.get((kind, study_id))
-        if token is not None and hit is not None and hit[0] == token:
-            return hit[1]
-        value = read()
-        # Results are kept only if they are what the token counted (not a read from between).
-        if token is not None and (not counted or len(value) == token.results):
-            with self.lock:
-                if len(self.cached) > 40:
-                    self.cached.clear()
-                self.cached[(kind, study_id)] = (token, value)
-        return value
-
-    def __call__(self, study_id: str) -> list[TrialRecord]:
-        records: list[TrialRecord] = self._kept(
-            "results", study_id, lambda: self.client.trials(study_id), counted=True
-        )
-        return records
-
-    def starts(self, record: StudyRecord) -> list[TrialStart]:
-        store = self.client.store
-        starts: list[TrialStart] = self._kept(
-            "starts",
-            record.study_id,
-            lambda: store.starts(record.study_id, record.revision),
-            counted=False,
-        )
-        return starts
 
 
 def _json(value: Any, status_code: int = 200) -> JSONResponse:
@@ -118,13 +79,18 @@ def _guarded(handler: Callable[[Request], Response]) -> Callable[[Request], Resp
 
 
 def create_app(
-    client: Client, settings: DashboardSettings, *, interval_s: float = 0.25
+    client: Client,
+    settings: DashboardSettings,
+    *,
+    interval_s: float = 0.25,
+    warm: int = _WARM_STUDIES,
 ) -> Starlette:
     """The dashboard for the client's store and broker. `interval_s`: how often the store is
-    followed for changes (results reach the pages within about that much of being stored)."""
-    follower = Follower(client.store, client.settings, interval_s=interval_s)
-    results = _Results(client, follower)
+    followed for changes (results reach the pages within about that much of being stored);
+    `warm`: how many of the most recent studies are read at start (in the background)."""
     store = client.store
+    kept = Kept(store, max_results=settings.tunefleet_dashboard_max_results)
+    follower = Follower(store, client.settings, interval_s=interval_s, kept=kept)
     token = settings.tunefleet_dashboard_token
 
     def authorised(request: Request) -> Response | None:
@@ -139,12 +105,8 @@ def create_app(
             return _error("cancel and resume need the dashboard's token", 401)
         return None
 
-    def progress(record: StudyRecord, records: list[TrialRecord]) -> Progress:
-        # Starts only while trials may run: a complete study has none running.
-        running = len(records) < record.n_trials
-        starts = results.starts(record) if running else []
-        plan = store.plan(record.study_id) if record.spec.adaptive and running else []
-        return from_records(record, records, starts, plan)
+    def results(record: StudyRecord) -> StudyResults:
+        return kept.get(record)
 
     # -- pages -------------------------------------------------------------------------------
 
@@ -178,14 +140,14 @@ def create_app(
     def studies(_request: Request) -> Response:
         rows = []
         for record in store.studies(limit=follower.studies):
-            rows.append(views.study_row(record, progress(record, results(record.study_id))))
-        return _json({"studies": rows, "version": follower.version})
+            rows.append(views.study_row(record, results(record).progress()))
+        return _json({"studies": rows, "version": follower.version, "kept": kept.stats()})
 
     def study(request: Request) -> Response:
         study_id = request.path_params["ident"]
         record = client.study_record(study_id)
-        records = results(study_id)
-        now = progress(record, records)
+        state = results(record)
+        now = state.progress()
         return _json(
             {
                 "study_id": study_id,
@@ -197,9 +159,9 @@ def create_app(
                 "libraries": list(record.spec.search),
                 "state": str(now.state),
                 "progress": now.as_dict(),
-                "best": views.best_so_far(records),
-                "leaderboard": views.leaderboard(records),
-                "failures": views.failures(records),
+                "best": state.best_so_far(),
+                "leaderboard": state.leaderboard(),
+                "failures": state.failures(),
                 # Per trial core-seconds and pool come with the cost ledger (issue 21).
                 "cost": None,
                 "writable": token is not None,
@@ -208,11 +170,22 @@ def create_app(
 
     def trials(request: Request) -> Response:
         study_id = request.path_params["ident"]
-        client.study_record(study_id)
+        record = client.study_record(study_id)
         query = views.TrialQuery.parse(request.query_params)
-        return _json(views.trial_table(results(study_id), query))
+        return _json(results(record).table(query))
 
     def figures(request: Request) -> Response:
+        # Drawn again after a change for at most a fifth of the server's time (timed without
+        # the first call's imports of the report, pandas and Plotly, which take seconds).
+        import pandas  # noqa: F401
+
+        import tunefleet.report  # noqa: F401
+
+        record = client.study_record(request.path_params["ident"])
+        drawn: Response = results(record).paced("figures", lambda: draw_figures(request))
+        return drawn
+
+    def draw_figures(request: Request) -> Response:
         from tunefleet.frames import results as frame_of
         from tunefleet.frames import scored
         from tunefleet.report import library_sections
@@ -220,7 +193,7 @@ def create_app(
         study_id = request.path_params["ident"]
         record = client.study_record(study_id)
         spec = record.spec
-        records = _sample(results(study_id))
+        records = results(record).memo("sample", _sample)
         plan = client.plan(study_id) if spec.adaptive else []
         done = scored(frame_of(records))
         metric = spec.metric or "score"
@@ -250,8 +223,8 @@ def create_app(
             if not study_id:
                 raise ValueError(f"{key}: give the id of a study to compare")
             record = client.study_record(study_id)
-            records = results(study_id)
-            sides.append(views.compared(record, progress(record, records), records))
+            state = results(record)
+            sides.append(views.compared(record, state.progress(), state.ranked()))
         return _json({"studies": sides})
 
     def dead_letters(request: Request) -> Response:
@@ -304,10 +277,9 @@ def create_app(
 
     def fleet(_request: Request) -> Response:
         recent = store.studies(limit=_FLEET_STUDIES)
-        starts = [
-            (s.study_id, start) for s in recent for start in store.starts(s.study_id, s.revision)
-        ]
-        finished = [r for s in recent for r in results(s.study_id)]
+        kept_ones = [results(s) for s in recent]  # their starts as kept: no read of them all
+        starts = [(k.study_id, start) for k in kept_ones for start in k.starts()]
+        finished = [r for k in kept_ones for r in k.ranked()]
         return _json({"workers": views.fleet(starts, finished, time.time())})
 
     def cancel(request: Request) -> Response:
@@ -367,6 +339,10 @@ def create_app(
         )
         listener.start()
         task = asyncio.create_task(follower.run())
+        warmer = threading.Thread(
+            target=_warm, args=(kept, store, warm), name="dashboard-warm", daemon=True
+        )
+        warmer.start()
         try:
             yield
         finally:
@@ -400,6 +376,15 @@ def create_app(
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.follower = follower
     return app
+
+
+def _warm(kept: Kept, store: Store, count: int) -> None:
+    """Read the most recent studies' results (a page asked for meanwhile waits for its own)."""
+    try:
+        for record in store.studies(limit=count):
+            kept.get(record)
+    except STORE_ERRORS as exc:  # the pages read them when asked
+        log.warning("cannot read the store to warm the recent studies: %s", exc)
 
 
 def _sample(records: list[TrialRecord]) -> list[TrialRecord]:
