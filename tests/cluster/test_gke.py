@@ -141,7 +141,7 @@ def test_deploy_gke_builds_pushes_applies_and_rolls_out(gke: Project, kube: Kube
     for service, image in zip(deployments, images, strict=True):
         deployment = kube.get("deployment", service, "-n", NAMESPACE)
         spec = container(deployment["spec"]["template"])
-        assert spec["image"] == f"{REGISTRY}/tunefleet-{service}@{digest_of(image)}"
+        assert spec["image"] == f"{image.rsplit(':', 1)[0]}@{digest_of(image)}", service
         assert spec["imagePullPolicy"] == "IfNotPresent"
     assert_every_object_in_the_namespace(kube, gke.rendered("gke"))
 

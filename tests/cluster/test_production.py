@@ -75,8 +75,10 @@ def test_production_deploys_with_a_broker_cluster_and_an_outside_database(
         expected = "spot" if component(pod) == "worker" else "default-pool"
         assert pools[pod["spec"]["nodeName"]] == expected
         spec = container(pod)
-        image = f"{REGISTRY}/tunefleet-{component(pod)}:{TAG}"
-        assert spec["image"] == f"{REGISTRY}/tunefleet-{component(pod)}@{digest_of(image)}"
+        # The dashboard runs the client image.
+        name = "client" if component(pod) == "dashboard" else component(pod)
+        image = f"{REGISTRY}/tunefleet-{name}:{TAG}"
+        assert spec["image"] == f"{REGISTRY}/tunefleet-{name}@{digest_of(image)}"
 
 
 def test_the_broker_cluster_is_as_written_and_refers_to_what_exists(

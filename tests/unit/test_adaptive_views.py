@@ -93,9 +93,10 @@ def test_the_report_shows_history_rungs_and_importance(client: Client) -> None:
     assert found is not None
     summary = json.loads(html.unescape(found.group(1)))
     # best over time, distribution; per library: history, score vs params, parallel
-    # coordinates, the search's importance; xgboost also its importance over all (the grid's
-    # trial is not TPE's), lightgbm the promotions.
-    assert summary["plots"] == 12
+    # coordinates, the search's importance, a contour of its most important pairs; xgboost
+    # also its importance over all (the grid's trial is not TPE's), lightgbm the promotions.
+    assert summary["plots"] == 14
+    assert page.count("The most important numeric parameters in pairs") == 2  # the contours
     assert "xgboost: optimisation history (tpe)" in page
     assert "lightgbm: optimisation history (asha)" in page
     assert "lightgbm: ASHA, every configuration" in page
