@@ -213,6 +213,36 @@ def test_the_follower_looks_up_announced_results_by_id() -> None:
     assert state is not None and state.records[f"{2:024x}"].status == "done"
 
 
+def test_a_reported_result_is_shown_without_a_read_as_the_store_keeps_it() -> None:
+    """A result on the events stream reaches a kept study with no read of the store (a lookup
+    by id scans on FerretDB), and what is kept is what the store keeps of the same messages."""
+    store = MemoryStore()
+    record = _study(store, 6)
+    kept = Kept(store)
+    follower = Follower(store, full_every_s=3600, kept=kept, background=False)
+    follower.events_live = True
+    kept.get(record)
+    assert follower.poll() == [record.study_id]
+    rng = random.Random(5)
+    first = _result(record.study_id, 0, "failed", 0.0, rng)
+    beats = _result(record.study_id, 0, "done", 0.8, rng)  # a done result beats a failed one
+    again = _result(record.study_id, 0, "done", 0.1, rng)  # a later duplicate: the first stands
+    other = _result(record.study_id, 1, "done", 0.4, rng)
+    older = _result(record.study_id, 2, "done", 0.9, rng).model_copy(update={"revision": 1})
+    for event in (first, beats, again, other, older):
+        follower._event(event.encode())  # the listener's path for one message
+    assert follower.poll() == [record.study_id]
+    state = kept.peek(record.study_id)
+    assert state is not None
+    assert follower.token(record.study_id).results == 2  # type: ignore[union-attr]
+    assert state.records[f"{0:024x}"].score == 0.8
+    for event in (first, beats, again, other):  # the collector stores the same messages
+        store.write_events([event])
+    stored = {r.trial_id: r for r in store.results(record.study_id, record.revision)}
+    assert stored == state.records
+    assert follower.poll(full=True) == []  # the catch-up finds nothing the events did not bring
+
+
 def test_paced_work_is_redone_after_a_change_only_when_its_share_allows() -> None:
     store = MemoryStore()
     record = _study(store, 3)

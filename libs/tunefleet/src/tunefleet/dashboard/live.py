@@ -1,9 +1,8 @@
 """Following the store, for the dashboard's server-sent events.
 
-The dashboard shows what is *stored* (its tables and figures are the store's queries), so a page
-is told of a change once the store has it: `tunefleet.progress.watch` counts events seconds
-before the collector has written them, and a page that re-read the store on such an event would
-find nothing new yet. One follower per server keeps a change token per recent study (its
+The dashboard shows what is stored (its tables and figures are computed from the store's
+results), or, for a study a page keeps, a result as its worker reported it on the events stream,
+which is the message the collector stores. A page is told of a change once the dashboard has it. One follower per server keeps a change token per recent study (its
 revision, whether it is cancelled, how many results it has) and tells every page's event
 stream which studies changed; the page fetches what it shows of them again.
 
@@ -17,7 +16,8 @@ counted again until its record changes. So an idle fleet costs one small query p
 whatever the number of trials or of pages.
 
 With the dashboard's `state.Kept`, no study is counted. One whose results are kept (every study
-a page has shown, while it is kept) has the results the events announce looked up by id
+a page has shown, while it is kept) takes the results the events report as they come
+(`StudyResults.reported`), has those it was only told of looked up by id
 (`StudyResults.announced`), on every poll until the store has them (or `linger_s` passed), and
 the full pass reads what it stored since the latest seen (`StudyResults.catch_up`, in a thread,
 at most once per 20 times what the last one took); its token counts what is kept. The token of
@@ -108,8 +108,13 @@ class Follower:
         study_id = getattr(event, "study_id", None)
         if not isinstance(study_id, str):
             return
-        self.note(study_id, event.trial_id if isinstance(event, TrialResult) else None)
         kept = self.kept.peek(study_id) if self.kept is not None else None
+        if isinstance(event, TrialResult) and kept is not None and event.revision == kept.revision:
+            # Shown from the event itself: looking it up by id would scan on FerretDB.
+            self.note(study_id)
+            kept.reported(event)
+            return
+        self.note(study_id, event.trial_id if isinstance(event, TrialResult) else None)
         if (
             isinstance(event, TrialsStarted)
             and kept is not None

@@ -95,7 +95,7 @@ def render(kind: str, ident: str = "", *, writable: bool = False) -> str:
 <title>{html.escape(title)}</title>
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="/static/dashboard.css">
-<script src="/static/plotly.js"></script>
+<script id="plotly" src="/static/plotly.js" async></script>
 <script src="/static/dashboard.js" defer></script>
 </head>
 <body data-page="{kind}" data-id="{html.escape(ident)}">

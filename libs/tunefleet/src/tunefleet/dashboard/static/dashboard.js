@@ -8,6 +8,12 @@ const PAGE = body.dataset.page;
 const ID = body.dataset.id;
 // What the page last drew, for tests and for measuring how fast results arrive.
 window.tf = { updates: [], draws: 0, lastError: null };
+// plotly.js (4.6 MB) loads beside this script, not before it: the page's data is fetched and its
+// tables drawn while the browser still parses it, and only the charts wait for it.
+const plotly = new Promise((resolve) => {
+  if (window.Plotly) resolve(window.Plotly);
+  else document.getElementById("plotly").addEventListener("load", () => resolve(window.Plotly));
+});
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -120,7 +126,7 @@ function comparePage() {
         return t ? `${fmt(t.score)} (${t.params})` : "-";
       })),
       row("fit time, s", (s) => fmt(s.fit_time_s, 1)));
-    Plotly.react("best", data.studies.map((s) => ({ x: s.steps.x, y: s.steps.y, name: s.name + " " + s.study_id.slice(-6),
+    (await plotly).react("best", data.studies.map((s) => ({ x: s.steps.x, y: s.steps.y, name: s.name + " " + s.study_id.slice(-6),
       mode: "lines", type: "scatter", line: { shape: "hv", width: 3 } })),
       { template: "plotly_white", height: 360, margin: { t: 20, l: 60, r: 20, b: 40 }, xaxis: { title: { text: "seconds since the study's first result" } } },
       { displaylogo: false, responsive: true });
@@ -156,14 +162,14 @@ function studyPage() {
     }
   }
 
-  function drawBest(best) {
+  async function drawBest(best) {
     const traces = Object.entries(best.points).map(([library, pts]) => ({
       x: pts.x, y: pts.y, text: pts.trial_id, name: library, mode: "markers", type: "scatter",
       marker: { size: 6, opacity: 0.6 },
     }));
     traces.push({ x: best.steps.x, y: best.steps.y, text: best.steps.trial_id, name: "best so far",
       mode: "lines", type: "scatter", line: { shape: "hv", width: 3, color: "black" } });
-    Plotly.react("best", traces, { template: "plotly_white", margin: { t: 20, l: 60, r: 20, b: 40 },
+    (await plotly).react("best", traces, { template: "plotly_white", margin: { t: 20, l: 60, r: 20, b: 40 },
       xaxis: { title: { text: "finished at (UTC)" } }, height: 320 }, { displaylogo: false, responsive: true });
   }
 
@@ -222,10 +228,9 @@ function studyPage() {
       form.library.append(...libraries.map((l) => el("option", {}, l)));
     }
     drawProgress(s);
-    drawBest(s.best);
     drawLeaderboard(s.leaderboard);
     drawFailures(s.failures);
-    await refreshTable();
+    await Promise.all([refreshTable(), drawBest(s.best)]);
     if (!window.tf.draws) window.tf.firstDraw = performance.now(); // since navigation began
     window.tf.draws += 1;
   });
@@ -249,7 +254,8 @@ function studyPage() {
     }
     box.replaceChildren(...nodes);
     figuresDrawn = plots.length;
-    for (const [div, fig] of plots) Plotly.newPlot(div, fig.data, fig.layout, { displaylogo: false, responsive: true });
+    const P = await plotly;
+    for (const [div, fig] of plots) P.newPlot(div, fig.data, fig.layout, { displaylogo: false, responsive: true });
   });
   function figuresSoon() {
     if (figuresTimer) return;
