@@ -165,11 +165,13 @@ def _peer(side: str, spec: dict[str, Any]) -> Run:
 def measure(seeds: int, quick: bool, library: str, trials: int | None = None) -> Results:
     results = Results(library=library, trials=trials)
     order = ["es", "es-median", "grid", *(s for s, tool in PEERS.items() if installed(tool))]
+    for dataset in ADAPTIVE_DATASETS:
+        results.data[dataset] = es_spec(dataset, 0, quick, library=library)["dataset"]
     with services_up() as services:
-        for dataset in ADAPTIVE_DATASETS:
-            results.data[dataset] = es_spec(dataset, 0, quick, library=library)["dataset"]
-            runs = results.runs.setdefault(dataset, {})
-            for seed in range(seeds):
+        # Seed by seed, both datasets in each: a run cut short still has every dataset.
+        for seed in range(seeds):
+            for dataset in ADAPTIVE_DATASETS:
+                runs = results.runs.setdefault(dataset, {})
                 spec_of = specs(dataset, seed, quick, library, trials)
                 turn = seed % len(order)
                 for side in [*order[turn:], *order[:turn]]:
@@ -299,8 +301,12 @@ def _dataset_section(name: str, runs: dict[str, list[Run]], library: str) -> str
     with_median = bars(median, grid, peer)
     lines.append(_judged_line(alone, with_median if peer is not None else None))
     lines.append(
-        _bars_line("All four bars on early stopping alone", alone, es, grid)
-        + " (against (2) this pits one stopping rule against two)"
+        _bars_line(
+            "All four bars on early stopping alone (against (2): one stopping rule against two)",
+            alone,
+            es,
+            grid,
+        )
     )
     lines.append(
         _bars_line("All four bars on early stopping + median rule", with_median, median, grid)
@@ -322,6 +328,7 @@ def report(results: Results, seeds: int, quick: bool) -> None:
         for name, s in limits.items()
     )
     grids = "; ".join(f"{name} {es_rounds(name, quick)}" for name in results.data)
+    steps = len(es_rounds(next(iter(results.data)), quick))
     n_trials = part["random"]["n_trials"]
     fixed = ", ".join(f"{k} {v}" for k, v in part["fixed"].items())
     space = ", ".join(
@@ -368,7 +375,7 @@ def report(results: Results, seeds: int, quick: bool) -> None:
   rule**: the same with `median: {{warmup: {median["warmup"]}, after_trials:
   {median["after_trials"]}, rounds: {median["rounds"]}}}`.
 - **(1)** each configuration with `n_estimators` over the same range in equal steps: {grids}
-  ({n_trials} configurations x 10 values; families on: one fit per fold, at the limit, scores
+  ({n_trials} configurations x {steps} values; families on: one fit per fold, at the limit, scores
   a configuration's every value).
 - **(2)** Optuna: {peer_call}, the same limit and patience; study
   `MedianPruner(n_startup_trials={median["after_trials"]}, n_warmup_steps={median["warmup"]})`,
