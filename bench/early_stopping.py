@@ -370,7 +370,7 @@ def report(results: Results, seeds: int, quick: bool) -> None:
   every side evaluates the same {n_trials} configurations (those tunefleet's random search
   draws; Optuna's side has them enqueued in that order). Median (min..max) over the seeds.
 - **Early stopping**: `early_stopping: {{rounds: {stop["rounds"]}, max_rounds: <the limit>}}`,
-  the limit {limit} (where the validation curves peak: see "What the early-stopping numbers
+  the limit {limit} (above where the validation curves peak: see "What the early-stopping numbers
   say"), the metric the one matching the scorer ({metrics}). **+ median
   rule**: the same with `median: {{warmup: {median["warmup"]}, after_trials:
   {median["after_trials"]}, rounds: {median["rounds"]}}}`.
