@@ -1,5 +1,5 @@
 # Benchmarks (bench/) and the load test (loadtest/); numbers go to docs/benchmarks.md.
-.PHONY: bench bench-quick bench-adaptive bench-early-stopping load
+.PHONY: bench bench-quick bench-adaptive bench-early-stopping bench-early-stopping-lightgbm load
 
 BENCH_REPS ?= 3
 LOAD_USERS ?= 20
@@ -19,6 +19,9 @@ bench-adaptive: services-install ## Adaptive search: tunefleet's TPE and ASHA ag
 
 bench-early-stopping: services-install ## Early stopping against an n_estimators grid (families) and Optuna's pruning over xgb.cv, 2 datasets, 3 seeds -> docs/benchmarks.md
 	$(UV) run --frozen --group peers python -m bench.early_stopping
+
+bench-early-stopping-lightgbm: services-install ## The same with LightGBM (Optuna's LightGBMPruningCallback over lgb.cv) -> docs/benchmarks.md
+	$(UV) run --frozen --group peers python -m bench.early_stopping --library lightgbm
 
 load: services-install ## Locust: LOAD_USERS worker stand-ins x LOAD_RATE results/s for LOAD_TIME -> docs
 	mkdir -p .tunefleet

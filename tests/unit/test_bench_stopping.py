@@ -10,7 +10,9 @@ from tunefleet_contract.search.ids import trial_id
 from tunefleet_runtime.validation import parse_spec
 
 from bench.stopping import Run, Trial, bars, grid_spec, paired, random_points, rounds_grid
-from bench.studies import es_rounds, es_spec
+from bench.studies import ES_MAX_ROUNDS, es_rounds, es_spec
+
+QUICK_ROUNDS = es_rounds("classification", quick=True)
 
 
 def _run(best: float, fit_s: float, wall_s: float = 1.0) -> Run:
@@ -22,20 +24,20 @@ def test_the_grid_spec_crosses_the_random_searchs_points_with_the_rounds() -> No
     points = random_points(parse_spec(spec), "xgboost")
     assert len(points) == spec["search"]["xgboost"]["random"]["n_trials"]
     assert all(p["learning_rate"] == 0.1 for p in points)  # fixed parameters included
-    grid = parse_spec(grid_spec(spec, "xgboost", points, "n_estimators", es_rounds(True)))
+    grid = parse_spec(grid_spec(spec, "xgboost", points, "n_estimators", QUICK_ROUNDS))
     assert grid.search["xgboost"].early_stopping is None
-    assert grid.n_trials() == len(points) * len(es_rounds(True))
+    assert grid.n_trials() == len(points) * len(QUICK_ROUNDS)
     # Every planned grid trial is one of the points with one of the rounds, and the points
     # form one family each (one fit per fold scores a point's every n_estimators).
     planned = random_points(grid, "xgboost")
     assert sorted(repr(sorted(p.items())) for p in planned) == sorted(
-        repr(sorted({**p, "n_estimators": n}.items())) for p in points for n in es_rounds(True)
+        repr(sorted({**p, "n_estimators": n}.items())) for p in points for n in QUICK_ROUNDS
     )
     trials = [
         TrialSpec(trial_id=trial_id("s", "xgboost", p), library="xgboost", params=p)
         for p in planned
     ]
-    assert sorted(len(f) for f in families(trials)) == [len(es_rounds(True))] * len(points)
+    assert sorted(len(f) for f in families(trials)) == [len(QUICK_ROUNDS)] * len(points)
 
 
 def test_the_seed_changes_the_points_and_the_median_rule_does_not() -> None:
@@ -44,6 +46,26 @@ def test_the_seed_changes_the_points_and_the_median_rule_does_not() -> None:
     other = random_points(parse_spec(es_spec("regression", 1, quick=True)), "xgboost")
     assert first == again
     assert first != other
+
+
+@pytest.mark.parametrize("dataset", sorted(ES_MAX_ROUNDS))
+def test_the_grid_spans_the_early_stoppings_range_in_ten_equal_steps(dataset: str) -> None:
+    limit = es_spec(dataset, 0)["search"]["xgboost"]["early_stopping"]["max_rounds"]
+    rounds = es_rounds(dataset)
+    assert rounds[-1] == limit
+    assert len(rounds) == 10
+    assert {b - a for a, b in zip([0, *rounds], rounds, strict=False)} == {limit // 10}
+
+
+def test_the_lightgbm_study_draws_its_own_parameters_with_bagging_on() -> None:
+    spec = es_spec("regression", 0, library="lightgbm", median=True)
+    parsed = parse_spec(spec)
+    assert list(parsed.search) == ["lightgbm"]
+    points = random_points(parsed, "lightgbm")
+    assert len(points) == spec["search"]["lightgbm"]["random"]["n_trials"]
+    assert all(p["subsample_freq"] == 1 and "num_leaves" in p for p in points)
+    grid = parse_spec(grid_spec(spec, "lightgbm", points, "n_estimators", es_rounds("regression")))
+    assert grid.n_trials() == len(points) * 10
 
 
 def test_rounds_grid_leaves_out_the_fixed_parameters_and_refuses_a_set_rounds() -> None:

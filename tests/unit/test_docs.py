@@ -78,3 +78,39 @@ def test_nothing_calls_the_collector_the_only_writer() -> None:
         if claim.search(line)
     ]
     assert said == []
+
+
+def _early_stopping() -> str:
+    text = DOC.read_text()
+    return text[
+        text.index("<!-- bench:early-stopping:start -->") : text.index(
+            "<!-- bench:early-stopping:end -->"
+        )
+    ]
+
+
+def _early_stopping_row(start: str) -> str:
+    (row,) = [line for line in DOC.read_text().splitlines() if line.startswith(f"| {start}")]
+    return row
+
+
+def test_the_early_stopping_rows_quote_the_measured_ratios() -> None:
+    """The summary's two early-stopping rows carry the section's per-seed medians: fit seconds
+    over (1)'s (early stopping alone) and Optuna's wall time over early stopping + median
+    rule's, one per dataset."""
+    section = _early_stopping()
+    grid_row = _early_stopping_row("early stopping: XGBoost")
+    peer_row = _early_stopping_row("early stopping + median rule against (2)")
+    fits = re.findall(
+        r"Early stopping against \(1\), per seed: .*?fit seconds over the grid's (\S+)", section
+    )
+    walls = re.findall(
+        r"Early stopping \+ median rule against \(2\), per seed: .*?Optuna's wall time over "
+        r"early stopping \+ median rule's (\S+)",
+        section,
+    )
+    assert len(fits) == len(walls) == 2
+    for fit in fits:
+        assert f"fit seconds {float(fit):.2f}" in grid_row, f"the section says {fit}"
+    for wall in walls:
+        assert f"{wall}" in peer_row, f"the section says {wall}"
