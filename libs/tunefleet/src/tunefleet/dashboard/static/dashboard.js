@@ -11,8 +11,9 @@ window.tf = { updates: [], draws: 0, lastError: null };
 // plotly.js (4.6 MB) loads beside this script, not before it: the page's data is fetched and its
 // tables drawn while the browser still parses it, and only the charts wait for it.
 const plotly = new Promise((resolve) => {
-  if (window.Plotly) resolve(window.Plotly);
-  else document.getElementById("plotly").addEventListener("load", () => resolve(window.Plotly));
+  const ready = () => { window.tf.plotlyAt = performance.now(); resolve(window.Plotly); };
+  if (window.Plotly) ready();
+  else document.getElementById("plotly").addEventListener("load", ready);
 });
 
 function el(tag, attrs, ...children) {
