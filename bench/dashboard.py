@@ -64,22 +64,26 @@ reading only those stored after a moment (5,000 of them) 12.9 s, the same scan; 
 with a limit of 10, 31.0 s; `_id` in 1,000 ids 22.2 s; at 10,000 results each is about a tenth
 of that (0.8 to 2.2 s). A lookup by `_id` alone is handed to SQLite, which still reads the
 table row by row: 3 ms for a trial stored early, 0.3 s for the newest of 20,000, 1.2 to 1.8 s
-for the newest of 100,000. The previous dashboard re-read the whole study, sorted by score, on
+for the newest of 100,000. The first dashboard re-read the whole study, sorted by score, on
 every change, and at 100,000 never answered. Now it reads a study whole once, without a sort
 (the cold paint: that read, and the starts', then the page), keeps it, and follows it by what
-changed: a result the events announce is looked up by its id, and the catch-up for what
-crosses no exchange reads what was stored since the latest result seen, in a thread, at most
-once per 20 times its own duration. The pages' views (progress, best-so-far, leaderboard,
-failures, the table's first view) are kept in order as results come. Of the 3.1 s from a stored
-result to the page at 100,000 (timed by hand in one process, the app under Starlette's
-`TestClient` on a FerretDB of the same study; not part of this benchmark), the follower's poll
-took 1.1 to 1.8 s, nearly all of it that lookup by id, the study's JSON 0.24 to 0.28 s, the
-table's first page 4 to 13 ms; the rest is the poll interval (0.25 s), the event stream and
-the browser, on two cores at a load average of 8 to 11. On MongoDB 7 the
-lookup is one `_id` index probe and `results_since` reads the `revision_stored` index; no
-MongoDB server can be installed on this machine to measure that. The warm first paint is
-mostly the browser's: the same page of a 2,000-trial study took 2.2 s on this machine the same
-hour."""
+changed: a result its worker publishes on the events stream is taken from the event itself as
+the store will keep it (the collector stores the same message; a lookup by id cost 1.2 to 1.8
+s per result here, and a run that looked each one up measured 3.1 s from stored to page), and
+the catch-up for what crosses no exchange reads what was stored since the latest result seen,
+in a thread, at most once per 20 times its own duration. The pages' views (progress,
+best-so-far, leaderboard, failures, the table's first view) are kept in order as results come:
+the study's JSON is served in 17 ms and the table's first page in 4 to 8 ms once kept (20,000
+trials, measured apart). On MongoDB 7 `results_since` reads the `revision_stored` index; no
+MongoDB server can be installed on this machine to measure that.
+
+**The warm first paint is the browser's, and most of it is plotly.js.** In the same headless
+Chromium, with a 2,000-trial study, plotly.js (4.6 MB, loaded beside the page's data rather
+than before it) was ready 1.03 to 1.36 s after navigation began and the page drawn 0.1 to 0.2
+s later; the page's own requests had all answered by 0.55 s (with 20,000 trials). So the first
+paint is not under a second here, at any size: a smaller plotly.js build for the study page's
+first chart is what would bring it there, and is not built. optuna-dashboard's first paint is
+bound by its server's read of the study on every load."""
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
