@@ -20,6 +20,7 @@ from bench import (
     overhead,
     preemption,
     profile,
+    storm,
     submission,
 )
 
@@ -32,7 +33,7 @@ BENCHMARKS = {
     "footprint": footprint.run,
     "datasets": datasets.run,
     "preemption": preemption.run,
-    "preemption-storm": preemption.storm,
+    "preemption-storm": storm.run,
 }
 
 
