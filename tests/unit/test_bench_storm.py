@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from typing import Any
 
 import pytest
@@ -40,8 +41,8 @@ def test_notices_come_within_the_interval_and_a_sigkill_after_the_grace(
 ) -> None:
     clock = [1000.0]
     sent: list[tuple[int, int]] = []
-    monkeypatch.setattr(storm.time, "time", lambda: clock[0])
-    monkeypatch.setattr(storm.os, "kill", lambda pid, sig: sent.append((pid, sig)))
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    monkeypatch.setattr(os, "kill", lambda pid, sig: sent.append((pid, sig)))
     notices = Notices(Scale(every_s=(20.0, 60.0), grace_s=30.0), seed=0)
     notices.took_trial(7)
     assert 1020.0 <= notices.due[7] <= 1060.0
