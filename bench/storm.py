@@ -160,6 +160,7 @@ class Outcome:
     dead_letters: int = 0
     trial_fit_s: float = 0.0  # the median trial's fit seconds
     timed_out: bool = False  # cut at `Scale.timeout_s` with trials unfinished
+    command: str = ""  # the command line of the run
 
     @property
     def share(self) -> float:
@@ -249,14 +250,16 @@ def _tunefleet(services: Any, side: str, scale: Scale, seed: int) -> Outcome:
         record = run.client.study_record(study)
         stopped_at = {workers[pid][1]: at for pid, at in notices.exited.items()}
         wasted = sum(run.client.wasted(record, results, stopped_at=stopped_at).values())
+        work = sum((r.fit_time_s or 0.0) + (r.score_time_s or 0.0) for r in results)
         if timed_out:
-            wasted += _unfinished_waste(db, study, {r.trial_id for r in results}, stopped_at)
+            lost, kept = _unfinished(db, study, {r.trial_id for r in results}, stopped_at)
+            wasted, work = wasted + lost, work + kept
         planned = set(run.client.store.planned_trials(study, 0))
         ids = [d["_id"] for d in docs]
         return Outcome(
             side=side,
             wall_s=wall,
-            work_s=sum((r.fit_time_s or 0.0) + (r.score_time_s or 0.0) for r in results),
+            work_s=work,
             wasted_s=wasted,
             notices=len(notices.noticed),
             kills=notices.kills,
@@ -271,11 +274,12 @@ def _tunefleet(services: Any, side: str, scale: Scale, seed: int) -> Outcome:
         )
 
 
-def _unfinished_waste(
+def _unfinished(
     db: Any, study: str, finished: set[str], stopped_at: dict[str, float]
-) -> float:
-    """What the ended deliveries of the trials that have no result ran, less the folds they
-    checkpointed (the deliveries still running at the cut are counted nowhere)."""
+) -> tuple[float, float]:
+    """For the trials that have no result at the cut: what their ended deliveries ran less the
+    folds they checkpointed (the deliveries still running count nowhere), and the seconds of
+    the folds checkpointed (the progress kept)."""
     starts = [trial_start(d) for d in db.starts.find({"study_id": study})]
     folds = [fold_record(d) for d in db.folds.find({"study_id": study})]
     wasted = 0.0
@@ -289,7 +293,12 @@ def _unfinished_waste(
             if f.trial_id == s.trial_id and f.worker == s.worker and s.started_at <= f.finished_at
         )
         wasted += max(0.0, end - s.started_at - kept)
-    return wasted
+    progress = {
+        (f.trial_id, f.fold): f.fit_time_s + f.score_time_s
+        for f in folds
+        if f.trial_id not in finished
+    }
+    return wasted, sum(progress.values())
 
 
 def _ray(side: str, scale: Scale, seed: int) -> Outcome:
@@ -390,7 +399,9 @@ def ray_outcome(
     )
 
 
-def run_sides(sides: list[str], scale: Scale, reps: int) -> dict[str, list[Outcome]]:
+def run_sides(
+    sides: list[str], scale: Scale, reps: int, command: str = ""
+) -> dict[str, list[Outcome]]:
     """Every side `reps` times; a side that fails is said so and left out of the table (the
     others' runs are long: they are kept)."""
     check_sides(sides, scale)
@@ -403,9 +414,11 @@ def run_sides(sides: list[str], scale: Scale, reps: int) -> dict[str, list[Outco
             except Exception as exc:  # reported; the other sides go on
                 print(f"{side}: failed: {exc!r}", flush=True)
                 return
-            outcomes.setdefault(side, []).append(outcome)
+            outcomes.setdefault(side, []).append(replace(outcome, command=command))
             print(f"{side}: {outcome}", flush=True)
-            save_json("storm", {k: [asdict(o) for o in v] for k, v in outcomes.items()})
+            save_json(
+                "storm", {k: [asdict(o) for o in v] for k, v in {**_saved(), **outcomes}.items()}
+            )
 
     tunefleet = [s for s in sides if s != "ray"]
     if tunefleet:
@@ -445,7 +458,9 @@ def report(outcomes: dict[str, list[Outcome]], scale: Scale, reps: int, command:
                 else Spread.of([r.wall_s for r in runs]).fmt(1, " s")
                 if len(runs) > 1
                 else f"{runs[0].wall_s:.1f} s",
-                f"{statistics.median(r.trial_fit_s for r in runs):.1f} s",
+                f"{statistics.median(r.trial_fit_s for r in runs):.1f} s"
+                if all(r.trial_fit_s for r in runs)
+                else "-",
             ]
         )
     base = outcomes.get("none")
@@ -515,6 +530,7 @@ def report(outcomes: dict[str, list[Outcome]], scale: Scale, reps: int, command:
             rows,
         )
         + ratios
+        + _commands(outcomes, command)
     )
     write_section(
         "preemption-storm",
@@ -524,11 +540,21 @@ def report(outcomes: dict[str, list[Outcome]], scale: Scale, reps: int, command:
     )
 
 
+def _commands(outcomes: dict[str, list[Outcome]], command: str) -> str:
+    """Where a side's runs came from another command (`--merge`), which."""
+    by: dict[str, list[str]] = {}
+    for side, runs in outcomes.items():
+        by.setdefault(runs[0].command or command, []).append(SIDES[side].label)
+    if list(by) == [command]:
+        return ""
+    return "\n\nRuns: " + "; ".join(f"{', '.join(s)}: `{c}`" for c, s in by.items()) + "."
+
+
 def run(reps: int, quick: bool) -> None:
     """`python -m bench preemption-storm`: every side this checkout has, at the defaults."""
     scale = QUICK if quick else Scale()
     sides = [s for s in SIDES if s != "rounds" or _accepts(scale, s)]
-    report(run_sides(sides, scale, reps), scale, reps, common.command_line())
+    report(run_sides(sides, scale, reps, common.command_line()), scale, reps, common.command_line())
 
 
 def _accepts(scale: Scale, side: str) -> bool:
@@ -564,6 +590,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--grace", type=float, help="seconds from SIGTERM to SIGKILL")
     parser.add_argument("--ray-every", type=int, help="rounds between Ray's checkpoints")
     parser.add_argument("--timeout", type=float, help="seconds a side may run before it is cut")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the last run's other sides in the table (from its saved JSON)",
+    )
     args = parser.parse_args(argv)
     scale = QUICK if args.quick else Scale()
     given = {
@@ -586,7 +617,19 @@ def main(argv: list[str] | None = None) -> None:
     command = "uv run --group peers python -m bench.storm " + " ".join(
         sys.argv[1:] if argv is None else argv
     )
-    report(run_sides(sides, scale, args.reps), scale, args.reps, command.strip())
+    outcomes = run_sides(sides, scale, args.reps, command.strip())
+    if args.merge:
+        outcomes = {**_saved(), **outcomes}
+    report(outcomes, scale, args.reps, command.strip())
+
+
+def _saved() -> dict[str, list[Outcome]]:
+    """The outcomes the last run saved (`save_json`), by side."""
+    path = common.REPORT.parent / f".{common.REPORT.stem}-storm.json"
+    if not path.exists():
+        return {}
+    found = json.loads(path.read_text())
+    return {side: [Outcome(**o) for o in runs] for side, runs in found.items()}
 
 
 if __name__ == "__main__":
