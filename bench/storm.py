@@ -317,9 +317,9 @@ def _ray(side: str, scale: Scale, seed: int) -> Outcome:
         seen, started = 0, time.time()
         while driver.poll() is None:
             if time.time() - started > scale.timeout_s:
-                driver.terminate()
-                driver.wait(60)
-                raise TimeoutError(f"ray: the study did not finish in {scale.timeout_s:.0f} s")
+                driver.terminate()  # Ray's driver takes its raylet and workers down with it
+                driver.wait(120)
+                break
             events = _events(log)
             for event in events[seen:]:
                 if event["event"] == "start" and _is_ray(int(event["pid"])):
@@ -327,12 +327,17 @@ def _ray(side: str, scale: Scale, seed: int) -> Outcome:
             seen = len(events)
             notices.tick(psutil.pid_exists)
             time.sleep(0.2)
-        if driver.returncode != 0 or not out.exists():
+        cut = time.time() - started > scale.timeout_s
+        if not cut and (driver.returncode != 0 or not out.exists()):
             tail = (Path(tmp) / "driver.log").read_text(errors="replace")[-3000:]
             raise RuntimeError(f"ray driver failed ({driver.returncode}): {tail}")
         notices.tick(psutil.pid_exists)
-        result = json.loads(out.read_text())
-        return ray_outcome(side, _events(log), notices, result, scale.trials)
+        events = _events(log)
+        if cut:  # what finished, from the trainable's own log
+            done = {e["trial"] for e in events if e["event"] == "done"}
+            result = {"wall_s": time.time() - started, "finished": len(done)}
+            return replace(ray_outcome(side, events, notices, result, scale.trials), timed_out=True)
+        return ray_outcome(side, events, notices, json.loads(out.read_text()), scale.trials)
 
 
 def _events(log: Path) -> list[dict[str, Any]]:
@@ -383,10 +388,15 @@ def ray_outcome(
         wasted += max(0.0, end - a["start"] - a["kept"])
     done = [attempts[k] for k in order if attempts[k]["done"]]
     finished_trials = {k[0] for k in order if attempts[k]["done"]}
+    progress = {  # the training the last checkpoint of each unfinished trial keeps
+        int(e["trial"]): float(e.get("work_s", 0.0))
+        for e in events
+        if e["event"] == "checkpoint" and int(e["trial"]) not in finished_trials
+    }
     return Outcome(
         side=side,
         wall_s=float(result["wall_s"]),
-        work_s=sum(a["work_s"] for a in done),
+        work_s=sum(a["work_s"] for a in done) + sum(progress.values()),
         wasted_s=wasted,
         notices=len(notices.noticed),
         kills=notices.kills,

@@ -69,7 +69,7 @@ def trainable(config: dict[str, Any]) -> None:
             if booster is not None:
                 booster.save_model(str(Path(where) / "booster.ubj"))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(where))
-        _log(log, event="checkpoint", trial=index, attempt_work_s=attempt_s)
+        _log(log, event="checkpoint", trial=index, attempt_work_s=attempt_s, work_s=state["work_s"])
 
     while state["fold"] < FOLDS:
         fold = folds.fold(state["fold"])

@@ -99,8 +99,11 @@ def test_ray_counts_a_trial_finished_twice_and_one_never_finished() -> None:
         _event("done", 0, 12, 12.0, work_s=10.0, fit_s=9.0),
         # no exit recorded: it ran until the trial's next attempt
         _event("start", 1, 13, 0.0, restored=False),
-        _event("start", 1, 14, 8.0, restored=False),
+        _event("checkpoint", 1, 13, 3.5, attempt_work_s=3.0, work_s=3.0),
+        _event("start", 1, 14, 8.0, restored=True),
     ]
     outcome = ray_outcome("ray", events, Notices(QUICK, 0), {"wall_s": 9, "finished": 1}, 2)
     assert (outcome.finished, outcome.lost, outcome.duplicated) == (1, 1, 1)
-    assert outcome.wasted_s == pytest.approx(8.0)
+    assert outcome.wasted_s == pytest.approx(5.0)
+    # the unfinished trial's progress its checkpoint keeps is work, not waste
+    assert outcome.work_s == pytest.approx(23.0)
