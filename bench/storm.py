@@ -164,7 +164,8 @@ class Outcome:
 
     @property
     def share(self) -> float:
-        return self.wasted_s / (self.wasted_s + self.work_s) if self.work_s else 0.0
+        spent = self.wasted_s + self.work_s
+        return self.wasted_s / spent if spent else 0.0
 
 
 class Notices:
