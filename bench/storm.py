@@ -8,7 +8,8 @@ Ray Tune's `FailureConfig` on the same trials:
 (`python -m bench preemption-storm [--reps N] [--quick]` runs every side at the defaults.)
 
 A study of long XGBoost trials (one core each; 5,000 rounds on 16,000 rows per fold, 5 folds:
-over a minute of training per trial on this machine) runs on `workers` worker processes, one
+about 50 s of training per trial on an idle core of this machine, 60 to 150 s under its usual
+load; `--rounds 8000` for a minute and more on an idle core) runs on `workers` worker processes, one
 core each. Each worker gets SIGTERM a random `every` seconds after it took its first trial,
 has `grace` seconds (SIGKILL after them, as Kubernetes does), and is replaced as soon as it
 exited, for the whole study. A side is a value of the study's checkpoint setting:
