@@ -21,6 +21,7 @@ from bench import (
     preemption,
     profile,
     round_checkpoints,
+    storm,
     submission,
 )
 
@@ -33,7 +34,7 @@ BENCHMARKS = {
     "footprint": footprint.run,
     "datasets": datasets.run,
     "preemption": preemption.run,
-    "preemption-storm": preemption.storm,
+    "preemption-storm": storm.run,
     "round-checkpoints": round_checkpoints.run,
 }
 

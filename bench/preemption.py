@@ -1,6 +1,6 @@
 """What a preemption costs a long trial, with fold checkpoints and without:
-`uv run python -m bench preemption [--reps N] [--quick]`; and a storm of them on a study
-(`storm`: `uv run python -m bench preemption-storm`).
+`uv run python -m bench preemption [--reps N] [--quick]` (a storm of them on a study:
+`bench.storm`).
 
 One XGBoost trial of `FOLDS` folds (breast_cancer, many rounds, so that a fold takes about a
 second and a half) runs on a worker that is stopped (as SIGTERM stops it) once `j` folds are
@@ -16,7 +16,6 @@ in XGBoost), against the dev services' RabbitMQ and FerretDB, one namespace per 
 
 from __future__ import annotations
 
-import random
 import statistics
 import threading
 import time
@@ -24,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from tunefleet.client import Client
-from tunefleet.cost import wasted_seconds
 from tunefleet_collector.collector import Collector
 from tunefleet_publisher.publisher import Publisher
 from tunefleet_runtime.settings import (
@@ -32,7 +30,6 @@ from tunefleet_runtime.settings import (
     PublisherSettings,
     WorkerSettings,
 )
-from tunefleet_runtime.store.documents import fold_record, trial_start
 from tunefleet_runtime.store.mongo import connect_store
 from tunefleet_worker import foldcache
 from tunefleet_worker.training import warm_up
@@ -221,148 +218,3 @@ def run(reps: int, quick: bool) -> None:
         )
     )
     write_section("preemption", "Preemption: fold checkpoints", body)
-
-
-# -- a preemption storm: `uv run python -m bench preemption-storm [--reps N] [--quick]` --------
-
-STORM_TRIALS, STORM_WORKERS, STORM_TRIAL_S, STORM_EVERY_S, STORM_S = 12, 3, 6.0, (3.0, 9.0), 40.0
-
-
-@dataclass(frozen=True)
-class StormOutcome:
-    wall_s: float  # submit to the last stored result
-    work_s: float  # the results' fit and score seconds: what each trial needs once
-    wasted_s: float  # `tunefleet.cost.wasted_seconds`, with each worker's stop time
-    stops: int
-    preemptions: int
-    resumed_folds: int
-
-
-def _storm(services: Any, checkpoints: bool, seed: int, trials: int) -> StormOutcome:
-    """A study of noop trials (the sleep spread over the folds) on STORM_WORKERS worker threads,
-    each stopped (as SIGTERM stops it: it hands its trial back) a random STORM_EVERY_S after
-    it took its first trial and replaced at once, for STORM_S seconds; then calm until the end.
-    Without checkpoints (`TUNEFLEET_CHECKPOINT_MIN_S` above any fold) a handed-back trial
-    starts again from its first fold."""
-    rng = random.Random(seed)
-    settings = isolated(services)
-    spec = {
-        "name": "storm",
-        "dataset": "iris",
-        "cv": {"folds": FOLDS, "seed": 0},
-        "chunk_size": 1,
-        "search": {
-            "noop": {
-                "fixed": {"sleep_s": STORM_TRIAL_S},
-                "grid": {"score": [round(0.01 * (i + 1), 2) for i in range(trials)]},
-            }
-        },
-    }
-    running = [
-        _Thread(Collector(CollectorSettings(**settings.model_dump()))),
-        _Thread(Publisher(PublisherSettings(**settings.model_dump()))),
-    ]
-    db = connect_store(settings)
-    workers: dict[int, tuple[str, _Thread]] = {}
-    due: dict[int, float | None] = {}
-    stopped_at: dict[str, float] = {}
-    count = 0
-
-    def spawn(slot: int) -> None:
-        nonlocal count
-        count += 1
-        name = f"w{count}"
-        worker = Worker(
-            WorkerSettings(
-                **settings.model_dump(),
-                tunefleet_worker_name=name,
-                tunefleet_grace_period_s=0.5,
-                tunefleet_checkpoint_min_s=0.0 if checkpoints else 3600.0,
-            )
-        )
-        workers[slot], due[slot] = (name, _Thread(worker)), None
-
-    try:
-        client = Client(settings)
-        for slot in range(STORM_WORKERS):
-            spawn(slot)
-        started = time.time()
-        study = str(client.submit(spec))
-        while db.trials.count_documents({"study_id": study}) < trials:
-            if time.time() - started > 900:
-                raise TimeoutError("the storm's study did not finish in 900 s")
-            for slot, (name, thread) in list(workers.items()):
-                when = due[slot]
-                if when is None:
-                    if db.starts.find_one({"worker": name}) is not None:
-                        due[slot] = time.monotonic() + rng.uniform(*STORM_EVERY_S)
-                    continue
-                if time.time() - started < STORM_S and time.monotonic() >= when:
-                    thread.stop()
-                    stopped_at[name] = time.time()
-                    spawn(slot)
-            time.sleep(0.1)
-        wall = max(float(d["stored_at"]) for d in db.trials.find({"study_id": study})) - started
-        results = client.trials(study)
-        starts = [trial_start(d) for d in db.starts.find({"study_id": study})]
-        folds = [fold_record(d) for d in db.folds.find({"study_id": study})]
-        wasted = sum(wasted_seconds(results, starts, folds, stopped_at).values())
-        return StormOutcome(
-            wall_s=wall,
-            work_s=sum((r.fit_time_s or 0.0) + (r.score_time_s or 0.0) for r in results),
-            wasted_s=wasted,
-            stops=len(stopped_at),
-            preemptions=sum(max(0, r.attempts - 1) for r in results),
-            resumed_folds=sum(r.resumed_folds or 0 for r in results),
-        )
-    finally:
-        for service in running + [thread for _, thread in workers.values()]:
-            service.stop()
-        db.client.drop_database(settings.mongodb_database)
-        _delete_queues(settings)
-
-
-def storm(reps: int, quick: bool) -> None:
-    trials = 6 if quick else STORM_TRIALS
-    rows = []
-    medians: list[tuple[float, float]] = []  # (wasted, wall), without checkpoints then with
-    with services_up() as services:
-        for checkpoints in (False, True):
-            runs = [_storm(services, checkpoints, seed, trials) for seed in range(reps)]
-            for r in runs:
-                print(f"checkpoints {'on' if checkpoints else 'off'}: {r}", flush=True)
-            wasted = Spread.of([r.wasted_s for r in runs])
-            medians.append((wasted.median, statistics.median(r.wall_s for r in runs)))
-            share = Spread.of([r.wasted_s / (r.wasted_s + r.work_s) for r in runs])
-            rows.append(
-                [
-                    "fold checkpoints" if checkpoints else "none",
-                    "/".join(str(r.stops) for r in runs),
-                    "/".join(str(r.resumed_folds) for r in runs),
-                    wasted.fmt(1, " s"),
-                    f"{share.median:.0%} ({min(share.values):.0%}..{max(share.values):.0%})",
-                    Spread.of([r.wall_s for r in runs]).fmt(1, " s"),
-                ]
-            )
-    body = (
-        f"A study of {trials} noop trials of {STORM_TRIAL_S:.0f} s each ({FOLDS} folds of "
-        f"{STORM_TRIAL_S / FOLDS:.1f} s, one trial per message) on {STORM_WORKERS} workers "
-        "(threads of this process), each stopped as SIGTERM stops it (0.5 s of grace, then the "
-        f"hand-back) a random {STORM_EVERY_S[0]:.0f} to {STORM_EVERY_S[1]:.0f} s after it took "
-        f"its first trial and replaced at once, for the first {STORM_S:.0f} s; then no more "
-        "stops until the study ends. Without checkpoints (`TUNEFLEET_CHECKPOINT_MIN_S` above "
-        "any fold) a handed-back trial starts from its first fold. Wasted: "
-        "`tunefleet.cost.wasted_seconds` with each worker's stop time (what the handed-back "
-        "deliveries ran, less the folds they checkpointed for a later one); its share of all "
-        "worker seconds (wasted + the results' fit and score seconds); wall: submit to the "
-        f"last stored result. Median (min..max) of {reps} runs each, the same stop seeds for "
-        "both; stops and folds resumed per run. Issue 21 also asks for Ray Tune's "
-        "`FailureConfig` with a checkpointing trainable on the same trials: not measured here.\n\n"
-        + table(
-            ["checkpoints", "stops", "folds resumed", "wasted", "wasted share", "wall"],
-            rows,
-        )
-        + f"\n\nRatio of the medians, fold checkpoints / none: wasted "
-        f"{medians[1][0] / medians[0][0]:.2f}, wall {medians[1][1] / medians[0][1]:.2f}."
-    )
-    write_section("preemption-storm", "Preemption storm: fold checkpoints on and off", body)
