@@ -546,7 +546,7 @@ def report(outcomes: dict[str, list[Outcome]], scale: Scale, reps: int, command:
     )
     write_section(
         "preemption-storm",
-        "Preemption storm: no checkpoints, fold checkpoints, Ray Tune",
+        "Preemption storm: no checkpoints, fold and round checkpoints, Ray Tune",
         body,
         command,
     )

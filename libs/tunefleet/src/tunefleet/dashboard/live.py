@@ -2,9 +2,10 @@
 
 The dashboard shows what is stored (its tables and figures are computed from the store's
 results), or, for a study a page keeps, a result as its worker reported it on the events stream,
-which is the message the collector stores. A page is told of a change once the dashboard has it. One follower per server keeps a change token per recent study (its
-revision, whether it is cancelled, how many results it has) and tells every page's event
-stream which studies changed; the page fetches what it shows of them again.
+which is the message the collector stores. A page is told of a change once the dashboard has it.
+One follower per server keeps a change token per recent study (its revision, whether it is
+cancelled, how many results it has) and tells every page's event stream which studies changed;
+the page fetches what it shows of them again.
 
 What it reads, and when: every `interval_s`, the recent studies' records (one small query),
 and a count of the results of each study that the events exchange says is active (an event of

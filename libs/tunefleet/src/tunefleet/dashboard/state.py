@@ -7,11 +7,12 @@ on SQLite counts them in 18 s), so it is read whole only once per revision: afte
 result the events stream reports is taken as the store will keep it (`StudyResults.reported`:
 the first of its trial, or one that beats it by `rules.merge`), with no read at all (a lookup by
 id scans on FerretDB too: 1.2 to 1.8 s at 100,000 results); results only announced are looked
-up by their ids (`Store.results_of`, the primary key), and a periodic catch-up reads what was stored since the latest result seen
-(`Store.results_since`, with a margin), which finds what crosses no exchange (trials failed from
-the dead-letter queue). A result that replaces another (a done one after a failed one) replaces
-it here too. `StudyResults.apply` is the one way in, so the state after any sequence of reads is
-the state a full read of the same results builds (tests/unit/test_dashboard_state.py).
+up by their ids (`Store.results_of`, the primary key), and a periodic catch-up reads what was
+stored since the latest result seen (`Store.results_since`, with a margin), which finds what
+crosses no exchange (trials failed from the dead-letter queue). A result that replaces another
+(a done one after a failed one) replaces it here too. `StudyResults.apply` is the one way in, so
+the state after any sequence of reads is the state a full read of the same results builds
+(tests/unit/test_dashboard_state.py).
 """
 
 from __future__ import annotations
