@@ -34,7 +34,7 @@ from tests.support.reference import local_study
 from tests.support.waiting import wait_until
 
 FOLDS = 2
-ROUNDS = 3000  # long enough a fold that the stop finds it in training
+ROUNDS = 12000  # long enough a fold that the stop finds it in training, on a quiet machine too
 FIXED: dict[str, Any] = {"max_depth": 4, "learning_rate": 0.05, "n_jobs": 1}
 SPEC: dict[str, Any] = {
     "name": "rounds",
