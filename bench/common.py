@@ -174,9 +174,14 @@ def in_fresh_process(module: str, side: str, spec: dict[str, Any]) -> dict[str, 
         return json.loads(out.read_text())  # type: ignore[no-any-return]
 
 
+def json_path(name: str) -> Path:
+    """Where `save_json(name, ...)` keeps its raw results: next to the report they belong to."""
+    return REPORT.parent / f".{REPORT.stem}-{name}.json"
+
+
 def save_json(name: str, data: object) -> Path:
     """Raw results for other steps (the scale model), next to the report they belong to."""
-    path = REPORT.parent / f".{REPORT.stem}-{name}.json"
+    path = json_path(name)
     path.write_text(json.dumps(data, indent=2))
     return path
 

@@ -637,7 +637,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _saved() -> dict[str, list[Outcome]]:
     """The outcomes the last run saved (`save_json`), by side."""
-    path = common.REPORT.parent / f".{common.REPORT.stem}-storm.json"
+    path = common.json_path("storm")
     if not path.exists():
         return {}
     found = json.loads(path.read_text())
